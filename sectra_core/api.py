@@ -1,0 +1,203 @@
+"""The client API as operation builders: one function per client method, same name, same arguments.
+
+Both clients (urllib3 and trio) wrap these one-to-one, so adding an endpoint here and to
+:data:`CLIENT_OPERATIONS` gives it to both; a parity test checks that they stay in step.
+Each function is pure: it validates its arguments and returns an :class:`Operation`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import schemas as s
+from .errors import ValidationError
+from .http import HttpResponse
+from .operations import Operation, endpoint
+
+__all__ = [
+    "CLIENT_OPERATIONS",
+    "get_info",
+    "get_image_metadata",
+    "get_image_infos_in_case",
+    "get_image_infos_in_case_by_slide_id",
+    "get_label_image",
+    "get_tile",
+    "get_application",
+    "create_results",
+    "get_result_by_result_id",
+    "get_all_results",
+    "update_results",
+    "set_quality_control",
+]
+
+
+def _flag(value: bool) -> dict[str, str]:
+    return {"includePHI": "true"} if value else {}
+
+
+def _id(value: str, what: str) -> str:
+    if not isinstance(value, str) or not value or value in {".", ".."}:
+        raise ValidationError(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def get_info() -> Operation[s.ApplicationInfo]:
+    """``GET /info``: the server's IA-API and software versions."""
+    return Operation(endpoint("info"))
+
+
+def get_image_metadata(
+    slide_id: str, extended: bool = False, phi: bool = False
+) -> Operation[s.ImageInfo]:
+    """``GET /slides/{slide_id}/info``; ``extended`` adds exam/LIS fields, ``phi`` patient data."""
+    query = {"scope": "extended"} if extended else {}
+    return Operation(
+        endpoint("image_info"), {"slide_id": _id(slide_id, "slide_id")}, query | _flag(phi)
+    )
+
+
+def _issuer(issuer: str | None) -> dict[str, str]:
+    return {"accessionNumberIssuer": issuer} if issuer else {}
+
+
+def get_image_infos_in_case(
+    accession_number: str, phi: bool = False, accession_number_issuer_id: str | None = None
+) -> Operation[list[s.CaseImageInfo]]:
+    """``GET /requests/{accession}/images/info``: every slide of a case (IA-API 1.9+)."""
+    return Operation(
+        endpoint("case_images"),
+        {"accession_number": _id(accession_number, "accession_number")},
+        _flag(phi) | _issuer(accession_number_issuer_id),
+    )
+
+
+def get_image_infos_in_case_by_slide_id(
+    slide_id: str, phi: bool = False, accession_number_issuer_id: str | None = None
+) -> Operation[list[s.CaseImageInfo]]:
+    """``GET /slides/{slide_id}/request/images/info``: every slide of this slide's case (IA-API 1.9+)."""
+    return Operation(
+        endpoint("case_images_by_slide"),
+        {"slide_id": _id(slide_id, "slide_id")},
+        _flag(phi) | _issuer(accession_number_issuer_id),
+    )
+
+
+def _label(data: bytes, response: HttpResponse) -> s.LabelImage | None:
+    # 204: no label stored for this slide ("not all WSI have them", spec §4.8).
+    if response.status == 204:
+        return None
+    return s.LabelImage(data=data, content_type=response.header("content-type", "image/jpeg"))
+
+
+def get_label_image(slide_id: str) -> Operation[s.LabelImage | None]:
+    """``GET /slides/{slide_id}/label``: the label image, or None when the slide has none (204)."""
+    return Operation(endpoint("label"), {"slide_id": _id(slide_id, "slide_id")}, convert=_label)
+
+
+def get_tile(
+    slide_id: str,
+    level: int,
+    col: int,
+    row: int,
+    ext: str = "jpg",
+    focal_plane: str | None = None,
+    optical_path: str | None = None,
+) -> Operation[bytes]:
+    """``GET /images/{slide}_files/{level}/{col}_{row}[_{focal}].{ext}``: one DZI tile's bytes (spec §4.7)."""
+    if min(level, col, row) < 0:
+        raise ValidationError("tile level, col and row must be >= 0")
+    if not ext.isalnum():
+        raise ValidationError(f"tile extension must be alphanumeric, got {ext!r}")
+    params = {"slide_id": _id(slide_id, "slide_id"), "level": str(level), "col": str(col),
+              "row": str(row), "ext": ext}
+    name = "tile"
+    if focal_plane is not None:
+        params["focal_plane"] = focal_plane
+        name = "tile_focal"
+    query = {"opticalPath": optical_path} if optical_path is not None else {}
+    return Operation(endpoint(name), params, query)
+
+
+def get_slide_files(slide_id: str) -> Operation[HttpResponse]:
+    """``GET /slides/{slide_id}/files``: the streamed response; clients save it with a :class:`Download`."""
+    return Operation(endpoint("files"), {"slide_id": _id(slide_id, "slide_id")})
+
+
+def get_application(app_id: str) -> Operation[s.Application]:
+    """``GET /applications/{app_id}``: the application as Sectra has it registered."""
+    return Operation(endpoint("application"), {"app_id": _id(app_id, "app_id")})
+
+
+def create_results(app_id: str, results: s.Result) -> Operation[s.ResultResponse]:
+    """``POST /applications/{app_id}/results``: store a new result; returns it with ``id``/``versionId``."""
+    if not isinstance(results, s.Result):
+        raise ValidationError(f"results must be a Result, got {type(results).__name__}")
+    if isinstance(results, s.ResultResponse):
+        results = results.as_result()
+    return Operation(endpoint("create_result"), {"app_id": _id(app_id, "app_id")}, body=results)
+
+
+def get_result_by_result_id(app_id: str, result_id: int | str) -> Operation[s.ResultResponse]:
+    """``GET /applications/{app_id}/results/{result_id}``: one stored result."""
+    return Operation(
+        endpoint("get_result"),
+        {"app_id": _id(app_id, "app_id"), "result_id": _id(str(result_id), "result_id")},
+    )
+
+
+def get_all_results(wsi_id: str, app_id: str) -> Operation[list[s.ResultResponse]]:
+    """``GET /applications/{app_id}/results/slide/{wsi_id}``: this app's results on a slide, oldest first.
+
+    The argument order (slide first) is the familiar client's.
+    """
+    return Operation(
+        endpoint("slide_results"), {"app_id": _id(app_id, "app_id"), "slide_id": _id(wsi_id, "wsi_id")}
+    )
+
+
+def update_results(
+    app_id: str, result_id: int | str, result: s.Result, version_id: str | None = None
+) -> Operation[s.ResultResponse]:
+    """``PUT /applications/{app_id}/results/{result_id}``: replace a stored result.
+
+    Send the ``versionId`` you last read (taken from ``result`` when it is a
+    :class:`ResultResponse`, or given as ``version_id``); a stale one is answered 409
+    (:class:`~sectra_core.errors.ConflictError`).
+    """
+    if not isinstance(result, s.Result):
+        raise ValidationError(f"result must be a Result, got {type(result).__name__}")
+    if version_id is None and isinstance(result, s.ResultResponse):
+        version_id = result.version_id or None
+    fields: dict[str, Any] = {f: getattr(result, f) for f in s.Result.__struct_fields__}
+    body = s.ResultResponse(id=result_id, version_id=version_id or "", **fields)
+    return Operation(
+        endpoint("update_result"),
+        {"app_id": _id(app_id, "app_id"), "result_id": _id(str(result_id), "result_id")},
+        body=body,
+    )
+
+
+def set_quality_control(slide_id: str, quality_control: s.QualityControl) -> Operation[None]:
+    """``PUT /slides/{slide_id}/qualityControl`` (IA-API 1.10+); reuse the ``versionId`` from the slide info."""
+    if not isinstance(quality_control, s.QualityControl):
+        raise ValidationError("quality_control must be a QualityControl")
+    return Operation(
+        endpoint("quality_control"), {"slide_id": _id(slide_id, "slide_id")}, body=quality_control
+    )
+
+
+#: The operation builders every client exposes as a method of the same name and signature.
+CLIENT_OPERATIONS = (
+    get_info,
+    get_image_metadata,
+    get_image_infos_in_case,
+    get_image_infos_in_case_by_slide_id,
+    get_label_image,
+    get_tile,
+    get_application,
+    create_results,
+    get_result_by_result_id,
+    get_all_results,
+    update_results,
+    set_quality_control,
+)

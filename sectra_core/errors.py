@@ -1,0 +1,187 @@
+"""The SDK's one exception tree.
+
+Every error the SDK raises on purpose derives from :class:`SectraError`::
+
+    SectraError
+    ├── ConfigurationError          bad URL, insecure http without opt-in, bad arguments
+    ├── UnsupportedFeatureError     the negotiated IA-API version lacks the operation
+    ├── TransportError              the request did not get an HTTP answer
+    │   ├── ConnectError            could not connect (DNS, refused, TLS handshake)
+    │   ├── TimeoutError            connect or read timed out
+    │   └── RemoteProtocolError     the server broke HTTP (dropped mid-body, bad framing)
+    ├── HTTPStatusError             an HTTP answer with a status the operation did not expect
+    │   ├── AuthenticationError     401 / 403
+    │   ├── NotFoundError           404
+    │   ├── ConflictError           409 (stale ``versionId``)
+    │   ├── RateLimitedError        429
+    │   └── ServerError             5xx
+    ├── DecodeError                 a body that is not the JSON / shape the operation expects
+    ├── ValidationError             a value the caller built breaks an IA-API rule
+    └── DownloadError               a slide-file download failed; nothing half-written remains
+        ├── MultipartError          malformed or truncated multipart body
+        ├── UnsafeFilenameError     a server-supplied filename that could escape the folder
+        ├── DuplicateFilenameError  two parts (or an existing file) with one name
+        └── DownloadInterrupted     the connection failed mid-file (also a RemoteProtocolError)
+
+Messages never contain the bearer token or PHI: status errors keep only a short, printable excerpt
+of the response body, and the request line never includes headers.
+"""
+
+from __future__ import annotations
+
+import builtins
+
+__all__ = [
+    "SectraError",
+    "ConfigurationError",
+    "UnsupportedFeatureError",
+    "TransportError",
+    "ConnectError",
+    "TimeoutError",
+    "RemoteProtocolError",
+    "HTTPStatusError",
+    "AuthenticationError",
+    "NotFoundError",
+    "ConflictError",
+    "RateLimitedError",
+    "ServerError",
+    "DecodeError",
+    "ValidationError",
+    "DownloadError",
+    "MultipartError",
+    "UnsafeFilenameError",
+    "DuplicateFilenameError",
+    "DownloadInterrupted",
+    "status_error",
+]
+
+#: How much of an error body is kept; enough to read a server's message, too little to leak a payload.
+EXCERPT_LIMIT = 200
+
+
+class SectraError(Exception):
+    """Base class of every exception the SDK raises on purpose."""
+
+
+class ConfigurationError(SectraError, ValueError):
+    """The client or server was set up with values that cannot work (URL, scheme, arguments)."""
+
+
+class UnsupportedFeatureError(SectraError):
+    """The operation does not exist in the IA-API version this client talks to.
+
+    Raised before any request is sent.
+    """
+
+    def __init__(self, operation: str, minimum: str, negotiated: str) -> None:
+        self.operation = operation
+        self.minimum = minimum
+        self.negotiated = negotiated
+        super().__init__(
+            f"{operation} needs IA-API {minimum} or newer; this server speaks {negotiated}"
+        )
+
+
+class TransportError(SectraError):
+    """The request got no (complete) HTTP answer."""
+
+
+class ConnectError(TransportError, ConnectionError):
+    """Could not open a connection to the server."""
+
+
+class TimeoutError(TransportError, builtins.TimeoutError):
+    """A connect or read timeout expired."""
+
+
+class RemoteProtocolError(TransportError):
+    """The server broke the HTTP protocol, for example by closing the connection mid-body."""
+
+
+class HTTPStatusError(SectraError):
+    """The server answered with a status the operation does not accept.
+
+    Attributes: ``status``, ``method``, ``path`` (no query string, no host) and ``body_excerpt``.
+    """
+
+    def __init__(self, status: int, method: str, path: str, body: bytes = b"") -> None:
+        self.status = status
+        self.method = method
+        self.path = path
+        self.body_excerpt = excerpt(body)
+        detail = f": {self.body_excerpt}" if self.body_excerpt else ""
+        super().__init__(f"{method} {path} answered HTTP {status}{detail}")
+
+
+class AuthenticationError(HTTPStatusError):
+    """401 or 403: the token is missing, wrong or expired."""
+
+
+class NotFoundError(HTTPStatusError):
+    """404: no such slide, result, application or endpoint."""
+
+
+class ConflictError(HTTPStatusError):
+    """409: the ``versionId`` sent is not the current one; re-read and retry the update."""
+
+
+class RateLimitedError(HTTPStatusError):
+    """429: the server asks the client to slow down."""
+
+
+class ServerError(HTTPStatusError):
+    """5xx: the server failed."""
+
+
+class DecodeError(SectraError, ValueError):
+    """A body is not valid JSON or not the shape the operation expects.
+
+    The message names the JSON path, e.g. ``$.imageSize.width``.
+    """
+
+
+class ValidationError(SectraError, ValueError):
+    """A value built by the caller breaks an IA-API rule (e.g. a polygon with two points)."""
+
+
+class DownloadError(SectraError):
+    """A slide-file download failed. Files already completed stay; no partial file remains."""
+
+
+class MultipartError(DownloadError):
+    """The multipart body is malformed or ended early."""
+
+
+class UnsafeFilenameError(DownloadError):
+    """The server sent a filename that is empty, '.', '..', or holds control characters."""
+
+
+class DuplicateFilenameError(DownloadError):
+    """Two parts share a filename, or the target exists and neither skip nor overwrite was chosen."""
+
+
+class DownloadInterrupted(DownloadError, RemoteProtocolError):
+    """The connection failed in the middle of a download; the partial file was removed."""
+
+
+_BY_STATUS: dict[int, type[HTTPStatusError]] = {
+    401: AuthenticationError,
+    403: AuthenticationError,
+    404: NotFoundError,
+    409: ConflictError,
+    429: RateLimitedError,
+}
+
+
+def status_error(status: int, method: str, path: str, body: bytes = b"") -> HTTPStatusError:
+    """Build the most specific :class:`HTTPStatusError` subclass for ``status``."""
+    cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else HTTPStatusError)
+    return cls(status, method, path, body)
+
+
+def excerpt(body: bytes, limit: int = EXCERPT_LIMIT) -> str:
+    """A short printable excerpt of ``body``: decoded leniently, whitespace folded, cut at ``limit``."""
+    text = body[: limit * 4].decode("utf-8", "replace")
+    text = " ".join(text.split())
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,250 @@
+"""Writing downloaded slide files safely: sanitised names, atomic renames, progress reports.
+
+The :class:`FileSink` consumes the events of :mod:`sectra_core.multipart` decoders. Each file is
+written to a hidden temporary name in the output folder and renamed only when complete, so a
+failure never leaves a half-written file under the real name. This is plain local-file I/O (no
+network), shared by both clients.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import (
+    DownloadError,
+    DownloadInterrupted,
+    DuplicateFilenameError,
+    TransportError,
+    UnsafeFilenameError,
+)
+from .multipart import NEED_DATA, Finished, PartData, PartEnded, PartStarted
+
+__all__ = ["safe_filename", "Progress", "FileSink", "OnExists", "Download"]
+
+OnExists = Literal["error", "skip", "overwrite"]
+
+_MAX_NAME_BYTES = 255
+
+
+def safe_filename(name: str | None) -> str:
+    """A server-supplied filename, checked for use inside the output folder.
+
+    Backslashes count as separators (Windows names, spec §9.2). A name with a directory part is
+    reduced to its last component, but absolute paths, drive letters and any ``..`` component are
+    refused outright: they only come from a broken or hostile server. Empty, ``.``, ``..``, control
+    characters and names over 255 bytes are refused too. Raises :class:`UnsafeFilenameError`.
+    """
+    if name is None:
+        raise UnsafeFilenameError("the server sent a file without a filename")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise UnsafeFilenameError(f"filename {name!r} contains control characters")
+    normal = name.replace("\\", "/")
+    parts = normal.split("/")
+    if normal.startswith("/") or (len(normal) >= 2 and normal[1] == ":" and normal[0].isalpha()):
+        raise UnsafeFilenameError(f"filename {name!r} is an absolute path")
+    if ".." in parts:
+        raise UnsafeFilenameError(f"filename {name!r} tries to leave the output folder")
+    base = parts[-1]
+    if base in {"", "."}:
+        raise UnsafeFilenameError(f"filename {name!r} names no file")
+    if len(base.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
+        raise UnsafeFilenameError(f"filename {base[:40]!r}... is longer than {_MAX_NAME_BYTES} bytes")
+    return base
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A progress report: the current file and the whole download (totals None when unknown)."""
+
+    filename: str
+    file_bytes: int
+    file_total: int | None
+    bytes_done: int
+    bytes_total: int | None
+    files_done: int
+
+
+class FileSink:
+    """Writes decoder events into ``output_dir``, atomically per file.
+
+    ``on_exists`` decides what happens when the target name already exists: ``"error"``
+    (:class:`DuplicateFilenameError`, the default), ``"skip"`` (keep the existing file, discard
+    the incoming bytes) or ``"overwrite"`` (replace it atomically). ``fallback_name`` names a
+    single file sent without a filename.
+    """
+
+    def __init__(
+        self,
+        output_dir: str | os.PathLike[str],
+        *,
+        on_exists: OnExists = "error",
+        progress: Callable[[Progress], None] | None = None,
+        total: int | None = None,
+        fallback_name: str | None = None,
+    ) -> None:
+        if on_exists not in ("error", "skip", "overwrite"):
+            raise ValueError(f"on_exists must be 'error', 'skip' or 'overwrite', not {on_exists!r}")
+        self.directory = Path(output_dir)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.paths: list[Path] = []
+        self._on_exists = on_exists
+        self._progress = progress
+        self._total = total
+        self._fallback = fallback_name
+        self._seen: set[str] = set()
+        self._file: Any = None
+        self._tmp: str | None = None
+        self._target: Path | None = None
+        self._name = ""
+        self._file_bytes = 0
+        self._file_total: int | None = None
+        self._done_bytes = 0
+        self.finished = False
+
+    def pump(self, decoder: Any) -> None:
+        """Handle every event ``decoder`` has ready."""
+        while True:
+            event = decoder.next_event()
+            if event is NEED_DATA:
+                return
+            if isinstance(event, PartData):
+                self._write(event.data)
+            elif isinstance(event, PartStarted):
+                self._start(event)
+            elif isinstance(event, PartEnded):
+                self._end()
+            elif isinstance(event, Finished):
+                self.finished = True
+
+    @property
+    def current_name(self) -> str | None:
+        """The name of the file being received, if any."""
+        return self._name if self._target is not None else None
+
+    def abort(self) -> None:
+        """Remove the file in progress, if any (completed files stay). Safe to call twice."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._tmp is not None:
+            try:
+                os.unlink(self._tmp)
+            except FileNotFoundError:
+                pass
+            self._tmp = None
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def _start(self, event: PartStarted) -> None:
+        raw = event.filename if event.filename is not None else self._fallback
+        name = safe_filename(raw)
+        if name in self._seen:
+            raise DuplicateFilenameError(f"the server sent {name!r} twice")
+        self._seen.add(name)
+        target = self.directory / name
+        self._name, self._target = name, target
+        self._file_bytes, self._file_total = 0, event.size
+        if target.exists() or target.is_symlink():
+            if self._on_exists == "error":
+                raise DuplicateFilenameError(
+                    f"{target} already exists; pass on_exists='skip' or 'overwrite'"
+                )
+            if self._on_exists == "skip":
+                self.paths.append(target)
+                return
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{name[:100]}.", suffix=".part", dir=self.directory)
+        self._file = os.fdopen(fd, "wb", buffering=0)
+
+    def _write(self, data: bytes | memoryview) -> None:
+        if self._target is None:
+            raise DownloadError("file data arrived before any file started")
+        if self._file is not None:
+            view = memoryview(data)
+            while view:
+                written = self._file.write(view)
+                view = view[written:]
+        self._file_bytes += len(data)
+        self._done_bytes += len(data)
+        if self._progress is not None:
+            self._progress(
+                Progress(self._name, self._file_bytes, self._file_total, self._done_bytes,
+                         self._total, len(self.paths))
+            )
+
+    def _end(self) -> None:
+        target = self._target
+        if target is None:
+            return
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            assert self._tmp is not None
+            if self._on_exists == "error" and target.exists():
+                raise DuplicateFilenameError(f"{target} appeared while it was being downloaded")
+            os.replace(self._tmp, target)
+            self._tmp = None
+            self.paths.append(target)
+        self._target = None
+
+
+class Download:
+    """One ``/slides/{id}/files`` response being saved: the decoder and the sink, wired together.
+
+    Both clients use it the same way::
+
+        download = Download(response.headers, output_dir, fallback_name=slide_id)
+        try:
+            for chunk in response.stream:      # async for, on trio
+                download.feed(chunk)
+            return download.finish()
+        except BaseException as exc:
+            raise download.fail(exc)
+    """
+
+    def __init__(
+        self,
+        headers: Mapping[str, str],
+        output_dir: str | os.PathLike[str],
+        *,
+        on_exists: OnExists = "error",
+        progress: Callable[[Progress], None] | None = None,
+        fallback_name: str | None = None,
+    ) -> None:
+        from .multipart import files_decoder
+
+        length = headers.get("content-length", "").strip()
+        self.decoder = files_decoder(headers)
+        self.sink = FileSink(
+            output_dir,
+            on_exists=on_exists,
+            progress=progress,
+            total=int(length) if length.isdigit() else None,
+            fallback_name=fallback_name,
+        )
+
+    def feed(self, chunk: bytes) -> None:
+        """Decode and write one chunk of the response body."""
+        self.decoder.receive_data(chunk)
+        self.sink.pump(self.decoder)
+
+    def finish(self) -> list[Path]:
+        """Mark the end of the body; returns the saved (or skipped) paths in server order."""
+        self.decoder.receive_data(b"")
+        self.sink.pump(self.decoder)
+        return self.sink.paths
+
+    def fail(self, exc: BaseException) -> BaseException:
+        """Remove the partial file; returns the exception to raise (network failures made specific)."""
+        current = self.sink.current_name
+        self.sink.abort()
+        if isinstance(exc, TransportError) and not isinstance(exc, DownloadError):
+            where = f" while receiving {current!r}" if current else ""
+            err = DownloadInterrupted(f"download interrupted{where}: {exc}")
+            err.__cause__ = exc
+            return err
+        return exc

@@ -1,0 +1,90 @@
+"""Parsing the header values slide downloads depend on: Content-Type and Content-Disposition.
+
+Handles quoted values with backslash escapes, ``;`` inside quotes, case-insensitive parameter
+names and RFC 5987 ``filename*=UTF-8''...`` (preferred over ``filename=`` as RFC 6266 says).
+Sectra's own parser handled none of these (spec §7).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+__all__ = ["parse_header_value", "content_disposition_filename", "boundary_of"]
+
+
+def parse_header_value(value: str) -> tuple[str, dict[str, str]]:
+    """``'multipart/related; boundary="a b"'`` → ``('multipart/related', {'boundary': 'a b'})``.
+
+    Parameter names are lower-cased; the main value is lower-cased and stripped.
+    """
+    items: list[str] = []
+    cur: list[str] = []
+    quoted = escaped = False
+    for ch in value:
+        if escaped:
+            cur.append(ch)
+            escaped = False
+        elif quoted and ch == "\\":
+            cur.append(ch)
+            escaped = True
+        elif ch == '"':
+            cur.append(ch)
+            quoted = not quoted
+        elif ch == ";" and not quoted:
+            items.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    items.append("".join(cur))
+    main = items[0].strip().lower()
+    params: dict[str, str] = {}
+    for item in items[1:]:
+        name, sep, raw = item.partition("=")
+        if not sep:
+            continue
+        name = name.strip().lower()
+        raw = raw.strip()
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+            raw = _unescape(raw[1:-1])
+        params.setdefault(name, raw)
+    return main, params
+
+
+def _unescape(text: str) -> str:
+    out: list[str] = []
+    it = iter(text)
+    for ch in it:
+        out.append(next(it, "") if ch == "\\" else ch)
+    return "".join(out)
+
+
+def _ext_value(raw: str) -> str | None:
+    # RFC 5987: charset'language'percent-encoded
+    charset, sep, rest = raw.partition("'")
+    if not sep:
+        return None
+    _lang, sep, encoded = rest.partition("'")
+    if not sep:
+        return None
+    try:
+        return unquote(encoded, encoding=charset or "utf-8", errors="strict")
+    except (LookupError, UnicodeDecodeError):
+        return None
+
+
+def content_disposition_filename(value: str) -> str | None:
+    """The filename of a ``Content-Disposition`` value (``filename*`` preferred), or None."""
+    if not value:
+        return None
+    _kind, params = parse_header_value(value)
+    if "filename*" in params:
+        ext = _ext_value(params["filename*"])
+        if ext is not None:
+            return ext
+    return params.get("filename")
+
+
+def boundary_of(content_type: str) -> str | None:
+    """The multipart boundary of a ``Content-Type`` value, or None."""
+    _main, params = parse_header_value(content_type)
+    return params.get("boundary") or None

@@ -1,0 +1,309 @@
+"""A sans-IO, incremental decoder for slide-file downloads (spec §4.9, §7).
+
+Feed bytes with ``receive_data`` (``b""`` marks the end of the stream), then pull events with
+``next_event`` until it returns :data:`NEED_DATA`, the h11 way. Two decoders share the events:
+
+* :class:`MultipartDecoder` for ``multipart/related`` (and ``form-data``/``mixed``, which older
+  mocks send): boundaries straddling chunks, binary data containing ``\\r\\n--``, preamble and
+  epilogue, parts with or without headers, truncation detected.
+* :class:`SingleFileDecoder` for one ``application/octet-stream`` file with a top-level
+  ``Content-Disposition``; ``Content-Length`` is checked.
+
+Body data is handed out as zero-copy ``memoryview`` slices of the chunks fed in, so a slide
+streams through in constant memory; consume each event before feeding more data.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from .errors import MultipartError
+from .headers import boundary_of, content_disposition_filename, parse_header_value
+
+__all__ = [
+    "PartStarted",
+    "PartData",
+    "PartEnded",
+    "Finished",
+    "NEED_DATA",
+    "Event",
+    "MultipartDecoder",
+    "SingleFileDecoder",
+    "files_decoder",
+    "MAX_HEADER_BYTES",
+]
+
+#: A part's header block may not exceed this (hostile "huge headers" input).
+MAX_HEADER_BYTES: Final = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PartStarted:
+    """A new file begins. ``filename`` is as sent (unsanitised); ``size`` if the sender declared it."""
+
+    filename: str | None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartData:
+    """Bytes of the current file (a view valid until more data is fed)."""
+
+    data: bytes | memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class PartEnded:
+    """The current file is complete."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The whole body was read and well-formed."""
+
+
+class _NeedData:
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+#: Returned by ``next_event`` when more bytes are needed.
+NEED_DATA: Final = _NeedData()
+
+Event = PartStarted | PartData | PartEnded | Finished | _NeedData
+
+_PREAMBLE, _AFTER_DELIMITER, _HEADERS, _BODY, _DONE = range(5)
+
+
+def _declared_size(headers: Mapping[str, str]) -> int | None:
+    raw = headers.get("content-length", "").strip()
+    return int(raw) if raw.isdigit() else None
+
+
+class MultipartDecoder:
+    """Incremental ``multipart/*`` decoder (RFC 2046 framing as Sectra sends it, spec §7)."""
+
+    def __init__(self, boundary: str | bytes, *, max_header_bytes: int = MAX_HEADER_BYTES) -> None:
+        raw = boundary.encode("latin-1") if isinstance(boundary, str) else bytes(boundary)
+        if not raw or len(raw) > 200:
+            raise MultipartError("multipart boundary is missing or longer than 200 bytes")
+        self._delim = b"\r\n--" + raw
+        self._max_header = max_header_bytes
+        self._state = _PREAMBLE
+        # The preamble buffer starts with CRLF so a body that begins with "--boundary" (no
+        # preamble, the usual case) matches the same delimiter as every later part.
+        self._buf = bytearray(b"\r\n")
+        self._pending = b""
+        self._events: deque[Event] = deque()
+        self._eof = False
+        self._part_bytes = 0
+        self._part_name: str | None = None
+        self.parts = 0
+
+    # --- public ---------------------------------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed the next chunk; ``b""`` means the stream ended (raises if that is too early)."""
+        if self._eof:
+            raise MultipartError("data fed after the end of the stream")
+        if not data:
+            self._eof = True
+            self._end_of_stream()
+            return
+        chunk = data if isinstance(data, bytes) else bytes(data)
+        while chunk and self._state != _DONE:
+            if self._state == _BODY:
+                chunk = self._body(chunk)
+            else:
+                self._buf += chunk
+                chunk = self._framing()
+
+    def next_event(self) -> Event:
+        """The next event, or :data:`NEED_DATA`."""
+        return self._events.popleft() if self._events else NEED_DATA
+
+    # --- framing (small, buffered) ---------------------------------------------------------------
+
+    def _framing(self) -> bytes:
+        """Advance through preamble / delimiter line / headers; return body bytes left over."""
+        buf = self._buf
+        while True:
+            if self._state == _PREAMBLE:
+                i = buf.find(self._delim)
+                if i == -1:
+                    # Keep only what could still be the start of the delimiter.
+                    del buf[: max(0, len(buf) - len(self._delim) + 1)]
+                    return b""
+                del buf[: i + len(self._delim)]
+                self._state = _AFTER_DELIMITER
+            elif self._state == _AFTER_DELIMITER:
+                if len(buf) < 2:
+                    return b""
+                if buf[:2] == b"--":
+                    self._state = _DONE
+                    buf.clear()
+                    self._events.append(Finished())
+                    return b""
+                i = buf.find(b"\r\n")
+                if i == -1:
+                    if len(buf) > 1024:
+                        raise MultipartError("malformed multipart delimiter line")
+                    return b""
+                if buf[:i].strip(b" \t"):
+                    raise MultipartError("unexpected bytes after a multipart boundary")
+                del buf[: i + 2]
+                self._state = _HEADERS
+            elif self._state == _HEADERS:
+                if buf[:2] == b"\r\n":
+                    headers: dict[str, str] = {}
+                    del buf[:2]
+                else:
+                    i = buf.find(b"\r\n\r\n")
+                    if i == -1:
+                        if len(buf) > self._max_header:
+                            raise MultipartError(
+                                f"part headers exceed {self._max_header} bytes"
+                            )
+                        return b""
+                    if i > self._max_header:
+                        raise MultipartError(f"part headers exceed {self._max_header} bytes")
+                    headers = _parse_headers(bytes(buf[:i]))
+                    del buf[: i + 4]
+                self._start_part(headers)
+                rest = bytes(buf)
+                buf.clear()
+                return rest
+            else:
+                return b""
+
+    def _start_part(self, headers: dict[str, str]) -> None:
+        name = content_disposition_filename(headers.get("content-disposition", ""))
+        self._state = _BODY
+        self._part_bytes = 0
+        self._part_name = name
+        self.parts += 1
+        self._events.append(PartStarted(name, headers, _declared_size(headers)))
+
+    # --- body (large, zero-copy) -------------------------------------------------------------
+
+    def _emit(self, data: bytes | memoryview) -> None:
+        if len(data):
+            self._part_bytes += len(data)
+            self._events.append(PartData(data))
+
+    def _end_part(self) -> None:
+        self._events.append(PartEnded())
+        self._state = _AFTER_DELIMITER
+
+    def _body(self, data: bytes) -> bytes:
+        delim = self._delim
+        size = len(delim)
+        pending = self._pending
+        if pending:
+            if len(data) < size:
+                # Too short to settle the junction on its own: merge (both are small).
+                data = pending + data
+            else:
+                joined = pending + data[: size - 1]
+                i = joined.find(delim)
+                if i != -1 and i < len(pending):
+                    self._emit(pending[:i])
+                    self._pending = b""
+                    self._end_part()
+                    return data[i + size - len(pending) :]
+                self._emit(pending)
+            self._pending = b""
+        i = data.find(delim)
+        if i != -1:
+            self._emit(memoryview(data)[:i])
+            self._end_part()
+            return data[i + size :]
+        # Hold back the tail from the first CR that could begin a delimiter; emit the rest.
+        k = data.find(b"\r", max(0, len(data) - size + 1))
+        if k == -1:
+            self._emit(memoryview(data))
+        else:
+            self._emit(memoryview(data)[:k])
+            self._pending = data[k:]
+        return b""
+
+    def _end_of_stream(self) -> None:
+        if self._state == _DONE:
+            return
+        if self._state == _PREAMBLE:
+            raise MultipartError("the body has no multipart boundary (wrong boundary or empty body)")
+        if self._state == _BODY:
+            name = self._part_name or "unnamed part"
+            raise MultipartError(
+                f"stream ended inside {name!r} after {self._part_bytes + len(self._pending)} bytes"
+            )
+        raise MultipartError("stream ended before the closing multipart boundary")
+
+
+def _parse_headers(block: bytes) -> dict[str, str]:
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError:
+        text = block.decode("latin-1")
+    headers: dict[str, str] = {}
+    last = None
+    for line in text.split("\r\n"):
+        if line[:1] in (" ", "\t") and last is not None:
+            headers[last] += " " + line.strip()  # obsolete line folding
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            raise MultipartError("malformed part header line")
+        last = name.strip().lower()
+        headers[last] = value.strip()
+    return headers
+
+
+class SingleFileDecoder:
+    """One file sent as the whole body (``application/octet-stream``, spec §4.9 shape 1)."""
+
+    def __init__(self, filename: str | None, size: int | None = None) -> None:
+        self._events: deque[Event] = deque([PartStarted(filename, {}, size)])
+        self._size = size
+        self._received = 0
+        self._eof = False
+        self.parts = 1
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed the next chunk; ``b""`` means the stream ended."""
+        if self._eof:
+            raise MultipartError("data fed after the end of the stream")
+        if not data:
+            self._eof = True
+            if self._size is not None and self._received != self._size:
+                raise MultipartError(
+                    f"stream ended after {self._received} of {self._size} bytes (Content-Length)"
+                )
+            self._events.extend((PartEnded(), Finished()))
+            return
+        self._received += len(data)
+        if self._size is not None and self._received > self._size:
+            raise MultipartError(f"more bytes than the declared Content-Length {self._size}")
+        self._events.append(PartData(data if isinstance(data, (bytes, memoryview)) else bytes(data)))
+
+    def next_event(self) -> Event:
+        """The next event, or :data:`NEED_DATA`."""
+        return self._events.popleft() if self._events else NEED_DATA
+
+
+def files_decoder(headers: Mapping[str, str]) -> MultipartDecoder | SingleFileDecoder:
+    """The decoder for a ``/slides/{id}/files`` response, chosen from its (lower-case) headers."""
+    content_type = headers.get("content-type", "")
+    main, _params = parse_header_value(content_type)
+    if main.startswith("multipart/"):
+        boundary = boundary_of(content_type)
+        if boundary is None:
+            raise MultipartError(f"{main} response without a boundary parameter")
+        return MultipartDecoder(boundary)
+    filename = content_disposition_filename(headers.get("content-disposition", ""))
+    length = headers.get("content-length", "").strip()
+    return SingleFileDecoder(filename, int(length) if length.isdigit() else None)

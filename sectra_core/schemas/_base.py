@@ -1,0 +1,88 @@
+"""The base of every wire Struct, and the one place where msgspec errors become SDK errors."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, TypeVar
+
+import msgspec
+
+from ..errors import DecodeError
+
+__all__ = ["WireStruct", "decoder", "decode", "encode", "unknown_fields"]
+
+T = TypeVar("T")
+
+
+class WireStruct(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
+    """Base of all IA-API messages: camelCase on the wire, keyword-only, defaults left out on output.
+
+    Subclasses list fields that must never appear in a repr (tokens, PHI) in ``__redact__``.
+    """
+
+    __redact__: ClassVar[frozenset[str]] = frozenset()
+
+    def __repr__(self) -> str:
+        parts = []
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if name in self.__redact__ and value is not None:
+                parts.append(f"{name}=<redacted>")
+            else:
+                parts.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    __str__ = __repr__
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def decoder(type_: Any) -> msgspec.json.Decoder[Any]:
+    """A lenient JSON decoder for ``type_``: unknown fields are ignored (schema evolution, spec §9.2)."""
+    return msgspec.json.Decoder(type_)
+
+
+def decode(dec: msgspec.json.Decoder[T], body: bytes | str, what: str) -> T:
+    """Decode ``body`` with ``dec``; any failure becomes :class:`DecodeError` naming ``what`` and the JSON path."""
+    try:
+        return dec.decode(body)
+    except msgspec.ValidationError as exc:
+        raise DecodeError(f"{what}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"{what}: malformed JSON ({exc})") from None
+
+
+def encode(value: Any) -> bytes:
+    """Encode a Struct (or plain value) as canonical JSON bytes."""
+    return _encoder.encode(value)
+
+
+def unknown_fields(value: Any, raw: Any, path: str = "$") -> list[str]:
+    """JSON paths in ``raw`` (the plain decoded JSON) that ``value`` (the typed decode) has no field for.
+
+    The mock uses this to be strict about what clients send (principle 10) while the client
+    itself stays lenient.
+    """
+    found: list[str] = []
+    if isinstance(value, msgspec.Struct) and isinstance(raw, dict):
+        info = msgspec.structs.fields(type(value))
+        by_wire = {f.encode_name: f.name for f in info}
+        tag_field = type(value).__struct_config__.tag_field
+        for key, sub in raw.items():
+            if key == tag_field:
+                continue
+            if key not in by_wire:
+                found.append(f"{path}.{key}")
+                continue
+            found.extend(unknown_fields(getattr(value, by_wire[key]), sub, f"{path}.{key}"))
+    elif isinstance(value, list) and isinstance(raw, list):
+        for i, (v, r) in enumerate(zip(value, raw)):
+            found.extend(unknown_fields(v, r, f"{path}[{i}]"))
+    elif isinstance(value, list) and isinstance(raw, dict) and len(value) == 1:
+        # A single object normalised into a one-item list (primitive ``content``, spec §5.6).
+        found.extend(unknown_fields(value[0], raw, path))
+    elif isinstance(value, dict) and isinstance(raw, dict):
+        for key, sub in raw.items():
+            if key in value:
+                found.extend(unknown_fields(value[key], sub, f"{path}.{key}"))
+    return found

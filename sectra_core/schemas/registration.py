@@ -1,0 +1,95 @@
+"""App registration, application records, tokens and external-launch data (spec §3, §4.2, §4.3, §5.2, §5.8)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+from ._base import WireStruct
+from .common import CallbackInfo
+
+__all__ = [
+    "InputType",
+    "InputTemplateContent",
+    "InputTemplate",
+    "Registration",
+    "Application",
+    "Token",
+    "LaunchSlide",
+    "LaunchBlock",
+    "LaunchResponse",
+]
+
+
+class InputType:
+    """What an app asks the user to select before it runs."""
+
+    WHOLE_SLIDE: Final = "wholeSlide"
+    TAGGED_POLYGON: Final = "taggedPolygon"
+    MULTI_AREA: Final = "multiArea"
+
+
+class InputTemplateContent(WireStruct):
+    """Extra input settings; for ``taggedPolygon`` the tags the user picks from (may be empty)."""
+
+    tags: list[str] = []
+
+
+class InputTemplate(WireStruct):
+    """What the user must provide: ``wholeSlide``, ``taggedPolygon`` or ``multiArea``."""
+
+    type: str = InputType.WHOLE_SLIDE
+    content: InputTemplateContent | None = None
+
+
+class Registration(WireStruct):
+    """What the app returns on ``GET {appUrl}`` so an administrator can register it (spec §5.2)."""
+
+    application_id: str
+    display_name: str
+    manufacturer: str
+    url: str
+    input_template: InputTemplate = msgspec.field(default_factory=InputTemplate)
+    context: dict[str, Any] = {}
+
+
+class Application(WireStruct):
+    """``GET /applications/{id}``: an application as Sectra knows it (spec §4.10)."""
+
+    application_id: str
+    display_name: str = ""
+    manufacturer: str = ""
+    context: Any = None
+
+
+class Token(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``POST /token`` answer. OAuth-style snake_case on the wire (spec §4.2); the token is never shown."""
+
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int | None = None
+
+    def __repr__(self) -> str:
+        return f"Token(token_type={self.token_type!r}, expires_in={self.expires_in!r})"
+
+
+class LaunchSlide(WireStruct):
+    """A slide in external-launch data."""
+
+    id: str
+    description: str = ""
+
+
+class LaunchBlock(WireStruct):
+    """A block and its slides in external-launch data."""
+
+    name: str = ""
+    slides: list[LaunchSlide] = []
+
+
+class LaunchResponse(WireStruct):
+    """``GET /launchdata``: callback info plus the case's blocks and slides (spec §4.3)."""
+
+    callback_info: CallbackInfo
+    blocks: list[LaunchBlock] = []

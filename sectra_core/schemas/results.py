@@ -1,0 +1,197 @@
+"""Analysis results: primitives, patch collections, attachments (spec §4.11-4.15, §5.6).
+
+Decoding is tolerant of what Sectra itself sends (spec §9.2): primitive ``content`` as one object or
+a list (always a list after decoding), ``null`` context, attachments and actions, a missing
+``applicationVersion``, a result ``id`` given as int or string. Encoding is canonical: lists,
+camelCase, no nulls for absent values.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Union
+
+import msgspec
+
+from ._base import WireStruct
+from .common import Point, Polygon
+
+__all__ = [
+    "Style",
+    "Polyline",
+    "Arc",
+    "Label",
+    "PrimitiveItem",
+    "PrimitiveResult",
+    "PatchStatus",
+    "PatchAction",
+    "Patch",
+    "PatchContent",
+    "PatchCollectionResult",
+    "ResultContent",
+    "ResultData",
+    "Attachment",
+    "AttachmentState",
+    "Result",
+    "ResultResponse",
+    "ResultUpdate",
+]
+
+
+class Style(WireStruct):
+    """Drawing style for every object of a :class:`PrimitiveItem`: CSS colours and a stroke size."""
+
+    stroke_style: str | None = None
+    fill_style: str | None = None
+    size: int | None = None
+
+
+class Polyline(WireStruct):
+    """An open line through at least 2 points."""
+
+    points: list[Point]
+
+
+class Arc(WireStruct):
+    """A circle arc: centre, radius (width-normalised) and start/end angles in radians."""
+
+    center: Point
+    radius: float
+    start_angle: float = 0.0
+    end_angle: float = 6.283185307179586
+
+
+class Label(WireStruct):
+    """A text label; ``location`` is its upper-left corner."""
+
+    location: Point
+    label: str
+
+
+class PrimitiveItem(WireStruct):
+    """A group of drawn objects sharing one style."""
+
+    style: Style | None = None
+    polygons: list[Polygon] = []
+    polylines: list[Polyline] = []
+    arcs: list[Arc] = []
+    labels: list[Label] = []
+
+
+class PrimitiveResult(WireStruct, tag_field="type", tag="primitive"):
+    """Result content of ``type: primitive``: polygons, polylines, arcs and labels."""
+
+    content: list[PrimitiveItem] | PrimitiveItem = []
+
+    def __post_init__(self) -> None:
+        # Sectra's own example apps send a single object here; every typed model sends a list
+        # (spec §5.6 [C]). Accept both, keep one shape in memory and on output.
+        if isinstance(self.content, PrimitiveItem):
+            self.content = [self.content]
+
+
+class PatchStatus(WireStruct):
+    """A status flag of a patch gallery, e.g. ``allowVerify``."""
+
+    value: bool = True
+    message: str | None = None
+
+
+class PatchAction(WireStruct):
+    """A button in the patch gallery; ``state == 1`` in a ``modify`` invocation means it was pressed."""
+
+    id: str
+    state: int = 0
+    name: str = ""
+    tooltip: str = ""
+
+
+class Patch(WireStruct):
+    """One gallery patch: index into ``tags``, centre position, and a sort key."""
+
+    tag: int
+    position: Point
+    sort_key_value: float = 0.0
+
+
+class PatchContent(WireStruct):
+    """The content of a patch-collection result (spec §5.6)."""
+
+    description: str = ""
+    polygons: list[Polygon] = []
+    patches: list[Patch] = []
+    tags: list[str] = []
+    patch_size: int = 64
+    magnification: float = 10.0
+    statuses: dict[str, PatchStatus] | None = None
+    actions: list[PatchAction] | None = None
+
+
+class PatchCollectionResult(WireStruct, tag_field="type", tag="patchCollection"):
+    """Result content of ``type: patchCollection``: a gallery of patches."""
+
+    content: PatchContent = msgspec.field(default_factory=PatchContent)
+
+
+ResultContent = Union[PrimitiveResult, PatchCollectionResult]
+
+
+class ResultData(WireStruct):
+    """The ``data`` of a result: app-private ``context`` and the drawable ``result``.
+
+    ``{}`` decodes too (both fields are optional), as contrib and the downloader accept.
+    """
+
+    context: Any = None
+    result: ResultContent | None = None
+
+
+class AttachmentState:
+    """Attachment states (spec §5.6)."""
+
+    NEW: Final = "new"
+    UPLOAD_IN_PROGRESS: Final = "upload-in-progress"
+    STORED: Final = "stored"
+
+
+class Attachment(WireStruct):
+    """A file attached to a result."""
+
+    name: str
+    state: str = AttachmentState.NEW
+
+
+class Result(WireStruct):
+    """A result as an app stores it (``POST .../results``)."""
+
+    slide_id: str
+    display_result: str | None = None
+    display_properties: dict[str, str | int | float] = {}
+    application_version: str | None = None
+    attachments: list[Attachment] | None = None
+    data: ResultData = msgspec.field(default_factory=ResultData)
+
+
+class ResultResponse(Result, kw_only=True):
+    """A stored result: a :class:`Result` plus the server's ``id`` and ``versionId``.
+
+    ``id`` is kept as the server sent it (int, or string on some servers; spec §9.2).
+    """
+
+    id: int | str
+    version_id: str = ""
+
+    def as_result(self) -> Result:
+        """The same content without ``id``/``versionId``, e.g. to store it on another slide."""
+        fields = {f: getattr(self, f) for f in Result.__struct_fields__}
+        return Result(**fields)
+
+
+class ResultUpdate(Result, kw_only=True):
+    """A ``PUT .../results/{id}`` body as servers must accept it: ``id``/``versionId`` optional.
+
+    Sectra's examples send the whole stored result; contrib and the downloader send a plain
+    :class:`Result` without ``versionId`` (spec §4.13 [C]). The SDK itself always sends both.
+    """
+
+    id: int | str | None = None
+    version_id: str | None = None

@@ -1,0 +1,77 @@
+"""What a transport is, and the options every transport takes (principle 4).
+
+A sync transport has ``handle_request(HttpRequest) -> HttpResponse``, ``close()`` and
+``sleep(seconds)``; a trio transport has ``handle_async_request``, ``aclose()`` and
+``async sleep``. When the request asks for a stream and the status is 2xx, the response's
+``stream`` yields the body in chunks; otherwise ``body`` holds it. Nothing else is required.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from .http import HttpRequest, HttpResponse
+
+__all__ = ["TransportOptions", "SyncTransport", "AsyncTransport", "MockTransport"]
+
+
+@dataclass(frozen=True, slots=True)
+class TransportOptions:
+    """Settings every transport honours.
+
+    ``verify``: TLS verification on (True, the default), off (False), or a CA bundle path.
+    Timeouts in seconds (Sectra's own examples use 6.05 s connect, 60 s read).
+    ``chunk_size``: bytes per streamed chunk. ``pool_size``: connections kept per host.
+    """
+
+    verify: bool | str = True
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    chunk_size: int = 1024 * 1024
+    pool_size: int = 10
+
+
+@runtime_checkable
+class SyncTransport(Protocol):
+    """A blocking transport."""
+
+    def handle_request(self, request: HttpRequest) -> HttpResponse: ...
+    def close(self) -> None: ...
+    def sleep(self, seconds: float) -> None: ...
+
+
+@runtime_checkable
+class AsyncTransport(Protocol):
+    """A trio transport."""
+
+    async def handle_async_request(self, request: HttpRequest) -> HttpResponse: ...
+    async def aclose(self) -> None: ...
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class MockTransport:
+    """A sync transport that answers every request with ``handler(request)``, for unit tests.
+
+    When a request asks for a stream, the handler's ``body`` is handed over as one chunk.
+    """
+
+    def __init__(self, handler: Callable[[HttpRequest], HttpResponse]) -> None:
+        self._handler = handler
+        self.requests: list[HttpRequest] = []
+
+    def handle_request(self, request: HttpRequest) -> HttpResponse:
+        """Record the request and return the handler's answer."""
+        self.requests.append(request)
+        response = self._handler(request)
+        if request.stream and 200 <= response.status < 300 and response.stream is None:
+            response.stream = iter([response.body] if response.body else [])
+            response.body = b""
+        return response
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def sleep(self, seconds: float) -> None:
+        """Does not sleep: tests run at full speed."""

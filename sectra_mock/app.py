@@ -1,0 +1,292 @@
+"""The mock's Quart app, built from the core's endpoint table through a version adapter.
+
+Routes come from :data:`sectra_core.operations.ENDPOINTS` filtered by the adapter (an endpoint the
+emulated version lacks is a 404, as on a real older server); request bodies are decoded with the
+same Structs the client encodes with, strictly (unknown fields are a 400, so client bugs fail
+loudly, principle 10); responses are encoded with the same Structs the client decodes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import math
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from sectra_core import schemas as s
+from sectra_core.errors import DecodeError
+from sectra_core.operations import Endpoint
+
+from .payloads import content_disposition, multipart_length, multipart_parts, png, random_boundary
+from .state import Conflict, Missing
+
+if TYPE_CHECKING:
+    from .server import MockSectraServer
+
+__all__ = ["create_app"]
+
+Handler = Callable[["MockSectraServer", Endpoint, dict[str, Any], dict[str, str], Any], Awaitable[Response]]
+
+
+def error(status: int, message: str) -> Response:
+    """A JSON error answer ``{"error": message}``."""
+    return Response(msgspec.json.encode({"error": message}), status, content_type="application/json")
+
+
+def _json(server: MockSectraServer, ep: Endpoint, value: Any, status: int = 200) -> Response:
+    body = server.adapter.encode_response(ep, value)
+    return Response(body, status, content_type="application/json")
+
+
+def _true(value: str | None) -> bool:
+    # Sectra's downloader sends "True" (Python's str of a bool) and it works (spec §4.4).
+    return (value or "").strip().lower() == "true"
+
+
+async def _stream(chunks: Iterator[bytes]) -> Any:
+    # Blocking reads of page-cached local files; this is the mock, not the client.
+    for chunk in chunks:
+        yield chunk
+
+
+# --- handlers, one per endpoint name -------------------------------------------------------------
+
+
+async def info(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
+    return _json(server, ep, s.ApplicationInfo(api_version=server.api_version, software_version=server.software_version))
+
+
+async def image_info(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
+    info = server.state.slide(p["slide_id"]).info
+    drop: set[str] = set()
+    if q.get("scope", "").lower() != "extended":
+        drop |= s.EXTENDED_FIELDS
+    if not _true(q.get("includePHI")):
+        drop |= s.PHI_FIELDS
+    if drop:
+        info = msgspec.structs.replace(info, **{name: None for name in drop})
+    return _json(server, ep, info)
+
+
+def _case_image(info: s.ImageInfo, phi: bool) -> s.CaseImageInfo:
+    return s.CaseImageInfo(
+        id=info.id, staining=info.staining, block=info.block, specimen=info.specimen,
+        series_instance_uid=info.series_instance_uid, lis_slide_id=info.lis_slide_id if phi else None,
+    )
+
+
+def _case(server: MockSectraServer, accession: str | None, q: dict[str, str]) -> list[s.CaseImageInfo]:
+    issuer = q.get("accessionNumberIssuer")
+    phi = _true(q.get("includePHI"))
+    return [
+        _case_image(sl.info, phi)
+        for sl in server.state.slides()
+        if accession is not None and sl.info.accession_number == accession
+        and (issuer is None or sl.info.accession_number_issuer == issuer)
+    ]
+
+
+async def case_images(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
+    return _json(server, ep, _case(server, p["accession_number"], q))
+
+
+async def case_images_by_slide(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
+    accession = server.state.slide(p["slide_id"]).info.accession_number
+    return _json(server, ep, _case(server, accession, q))
+
+
+async def tile(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
+    info = server.state.slide(p["slide_id"]).info
+    w, h, ts = info.image_size.width, info.image_size.height, info.tile_size.width
+    max_level = math.ceil(math.log2(max(w, h)))
+    level = p["level"]
+    if level > max_level:
+        return error(404, f"level {level} > max level {max_level}")
+    scale = 2 ** (max_level - level)
+    lw, lh = max(1, math.ceil(w / scale)), max(1, math.ceil(h / scale))
+    col, row = p["col"], p["row"]
+    if col * ts >= lw or row * ts >= lh:
+        return error(404, "tile outside the level")
+    size = (min(ts, lw - col * ts), min(ts, lh - row * ts))
+    # Solid PNG tiles of the right size for their level (spec §6). Real servers send the
+    # requested format; generating JPEG needs an encoder the mock does not carry.
+    return Response(png(*size, (200 + level % 50, 150, 200)), 200, content_type="image/png")
+
+
+async def label(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
+    data = server.state.slide(p["slide_id"]).label
+    if data is None:
+        return Response(b"", 204)
+    return Response(data, 200, content_type="image/png")
+
+
+async def files(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
+    sources = server.state.files(p["slide_id"])
+    if len(sources) == 1:
+        only = sources[0]
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Disposition": content_disposition(only.name),
+            "Content-Length": str(only.size),
+        }
+        return Response(_stream(only.chunks()), 200, headers=headers)
+    boundary = random_boundary()
+    headers = {
+        "Content-Type": f"multipart/related; boundary={boundary}",
+        "Content-Length": str(multipart_length(boundary, sources)),
+    }
+    return Response(_stream(multipart_parts(boundary, sources)), 200, headers=headers)
+
+
+async def application(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
+    return _json(server, ep, server.state.application(p["app_id"]))
+
+
+async def create_result(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
+    if server.state.strict:
+        server.state.slide(body.slide_id)
+    return _json(server, ep, server.state.create_result(p["app_id"], body), 201)
+
+
+async def get_result(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
+    return _json(server, ep, server.state.get_result(p["app_id"], p["result_id"]))
+
+
+async def update_result(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
+    if body.id is not None and str(body.id) != p["result_id"]:
+        return error(400, "the body's id does not match the URL")
+    return _json(server, ep, server.state.update_result(p["app_id"], p["result_id"], body))
+
+
+async def slide_results(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
+    return _json(server, ep, server.state.results_for_slide(p["app_id"], p["slide_id"]))
+
+
+async def attachment(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
+    if "name" not in q:
+        return error(400, "query parameter 'name' is required")
+    data = server.state.attachment(p["app_id"], p["result_id"], q["name"])
+    rng = request.headers.get("Range", "")
+    if rng.startswith("bytes="):
+        first, _, last = rng[6:].partition("-")
+        try:
+            start = int(first) if first else max(0, len(data) - int(last))
+            end = int(last) if first and last else len(data) - 1
+        except ValueError:
+            return error(416, "malformed Range")
+        if start >= len(data) or start > end:
+            return error(416, "Range not satisfiable")
+        end = min(end, len(data) - 1)
+        headers = {"Content-Range": f"bytes {start}-{end}/{len(data)}"}
+        return Response(data[start : end + 1], 206, headers=headers, content_type="application/octet-stream")
+    return Response(data, 200, content_type="application/octet-stream")
+
+
+async def quality_control(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
+    server.state.set_quality_control(p["slide_id"], body)
+    return Response(b"", 200)
+
+
+async def token(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
+    auth = request.headers.get("Authorization", "")
+    try:
+        user, _, password = base64.b64decode(auth.removeprefix("Basic "), validate=True).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return error(401, "HTTP Basic credentials required")
+    expected = server.users.get(user)
+    if not auth.startswith("Basic ") or expected is None or not hmac.compare_digest(expected, password):
+        return error(401, "wrong username or password")
+    form = await request.form
+    if form.get("grant_type") != "client_credentials":
+        return error(400, "grant_type must be client_credentials")
+    if not q.get("applicationId"):
+        return error(400, "query parameter 'applicationId' is required")
+    return _json(server, ep, s.Token(access_token=server.token, expires_in=server.token_lifetime))
+
+
+async def launch_data(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
+    missing = [k for k in ("requestId", "sessionToken", "appId") if not q.get(k)]
+    if missing:
+        return error(400, f"missing query parameters: {', '.join(missing)}")
+    if not hmac.compare_digest(q["sessionToken"], server.session_token):
+        return error(401, "unknown session")
+    blocks: dict[str, list[s.LaunchSlide]] = {}
+    for sl in server.state.slides():
+        if sl.info.accession_number == q["requestId"]:
+            name = sl.info.block.display_name if sl.info.block else ""
+            desc = " ".join(x.display_name for x in (sl.info.block, sl.info.staining) if x)
+            blocks.setdefault(name, []).append(s.LaunchSlide(id=sl.info.id, description=desc))
+    value = s.LaunchResponse(
+        callback_info=s.CallbackInfo(url=server.url, token=server.token),
+        blocks=[s.LaunchBlock(name=n, slides=v) for n, v in blocks.items()],
+    )
+    return _json(server, ep, value)
+
+
+HANDLERS: Mapping[str, Handler] = {
+    f.__name__: f  # type: ignore[misc]
+    for f in (
+        info, image_info, case_images, case_images_by_slide, tile, label, files, application,
+        create_result, get_result, update_result, slide_results, attachment, quality_control,
+        token, launch_data,
+    )
+}
+HANDLERS = {**HANDLERS, "tile_focal": tile}
+
+
+def _authorized(server: MockSectraServer, header: str | None) -> bool:
+    expected = f"Bearer {server.token}".encode()
+    return header is not None and hmac.compare_digest(header.encode(), expected)
+
+
+def _view(server: MockSectraServer, ep: Endpoint, handler: Handler) -> Callable[..., Awaitable[Response]]:
+    async def view(**params: Any) -> Response:
+        if ep.auth == "bearer" and not _authorized(server, request.headers.get("Authorization")):
+            return error(401, "missing or wrong bearer token")
+        query = server.adapter.read_query(ep, request.args)
+        body = None
+        if ep.request is not None:
+            raw = await request.get_data(cache=False)
+            try:
+                body = server.adapter.decode_request(ep, raw)
+            except DecodeError as exc:
+                return error(400, str(exc))
+            if server.strict_bodies:
+                unknown = s.unknown_fields(body, msgspec.json.decode(raw))
+                if unknown:
+                    return error(400, f"unknown fields: {', '.join(unknown[:10])}")
+        try:
+            return await handler(server, ep, params, query, body)
+        except Missing as exc:
+            return error(404, str(exc))
+        except Conflict as exc:
+            return error(409, str(exc))
+
+    view.__name__ = f"sectra_{ep.name}"
+    return view
+
+
+def create_app(server: MockSectraServer) -> QuartTrio:
+    """The Quart (trio) app serving every endpoint the server's adapter and version have."""
+    app = QuartTrio("sectra_mock")
+    app.config["MAX_CONTENT_LENGTH"] = 512 * 1024 * 1024
+    for ep in server.endpoints().values():
+        app.add_url_rule(
+            server.adapter.route(ep), endpoint=ep.name, view_func=_view(server, ep, HANDLERS[ep.name]),
+            methods=[ep.method],
+        )
+
+    @app.errorhandler(404)
+    async def not_found(_exc: Exception) -> Response:
+        return error(404, "no such endpoint in this IA-API version")
+
+    @app.errorhandler(405)
+    async def not_allowed(_exc: Exception) -> Response:
+        return error(405, "method not allowed")
+
+    return app

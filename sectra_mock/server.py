@@ -1,0 +1,297 @@
+"""``MockSectraServer``: a faithful stand-in for the Sectra side of the IA-API, for development and tests.
+
+It always runs on trio (quart-trio served by hypercorn's trio worker). Two ways to run it:
+
+* from sync code: ``with server.run(port=0): ...`` (or ``start()``/``stop()``) runs trio in a
+  background thread;
+* from trio code: ``await nursery.start(server.serve)`` runs it in the caller's nursery.
+
+Either way it is the same Quart app, and it is stopped with hypercorn's shutdown trigger, never by
+cancellation (hypercorn #184).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import trio
+import urllib3
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+
+from sectra_core import schemas as s
+from sectra_core.adapters import VersionAdapter, choose_adapter
+from sectra_core.errors import ConfigurationError, DecodeError, TransportError, status_error
+from sectra_core.operations import Endpoint
+from sectra_core.plugins import Plugins, default_plugins
+from sectra_core.versions import parse_version
+
+from .app import create_app
+from .payloads import FileSource, SyntheticFile
+from .state import MockState, disk_files
+
+__all__ = ["MockSectraServer"]
+
+log = logging.getLogger("sectra_mock")
+
+_ANSWERS: Mapping[str, msgspec.json.Decoder[Any]] = {
+    "create": msgspec.json.Decoder(s.ResultResponse),
+    "modify": msgspec.json.Decoder(s.ResultResponse),
+    "delete": msgspec.json.Decoder(dict[str, Any]),
+    "cancel": msgspec.json.Decoder(list[Any]),
+    "newImageFiles": msgspec.json.Decoder(dict[str, Any]),
+}
+
+
+class MockSectraServer:
+    """A mock Sectra Pathology server speaking the IA-API.
+
+    ``api_version`` is an adapter name (``"5.0"``, ``"3.4"``) or an IA-API version (``"1.10"``,
+    ``"1.9"``, ``"1.8"``); the mock answers ``/info`` with it and serves only the endpoints that
+    version has. ``strict``: unknown slides and applications are 404 instead of invented.
+    ``strict_bodies`` (default on): request bodies with unknown fields are a 400.
+    ``users`` maps usernames to passwords for ``/token`` login.
+    """
+
+    def __init__(
+        self,
+        *,
+        token: str = "dev-token",
+        api_version: str = "1.10",
+        software_version: str | None = None,
+        slides: Mapping[str, s.ImageInfo] | Iterable[s.ImageInfo] | None = None,
+        slide_files: Mapping[str, Path | str | list[Path | str]] | None = None,
+        strict: bool = False,
+        strict_bodies: bool = True,
+        users: Mapping[str, str] | None = None,
+        session_token: str = "dev-session",
+        token_lifetime: int = 3600,
+        plugins: Plugins | None = None,
+    ) -> None:
+        if not token:
+            raise ConfigurationError("the mock needs a non-empty token")
+        plugins = plugins or default_plugins()
+        adapters = plugins.adapters()
+        named = adapters.get(api_version) or adapters.get(f"v{api_version}")
+        if named is not None:
+            self.adapter: VersionAdapter = named
+            self.api_version = named.api_version
+        else:
+            self.adapter = choose_adapter(adapters.values(), api_version)
+            self.api_version = api_version
+        self.software_version = software_version or self.adapter.software_version
+        self.token = token
+        self.users = dict(users or {})
+        self.session_token = session_token
+        self.token_lifetime = token_lifetime
+        self.strict_bodies = strict_bodies
+        self.state = MockState(strict=strict)
+        for info in (slides.values() if isinstance(slides, Mapping) else slides or ()):
+            self.add_slide(info)
+        for slide_id, paths in (slide_files or {}).items():
+            self.add_slide_files(slide_id, paths)
+        self.app = create_app(self)
+        self._url: str | None = None
+        self._shutdown: trio.Event | None = None
+        self._trio_token: trio.lowlevel.TrioToken | None = None
+        self._thread: threading.Thread | None = None
+        self._http = urllib3.PoolManager(maxsize=4)
+
+    def __repr__(self) -> str:
+        return f"<MockSectraServer {self._url or 'not running'} IA-API {self.api_version}>"
+
+    # --- configuration ---------------------------------------------------------------------------
+
+    def endpoints(self) -> dict[str, Endpoint]:
+        """The endpoints this server serves: the adapter's, gated by the reported IA-API version."""
+        version = parse_version(self.api_version)
+        return {n: e for n, e in self.adapter.endpoints.items() if parse_version(e.since) <= version}
+
+    def add_slide(self, info: s.ImageInfo, *, label: bytes | None = b"") -> None:
+        """Add (or replace) a slide's metadata. ``label=None``: the slide has no label (204)."""
+        self.state.add_slide(info, label=label)
+
+    def add_slide_files(self, slide_id: str, files: Path | str | Iterable[Path | str]) -> None:
+        """Serve these files on disk (read in chunks on each request) as the slide's files."""
+        self.state.add_files(slide_id, disk_files(files))
+
+    def add_synthetic_slide(self, slide_id: str, size_bytes: int, n_files: int = 1) -> list[FileSource]:
+        """Serve ``n_files`` generated files totalling ``size_bytes`` (no disk, constant memory)."""
+        if n_files < 1 or size_bytes < 0:
+            raise ConfigurationError("n_files must be >= 1 and size_bytes >= 0")
+        base, extra = divmod(size_bytes, n_files)
+        sources: list[FileSource] = [
+            SyntheticFile(name=f"i{i:04d},0000b.dcm", size=base + (1 if i < extra else 0), seed=i)
+            for i in range(n_files)
+        ]
+        self.state.add_files(slide_id, sources)
+        return sources
+
+    def add_attachment(self, app_id: str, result_id: int | str, name: str, data: bytes) -> None:
+        """Attach bytes to a stored result (served by the attachments endpoint, with Range)."""
+        self.state.add_attachment(app_id, str(result_id), name, data)
+
+    def get_results(self, app_id: str, slide_id: str) -> list[s.ResultResponse]:
+        """The results ``app_id`` stored on ``slide_id``, oldest first (read in-process)."""
+        return self.state.results_for_slide(app_id, slide_id)
+
+    def image_info(self, slide_id: str) -> s.ImageInfo:
+        """The slide's full metadata as the mock holds it (invented on first use unless strict)."""
+        return self.state.slide(slide_id).info
+
+    # --- running ---------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The base URL clients use, e.g. ``http://127.0.0.1:8001``."""
+        if self._url is None:
+            raise RuntimeError("the mock server is not running")
+        return self._url
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port."""
+        return int(self.url.rsplit(":", 1)[1])
+
+    async def serve(
+        self, *, host: str = "127.0.0.1", port: int = 0,
+        task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve until :meth:`shutdown`; reports the base URL through ``task_status``.
+
+        Use as ``url = await nursery.start(server.serve)``.
+        """
+        config = Config()
+        config.bind = [f"{host}:{port}"]
+        config.accesslog = None
+        config.errorlog = log
+        config.graceful_timeout = 1.0
+        self._shutdown = trio.Event()
+        self._trio_token = trio.lowlevel.current_trio_token()
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(
+                lambda task_status: hypercorn_serve(
+                    self.app, config, shutdown_trigger=self._shutdown.wait,  # type: ignore[union-attr]
+                    task_status=task_status,
+                )
+            )
+            self._url = binds[0].replace("0.0.0.0", "127.0.0.1")
+            task_status.started(self._url)
+        self._url = None
+
+    def shutdown(self) -> None:
+        """Ask a running server to stop gracefully (from any thread)."""
+        if self._shutdown is None or self._trio_token is None:
+            return
+        try:
+            trio.from_thread.run_sync(self._shutdown.set, trio_token=self._trio_token)
+        except RuntimeError:
+            self._shutdown.set()  # already on the server's own trio thread
+
+    def start(self, port: int = 0, host: str = "127.0.0.1", timeout: float = 10.0) -> MockSectraServer:
+        """Run the server in a background thread; returns once it accepts connections."""
+        if self._thread is not None:
+            raise RuntimeError("the mock server is already running")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(lambda task_status: self.serve(host=host, port=port, task_status=task_status))
+                ready.set()
+
+        def thread() -> None:
+            try:
+                trio.run(main)
+            except BaseException as exc:  # reported to the starting thread
+                failure.append(exc)
+            finally:
+                ready.set()
+
+        self._thread = threading.Thread(target=thread, name="sectra-mock", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout) or failure:
+            self._thread = None
+            raise ConfigurationError(f"the mock server did not start on {host}:{port}: {failure[:1]}")
+        return self
+
+    def stop(self) -> None:
+        """Stop a server started with :meth:`start` and wait for its thread."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self.shutdown()
+        thread.join(15)
+
+    @contextmanager
+    def run(self, port: int = 0, host: str = "127.0.0.1") -> Iterator[MockSectraServer]:
+        """``with server.run(port=0):`` serve in a background thread for the block's duration."""
+        self.start(port=port, host=host)
+        try:
+            yield self
+        finally:
+            self.stop()
+
+    def __enter__(self) -> MockSectraServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- talking to apps -------------------------------------------------------------------------
+
+    def callback_info(self) -> s.CallbackInfo:
+        """Callback info pointing at this server, as put into invocations."""
+        return s.CallbackInfo(url=self.url, token=self.token)
+
+    def build_create(
+        self, application_id: str, slide_id: str, *, input: s.CreateInput | None = None,
+        context: Any = None,
+    ) -> s.CreateInvocation:
+        """A realistic ``create`` invocation (whole slide unless ``input`` says otherwise)."""
+        self.state.slide(slide_id)
+        return s.CreateInvocation(
+            application_id=application_id, slide_id=slide_id, callback_info=self.callback_info(),
+            context=context if context is not None else {}, cancellation_token=uuid.uuid4().hex,
+            input=input or s.WholeSlideInput(),
+        )
+
+    def trigger(
+        self, webhook_url: str, *, application_id: str | None = None, slide_id: str | None = None,
+        input: s.CreateInput | None = None, invocation: s.Invocation | None = None,
+        context: Any = None, timeout: float = 30.0,
+    ) -> Any:
+        """POST an invocation to an app's webhook and return its decoded answer.
+
+        Either ``invocation`` (sent as is) or ``application_id`` + ``slide_id`` (a ``create``
+        built with :meth:`build_create`). A ``create``/``modify`` answer is decoded as a
+        :class:`ResultResponse`; a wrong-shaped or non-200 answer raises an SDK error.
+        """
+        if invocation is None:
+            if not application_id or not slide_id:
+                raise ConfigurationError("trigger needs invocation= or application_id= and slide_id=")
+            invocation = self.build_create(application_id, slide_id, input=input, context=context)
+        return self._post(webhook_url, invocation, invocation.action, timeout)
+
+    def _post(self, url: str, message: Any, action: str, timeout: float) -> Any:
+        try:
+            response = self._http.request(
+                "POST", url, body=s.encode(message), headers={"Content-Type": "application/json"},
+                timeout=timeout, retries=False,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise TransportError(f"could not reach the app at {url}: {exc}") from exc
+        path = urllib3.util.parse_url(url).path or "/"
+        if response.status != 200:
+            raise status_error(response.status, "POST", path, response.data)
+        try:
+            return _ANSWERS[action].decode(response.data)
+        except msgspec.MsgspecError as exc:
+            raise DecodeError(f"the app's answer to {action!r} has the wrong shape: {exc}") from None

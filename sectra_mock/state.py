@@ -1,0 +1,236 @@
+"""The mock's in-memory world: slides, their files, results, quality control, applications.
+
+Thread-safe: in ``run()`` mode the server runs in its own thread while the test calls
+``add_slide`` or ``get_results`` from another. Every method takes the lock briefly and never
+awaits while holding it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from sectra_core import schemas as s
+
+from .payloads import DiskFile, FileSource, SyntheticFile, png
+
+__all__ = ["MockSlide", "MockState", "plausible_image_info", "new_version_id", "Conflict", "Missing"]
+
+
+class Missing(LookupError):
+    """No such slide / result / application (answered 404)."""
+
+
+class Conflict(Exception):
+    """A stale ``versionId`` (answered 409)."""
+
+
+def new_version_id() -> str:
+    """A fresh opaque ``versionId``."""
+    return uuid.uuid4().hex
+
+
+@dataclass
+class MockSlide:
+    """One slide the mock knows: full metadata (with PHI), files, and its label (None → 204)."""
+
+    info: s.ImageInfo
+    files: list[FileSource] = field(default_factory=list)
+    label: bytes | None = None
+
+
+def plausible_image_info(slide_id: str, accession_number: str | None = None) -> s.ImageInfo:
+    """Realistic metadata for ``slide_id``, the same every time for the same id (spec §5.4 example)."""
+    h = int.from_bytes(hashlib.sha256(slide_id.encode()).digest()[:8], "big")
+    width = 60000 + h % 50000
+    height = 40000 + (h >> 16) % 40000
+    acc = accession_number or f"A2025{h % 10**9:09d}"
+    return s.ImageInfo(
+        id=slide_id,
+        is_streamable=True,
+        image_size=s.Size(width=width, height=height),
+        tile_size=s.Size(width=240, height=240),
+        microns_per_pixel=0.25,
+        focal_planes=[s.FocalPlane(id="0", offset_um=0.0)],
+        optical_paths=[s.OpticalPath(id="0", description="Brightfield")],
+        stored_tile_format=s.TileFormat(mime_type="image/jpeg", extension="jpg"),
+        available_tile_formats=[
+            s.TileFormat(mime_type="image/jpeg", extension="jpg"),
+            s.TileFormat(mime_type="image/png", extension="png"),
+        ],
+        file_format=s.FileFormat(mime_type="application/dicom"),
+        staining=s.DisplayName(display_name="HE"),
+        block=s.DisplayName(display_name="A"),
+        specimen=s.Specimen(anatomy="Breast", description="Core biopsy"),
+        body_part="BREAST",
+        exam_code="PAT01",
+        exam_description="Histology",
+        station_name="SCANNER1",
+        priority=2,
+        quality_control=s.QualityControlData(status=s.QualityStatus.NOT_SET, version_id=new_version_id()),
+        series_instance_uid=f"1.2.752.24.7.{h % 10**6}.2",
+        lis_slide_id=f"T25-{h % 100000:05d} A 1 HE",
+        accession_number_issuer="LAB1",
+        accession_number=acc,
+        study_instance_uid=f"1.2.752.24.7.{h % 10**6}",
+        exam_id=f"E{h % 10**6}",
+        exam_date_time="2025-08-13T07:45:42",
+        exam_free_fields=[{"name": "Referral", "value": "Ward 5"}],
+    )
+
+
+class MockState:
+    """Slides, results, quality control and applications, behind one lock.
+
+    ``strict``: unknown slide ids are 404 instead of being invented on first use.
+    """
+
+    def __init__(self, *, strict: bool = False) -> None:
+        self.strict = strict
+        self._lock = threading.RLock()
+        self._slides: dict[str, MockSlide] = {}
+        self._results: dict[str, dict[str, s.ResultResponse]] = {}
+        self._next_id: dict[str, int] = {}
+        self._apps: dict[str, s.Application] = {}
+        self._attachments: dict[tuple[str, str, str], bytes] = {}
+
+    # --- slides ----------------------------------------------------------------------------------
+
+    def add_slide(self, info: s.ImageInfo, *, label: bytes | None = b"") -> MockSlide:
+        """Add or replace a slide. ``label=b""`` generates one; ``None`` means "no label" (204)."""
+        with self._lock:
+            if label == b"":
+                label = png(160, 80, (250, 250, 250))
+            old = self._slides.get(info.id)
+            slide = MockSlide(info=info, files=old.files if old else [], label=label)
+            self._slides[info.id] = slide
+            return slide
+
+    def slide(self, slide_id: str) -> MockSlide:
+        """The slide, invented on first use unless strict; :class:`Missing` otherwise."""
+        with self._lock:
+            found = self._slides.get(slide_id)
+            if found is None:
+                if self.strict:
+                    raise Missing(f"no slide {slide_id!r}")
+                found = self.add_slide(plausible_image_info(slide_id))
+            return found
+
+    def slides(self) -> list[MockSlide]:
+        """Every known slide."""
+        with self._lock:
+            return list(self._slides.values())
+
+    def add_files(self, slide_id: str, files: Iterable[FileSource]) -> None:
+        """Attach file sources to a slide (created if needed)."""
+        with self._lock:
+            slide = self._slides.get(slide_id) or self.add_slide(plausible_image_info(slide_id))
+            slide.files.extend(files)
+
+    def files(self, slide_id: str) -> list[FileSource]:
+        """The slide's files; a slide without registered files serves one small synthetic file."""
+        slide = self.slide(slide_id)
+        with self._lock:
+            if not slide.files:
+                return [SyntheticFile(name=f"{_safe(slide_id)}.svs", size=4096, seed=len(slide_id))]
+            return list(slide.files)
+
+    def set_quality_control(self, slide_id: str, update: s.QualityControl) -> None:
+        """Apply a QC update; a ``versionId`` other than the current one is a :class:`Conflict`."""
+        with self._lock:
+            slide = self.slide(slide_id)
+            current = slide.info.quality_control or s.QualityControlData()
+            sent = update.quality_control.version_id
+            if current.version_id and sent != current.version_id:
+                raise Conflict("stale qualityControl versionId")
+            slide.info = msgspec.structs.replace(
+                slide.info,
+                quality_control=s.QualityControlData(
+                    status=update.quality_control.status, version_id=new_version_id()
+                ),
+            )
+
+    # --- results ---------------------------------------------------------------------------------
+
+    def create_result(self, app_id: str, result: s.Result) -> s.ResultResponse:
+        """Store a new result with the app's next integer id and a fresh ``versionId``."""
+        with self._lock:
+            rid = self._next_id.get(app_id, 0) + 1
+            self._next_id[app_id] = rid
+            fields = {f: getattr(result, f) for f in s.Result.__struct_fields__}
+            stored = s.ResultResponse(id=rid, version_id=new_version_id(), **fields)
+            self._results.setdefault(app_id, {})[str(rid)] = stored
+            return stored
+
+    def get_result(self, app_id: str, result_id: str) -> s.ResultResponse:
+        """A stored result, or :class:`Missing`."""
+        with self._lock:
+            try:
+                return self._results[app_id][result_id]
+            except KeyError:
+                raise Missing(f"no result {result_id!r} for application {app_id!r}") from None
+
+    def update_result(self, app_id: str, result_id: str, update: s.ResultUpdate) -> s.ResultResponse:
+        """Replace a result. A ``versionId`` that is sent must be current (else :class:`Conflict`);
+        one that is left out is accepted, as contrib and the downloader send none (spec §4.13 [C])."""
+        with self._lock:
+            old = self.get_result(app_id, result_id)
+            if update.version_id is not None and update.version_id != old.version_id:
+                raise Conflict("stale result versionId")
+            fields = {f: getattr(update, f) for f in s.Result.__struct_fields__}
+            stored = s.ResultResponse(id=old.id, version_id=new_version_id(), **fields)
+            self._results[app_id][result_id] = stored
+            return stored
+
+    def results_for_slide(self, app_id: str, slide_id: str) -> list[s.ResultResponse]:
+        """The app's results on a slide, oldest first."""
+        with self._lock:
+            return [r for r in self._results.get(app_id, {}).values() if r.slide_id == slide_id]
+
+    def add_attachment(self, app_id: str, result_id: str, name: str, data: bytes) -> None:
+        """Store attachment bytes for a result."""
+        with self._lock:
+            self._attachments[(app_id, result_id, name)] = data
+
+    def attachment(self, app_id: str, result_id: str, name: str) -> bytes:
+        """Attachment bytes, or :class:`Missing`."""
+        with self._lock:
+            try:
+                return self._attachments[(app_id, result_id, name)]
+            except KeyError:
+                raise Missing(f"no attachment {name!r}") from None
+
+    # --- applications ----------------------------------------------------------------------------
+
+    def add_application(self, app: s.Application) -> None:
+        """Register an application record."""
+        with self._lock:
+            self._apps[app.application_id] = app
+
+    def application(self, app_id: str) -> s.Application:
+        """The application; invented on first use unless strict."""
+        with self._lock:
+            if app_id not in self._apps:
+                if self.strict:
+                    raise Missing(f"no application {app_id!r}")
+                self._apps[app_id] = s.Application(
+                    application_id=app_id, display_name=app_id, manufacturer="Mock", context={}
+                )
+            return self._apps[app_id]
+
+
+def _safe(slide_id: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in slide_id) or "slide"
+
+
+def disk_files(paths: Path | str | Iterable[Path | str]) -> list[FileSource]:
+    """File sources for one path or several."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    return [DiskFile(path=Path(p)) for p in paths]

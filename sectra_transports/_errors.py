@@ -1,0 +1,41 @@
+"""Mapping urllib3's exceptions onto the SDK's tree, at one boundary (principle 11)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import urllib3.exceptions as u
+
+from sectra_core import errors
+
+__all__ = ["map_exceptions"]
+
+
+def _convert(exc: BaseException) -> errors.TransportError:
+    # urllib3 messages name host and port but not the query string; the MaxRetryError wrapper
+    # (which quotes the full URL) is unwrapped before we get here.
+    if isinstance(exc, u.ConnectTimeoutError):
+        return errors.TimeoutError(f"connect timed out: {exc}")
+    if isinstance(exc, u.TimeoutError):
+        return errors.TimeoutError(f"read timed out: {exc}")
+    if isinstance(exc, u.SSLError):
+        return errors.ConnectError(f"TLS failed: {exc}")
+    if isinstance(exc, (u.NewConnectionError, u.NameResolutionError)):
+        return errors.ConnectError(f"could not connect: {exc}")
+    if isinstance(exc, (u.ProtocolError, u.DecodeError, u.ResponseError)):
+        return errors.RemoteProtocolError(f"the server broke the connection: {exc}")
+    return errors.TransportError(f"{type(exc).__name__}: {exc}")
+
+
+@contextmanager
+def map_exceptions() -> Iterator[None]:
+    """Re-raise urllib3 (and raw socket) failures as :class:`sectra_core.errors.TransportError`."""
+    try:
+        yield
+    except u.MaxRetryError as exc:
+        raise _convert(exc.reason or exc) from exc.reason
+    except u.HTTPError as exc:
+        raise _convert(exc) from exc
+    except OSError as exc:
+        raise errors.ConnectError(f"network error: {exc}") from exc

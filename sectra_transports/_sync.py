@@ -1,0 +1,184 @@
+"""The blocking IA-API client. Import it as ``from sectra_transports.urllib3 import SectraClient``."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from sectra_core import api
+from sectra_core import schemas as s
+from sectra_core.adapters import VersionAdapter
+from sectra_core.files import Download, OnExists, Progress
+from sectra_core.http import HttpRequest, HttpResponse, keep_streaming, read_limit
+from sectra_core.operations import Operation
+from sectra_core.plugins import Plugins, default_plugins
+from sectra_core.sansio import ClientState, call, drive, negotiate
+from sectra_core.transport import SyncTransport, TransportOptions
+
+from ._methods import sync_method
+
+__all__ = ["SectraClient"]
+
+T = TypeVar("T")
+
+
+class SectraClient:
+    """A blocking client for one IA-API base URL and token (from an invocation's ``callbackInfo``).
+
+    Nothing is sent by the constructor. The first call reads ``/info`` once to pick the
+    API-version adapter, unless ``api_version`` pins one. Safe to share between threads.
+
+    ``verify``: TLS verification (True, False, or a CA bundle path). ``allow_http``: permit plain
+    http to a non-loopback host (otherwise upgraded to https). ``app_version`` is sent as
+    ``X-Sectra-SoftwareVersion``. ``transport`` replaces the urllib3 transport (e.g.
+    :class:`~sectra_core.transport.MockTransport`); ``plugins`` a custom plugin set.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        api_version: str | None = None,
+        app_version: str | None = None,
+        verify: bool | str = True,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        allow_http: bool = False,
+        transport: SyncTransport | None = None,
+        plugins: Plugins | None = None,
+        _allow_http: bool = False,
+    ) -> None:
+        plugins = plugins or default_plugins()
+        self._state = ClientState(
+            url, token, plugins=plugins, api_version=api_version, app_version=app_version,
+            allow_http=allow_http or _allow_http,
+        )
+        if transport is None:
+            options = TransportOptions(
+                verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout
+            )
+            transport = plugins.make_transport("sync", options)
+            if transport is None:
+                from .urllib3 import Urllib3Transport
+
+                transport = Urllib3Transport(options)
+        self._transport: SyncTransport = transport
+        self._lock = threading.Lock()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"SectraClient({self._state.base_url!r})"
+
+    def __enter__(self) -> SectraClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close pooled connections. The client must not be used afterwards."""
+        self._transport.close()
+
+    @property
+    def url(self) -> str:
+        """The normalised IA-API base URL."""
+        return self._state.base_url
+
+    @property
+    def adapter(self) -> VersionAdapter:
+        """The API-version adapter in use (negotiated on first access)."""
+        return self._negotiate()
+
+    @property
+    def version_info(self) -> s.ApplicationInfo:
+        """The server's ``/info`` (read once, then cached)."""
+        self._negotiate()
+        if self._state.server_info is None:
+            self.get_info()
+        assert self._state.server_info is not None
+        return self._state.server_info
+
+    # --- driving flows ---------------------------------------------------------------------------
+
+    def _exchange(self, request: HttpRequest) -> HttpResponse:
+        response = self._transport.handle_request(request)
+        if response.stream is None or keep_streaming(request, response.status):
+            return response
+        limit = read_limit(request)
+        parts: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.stream:  # type: ignore[union-attr]
+                parts.append(chunk)
+                size += len(chunk)
+                if limit is not None and size >= limit:
+                    break
+        finally:
+            response.close()
+        response.body = b"".join(parts)
+        response.stream = None
+        return response
+
+    def _negotiate(self) -> VersionAdapter:
+        with self._lock:
+            return drive(negotiate(self._state), self._exchange)
+
+    def _send(self, op: Operation[T]) -> T:
+        self._negotiate()
+        return drive(call(self._state, op), self._exchange)
+
+    # --- operations (one line each; see sectra_core.api) -----------------------------------------
+
+    get_info = sync_method(api.get_info)
+    get_image_metadata = sync_method(api.get_image_metadata)
+    get_image_infos_in_case = sync_method(api.get_image_infos_in_case)
+    get_image_infos_in_case_by_slide_id = sync_method(api.get_image_infos_in_case_by_slide_id)
+    get_label_image = sync_method(api.get_label_image)
+    get_tile = sync_method(api.get_tile)
+    get_application = sync_method(api.get_application)
+    create_results = sync_method(api.create_results)
+    get_result_by_result_id = sync_method(api.get_result_by_result_id)
+    get_all_results = sync_method(api.get_all_results)
+    update_results = sync_method(api.update_results)
+    set_quality_control = sync_method(api.set_quality_control)
+
+    def download_slide_files(
+        self,
+        slide_id: str,
+        output_dir: str | os.PathLike[str],
+        *,
+        on_exists: OnExists = "error",
+        progress: Callable[[Progress], None] | None = None,
+    ) -> list[Path]:
+        """Stream a slide's original files into ``output_dir``; returns their paths in server order.
+
+        One file (``application/octet-stream``) or many (``multipart/related``). Memory use does not
+        grow with the slide. Each file appears under its final name only once complete; on any
+        error the partial file is removed and a :class:`~sectra_core.errors.DownloadError` (or
+        the HTTP error) says which file and why. ``on_exists``: ``"error"``, ``"skip"`` or
+        ``"overwrite"``.
+        """
+        response = self._send(api.get_slide_files(slide_id))
+        download: Download | None = None
+        try:
+            download = Download(
+                response.headers, output_dir, on_exists=on_exists, progress=progress,
+                fallback_name=slide_id,
+            )
+            assert response.stream is not None
+            for chunk in response.stream:  # type: ignore[union-attr]
+                download.feed(chunk)
+            return download.finish()
+        except BaseException as exc:
+            if download is None:
+                raise
+            raise download.fail(exc)
+        finally:
+            response.close()
+
+
