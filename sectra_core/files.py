@@ -228,7 +228,9 @@ class Download:
         )
 
     def feed(self, chunk: bytes) -> None:
-        """Decode and write one chunk of the response body."""
+        """Decode and write one chunk of the response body (empty chunks are ignored)."""
+        if not chunk:
+            return  # the decoders read b"" as end of stream; only finish() may say that
         self.decoder.receive_data(chunk)
         self.sink.pump(self.decoder)
 

@@ -17,6 +17,10 @@ class WireStruct(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=Tru
     """Base of all IA-API messages: camelCase on the wire, keyword-only, defaults left out on output.
 
     Subclasses list fields that must never appear in a repr (tokens, PHI) in ``__redact__``.
+
+    Only ``None`` defaults may be left out on output: a Struct with any other default (``0``,
+    ``""``, ``"NotSet"``, ``[]`` a receiver may require) sets ``omit_defaults=False`` so every such
+    field is always sent. ``tests/core/test_schemas.py`` checks this rule for every Struct.
     """
 
     __redact__: ClassVar[frozenset[str]] = frozenset()

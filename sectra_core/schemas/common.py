@@ -23,7 +23,7 @@ class Polygon(WireStruct):
     points: list[Point]
 
 
-class Size(WireStruct):
+class Size(WireStruct, omit_defaults=False):
     """A width and height in pixels."""
 
     width: int
@@ -49,7 +49,7 @@ class CallbackInfo(WireStruct):
     token: str
 
 
-class DisplayName(WireStruct):
+class DisplayName(WireStruct, omit_defaults=False):
     """A ``{displayName}`` object, as used for staining and block (spec §5.4)."""
 
     display_name: str = ""

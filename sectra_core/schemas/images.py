@@ -34,28 +34,28 @@ class QualityStatus:
     REJECTED: Final = "Rejected"
 
 
-class FocalPlane(WireStruct):
+class FocalPlane(WireStruct, omit_defaults=False):
     """A focal plane; its ``id`` goes into tile URLs (spec §4.7)."""
 
     id: str
     offset_um: float = 0.0
 
 
-class OpticalPath(WireStruct):
+class OpticalPath(WireStruct, omit_defaults=False):
     """An optical path (e.g. a fluorescence channel); its ``id`` selects it in tile requests."""
 
     id: str
     description: str = ""
 
 
-class TileFormat(WireStruct):
+class TileFormat(WireStruct, omit_defaults=False):
     """A tile encoding: MIME type and the URL extension to request it with."""
 
     mime_type: str
     extension: str = ""
 
 
-class FileFormat(WireStruct):
+class FileFormat(WireStruct, omit_defaults=False):
     """The container format of the original slide files, e.g. ``application/dicom``."""
 
     mime_type: str
@@ -68,7 +68,7 @@ class Specimen(WireStruct):
     description: str | None = None
 
 
-class QualityControlData(WireStruct):
+class QualityControlData(WireStruct, omit_defaults=False):
     """A slide's quality-control state and the ``versionId`` an update must repeat (spec §4.16)."""
 
     status: str = QualityStatus.NOT_SET

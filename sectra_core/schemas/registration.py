@@ -30,7 +30,7 @@ class InputType:
     MULTI_AREA: Final = "multiArea"
 
 
-class InputTemplateContent(WireStruct):
+class InputTemplateContent(WireStruct, omit_defaults=False):
     """Extra input settings; for ``taggedPolygon`` the tags the user picks from (may be empty)."""
 
     tags: list[str] = []
@@ -39,18 +39,20 @@ class InputTemplateContent(WireStruct):
 class InputTemplate(WireStruct):
     """What the user must provide: ``wholeSlide``, ``taggedPolygon`` or ``multiArea``."""
 
-    type: str = InputType.WHOLE_SLIDE
+    type: str
     content: InputTemplateContent | None = None
 
 
-class Registration(WireStruct):
+class Registration(WireStruct, omit_defaults=False):
     """What the app returns on ``GET {appUrl}`` so an administrator can register it (spec §5.2)."""
 
     application_id: str
     display_name: str
     manufacturer: str
     url: str
-    input_template: InputTemplate = msgspec.field(default_factory=InputTemplate)
+    input_template: InputTemplate = msgspec.field(
+        default_factory=lambda: InputTemplate(type=InputType.WHOLE_SLIDE)
+    )
     context: dict[str, Any] = {}
 
 
@@ -58,12 +60,12 @@ class Application(WireStruct):
     """``GET /applications/{id}``: an application as Sectra knows it (spec §4.10)."""
 
     application_id: str
-    display_name: str = ""
-    manufacturer: str = ""
+    display_name: str | None = None
+    manufacturer: str | None = None
     context: Any = None
 
 
-class Token(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Token(msgspec.Struct, kw_only=True):
     """``POST /token`` answer. OAuth-style snake_case on the wire (spec §4.2); the token is never shown."""
 
     access_token: str
@@ -74,14 +76,14 @@ class Token(msgspec.Struct, kw_only=True, omit_defaults=True):
         return f"Token(token_type={self.token_type!r}, expires_in={self.expires_in!r})"
 
 
-class LaunchSlide(WireStruct):
+class LaunchSlide(WireStruct, omit_defaults=False):
     """A slide in external-launch data."""
 
     id: str
     description: str = ""
 
 
-class LaunchBlock(WireStruct):
+class LaunchBlock(WireStruct, omit_defaults=False):
     """A block and its slides in external-launch data."""
 
     name: str = ""

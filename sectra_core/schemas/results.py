@@ -51,7 +51,7 @@ class Polyline(WireStruct):
     points: list[Point]
 
 
-class Arc(WireStruct):
+class Arc(WireStruct, omit_defaults=False):
     """A circle arc: centre, radius (width-normalised) and start/end angles in radians."""
 
     center: Point
@@ -77,7 +77,7 @@ class PrimitiveItem(WireStruct):
     labels: list[Label] = []
 
 
-class PrimitiveResult(WireStruct, tag_field="type", tag="primitive"):
+class PrimitiveResult(WireStruct, omit_defaults=False, tag_field="type", tag="primitive"):
     """Result content of ``type: primitive``: polygons, polylines, arcs and labels."""
 
     content: list[PrimitiveItem] | PrimitiveItem = []
@@ -89,14 +89,14 @@ class PrimitiveResult(WireStruct, tag_field="type", tag="primitive"):
             self.content = [self.content]
 
 
-class PatchStatus(WireStruct):
+class PatchStatus(WireStruct, omit_defaults=False):
     """A status flag of a patch gallery, e.g. ``allowVerify``."""
 
     value: bool = True
-    message: str | None = None
+    message: str = ""
 
 
-class PatchAction(WireStruct):
+class PatchAction(WireStruct, omit_defaults=False):
     """A button in the patch gallery; ``state == 1`` in a ``modify`` invocation means it was pressed."""
 
     id: str
@@ -105,7 +105,7 @@ class PatchAction(WireStruct):
     tooltip: str = ""
 
 
-class Patch(WireStruct):
+class Patch(WireStruct, omit_defaults=False):
     """One gallery patch: index into ``tags``, centre position, and a sort key."""
 
     tag: int
@@ -113,8 +113,16 @@ class Patch(WireStruct):
     sort_key_value: float = 0.0
 
 
-class PatchContent(WireStruct):
-    """The content of a patch-collection result (spec §5.6)."""
+def _allow_verify() -> dict[str, PatchStatus]:
+    return {"allowVerify": PatchStatus(value=True)}
+
+
+class PatchContent(WireStruct, omit_defaults=False):
+    """The content of a patch-collection result (spec §5.6).
+
+    ``statuses`` defaults to ``allowVerify: true`` (contrib/community default); ``actions`` is
+    optional on input (``null`` or missing) and always a list after decoding.
+    """
 
     description: str = ""
     polygons: list[Polygon] = []
@@ -122,11 +130,15 @@ class PatchContent(WireStruct):
     tags: list[str] = []
     patch_size: int = 64
     magnification: float = 10.0
-    statuses: dict[str, PatchStatus] | None = None
-    actions: list[PatchAction] | None = None
+    statuses: dict[str, PatchStatus] = msgspec.field(default_factory=_allow_verify)
+    actions: list[PatchAction] | None = []
+
+    def __post_init__(self) -> None:
+        if self.actions is None:
+            self.actions = []
 
 
-class PatchCollectionResult(WireStruct, tag_field="type", tag="patchCollection"):
+class PatchCollectionResult(WireStruct, omit_defaults=False, tag_field="type", tag="patchCollection"):
     """Result content of ``type: patchCollection``: a gallery of patches."""
 
     content: PatchContent = msgspec.field(default_factory=PatchContent)
@@ -153,7 +165,7 @@ class AttachmentState:
     STORED: Final = "stored"
 
 
-class Attachment(WireStruct):
+class Attachment(WireStruct, omit_defaults=False):
     """A file attached to a result."""
 
     name: str
@@ -178,7 +190,7 @@ class ResultResponse(Result, kw_only=True):
     """
 
     id: int | str
-    version_id: str = ""
+    version_id: str
 
     def as_result(self) -> Result:
         """The same content without ``id``/``versionId``, e.g. to store it on another slide."""

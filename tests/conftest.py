@@ -1,0 +1,105 @@
+"""Shared fixtures: the real mock server on loopback, and a raw server that sends canned bytes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from sectra_mock import MockSectraServer
+
+TOKEN = "test-token-5ecret"
+
+
+@pytest.fixture
+def mock() -> Iterator[MockSectraServer]:
+    """A running mock (thread mode) with a known token."""
+    server = MockSectraServer(token=TOKEN)
+    with server.run(port=0):
+        yield server
+
+
+@pytest.fixture
+def make_mock() -> Iterator[Callable[..., MockSectraServer]]:
+    """A factory for running mocks with custom settings; all are stopped at the end."""
+    started: list[MockSectraServer] = []
+
+    def make(**kwargs: object) -> MockSectraServer:
+        kwargs.setdefault("token", TOKEN)
+        server = MockSectraServer(**kwargs)  # type: ignore[arg-type]
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@dataclass
+class Canned:
+    """What the raw server answers: status, headers, body chunks, and whether to cut the connection."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    chunks: list[bytes] = field(default_factory=list)
+    cut_after_chunks: bool = False
+
+
+class RawServer:
+    """A loopback HTTP server answering every request with ``self.routes[path]`` (or 404).
+
+    For bytes the real mock never sends: malformed JSON, hostile multipart, dropped connections.
+    """
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Canned] = {}
+        routes = self.routes
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                path = self.path.split("?")[0]
+                canned = routes.get(path, Canned(404, {}, [b'{"error": "no"}']))
+                self.send_response(canned.status)
+                headers = dict(canned.headers)
+                if not canned.cut_after_chunks:
+                    headers.setdefault("Content-Length", str(sum(map(len, canned.chunks))))
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                for chunk in canned.chunks:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                if canned.cut_after_chunks:
+                    self.close_connection = True
+
+            do_PUT = do_POST = do_GET
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.route("/info", 200, {"Content-Type": "application/json"},
+                   b'{"apiVersion": "1.10", "softwareVersion": "4.2.0.1"}')
+
+    def route(self, path: str, status: int, headers: dict[str, str], *chunks: bytes,
+              cut: bool = False) -> None:
+        """Answer ``path`` with these bytes; ``cut`` drops the connection after them."""
+        self.routes[path] = Canned(status, headers, list(chunks), cut)
+
+
+@pytest.fixture
+def raw_server() -> Iterator[RawServer]:
+    """A running :class:`RawServer`."""
+    server = RawServer()
+    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()
