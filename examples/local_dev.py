@@ -104,6 +104,7 @@ def main() -> None:
             assert [r.id for r in results] == [answer.id], "the stored result must be the app's answer"
     finally:
         app.shutdown()
+        app.server_close()
 
 
 if __name__ == "__main__":

@@ -57,7 +57,9 @@ class MockSectraServer:
     ``"1.9"``, ``"1.8"``); the mock answers ``/info`` with it and serves only the endpoints that
     version has. ``strict``: unknown slides and applications are 404 instead of invented.
     ``strict_bodies`` (default on): request bodies with unknown fields are a 400.
-    ``users`` maps usernames to passwords for ``/token`` login.
+    ``users`` maps usernames to passwords for ``/token`` login. ``graceful_timeout``: how long a
+    stop waits for open connections; hypercorn's trio worker keeps idle keep-alive connections
+    until it expires, so the default is short.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class MockSectraServer:
         users: Mapping[str, str] | None = None,
         session_token: str = "dev-session",
         token_lifetime: int = 3600,
+        graceful_timeout: float = 0.2,
         plugins: Plugins | None = None,
     ) -> None:
         if not token:
@@ -92,6 +95,7 @@ class MockSectraServer:
         self.session_token = session_token
         self.token_lifetime = token_lifetime
         self.strict_bodies = strict_bodies
+        self.graceful_timeout = graceful_timeout
         self.state = MockState(strict=strict)
         for info in (slides.values() if isinstance(slides, Mapping) else slides or ()):
             self.add_slide(info)
@@ -172,7 +176,7 @@ class MockSectraServer:
         config.bind = [f"{host}:{port}"]
         config.accesslog = None
         config.errorlog = log
-        config.graceful_timeout = 1.0
+        config.graceful_timeout = self.graceful_timeout
         self._shutdown = trio.Event()
         self._trio_token = trio.lowlevel.current_trio_token()
         async with trio.open_nursery() as nursery:
@@ -225,6 +229,7 @@ class MockSectraServer:
     def stop(self) -> None:
         """Stop a server started with :meth:`start` and wait for its thread."""
         thread, self._thread = self._thread, None
+        self._http.clear()
         if thread is None:
             return
         self.shutdown()

@@ -15,14 +15,15 @@ __all__ = ["map_exceptions"]
 def _convert(exc: BaseException) -> errors.TransportError:
     # urllib3 messages name host and port but not the query string; the MaxRetryError wrapper
     # (which quotes the full URL) is unwrapped before we get here.
+    # NewConnectionError subclasses ConnectTimeoutError in urllib3, so it is tested first.
+    if isinstance(exc, (u.NewConnectionError, u.NameResolutionError)):
+        return errors.ConnectError(f"could not connect: {exc}")
     if isinstance(exc, u.ConnectTimeoutError):
         return errors.TimeoutError(f"connect timed out: {exc}")
     if isinstance(exc, u.TimeoutError):
         return errors.TimeoutError(f"read timed out: {exc}")
     if isinstance(exc, u.SSLError):
         return errors.ConnectError(f"TLS failed: {exc}")
-    if isinstance(exc, (u.NewConnectionError, u.NameResolutionError)):
-        return errors.ConnectError(f"could not connect: {exc}")
     if isinstance(exc, (u.ProtocolError, u.DecodeError, u.ResponseError)):
         return errors.RemoteProtocolError(f"the server broke the connection: {exc}")
     return errors.TransportError(f"{type(exc).__name__}: {exc}")

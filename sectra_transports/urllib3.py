@@ -62,7 +62,9 @@ class Urllib3Transport:
         try:
             while True:
                 with map_exceptions():
-                    chunk = raw.read(size)
+                    # read1: whatever has arrived (up to size), so a cut connection still
+                    # delivers the bytes before the cut and errors can name the file.
+                    chunk = raw.read1(size)
                 if not chunk:
                     complete = True
                     return
