@@ -33,7 +33,7 @@ from sectra_core.operations import Endpoint
 from sectra_core.plugins import Plugins, default_plugins
 from sectra_core.versions import parse_version
 
-from .app import create_app
+from .app import ShieldFinalSend, create_app
 from .payloads import FileSource, SyntheticFile
 from .state import MockState, disk_files
 
@@ -58,8 +58,7 @@ class MockSectraServer:
     version has. ``strict``: unknown slides and applications are 404 instead of invented.
     ``strict_bodies`` (default on): request bodies with unknown fields are a 400.
     ``users`` maps usernames to passwords for ``/token`` login. ``graceful_timeout``: how long a
-    stop waits for open connections; hypercorn's trio worker keeps idle keep-alive connections
-    until it expires, so the default is short.
+    stop waits for requests still in flight (idle keep-alive connections close at once).
     """
 
     def __init__(
@@ -75,7 +74,7 @@ class MockSectraServer:
         users: Mapping[str, str] | None = None,
         session_token: str = "dev-session",
         token_lifetime: int = 3600,
-        graceful_timeout: float = 0.2,
+        graceful_timeout: float = 3.0,
         plugins: Plugins | None = None,
     ) -> None:
         if not token:
@@ -182,7 +181,7 @@ class MockSectraServer:
         async with trio.open_nursery() as nursery:
             binds = await nursery.start(
                 lambda task_status: hypercorn_serve(
-                    self.app, config, shutdown_trigger=self._shutdown.wait,  # type: ignore[union-attr]
+                    ShieldFinalSend(self.app), config, shutdown_trigger=self._shutdown.wait,  # type: ignore[union-attr]
                     task_status=task_status,
                 )
             )
