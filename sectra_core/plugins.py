@@ -113,7 +113,13 @@ def make_plugins(*, entry_points: bool = True, extra: Iterable[Any] = ()) -> Plu
         for name, ep in _entry_points(allowed):
             if pm.has_plugin(name) or pm.is_blocked(name):
                 continue
-            pm.register(ep.load(), name=name)
+            try:
+                plugin = ep.load()
+            except ImportError as exc:
+                # An optional extra that is not installed (e.g. the trio transport without trio).
+                log.debug("skipping plugin %s: %s", name, exc)
+                continue
+            pm.register(plugin, name=name)
     for plugin in extra:
         pm.register(plugin)
     pm.check_pending()

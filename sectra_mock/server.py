@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,7 @@ class MockSectraServer:
         self._url: str | None = None
         self._shutdown: trio.Event | None = None
         self._trio_token: trio.lowlevel.TrioToken | None = None
+        self._stopped: trio.Event | None = None
         self._thread: threading.Thread | None = None
         self._http = urllib3.PoolManager(maxsize=4)
 
@@ -176,8 +177,19 @@ class MockSectraServer:
         config.accesslog = None
         config.errorlog = log
         config.graceful_timeout = self.graceful_timeout
+        if self._shutdown is not None:
+            raise RuntimeError("the mock server is already serving")
         self._shutdown = trio.Event()
+        self._stopped = trio.Event()
         self._trio_token = trio.lowlevel.current_trio_token()
+        try:
+            await self._serve(config, task_status)
+        finally:
+            self._url = None
+            self._shutdown = None
+            self._stopped.set()
+
+    async def _serve(self, config: Config, task_status: trio.TaskStatus[str]) -> None:
         async with trio.open_nursery() as nursery:
             binds = await nursery.start(
                 lambda task_status: hypercorn_serve(
@@ -187,7 +199,24 @@ class MockSectraServer:
             )
             self._url = binds[0].replace("0.0.0.0", "127.0.0.1")
             task_status.started(self._url)
-        self._url = None
+
+    async def aclose(self) -> None:
+        """Stop a server running in this trio run and wait until it has stopped."""
+        stopped = self._stopped
+        if self._shutdown is not None:
+            self._shutdown.set()
+        if stopped is not None:
+            await stopped.wait()
+
+    @asynccontextmanager
+    async def serving(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[MockSectraServer]:
+        """``async with server.serving():`` serve in a nursery of its own for the block's duration."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(lambda task_status: self.serve(host=host, port=port, task_status=task_status))
+            try:
+                yield self
+            finally:
+                await self.aclose()
 
     def shutdown(self) -> None:
         """Ask a running server to stop gracefully (from any thread)."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,7 +21,10 @@ from sectra_core.transport import SyncTransport, TransportOptions
 
 from ._methods import sync_method
 
-__all__ = ["SectraClient"]
+__all__ = ["SectraClient", "TileKey"]
+
+#: A tile address: (level, col, row).
+TileKey = tuple[int, int, int]
 
 T = TypeVar("T")
 
@@ -182,3 +186,32 @@ class SectraClient:
             response.close()
 
 
+
+    def fetch_tiles(
+        self,
+        slide_id: str,
+        tiles: Iterable[TileKey],
+        *,
+        ext: str = "jpg",
+        focal_plane: str | None = None,
+        optical_path: str | None = None,
+        concurrency: int = 16,
+    ) -> dict[TileKey, bytes]:
+        """Fetch many tiles with at most ``concurrency`` requests in flight; returns bytes by key.
+
+        Uses a thread pool over the (thread-safe) connection pool; the first failure is raised
+        once the requests in flight have finished.
+        """
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        self._negotiate()
+        keys = list(dict.fromkeys(tiles))
+
+        def one(key: TileKey) -> bytes:
+            level, col, row = key
+            return self.get_tile(
+                slide_id, level, col, row, ext=ext, focal_plane=focal_plane, optical_path=optical_path
+            )
+
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sectra-tiles") as pool:
+            return dict(zip(keys, pool.map(one, keys)))

@@ -1,10 +1,14 @@
-"""The urllib3 client against the real mock on loopback: every endpoint, and the error paths."""
+"""Both clients (urllib3 and trio) against the real mock on loopback: every endpoint, and the error paths.
+
+Every test runs once per transport (``make_client`` in conftest.py); there is no second copy.
+"""
 
 from __future__ import annotations
 
 import inspect
 import logging
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -25,13 +29,10 @@ from sectra_core.errors import (
     UnsupportedFeatureError,
 )
 from sectra_mock import MockSectraServer
+from sectra_transports.trio import AsyncSectraClient
 from tests.conftest import TOKEN, RawServer
 
 APP = "my-app"
-
-
-def client_for(server: MockSectraServer | RawServer, **kw: object) -> SectraClient:
-    return SectraClient(url=server.url, token=TOKEN, **kw)  # type: ignore[arg-type]
 
 
 def primitive(slide_id: str, text: str = "ANSWER: 42") -> s.Result:
@@ -44,21 +45,26 @@ def primitive(slide_id: str, text: str = "ANSWER: 42") -> s.Result:
 
 
 def test_client_methods_match_the_core_operations() -> None:
-    for build in api.CLIENT_OPERATIONS:
-        method = getattr(SectraClient, build.__name__)
-        assert inspect.signature(method) == inspect.signature(build), build.__name__
-        assert method.__doc__ == build.__doc__
+    for cls in (SectraClient, AsyncSectraClient):
+        for build in api.CLIENT_OPERATIONS:
+            method = getattr(cls, build.__name__)
+            assert inspect.signature(method) == inspect.signature(build), build.__name__
+            assert method.__doc__ == build.__doc__
+    public = {n for n in dir(SectraClient) if not n.startswith("_")}
+    assert public - {"close"} == {n for n in dir(AsyncSectraClient) if not n.startswith("_")} - {"aclose"}
+    for name in ("download_slide_files", "fetch_tiles"):
+        assert inspect.signature(getattr(SectraClient, name)) == inspect.signature(getattr(AsyncSectraClient, name))
 
 
-def test_info_is_lazy_and_cached(mock: MockSectraServer) -> None:
-    with client_for(mock) as client:
+def test_info_is_lazy_and_cached(make_client: Callable[..., Any], mock: MockSectraServer) -> None:
+    with make_client(mock) as client:
         assert client.version_info == s.ApplicationInfo(api_version="1.10", software_version="4.2.0.22617")
         assert client.adapter.name == "v5.0"
         assert client.get_info().api_version == "1.10"
 
 
-def test_image_metadata_scope_and_phi(mock: MockSectraServer) -> None:
-    with client_for(mock) as client:
+def test_image_metadata_scope_and_phi(make_client: Callable[..., Any], mock: MockSectraServer) -> None:
+    with make_client(mock) as client:
         basic = client.get_image_metadata("slide-001")
         full = client.get_image_metadata("slide-001", extended=True, phi=True)
     assert basic.accession_number is None and basic.station_name is None and basic.quality_control is None
@@ -67,13 +73,13 @@ def test_image_metadata_scope_and_phi(mock: MockSectraServer) -> None:
     assert full == mock.image_info("slide-001")
 
 
-def test_case_image_lists(mock: MockSectraServer) -> None:
+def test_case_image_lists(make_client: Callable[..., Any], mock: MockSectraServer) -> None:
     for i, acc in enumerate(["ACC1", "ACC1", "ACC2"]):
         info = mock.image_info(f"s{i}")
         import msgspec
 
         mock.add_slide(msgspec.structs.replace(info, accession_number=acc))
-    with client_for(mock) as client:
+    with make_client(mock) as client:
         case = client.get_image_infos_in_case("ACC1", phi=True)
         assert sorted(c.id for c in case) == ["s0", "s1"] and all(c.lis_slide_id for c in case)
         assert [c.lis_slide_id for c in client.get_image_infos_in_case("ACC1")] == [None, None]
@@ -82,19 +88,19 @@ def test_case_image_lists(mock: MockSectraServer) -> None:
         assert len(client.get_image_infos_in_case("ACC1", accession_number_issuer_id="LAB1")) == 2
 
 
-def test_label_image_and_its_204(mock: MockSectraServer) -> None:
+def test_label_image_and_its_204(make_client: Callable[..., Any], mock: MockSectraServer) -> None:
     mock.add_slide(s.ImageInfo(id="nolabel", is_streamable=True, image_size=s.Size(width=10, height=10),
                                tile_size=s.Size(width=256, height=256)), label=None)
-    with client_for(mock) as client:
+    with make_client(mock) as client:
         label = client.get_label_image("slide-001")
         assert label is not None and label.data.startswith(b"\x89PNG") and label.content_type == "image/png"
         assert client.get_label_image("nolabel") is None
 
 
-def test_tiles_have_level_sizes(mock: MockSectraServer) -> None:
+def test_tiles_have_level_sizes(make_client: Callable[..., Any], mock: MockSectraServer) -> None:
     import struct
 
-    with client_for(mock) as client:
+    with make_client(mock) as client:
         tile = client.get_tile("slide-001", level=0, col=0, row=0)
         assert struct.unpack(">II", tile[16:24]) == (1, 1)  # level 0 is one pixel
         big = client.get_tile("slide-001", level=17, col=0, row=0, focal_plane="0")
@@ -103,8 +109,8 @@ def test_tiles_have_level_sizes(mock: MockSectraServer) -> None:
             client.get_tile("slide-001", level=3, col=99, row=0)
 
 
-def test_results_create_get_list_update(mock: MockSectraServer) -> None:
-    with client_for(mock) as client:
+def test_results_create_get_list_update(make_client: Callable[..., Any], mock: MockSectraServer) -> None:
+    with make_client(mock) as client:
         first = client.create_results(APP, primitive("slide-001"))
         second = client.create_results(APP, primitive("slide-001", "two"))
         other = client.create_results("other-app", primitive("slide-001"))
@@ -123,7 +129,7 @@ def test_results_create_get_list_update(mock: MockSectraServer) -> None:
     assert [r.display_result for r in mock.get_results(APP, "slide-001")] == ["progress 50%", "two"]
 
 
-def test_patch_collection_round_trip(mock: MockSectraServer) -> None:
+def test_patch_collection_round_trip(make_client: Callable[..., Any], mock: MockSectraServer) -> None:
     gallery = s.Result(slide_id="slide-001", display_result="2 patches", application_version="1",
                        data=s.ResultData(result=s.PatchCollectionResult(content=s.PatchContent(
                            description="review", tags=["A", "B"],
@@ -131,13 +137,13 @@ def test_patch_collection_round_trip(mock: MockSectraServer) -> None:
                            patches=[s.Patch(tag=0, position=s.Point(x=0.5, y=0.5), sort_key_value=0.9),
                                     s.Patch(tag=1, position=s.Point(x=0.6, y=0.5))],
                            actions=[s.PatchAction(id="cmd", name="Run")]))))
-    with client_for(mock) as client:
+    with make_client(mock) as client:
         stored = client.create_results(APP, gallery)
         assert client.get_result_by_result_id(APP, stored.id).data == gallery.data
 
 
-def test_quality_control_round_trip(mock: MockSectraServer) -> None:
-    with client_for(mock) as client:
+def test_quality_control_round_trip(make_client: Callable[..., Any], mock: MockSectraServer) -> None:
+    with make_client(mock) as client:
         qc = client.get_image_metadata("slide-001", extended=True).quality_control
         assert qc is not None and qc.status == "NotSet"
         update = s.QualityControl(application_version="1.0.0",
@@ -149,18 +155,18 @@ def test_quality_control_round_trip(mock: MockSectraServer) -> None:
             client.set_quality_control("slide-001", update)  # stale versionId
 
 
-def test_application_record(mock: MockSectraServer) -> None:
-    with client_for(mock) as client:
+def test_application_record(make_client: Callable[..., Any], mock: MockSectraServer) -> None:
+    with make_client(mock) as client:
         assert client.get_application(APP).application_id == APP
 
 
-def test_download_single_and_multi(mock: MockSectraServer, tmp_path: Path) -> None:
+def test_download_single_and_multi(make_client: Callable[..., Any], mock: MockSectraServer, tmp_path: Path) -> None:
     one = tmp_path / "one.svs"
     one.write_bytes(b"SVS" * 100_000)
     mock.add_slide_files("single", one)
     parts = mock.add_synthetic_slide("multi", size_bytes=3_000_001, n_files=3)
     seen: list[int] = []
-    with client_for(mock) as client:
+    with make_client(mock) as client:
         got = client.download_slide_files("single", tmp_path / "a")
         assert got == [tmp_path / "a" / "one.svs"] and got[0].read_bytes() == one.read_bytes()
         paths = client.download_slide_files("multi", tmp_path / "b", progress=lambda p: seen.append(p.bytes_done))
@@ -171,9 +177,9 @@ def test_download_single_and_multi(mock: MockSectraServer, tmp_path: Path) -> No
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [p.name for p in paths]  # no temp files
 
 
-def test_download_existing_files(mock: MockSectraServer, tmp_path: Path) -> None:
+def test_download_existing_files(make_client: Callable[..., Any], mock: MockSectraServer, tmp_path: Path) -> None:
     mock.add_synthetic_slide("s", size_bytes=1000, n_files=2)
-    with client_for(mock) as client:
+    with make_client(mock) as client:
         client.download_slide_files("s", tmp_path)
         with pytest.raises(DuplicateFilenameError, match="on_exists"):
             client.download_slide_files("s", tmp_path)
@@ -181,27 +187,27 @@ def test_download_existing_files(mock: MockSectraServer, tmp_path: Path) -> None
         assert len(client.download_slide_files("s", tmp_path, on_exists="overwrite")) == 2
 
 
-def test_hostile_filename_from_the_server(mock: MockSectraServer, tmp_path: Path) -> None:
+def test_hostile_filename_from_the_server(make_client: Callable[..., Any], mock: MockSectraServer, tmp_path: Path) -> None:
     from sectra_mock import SyntheticFile
 
     mock.state.add_files("evil", [SyntheticFile(name="ok.dcm", size=10), SyntheticFile(name="../../escape.dcm", size=10)])
     out = tmp_path / "out"
-    with client_for(mock) as client, pytest.raises(UnsafeFilenameError, match="escape"):
+    with make_client(mock) as client, pytest.raises(UnsafeFilenameError, match="escape"):
         client.download_slide_files("evil", out)
     assert [p.name for p in out.iterdir()] == ["ok.dcm"] and not (tmp_path / "escape.dcm").exists()
 
 
-def test_wrong_token_is_401(mock: MockSectraServer, caplog: pytest.LogCaptureFixture) -> None:
+def test_wrong_token_is_401(make_client: Callable[..., Any], mock: MockSectraServer, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
-        with SectraClient(url=mock.url, token="WRONG-SECRET") as client, pytest.raises(AuthenticationError) as err:
+        with make_client(mock, token="WRONG-SECRET") as client, pytest.raises(AuthenticationError) as err:
             client.get_image_metadata("slide-001")
     assert err.value.status == 401 and "WRONG-SECRET" not in str(err.value)
     assert "WRONG-SECRET" not in caplog.text and TOKEN not in caplog.text
 
 
-def test_strict_mock_404s_unknown_slides(make_mock: Callable[..., MockSectraServer], tmp_path: Path) -> None:
+def test_strict_mock_404s_unknown_slides(make_client: Callable[..., Any], make_mock: Callable[..., MockSectraServer], tmp_path: Path) -> None:
     server = make_mock(strict=True)
-    with client_for(server) as client:
+    with make_client(server) as client:
         with pytest.raises(NotFoundError, match="/slides/nope/info"):
             client.get_image_metadata("nope")
         with pytest.raises(NotFoundError):
@@ -209,36 +215,36 @@ def test_strict_mock_404s_unknown_slides(make_mock: Callable[..., MockSectraServ
     assert list(tmp_path.iterdir()) == []
 
 
-def test_version_3_4_server(make_mock: Callable[..., MockSectraServer]) -> None:
+def test_version_3_4_server(make_client: Callable[..., Any], make_mock: Callable[..., MockSectraServer]) -> None:
     server = make_mock(api_version="3.4")
-    with client_for(server) as client:
+    with make_client(server) as client:
         assert client.version_info.api_version == "1.8" and client.adapter.name == "v3.4"
         with pytest.raises(UnsupportedFeatureError, match="1.9"):
             client.get_image_infos_in_case("A")
         assert client.get_image_metadata("x").id == "x"
-    with client_for(server, api_version="5.0") as pinned:  # pinned too new: the server 404s
+    with make_client(server, api_version="5.0") as pinned:  # pinned too new: the server 404s
         with pytest.raises(NotFoundError):
             pinned.get_image_infos_in_case("A")
 
 
-def test_malformed_json_from_server(raw_server: RawServer) -> None:
+def test_malformed_json_from_server(make_client: Callable[..., Any], raw_server: RawServer) -> None:
     raw_server.route("/slides/x/info", 200, {"Content-Type": "application/json"}, b'{"id": "x", "isStream')
     raw_server.route("/slides/y/info", 200, {"Content-Type": "application/json"}, b'{"id": 5}')
-    with client_for(raw_server) as client:
+    with make_client(raw_server) as client:
         with pytest.raises(DecodeError, match="malformed JSON"):
             client.get_image_metadata("x")
         with pytest.raises(DecodeError, match=r"\$\.id"):
             client.get_image_metadata("y")
 
 
-def test_hostile_and_truncated_multipart(raw_server: RawServer, tmp_path: Path) -> None:
+def test_hostile_and_truncated_multipart(make_client: Callable[..., Any], raw_server: RawServer, tmp_path: Path) -> None:
     ctype = {"Content-Type": "multipart/related; boundary=XX"}
     head = b'--XX\r\nContent-Disposition: attachment; filename="a.dcm"\r\n\r\n'
     raw_server.route("/slides/trunc/files", 200, ctype, head + b"x" * 5000)
     raw_server.route("/slides/cut/files", 200, {**ctype, "Content-Length": "100000"}, head + b"x" * 5000, cut=True)
     raw_server.route("/slides/abs/files", 200, {"Content-Type": "application/octet-stream",
                                                 "Content-Disposition": 'attachment; filename="/etc/passwd"'}, b"x")
-    with client_for(raw_server) as client:
+    with make_client(raw_server) as client:
         with pytest.raises(MultipartError, match="a.dcm"):
             client.download_slide_files("trunc", tmp_path)
         with pytest.raises(DownloadInterrupted, match="a.dcm"):
@@ -248,19 +254,20 @@ def test_hostile_and_truncated_multipart(raw_server: RawServer, tmp_path: Path) 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_connection_refused_is_connect_error() -> None:
+def test_connection_refused_is_connect_error(make_client: Callable[..., Any]) -> None:
     import socket
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    with SectraClient(url=f"http://127.0.0.1:{port}", token=TOKEN, connect_timeout=2) as client:
+    server = type("S", (), {"url": f"http://127.0.0.1:{port}"})()
+    with make_client(server, connect_timeout=2) as client:
         with pytest.raises(ConnectError):
             client.get_image_metadata("x")
 
 
-def test_repr_hides_the_token(mock: MockSectraServer) -> None:
-    client = client_for(mock)
+def test_repr_hides_the_token(make_client: Callable[..., Any], mock: MockSectraServer) -> None:
+    client = make_client(mock)
     assert TOKEN not in repr(client) and TOKEN not in repr(client._state)
     client.close()

@@ -1,0 +1,73 @@
+"""pytest fixtures for testing IA-API apps against the mock (registered by the ``pytest11`` entry point).
+
+* ``sectra_mock`` (trio tests, pytest-trio): a :class:`MockSectraServer` served in the test's own
+  nursery.
+* ``sectra_mock_thread`` (plain sync tests): the same server run in a background thread.
+* ``sectra_mock_options``: the keyword arguments both use. Override it in a ``conftest.py`` or
+  parametrise it indirectly (``@pytest.mark.parametrize("sectra_mock_options", [...], indirect=True)``).
+* ``make_sectra_mock`` (sync) and ``start_sectra_mock`` (trio): factories for several servers with
+  their own options in one test; all are stopped at teardown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from .server import MockSectraServer
+
+__all__ = ["sectra_mock_options", "sectra_mock", "sectra_mock_thread", "make_sectra_mock", "start_sectra_mock"]
+
+
+@pytest.fixture
+def sectra_mock_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Keyword arguments for :class:`MockSectraServer`; ``{}`` unless parametrised or overridden."""
+    return dict(getattr(request, "param", None) or {})
+
+
+@pytest.fixture
+def make_sectra_mock(sectra_mock_options: dict[str, Any]) -> Iterator[Callable[..., MockSectraServer]]:
+    """``make_sectra_mock(**options)`` starts a threaded mock; all are stopped after the test."""
+    started: list[MockSectraServer] = []
+
+    def make(**options: Any) -> MockSectraServer:
+        server = MockSectraServer(**{**sectra_mock_options, **options})
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def sectra_mock_thread(make_sectra_mock: Callable[..., MockSectraServer]) -> MockSectraServer:
+    """A mock running in a background thread, for sync tests."""
+    return make_sectra_mock()
+
+
+@pytest.fixture
+async def start_sectra_mock(
+    nursery: Any, sectra_mock_options: dict[str, Any]
+) -> AsyncIterator[Callable[..., Awaitable[MockSectraServer]]]:
+    """``await start_sectra_mock(**options)`` serves a mock in the test's nursery (trio tests)."""
+    started: list[MockSectraServer] = []
+
+    async def start(**options: Any) -> MockSectraServer:
+        server = MockSectraServer(**{**sectra_mock_options, **options})
+        await nursery.start(server.serve)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        await server.aclose()  # graceful: hypercorn's shutdown trigger, not cancellation
+
+
+@pytest.fixture
+async def sectra_mock(start_sectra_mock: Callable[..., Awaitable[MockSectraServer]]) -> MockSectraServer:
+    """A mock served in the test's own nursery (trio tests)."""
+    return await start_sectra_mock()

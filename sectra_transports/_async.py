@@ -1,0 +1,255 @@
+"""The trio IA-API client. Import it as ``from sectra_transports.trio import AsyncSectraClient``.
+
+Same methods, arguments and return types as :class:`~sectra_transports.urllib3.SectraClient`,
+awaited. Structured concurrency throughout: helpers that fan out (``fetch_tiles``) run their tasks
+in a nursery they own, and a single failure surfaces as itself, not as an exception group.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import trio
+
+from sectra_core import api
+from sectra_core import schemas as s
+from sectra_core.adapters import VersionAdapter
+from sectra_core.files import Download, OnExists, Progress
+from sectra_core.http import HttpRequest, HttpResponse, keep_streaming, read_limit
+from sectra_core.operations import Operation
+from sectra_core.plugins import Plugins, default_plugins
+from sectra_core.sansio import ClientState, Flow, call, negotiate
+from sectra_core.transport import AsyncTransport, TransportOptions
+
+from ._methods import async_method
+
+__all__ = ["AsyncSectraClient", "TileKey"]
+
+T = TypeVar("T")
+
+#: A tile address: (level, col, row).
+TileKey = tuple[int, int, int]
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+@contextmanager
+def single_errors() -> Iterator[None]:
+    """Let a nursery's lone failure out as itself: that we use a nursery is not the caller's business."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = list(_leaves(group))
+        if len(leaves) == 1:
+            raise leaves[0] from leaves[0].__cause__
+        raise
+
+
+class AsyncSectraClient:
+    """An async (trio) client for one IA-API base URL and token.
+
+    Nothing is sent by the constructor; the first call reads ``/info`` once (unless ``api_version``
+    pins an adapter). Safe to share between tasks. Use ``async with`` or call :meth:`aclose`.
+    Arguments are those of :class:`~sectra_transports.urllib3.SectraClient`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        api_version: str | None = None,
+        app_version: str | None = None,
+        verify: bool | str = True,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+        allow_http: bool = False,
+        transport: AsyncTransport | None = None,
+        plugins: Plugins | None = None,
+    ) -> None:
+        plugins = plugins or default_plugins()
+        self._state = ClientState(
+            url, token, plugins=plugins, api_version=api_version, app_version=app_version,
+            allow_http=allow_http,
+        )
+        if transport is None:
+            options = TransportOptions(
+                verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout
+            )
+            transport = plugins.make_transport("trio", options)
+            if transport is None:
+                from .trio import TrioTransport
+
+                transport = TrioTransport(options)
+        self._transport: AsyncTransport = transport
+        self._lock = trio.Lock()
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f"AsyncSectraClient({self._state.base_url!r})"
+
+    async def __aenter__(self) -> AsyncSectraClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close pooled connections."""
+        await self._transport.aclose()
+
+    @property
+    def url(self) -> str:
+        """The normalised IA-API base URL."""
+        return self._state.base_url
+
+    @property
+    def adapter(self) -> Awaitable[VersionAdapter]:
+        """``await client.adapter``: the API-version adapter in use (negotiated on first use)."""
+        return self._negotiate()
+
+    @property
+    def version_info(self) -> Awaitable[s.ApplicationInfo]:
+        """``await client.version_info``: the server's ``/info`` (read once, then cached)."""
+
+        async def read() -> s.ApplicationInfo:
+            await self._negotiate()
+            if self._state.server_info is None:
+                await self.get_info()
+            assert self._state.server_info is not None
+            return self._state.server_info
+
+        return read()
+
+    # --- driving flows ---------------------------------------------------------------------------
+
+    async def _exchange(self, request: HttpRequest) -> HttpResponse:
+        response = await self._transport.handle_async_request(request)
+        if response.stream is None or keep_streaming(request, response.status):
+            return response
+        limit = read_limit(request)
+        parts: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in response.stream:  # type: ignore[union-attr]
+                parts.append(chunk)
+                size += len(chunk)
+                if limit is not None and size >= limit:
+                    break
+        finally:
+            await _aclose(response)
+        response.body = b"".join(parts)
+        response.stream = None
+        return response
+
+    async def _drive(self, flow: Flow[T]) -> T:
+        try:
+            request = next(flow)
+            while True:
+                request = flow.send(await self._exchange(request))
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+    async def _negotiate(self) -> VersionAdapter:
+        async with self._lock:
+            return await self._drive(negotiate(self._state))
+
+    async def _send(self, op: Operation[T]) -> T:
+        await self._negotiate()
+        return await self._drive(call(self._state, op))
+
+    # --- operations (one line each; see sectra_core.api) -----------------------------------------
+
+    get_info = async_method(api.get_info)
+    get_image_metadata = async_method(api.get_image_metadata)
+    get_image_infos_in_case = async_method(api.get_image_infos_in_case)
+    get_image_infos_in_case_by_slide_id = async_method(api.get_image_infos_in_case_by_slide_id)
+    get_label_image = async_method(api.get_label_image)
+    get_tile = async_method(api.get_tile)
+    get_application = async_method(api.get_application)
+    create_results = async_method(api.create_results)
+    get_result_by_result_id = async_method(api.get_result_by_result_id)
+    get_all_results = async_method(api.get_all_results)
+    update_results = async_method(api.update_results)
+    set_quality_control = async_method(api.set_quality_control)
+
+    async def download_slide_files(
+        self,
+        slide_id: str,
+        output_dir: str | os.PathLike[str],
+        *,
+        on_exists: OnExists = "error",
+        progress: Callable[[Progress], None] | None = None,
+    ) -> list[Path]:
+        """Stream a slide's files into ``output_dir``; see ``SectraClient.download_slide_files``.
+
+        File writes are plain blocking writes of at most one chunk each (no hidden threads).
+        """
+        response = await self._send(api.get_slide_files(slide_id))
+        download: Download | None = None
+        try:
+            download = Download(
+                response.headers, output_dir, on_exists=on_exists, progress=progress,
+                fallback_name=slide_id,
+            )
+            async for chunk in response.stream:  # type: ignore[union-attr]
+                download.feed(chunk)
+            return download.finish()
+        except BaseException as exc:
+            if download is None:
+                raise
+            raise download.fail(exc)
+        finally:
+            await _aclose(response)
+
+    async def fetch_tiles(
+        self,
+        slide_id: str,
+        tiles: Iterable[TileKey],
+        *,
+        ext: str = "jpg",
+        focal_plane: str | None = None,
+        optical_path: str | None = None,
+        concurrency: int = 16,
+    ) -> dict[TileKey, bytes]:
+        """Fetch many tiles with at most ``concurrency`` requests in flight; returns bytes by key.
+
+        The first failure cancels the rest and is raised as itself.
+        """
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        await self._negotiate()
+        limiter = trio.CapacityLimiter(concurrency)
+        found: dict[TileKey, bytes] = {}
+
+        async def one(key: TileKey) -> None:
+            async with limiter:
+                level, col, row = key
+                found[key] = await self.get_tile(
+                    slide_id, level, col, row, ext=ext, focal_plane=focal_plane, optical_path=optical_path
+                )
+
+        with single_errors():
+            async with trio.open_nursery() as nursery:
+                for key in dict.fromkeys(tiles):
+                    nursery.start_soon(one, key)
+        return found
+
+
+async def _aclose(response: HttpResponse) -> None:
+    closer: Any = response.closer
+    if closer is not None:
+        result = closer()
+        if result is not None:
+            await result

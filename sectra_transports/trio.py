@@ -1,0 +1,189 @@
+"""The trio transport: HTTP/1.1 with h11 over trio sockets; pooled, with timeouts as cancel scopes.
+
+    from sectra_transports.trio import AsyncSectraClient
+
+No threads: every byte moves through trio streams (TLS via ``trio.SSLStream``).
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import h11
+import trio
+
+from sectra_core.errors import RemoteProtocolError
+from sectra_core.hookspecs import hookimpl
+from sectra_core.http import HttpRequest, HttpResponse
+from sectra_core.transport import TransportOptions
+
+from ._async import AsyncSectraClient
+from ._trio_errors import map_exceptions
+
+__all__ = ["TrioTransport", "AsyncSectraClient"]
+
+_Key = tuple[str, str, int]
+
+
+class _Connection:
+    """One HTTP/1.1 connection: a trio stream and its h11 state machine."""
+
+    def __init__(self, stream: trio.abc.Stream, reused: bool = False) -> None:
+        self.stream = stream
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.reused = reused
+
+    async def aclose(self) -> None:
+        with trio.CancelScope(shield=True):
+            try:
+                await self.stream.aclose()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
+
+
+class TrioTransport:
+    """``handle_async_request`` over pooled h11 connections.
+
+    Keeps up to ``options.pool_size`` idle connections per host. A request on a reused connection
+    that the server had already closed is retried once on a fresh one when nothing of it can have
+    been processed (the classic keep-alive race).
+    """
+
+    def __init__(self, options: TransportOptions | None = None) -> None:
+        self.options = options or TransportOptions()
+        self._idle: dict[_Key, list[_Connection]] = {}
+        self._ssl: ssl.SSLContext | None = None
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            verify = self.options.verify
+            ctx = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+            if verify is False:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            self._ssl = ctx
+        return self._ssl
+
+    async def _connect(self, key: _Key) -> _Connection:
+        scheme, host, port = key
+        with map_exceptions("connect"), trio.fail_after(self.options.connect_timeout):
+            stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+            if scheme == "https":
+                tls = trio.SSLStream(stream, self._ssl_context(), server_hostname=host, https_compatible=True)
+                await tls.do_handshake()
+                stream = tls
+        return _Connection(stream)
+
+    async def _checkout(self, key: _Key) -> _Connection:
+        idle = self._idle.get(key)
+        if idle:
+            conn = idle.pop()
+            conn.reused = True
+            return conn
+        return await self._connect(key)
+
+    def _checkin(self, key: _Key, conn: _Connection) -> bool:
+        if conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE:
+            conn.h11.start_next_cycle()
+            pool = self._idle.setdefault(key, [])
+            if len(pool) < self.options.pool_size:
+                pool.append(conn)
+                return True
+        return False
+
+    async def handle_async_request(self, request: HttpRequest) -> HttpResponse:
+        """Send ``request``; the response body is streamed by an async iterator."""
+        parts = urlsplit(request.url)
+        scheme = parts.scheme
+        port = parts.port or (443 if scheme == "https" else 80)
+        key = (scheme, parts.hostname or "", port)
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        headers = [("Host", parts.netloc), *request.headers.items()]
+        if request.body is not None:
+            headers.append(("Content-Length", str(len(request.body))))
+        h11_request = h11.Request(method=request.method, target=target, headers=headers)
+        for attempt in (1, 2):
+            conn = await self._checkout(key)
+            try:
+                response = await self._send(conn, h11_request, request.body)
+            except RemoteProtocolError:
+                await conn.aclose()
+                # A kept-alive connection the server closed meanwhile fails before any answer.
+                if attempt == 1 and conn.reused and request.idempotent:
+                    continue
+                raise
+            except BaseException:
+                await conn.aclose()
+                raise
+            break
+        stream = self._body(key, conn)
+        headers_out = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
+        return HttpResponse(response.status_code, headers_out, stream=stream, closer=stream.aclose)
+
+    async def _send(self, conn: _Connection, req: h11.Request, body: bytes | None) -> h11.Response:
+        with map_exceptions("read"):
+            data = conn.h11.send(req) or b""
+            if body:
+                data += conn.h11.send(h11.Data(data=body)) or b""
+            data += conn.h11.send(h11.EndOfMessage()) or b""
+            with trio.fail_after(self.options.read_timeout):
+                await conn.stream.send_all(data)
+            while True:
+                event = await self._next_event(conn)
+                if isinstance(event, h11.Response):
+                    return event
+                if isinstance(event, h11.ConnectionClosed):
+                    raise RemoteProtocolError("the server closed the connection without answering")
+
+    async def _next_event(self, conn: _Connection) -> h11.Event | type[h11.PAUSED]:
+        while True:
+            event = conn.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            with trio.fail_after(self.options.read_timeout):
+                data = await conn.stream.receive_some(self.options.chunk_size)
+            conn.h11.receive_data(data)
+
+    async def _body(self, key: _Key, conn: _Connection) -> AsyncIterator[bytes]:
+        returned = False
+        try:
+            while True:
+                with map_exceptions("read"):
+                    event = await self._next_event(conn)
+                if isinstance(event, h11.Data):
+                    yield event.data if type(event.data) is bytes else bytes(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    returned = self._checkin(key, conn)
+                    return
+                elif isinstance(event, h11.ConnectionClosed):
+                    raise RemoteProtocolError("the server closed the connection mid-body")
+        finally:
+            if not returned:
+                await conn.aclose()
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        pools, self._idle = self._idle, {}
+        for pool in pools.values():
+            for conn in pool:
+                await conn.aclose()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep on trio's clock (so ``autojump_clock`` tests run instantly)."""
+        await trio.sleep(seconds)
+
+    async def __aenter__(self) -> TrioTransport:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+@hookimpl(trylast=True)
+def sectra_make_transport(kind: str, options: TransportOptions) -> TrioTransport | None:
+    """The default transport of the async client."""
+    return TrioTransport(options) if kind == "trio" else None

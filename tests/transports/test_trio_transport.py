@@ -1,0 +1,139 @@
+"""The trio transport's own rules: connection reuse, the keep-alive race, timeouts, TLS defaults."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable
+
+import pytest
+import trio
+import trio.testing
+
+from sectra_core.errors import RemoteProtocolError, TimeoutError
+from sectra_core.http import HttpRequest
+from sectra_core.transport import TransportOptions
+from sectra_mock import MockSectraServer
+from sectra_transports.trio import AsyncSectraClient, TrioTransport
+
+INFO = b'{"apiVersion": "1.10", "softwareVersion": "4.2"}'
+
+
+def answer(body: bytes, close: bool = False) -> bytes:
+    extra = b"Connection: close\r\n" if close else b""
+    return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + extra + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+async def tcp_server(nursery: trio.Nursery, handler: Callable[[trio.SocketStream], Awaitable[None]]) -> str:
+    listeners = await nursery.start(trio.serve_tcp, handler, 0)
+    port = listeners[0].socket.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+async def read_request(stream: trio.SocketStream) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = await stream.receive_some(4096)
+        if not chunk:
+            return b""
+        data += chunk
+    return data
+
+
+async def test_connections_are_reused(nursery: trio.Nursery) -> None:
+    connections = 0
+
+    async def handler(stream: trio.SocketStream) -> None:
+        nonlocal connections
+        connections += 1
+        while await read_request(stream):
+            await stream.send_all(answer(INFO))
+
+    url = await tcp_server(nursery, handler)
+    async with AsyncSectraClient(url, "t", api_version="5.0") as client:
+        for _ in range(20):
+            assert (await client.get_info()).api_version == "1.10"
+    assert connections == 1
+
+
+async def test_stale_keep_alive_connection_is_retried_once(nursery: trio.Nursery) -> None:
+    connections = 0
+
+    async def handler(stream: trio.SocketStream) -> None:
+        nonlocal connections
+        connections += 1
+        if await read_request(stream):
+            await stream.send_all(answer(INFO))  # promises keep-alive, then hangs up
+
+    url = await tcp_server(nursery, handler)
+    async with AsyncSectraClient(url, "t", api_version="5.0") as client:
+        for _ in range(3):
+            await client.get_info()
+    assert connections == 3
+
+
+async def test_server_closing_without_answer_is_a_protocol_error(nursery: trio.Nursery) -> None:
+    async def handler(stream: trio.SocketStream) -> None:
+        await read_request(stream)
+
+    url = await tcp_server(nursery, handler)
+    async with AsyncSectraClient(url, "t", api_version="5.0") as client:
+        with pytest.raises(RemoteProtocolError):
+            await client.get_info()
+
+
+async def test_read_timeout_is_a_cancel_scope(nursery: trio.Nursery, autojump_clock: trio.testing.MockClock) -> None:
+    async def handler(stream: trio.SocketStream) -> None:
+        await read_request(stream)
+        await trio.sleep_forever()
+
+    url = await tcp_server(nursery, handler)
+    start = trio.current_time()
+    async with AsyncSectraClient(url, "t", api_version="5.0", read_timeout=30) as client:
+        with pytest.raises(TimeoutError, match="read timed out"):
+            await client.get_info()
+    assert 30 <= trio.current_time() - start < 31
+
+
+async def test_body_cut_mid_stream(nursery: trio.Nursery, tmp_path: object) -> None:
+    async def handler(stream: trio.SocketStream) -> None:
+        await read_request(stream)
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                              b"Content-Disposition: attachment; filename=\"a.svs\"\r\nContent-Length: 1000\r\n\r\n" + b"x" * 10)
+
+    url = await tcp_server(nursery, handler)
+    transport = TrioTransport()
+    response = await transport.handle_async_request(HttpRequest("GET", url + "/x", {}, stream=True))
+    with pytest.raises(RemoteProtocolError):
+        async for _ in response.stream:  # type: ignore[union-attr]
+            pass
+    await transport.aclose()
+
+
+async def test_tls_verification_is_on_by_default() -> None:
+    ctx = TrioTransport()._ssl_context()
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    off = TrioTransport(TransportOptions(verify=False))._ssl_context()
+    assert off.verify_mode == ssl.CERT_NONE
+
+
+async def test_mock_closes_connection_close_requests_promptly(sectra_mock: MockSectraServer) -> None:
+    stream = await trio.open_tcp_stream("127.0.0.1", sectra_mock.port)
+    await stream.send_all(b"GET /info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                          b"Authorization: Bearer " + sectra_mock.token.encode() + b"\r\n\r\n")
+    data = b""
+    with trio.fail_after(2):  # the pitfall: the response came, the close never did
+        while chunk := await stream.receive_some(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"}")
+    await stream.aclose()
+
+
+async def test_fetch_tiles_bounded_and_unwrapped(sectra_mock: MockSectraServer) -> None:
+    async with AsyncSectraClient(sectra_mock.url, sectra_mock.token) as client:
+        keys = [(12, c, r) for c in range(4) for r in range(3)]
+        tiles = await client.fetch_tiles("s", keys, concurrency=4)
+        assert set(tiles) == set(keys) and all(t.startswith(b"\x89PNG") for t in tiles.values())
+        from sectra_core.errors import NotFoundError
+
+        with pytest.raises(NotFoundError):  # one bad tile: the error itself, not an ExceptionGroup
+            await client.fetch_tiles("s", [*keys, (12, 999, 0)], concurrency=4)
