@@ -247,6 +247,8 @@ def _authorized(server: MockSectraServer, header: str | None) -> bool:
 
 def _view(server: MockSectraServer, ep: Endpoint, handler: Handler) -> Callable[..., Awaitable[Response]]:
     async def view(**params: Any) -> Response:
+        if server.latency:
+            await trio.sleep(server.latency)
         if ep.auth == "bearer" and not _authorized(server, request.headers.get("Authorization")):
             return error(401, "missing or wrong bearer token")
         query = server.adapter.read_query(ep, request.args)

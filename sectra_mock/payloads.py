@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import zlib
@@ -25,6 +26,7 @@ __all__ = [
 CHUNK = 1024 * 1024
 
 
+@functools.lru_cache(maxsize=256)
 def png(width: int, height: int, rgb: tuple[int, int, int] = (230, 200, 220)) -> bytes:
     """A valid PNG of one colour and the given size, without an imaging library."""
     width, height = max(1, width), max(1, height)

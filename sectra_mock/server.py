@@ -59,6 +59,7 @@ class MockSectraServer:
     ``strict_bodies`` (default on): request bodies with unknown fields are a 400.
     ``users`` maps usernames to passwords for ``/token`` login. ``graceful_timeout``: how long a
     stop waits for requests still in flight (idle keep-alive connections close at once).
+    ``latency``: seconds added before every answer, to model the network distance to a PACS.
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class MockSectraServer:
         session_token: str = "dev-session",
         token_lifetime: int = 3600,
         graceful_timeout: float = 3.0,
+        latency: float = 0.0,
         plugins: Plugins | None = None,
     ) -> None:
         if not token:
@@ -95,6 +97,7 @@ class MockSectraServer:
         self.token_lifetime = token_lifetime
         self.strict_bodies = strict_bodies
         self.graceful_timeout = graceful_timeout
+        self.latency = latency
         self.state = MockState(strict=strict)
         for info in (slides.values() if isinstance(slides, Mapping) else slides or ()):
             self.add_slide(info)

@@ -1,0 +1,56 @@
+"""Shared benchmark helpers: a mock in a subprocess, timing, peak RSS of a child process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TOKEN = "bench-token"
+
+
+@contextmanager
+def mock_process(*args: str) -> Iterator[str]:
+    """Start ``bench/_mock_process.py`` with ``args``; yields its base URL."""
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "_mock_process.py"), "--token", TOKEN, *args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http"):
+            raise RuntimeError("the mock process did not start")
+        yield url
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(20)
+
+
+def best_of(n: int, fn: Callable[[], object]) -> float:
+    """The fastest of ``n`` runs of ``fn``, in seconds (the least disturbed by a noisy machine)."""
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def run_child(code: str, *args: str) -> tuple[float, float]:
+    """Run ``code`` in a fresh interpreter; returns (wall seconds it printed, its peak RSS in MiB)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True,
+        env={**os.environ, "PYTHONPATH": str(HERE.parent)},
+    )
+    wall = float(done.stdout.strip().splitlines()[-1])
+    import resource
+
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return wall, peak_kib / 1024

@@ -1,0 +1,1 @@
+"""Small analysis apps used by the examples and the documentation."""
