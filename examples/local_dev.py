@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from sectra_client import SectraClient, schemas as s
 from sectra_client.mock_server import MockSectraServer
 from sectra_core.errors import SectraError
+from sectra_core.progressbar import ProgressBar
 from sectra_core.sansio import parse_invocation, response_headers
 
 APP_ID = "my-app"
@@ -30,7 +31,9 @@ def analyse(invocation: s.CreateInvocation) -> s.ResultResponse:
     with SectraClient(url=cb.url, token=cb.token, app_version=APP_VERSION) as client:
         info = client.get_image_metadata(invocation.slide_id, extended=True)
         with tempfile.TemporaryDirectory() as tmp:
-            paths = client.download_slide_files(invocation.slide_id, tmp)
+            bar = ProgressBar(label="app: ")  # redraws in place on a terminal, plain lines elsewhere
+            paths = client.download_slide_files(invocation.slide_id, tmp, progress=bar)
+            bar.close()
             total = sum(p.stat().st_size for p in paths)
         # Sectra divides both axes by the image width (spec §2.4): y runs to height/width.
         max_y = info.max_y

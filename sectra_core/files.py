@@ -24,7 +24,7 @@ from .errors import (
 )
 from .multipart import NEED_DATA, Finished, PartData, PartEnded, PartStarted
 
-__all__ = ["safe_filename", "Progress", "FileSink", "OnExists", "Download"]
+__all__ = ["safe_filename", "Progress", "FileSink", "OnExists", "Download", "case_folders"]
 
 OnExists = Literal["error", "skip", "overwrite"]
 
@@ -250,3 +250,14 @@ class Download:
             err.__cause__ = exc
             return err
         return exc
+
+
+def case_folders(output_dir: str | os.PathLike[str], slide_ids: list[str]) -> dict[str, Path]:
+    """One sub-folder per slide of a case, named by the (checked) slide id; ids must be distinct."""
+    folders: dict[str, Path] = {}
+    for slide_id in slide_ids:
+        name = safe_filename(slide_id)
+        if any(f.name == name for f in folders.values()):
+            raise DuplicateFilenameError(f"slide id {slide_id!r} does not give a distinct folder name")
+        folders[slide_id] = Path(output_dir) / name
+    return folders

@@ -120,8 +120,7 @@ def _part_header(boundary: str, source: FileSource) -> bytes:
     return (
         f"--{boundary}\r\n"
         f"Content-Disposition: {content_disposition(source.name)}\r\n"
-        f"Content-Type: application/octet-stream\r\n"
-        f"Content-Length: {source.size}\r\n\r\n"
+        f"Content-Type: application/octet-stream\r\n\r\n"
     ).encode("utf-8")
 
 

@@ -18,7 +18,7 @@ import trio
 from sectra_core import api
 from sectra_core import schemas as s
 from sectra_core.adapters import VersionAdapter
-from sectra_core.files import Download, OnExists, Progress
+from sectra_core.files import Download, OnExists, Progress, case_folders
 from sectra_core.http import HttpRequest, HttpResponse, keep_streaming, read_limit
 from sectra_core.operations import Operation
 from sectra_core.plugins import Plugins, default_plugins
@@ -245,6 +245,44 @@ class AsyncSectraClient:
                 for key in dict.fromkeys(tiles):
                     nursery.start_soon(one, key)
         return found
+
+
+    async def download_case(
+        self,
+        accession_number: str,
+        output_dir: str | os.PathLike[str],
+        *,
+        accession_number_issuer_id: str | None = None,
+        on_exists: OnExists = "error",
+        progress: Callable[[str, Progress], None] | None = None,
+        concurrency: int = 4,
+    ) -> dict[str, list[Path]]:
+        """Download every slide of a case (IA-API 1.9+), each into ``output_dir/<slide id>/``.
+
+        At most ``concurrency`` slides download at once, in a nursery this method owns; the first
+        failure cancels the others (their partial files are removed) and is raised as itself.
+        """
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        slides = await self.get_image_infos_in_case(
+            accession_number, accession_number_issuer_id=accession_number_issuer_id
+        )
+        targets = case_folders(output_dir, [s.id for s in slides])
+        limiter = trio.CapacityLimiter(concurrency)
+        found: dict[str, list[Path]] = {}
+
+        async def one(slide_id: str) -> None:
+            report = (lambda p: progress(slide_id, p)) if progress else None
+            async with limiter:
+                found[slide_id] = await self.download_slide_files(
+                    slide_id, targets[slide_id], on_exists=on_exists, progress=report
+                )
+
+        with single_errors():
+            async with trio.open_nursery() as nursery:
+                for slide_id in targets:
+                    nursery.start_soon(one, slide_id)
+        return {slide_id: found[slide_id] for slide_id in targets}
 
 
 async def _aclose(response: HttpResponse) -> None:

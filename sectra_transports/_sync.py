@@ -12,7 +12,7 @@ from typing import TypeVar
 from sectra_core import api
 from sectra_core import schemas as s
 from sectra_core.adapters import VersionAdapter
-from sectra_core.files import Download, OnExists, Progress
+from sectra_core.files import Download, OnExists, Progress, case_folders
 from sectra_core.http import HttpRequest, HttpResponse, keep_streaming, read_limit
 from sectra_core.operations import Operation
 from sectra_core.plugins import Plugins, default_plugins
@@ -215,3 +215,30 @@ class SectraClient:
 
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sectra-tiles") as pool:
             return dict(zip(keys, pool.map(one, keys)))
+
+    def download_case(
+        self,
+        accession_number: str,
+        output_dir: str | os.PathLike[str],
+        *,
+        accession_number_issuer_id: str | None = None,
+        on_exists: OnExists = "error",
+        progress: Callable[[str, Progress], None] | None = None,
+        concurrency: int = 4,
+    ) -> dict[str, list[Path]]:
+        """Download every slide of a case (IA-API 1.9+), each into ``output_dir/<slide id>/``.
+
+        At most ``concurrency`` slides download at once; ``progress(slide_id, report)`` is called
+        from their threads. Returns the saved paths by slide id, in the server's case order.
+        """
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        slides = self.get_image_infos_in_case(accession_number, accession_number_issuer_id=accession_number_issuer_id)
+        targets = case_folders(output_dir, [s.id for s in slides])
+
+        def one(slide_id: str) -> list[Path]:
+            report = (lambda p: progress(slide_id, p)) if progress else None
+            return self.download_slide_files(slide_id, targets[slide_id], on_exists=on_exists, progress=report)
+
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sectra-case") as pool:
+            return dict(zip(targets, pool.map(one, targets)))

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 
 import urllib3
 
-from sectra_core.hookspecs import hookimpl
 from sectra_core.http import HttpRequest, HttpResponse
 from sectra_core.transport import TransportOptions
 
@@ -91,9 +90,3 @@ class Urllib3Transport:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@hookimpl(trylast=True)
-def sectra_make_transport(kind: str, options: TransportOptions) -> Urllib3Transport | None:
-    """The default transport of the sync client."""
-    return Urllib3Transport(options) if kind == "sync" else None

@@ -51,11 +51,11 @@ def test_transport_hook_first_result_wins() -> None:
 
 def test_installed_entry_points_load_and_can_be_limited(monkeypatch: pytest.MonkeyPatch) -> None:
     plugins = make_plugins()
-    assert plugins.pm.has_plugin("sectra-transport-urllib3")
+    assert plugins.pm.has_plugin("sectra-transports")
     monkeypatch.setenv("SECTRA_LOAD_PLUGINS", "")
-    assert not make_plugins().pm.has_plugin("sectra-transport-urllib3")
+    assert not make_plugins().pm.has_plugin("sectra-transports")
     monkeypatch.setenv("SECTRA_LOAD_PLUGINS", "sectra-sdk")
-    assert make_plugins().pm.has_plugin("sectra-transport-urllib3")
+    assert make_plugins().pm.has_plugin("sectra-transports")
 
 
 def test_core_never_imports_a_transport() -> None:

@@ -271,3 +271,29 @@ def test_repr_hides_the_token(make_client: Callable[..., Any], mock: MockSectraS
     client = make_client(mock)
     assert TOKEN not in repr(client) and TOKEN not in repr(client._state)
     client.close()
+
+
+def test_download_case_with_bounded_concurrency(make_client: Callable[..., Any], mock: MockSectraServer, tmp_path: Path) -> None:
+    import msgspec
+
+    for i in range(3):
+        mock.add_slide(msgspec.structs.replace(mock.image_info(f"case-s{i}"), accession_number="ACC9"))
+        mock.add_synthetic_slide(f"case-s{i}", size_bytes=50_000 * (i + 1), n_files=i + 1)
+    reports: list[str] = []
+    with make_client(mock) as client:
+        saved = client.download_case("ACC9", tmp_path, concurrency=2, progress=lambda sid, p: reports.append(sid))
+    assert list(saved) == ["case-s0", "case-s1", "case-s2"]
+    for i, (slide_id, paths) in enumerate(saved.items()):
+        assert len(paths) == i + 1 and all(p.parent == tmp_path / slide_id for p in paths)
+        assert sum(p.stat().st_size for p in paths) == 50_000 * (i + 1)
+    assert set(reports) == set(saved)
+
+
+def test_cut_connection_leaves_no_partial_file(make_client: Callable[..., Any], raw_server: RawServer, tmp_path: Path) -> None:
+    head = b'--XX\r\nContent-Disposition: attachment; filename="done.dcm"\r\n\r\n' + b"d" * 100 + b"\r\n"
+    head += b'--XX\r\nContent-Disposition: attachment; filename="cut.dcm"\r\n\r\n' + b"c" * 70_000
+    raw_server.route("/slides/s/files", 200, {"Content-Type": "multipart/related; boundary=XX",
+                                              "Content-Length": "10000000"}, head, cut=True)
+    with make_client(raw_server) as client, pytest.raises(DownloadInterrupted, match="cut.dcm"):
+        client.download_slide_files("s", tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["done.dcm"]  # complete file kept, no partial

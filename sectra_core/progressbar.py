@@ -1,0 +1,81 @@
+"""A text progress bar for downloads, fed by :class:`~sectra_core.files.Progress` reports.
+
+On a terminal it redraws one line in place (at most ten times a second). Elsewhere (a log file, a
+pipe, CI) it writes a plain line per 10 % and one when a file completes, so the output never fills
+with carriage returns or half-drawn bars.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+from .files import Progress
+
+__all__ = ["ProgressBar", "format_bytes"]
+
+
+def format_bytes(n: float) -> str:
+    """``1536`` → ``"1.5 KiB"``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+class ProgressBar:
+    """Call it with each :class:`Progress`; call :meth:`close` at the end."""
+
+    def __init__(self, stream: TextIO | None = None, *, width: int = 30, label: str = "") -> None:
+        self.stream = stream or sys.stderr
+        self.width = width
+        self.label = label
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._start = time.monotonic()
+        self._last_draw = 0.0
+        self._last_decile = -1
+        self._last_file = ""
+        self._last: Progress | None = None
+
+    def __call__(self, p: Progress) -> None:
+        """Report progress."""
+        self._last = p
+        now = time.monotonic()
+        if self.tty:
+            if now - self._last_draw >= 0.1:
+                self._last_draw = now
+                self.stream.write("\r" + self.render(p, now) + "\x1b[K")
+                self.stream.flush()
+            return
+        if p.filename != self._last_file and self._last_file:
+            self.stream.write(f"{self.label}done {self._last_file}\n")
+        self._last_file = p.filename
+        if p.bytes_total:
+            decile = int(10 * p.bytes_done / p.bytes_total)
+            if decile > self._last_decile:
+                self._last_decile = decile
+                self.stream.write(self.render(p, now) + "\n")
+        self.stream.flush()
+
+    def render(self, p: Progress, now: float | None = None) -> str:
+        """One line: bar, percentage, bytes, rate, current file."""
+        elapsed = max(1e-6, (now or time.monotonic()) - self._start)
+        rate = format_bytes(p.bytes_done / elapsed) + "/s"
+        if p.bytes_total:
+            frac = min(1.0, p.bytes_done / p.bytes_total)
+            filled = int(frac * self.width)
+            bar = "#" * filled + "-" * (self.width - filled)
+            amount = f"{format_bytes(p.bytes_done)} / {format_bytes(p.bytes_total)}"
+            return f"{self.label}[{bar}] {frac * 100:5.1f}%  {amount}  {rate}  {p.filename}"
+        return f"{self.label}{format_bytes(p.bytes_done)}  {rate}  {p.filename}"
+
+    def close(self) -> None:
+        """Finish the line (terminal) or report the last file (elsewhere)."""
+        if self._last is not None:
+            if self.tty:
+                self.stream.write("\r" + self.render(self._last) + "\x1b[K\n")
+            else:
+                self.stream.write(f"{self.label}done {self._last.filename}\n")
+        self.stream.flush()

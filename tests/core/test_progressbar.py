@@ -1,0 +1,48 @@
+"""The download progress bar: in-place redraws on a terminal, plain lines anywhere else."""
+
+from __future__ import annotations
+
+import io
+
+from sectra_core.files import Progress
+from sectra_core.progressbar import ProgressBar, format_bytes
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def reports(total: int = 1000, step: int = 50) -> list[Progress]:
+    out = []
+    for done in range(step, total + 1, step):
+        name = "a.dcm" if done <= total // 2 else "b.dcm"
+        out.append(Progress(name, done, None, done, total, 0))
+    return out
+
+
+def test_not_a_terminal_gets_plain_lines() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar(stream)
+    for p in reports():
+        bar(p)
+    bar.close()
+    text = stream.getvalue()
+    assert "\r" not in text and "\x1b" not in text
+    lines = text.splitlines()
+    assert len(lines) <= 14 and "100.0%" in text and "done a.dcm" in text and lines[-1] == "done b.dcm"
+
+
+def test_terminal_redraws_one_line() -> None:
+    stream = Tty()
+    bar = ProgressBar(stream)
+    for p in reports():
+        bar(p)
+    bar.close()
+    text = stream.getvalue()
+    assert text.count("\n") == 1 and text.startswith("\r[") and "100.0%" in text.splitlines()[-1]
+
+
+def test_unknown_total_and_units() -> None:
+    assert "1.5 KiB" in ProgressBar(io.StringIO()).render(Progress("x", 1536, None, 1536, None, 0))
+    assert format_bytes(3 * 2**30) == "3.0 GiB" and format_bytes(12) == "12 B"
