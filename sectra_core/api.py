@@ -27,6 +27,7 @@ __all__ = [
     "get_result_by_result_id",
     "get_all_results",
     "update_results",
+    "get_attachment",
     "set_quality_control",
 ]
 
@@ -177,6 +178,25 @@ def update_results(
     )
 
 
+def get_attachment(
+    app_id: str, result_id: int | str, name: str, byte_range: tuple[int, int | None] | None = None
+) -> Operation[bytes]:
+    """``GET .../results/{result_id}/attachments?name=...``; ``byte_range=(start, end)`` (end
+    inclusive, None for "to the end") asks for part of it (206)."""
+    headers: dict[str, str] = {}
+    if byte_range is not None:
+        start, end = byte_range
+        if start < 0 or (end is not None and end < start):
+            raise ValidationError(f"bad byte range {byte_range!r}")
+        headers["Range"] = f"bytes={start}-{'' if end is None else end}"
+    return Operation(
+        endpoint("attachment"),
+        {"app_id": _id(app_id, "app_id"), "result_id": _id(str(result_id), "result_id")},
+        {"name": _id(name, "name")},
+        headers=headers,
+    )
+
+
 def set_quality_control(slide_id: str, quality_control: s.QualityControl) -> Operation[None]:
     """``PUT /slides/{slide_id}/qualityControl`` (IA-API 1.10+); reuse the ``versionId`` from the slide info."""
     if not isinstance(quality_control, s.QualityControl):
@@ -199,5 +219,6 @@ CLIENT_OPERATIONS = (
     get_result_by_result_id,
     get_all_results,
     update_results,
+    get_attachment,
     set_quality_control,
 )

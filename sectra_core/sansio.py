@@ -25,6 +25,11 @@ from .urls import normalize_base_url
 __all__ = [
     "Flow",
     "ClientState",
+    "Credentials",
+    "TokenRejected",
+    "login",
+    "launch",
+    "parse_token",
     "negotiate",
     "call",
     "drive",
@@ -56,13 +61,18 @@ class ClientState:
         api_version: str | None = None,
         app_version: str | None = None,
         allow_http: bool = False,
+        credentials: Credentials | None = None,
     ) -> None:
-        if not isinstance(token, str) or not token:
-            raise ConfigurationError("a non-empty bearer token is required")
-        if any(ch in token for ch in "\r\n"):
+        if credentials is None and (not isinstance(token, str) or not token):
+            raise ConfigurationError("a non-empty bearer token (or credentials) is required")
+        if token and any(ch in token for ch in "\r\n"):
             raise ConfigurationError("the token contains a line break")
         self.base_url = normalize_base_url(url, allow_http=allow_http)
-        self._token = token
+        self._token = token or ""
+        self.credentials = credentials
+        #: Bumped on every new token, so concurrent 401s refresh once (spec §2.1, downloader fix a1297f8).
+        self.token_generation = 0
+        self.refresh_at: float | None = None
         self.plugins = plugins
         self.app_version = app_version
         self.adapter: VersionAdapter | None = plugins.adapter(api_version) if api_version else None
@@ -77,6 +87,23 @@ class ClientState:
     def auth_headers(self) -> dict[str, str]:
         """The bearer header."""
         return {"Authorization": f"Bearer {self._token}"}
+
+    def needs_token(self, now: float) -> bool:
+        """Whether a ``/token`` login is due: no token yet, or the refresh time has come."""
+        if self.credentials is None:
+            return False
+        return not self._token or (self.refresh_at is not None and now >= self.refresh_at)
+
+    def set_token(self, token: s.Token, now: float) -> None:
+        """Adopt a token from ``/token``; schedule its refresh ``min(60, expires_in / 2)`` s early."""
+        if not token.access_token or any(ch in token.access_token for ch in "\r\n"):
+            raise DecodeError("the /token answer holds no usable access_token")
+        self._token = token.access_token
+        self.token_generation += 1
+        if token.expires_in:
+            self.refresh_at = now + token.expires_in - min(60.0, token.expires_in / 2)
+        else:
+            self.refresh_at = None
 
     def request_headers(self) -> dict[str, str]:
         """Auth plus version headers for the negotiated adapter."""
@@ -125,14 +152,34 @@ def negotiate(state: ClientState) -> Flow[VersionAdapter]:
 _INFO = s.decoder(s.ApplicationInfo)
 
 
-def call(state: ClientState, op: Operation[T]) -> Flow[T]:
-    """One operation: check it exists in the negotiated version, send it, decode the answer."""
+class TokenRejected(Exception):
+    """Internal: a credentials client got 401/403; the driver refreshes (once) and calls again.
+
+    ``generation`` is the token generation the request was sent with, so of many tasks that hit
+    401 at once only the first refreshes (the others see a newer generation and just retry).
+    """
+
+    def __init__(self, generation: int, error: Exception) -> None:
+        self.generation = generation
+        self.error = error
+
+
+def call(state: ClientState, op: Operation[T], *, retried: bool = False) -> Flow[T]:
+    """One operation: check it exists in the negotiated version, send it, decode the answer.
+
+    With credentials, a 401/403 raises :class:`TokenRejected` (unless ``retried``) so the driver
+    can refresh the token and call again.
+    """
     adapter = state.adapter
     assert adapter is not None, "negotiate first"
     server = state.server_info.api_version if state.server_info else None
     adapter.check(op, server)
-    request = adapter.build_request(op, state.base_url, state.request_headers())
+    generation = state.token_generation
+    headers = state.request_headers() if op.endpoint.auth == "bearer" else {}
+    request = adapter.build_request(op, state.base_url, headers)
     response = yield request
+    if response.status in (401, 403) and state.credentials is not None and not retried:
+        raise TokenRejected(generation, status_error(response.status, request.method, request.path, response.body))
     if op.name == "info" and response.status == 200:
         value: Any = adapter.parse_response(op, request, response)
         state.server_info = value
@@ -150,6 +197,80 @@ def drive(flow: Flow[T], exchange: Callable[[HttpRequest], HttpResponse]) -> T:
         return stop.value  # type: ignore[no-any-return]
 
 
+class Credentials:
+    """Username, password and application id for ``/token`` login (spec §4.2). Never shown in a repr."""
+
+    def __init__(self, username: str, password: str, application_id: str) -> None:
+        if not username or not application_id:
+            raise ConfigurationError("username and application_id are required for /token login")
+        self.username = username
+        self._password = password
+        self.application_id = application_id
+
+    def headers(self) -> dict[str, str]:
+        """The HTTP Basic header and the form content type of the login request."""
+        return basic_auth(self.username, self._password) | {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+        }
+
+    def __repr__(self) -> str:
+        return f"Credentials(username={self.username!r}, application_id={self.application_id!r})"
+
+
+_TOKEN_ANY = s.decoder(dict[str, Any])
+
+
+def parse_token(body: bytes) -> s.Token:
+    """A ``/token`` answer, in OAuth snake_case or camelCase (the downloader accepts both)."""
+    raw = s.decode(_TOKEN_ANY, body, "POST /token")
+    token = raw.get("access_token", raw.get("accessToken"))
+    expires = raw.get("expires_in", raw.get("expiresIn"))
+    if not isinstance(token, str) or (expires is not None and not isinstance(expires, int)):
+        raise DecodeError("POST /token: expected access_token (string) and expires_in (integer)")
+    kind = raw.get("token_type", raw.get("tokenType", "Bearer"))
+    return s.Token(access_token=token, token_type=str(kind), expires_in=expires)
+
+
+def login(state: ClientState, now: float) -> Flow[None]:
+    """``POST /token?applicationId=...`` with HTTP Basic; adopts the new token."""
+    creds = state.credentials
+    assert creds is not None
+    from urllib.parse import urlencode
+
+    url = f"{state.base_url}/token?{urlencode({'applicationId': creds.application_id})}"
+    request = HttpRequest("POST", url, creds.headers(), b"grant_type=client_credentials")
+    response = yield request
+    if response.status != 200:
+        raise status_error(response.status, "POST", request.path, response.body)
+    state.set_token(parse_token(response.body), now)
+
+
+def launch(launch_url: str, app_id: str, *, allow_http: bool = False) -> Flow[s.LaunchResponse]:
+    """External launch (spec §4.3): ``GET <launchUrl>&appId=<appId>``, no bearer; returns callback info.
+
+    ``launch_url`` is the URL-decoded ``launchUrl`` query parameter IDS7 opened the app with.
+    """
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    parts = urlsplit(launch_url)
+    if not parts.path.endswith("/launchdata"):
+        raise ConfigurationError("a launch URL ends in /launchdata?requestId=...&sessionToken=...")
+    base = normalize_base_url(
+        f"{parts.scheme}://{parts.netloc}{parts.path[: -len('/launchdata')]}", allow_http=allow_http
+    )
+    query = dict(parse_qsl(parts.query)) | {"appId": app_id}
+    missing = {"requestId", "sessionToken"} - set(query)
+    if missing:
+        raise ConfigurationError(f"the launch URL lacks {', '.join(sorted(missing))}")
+    request = HttpRequest("GET", f"{base}/launchdata?{urlencode(query)}", {"Accept": "application/json"})
+    response = yield request
+    if response.status != 200:
+        raise status_error(response.status, "GET", request.path, response.body)
+    return s.decode(_LAUNCH, response.body, "GET /launchdata")
+
+
+_LAUNCH = s.decoder(s.LaunchResponse)
 _INVOCATION = s.decoder(s.Invocation)
 _NOTIFICATION = s.decoder(s.ImageNotification)
 

@@ -207,7 +207,7 @@ async def token(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: di
         return error(400, "grant_type must be client_credentials")
     if not q.get("applicationId"):
         return error(400, "query parameter 'applicationId' is required")
-    return _json(server, ep, s.Token(access_token=server.token, expires_in=server.token_lifetime))
+    return _json(server, ep, s.Token(access_token=server.issue_token(), expires_in=server.token_lifetime))
 
 
 async def launch_data(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
@@ -241,8 +241,9 @@ HANDLERS = {**HANDLERS, "tile_focal": tile}
 
 
 def _authorized(server: MockSectraServer, header: str | None) -> bool:
-    expected = f"Bearer {server.token}".encode()
-    return header is not None and hmac.compare_digest(header.encode(), expected)
+    if header is None or not header.startswith("Bearer "):
+        return False
+    return server.accepts(header[len("Bearer "):])
 
 
 def _view(server: MockSectraServer, ep: Endpoint, handler: Handler) -> Callable[..., Awaitable[Response]]:

@@ -98,6 +98,10 @@ class MockSectraServer:
         self.strict_bodies = strict_bodies
         self.graceful_timeout = graceful_timeout
         self.latency = latency
+        #: Tokens issued by /token login: token -> expiry (time.monotonic()); see revoke_tokens().
+        self.issued_tokens: dict[str, float] = {}
+        self.logins = 0
+        self._token_lock = threading.Lock()
         self.state = MockState(strict=strict)
         for info in (slides.values() if isinstance(slides, Mapping) else slides or ()):
             self.add_slide(info)
@@ -140,6 +144,33 @@ class MockSectraServer:
         ]
         self.state.add_files(slide_id, sources)
         return sources
+
+    def issue_token(self) -> str:
+        """A fresh bearer token valid for ``token_lifetime`` seconds (what ``/token`` hands out)."""
+        import secrets
+        import time
+
+        token = secrets.token_urlsafe(24)
+        with self._token_lock:
+            self.logins += 1
+            self.issued_tokens[token] = time.monotonic() + self.token_lifetime
+        return token
+
+    def revoke_tokens(self) -> None:
+        """Invalidate every token issued by ``/token`` (as expiry would); the main token stays."""
+        with self._token_lock:
+            self.issued_tokens.clear()
+
+    def accepts(self, token: str) -> bool:
+        """Whether ``token`` is the main token or an unexpired issued one."""
+        import hmac
+        import time
+
+        if hmac.compare_digest(token.encode(), self.token.encode()):
+            return True
+        with self._token_lock:
+            expiry = self.issued_tokens.get(token)
+        return expiry is not None and time.monotonic() < expiry
 
     def add_attachment(self, app_id: str, result_id: int | str, name: str, data: bytes) -> None:
         """Attach bytes to a stored result (served by the attachments endpoint, with Range)."""

@@ -22,7 +22,16 @@ from sectra_core.files import Download, OnExists, Progress, case_folders
 from sectra_core.http import HttpRequest, HttpResponse, keep_streaming, read_limit
 from sectra_core.operations import Operation
 from sectra_core.plugins import Plugins, default_plugins
-from sectra_core.sansio import ClientState, Flow, call, negotiate
+from sectra_core.sansio import (
+    ClientState,
+    Credentials,
+    Flow,
+    TokenRejected,
+    call,
+    launch,
+    login,
+    negotiate,
+)
 from sectra_core.transport import AsyncTransport, TransportOptions
 
 from ._methods import async_method
@@ -66,7 +75,7 @@ class AsyncSectraClient:
     def __init__(
         self,
         url: str,
-        token: str,
+        token: str | None,
         *,
         api_version: str | None = None,
         app_version: str | None = None,
@@ -76,11 +85,12 @@ class AsyncSectraClient:
         allow_http: bool = False,
         transport: AsyncTransport | None = None,
         plugins: Plugins | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         plugins = plugins or default_plugins()
         self._state = ClientState(
-            url, token, plugins=plugins, api_version=api_version, app_version=app_version,
-            allow_http=allow_http,
+            url, token or "", plugins=plugins, api_version=api_version, app_version=app_version,
+            allow_http=allow_http, credentials=credentials,
         )
         if transport is None:
             options = TransportOptions(
@@ -93,6 +103,26 @@ class AsyncSectraClient:
                 transport = TrioTransport(options)
         self._transport: AsyncTransport = transport
         self._lock = trio.Lock()
+        self._token_lock = trio.Lock()
+
+    @classmethod
+    def from_credentials(
+        cls, url: str, username: str, password: str, application_id: str, **kwargs: Any
+    ) -> AsyncSectraClient:
+        """A client that logs in with ``POST /token`` on first use; see ``SectraClient.from_credentials``."""
+        return cls(url, None, credentials=Credentials(username, password, application_id), **kwargs)
+
+    @classmethod
+    async def from_launch_url(
+        cls, launch_url: str, app_id: str, **kwargs: Any
+    ) -> tuple[AsyncSectraClient, s.LaunchResponse]:
+        """External launch: fetch ``/launchdata``; see ``SectraClient.from_launch_url``."""
+        probe = cls(launch_url.split("/launchdata", 1)[0], "launch", **kwargs)
+        try:
+            data = await probe._drive(launch(launch_url, app_id, allow_http=kwargs.get("allow_http", False)))
+        finally:
+            await probe.aclose()
+        return cls(data.callback_info.url, data.callback_info.token, **kwargs), data
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -165,9 +195,22 @@ class AsyncSectraClient:
         async with self._lock:
             return await self._drive(negotiate(self._state))
 
+    async def _login(self, generation: int | None = None) -> None:
+        async with self._token_lock:
+            now = trio.current_time()
+            stale = generation is not None and self._state.token_generation == generation
+            if stale or self._state.needs_token(now):
+                await self._drive(login(self._state, now))
+
     async def _send(self, op: Operation[T]) -> T:
+        if self._state.needs_token(trio.current_time()):
+            await self._login()
         await self._negotiate()
-        return await self._drive(call(self._state, op))
+        try:
+            return await self._drive(call(self._state, op))
+        except TokenRejected as rejected:
+            await self._login(rejected.generation)
+            return await self._drive(call(self._state, op, retried=True))
 
     # --- operations (one line each; see sectra_core.api) -----------------------------------------
 
@@ -182,6 +225,7 @@ class AsyncSectraClient:
     get_result_by_result_id = async_method(api.get_result_by_result_id)
     get_all_results = async_method(api.get_all_results)
     update_results = async_method(api.update_results)
+    get_attachment = async_method(api.get_attachment)
     set_quality_control = async_method(api.set_quality_control)
 
     async def download_slide_files(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sectra_core import api
 from sectra_core import schemas as s
@@ -16,7 +17,16 @@ from sectra_core.files import Download, OnExists, Progress, case_folders
 from sectra_core.http import HttpRequest, HttpResponse, keep_streaming, read_limit
 from sectra_core.operations import Operation
 from sectra_core.plugins import Plugins, default_plugins
-from sectra_core.sansio import ClientState, call, drive, negotiate
+from sectra_core.sansio import (
+    ClientState,
+    Credentials,
+    TokenRejected,
+    call,
+    drive,
+    launch,
+    login,
+    negotiate,
+)
 from sectra_core.transport import SyncTransport, TransportOptions
 
 from ._methods import sync_method
@@ -44,7 +54,7 @@ class SectraClient:
     def __init__(
         self,
         url: str,
-        token: str,
+        token: str | None,
         *,
         api_version: str | None = None,
         app_version: str | None = None,
@@ -54,12 +64,13 @@ class SectraClient:
         allow_http: bool = False,
         transport: SyncTransport | None = None,
         plugins: Plugins | None = None,
+        credentials: Credentials | None = None,
         _allow_http: bool = False,
     ) -> None:
         plugins = plugins or default_plugins()
         self._state = ClientState(
-            url, token, plugins=plugins, api_version=api_version, app_version=app_version,
-            allow_http=allow_http or _allow_http,
+            url, token or "", plugins=plugins, api_version=api_version, app_version=app_version,
+            allow_http=allow_http or _allow_http, credentials=credentials,
         )
         if transport is None:
             options = TransportOptions(
@@ -72,6 +83,31 @@ class SectraClient:
                 transport = Urllib3Transport(options)
         self._transport: SyncTransport = transport
         self._lock = threading.Lock()
+        self._token_lock = threading.Lock()
+
+    @classmethod
+    def from_credentials(
+        cls, url: str, username: str, password: str, application_id: str, **kwargs: Any
+    ) -> SectraClient:
+        """A client that logs in with ``POST /token`` (HTTP Basic, spec §4.2) on first use.
+
+        The token is refreshed ``min(60 s, expires_in / 2)`` before it expires, and once more
+        after a 401/403; concurrent threads share one refresh.
+        """
+        return cls(url, None, credentials=Credentials(username, password, application_id), **kwargs)
+
+    @classmethod
+    def from_launch_url(
+        cls, launch_url: str, app_id: str, **kwargs: Any
+    ) -> tuple[SectraClient, s.LaunchResponse]:
+        """External launch (spec §4.3): fetch ``/launchdata`` and return a client for its callback
+        info together with the case's blocks and slides."""
+        probe = cls(launch_url.split("/launchdata", 1)[0], "launch", **kwargs)
+        try:
+            data = drive(launch(launch_url, app_id, allow_http=kwargs.get("allow_http", False)), probe._exchange)
+        finally:
+            probe.close()
+        return cls(data.callback_info.url, data.callback_info.token, **kwargs), data
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -132,9 +168,23 @@ class SectraClient:
         with self._lock:
             return drive(negotiate(self._state), self._exchange)
 
+    def _login(self, generation: int | None = None) -> None:
+        """Log in when due; with ``generation``, only if no other thread refreshed since."""
+        with self._token_lock:
+            now = time.monotonic()
+            stale = generation is not None and self._state.token_generation == generation
+            if stale or self._state.needs_token(now):
+                drive(login(self._state, now), self._exchange)
+
     def _send(self, op: Operation[T]) -> T:
+        if self._state.needs_token(time.monotonic()):
+            self._login()
         self._negotiate()
-        return drive(call(self._state, op), self._exchange)
+        try:
+            return drive(call(self._state, op), self._exchange)
+        except TokenRejected as rejected:
+            self._login(rejected.generation)
+            return drive(call(self._state, op, retried=True), self._exchange)
 
     # --- operations (one line each; see sectra_core.api) -----------------------------------------
 
@@ -149,6 +199,7 @@ class SectraClient:
     get_result_by_result_id = sync_method(api.get_result_by_result_id)
     get_all_results = sync_method(api.get_all_results)
     update_results = sync_method(api.update_results)
+    get_attachment = sync_method(api.get_attachment)
     set_quality_control = sync_method(api.set_quality_control)
 
     def download_slide_files(

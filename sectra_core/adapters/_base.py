@@ -89,7 +89,9 @@ class VersionAdapter:
         if server_api_version and parse_version(server_api_version) < parse_version(spoken):
             spoken = server_api_version
         if ep is None or parse_version(ep.since) > parse_version(spoken):
-            raise UnsupportedFeatureError(op.name, op.endpoint.since, spoken)
+            raise UnsupportedFeatureError(
+                f"{op.name} ({op.endpoint.method} {op.endpoint.path})", op.endpoint.since, spoken
+            )
         return ep
 
     # --- client side ---------------------------------------------------------------------------

@@ -118,7 +118,11 @@ def test_token_login(make_mock: Callable[..., MockSectraServer]) -> None:
     basic = {"Authorization": "Basic " + base64.b64encode(b"user:pass").decode()}
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     r = http.request("POST", server.url + "/token?applicationId=app", body=b"grant_type=client_credentials", headers={**basic, **form})
-    assert r.status == 200 and json.loads(r.data) == {"access_token": TOKEN, "token_type": "Bearer", "expires_in": 3600}
+    issued = json.loads(r.data)
+    assert r.status == 200 and issued["token_type"] == "Bearer" and issued["expires_in"] == 3600
+    assert get(server, "/info", {"Authorization": "Bearer " + issued["access_token"]}).status == 200
+    server.revoke_tokens()
+    assert get(server, "/info", {"Authorization": "Bearer " + issued["access_token"]}).status == 401
     bad = {"Authorization": "Basic " + base64.b64encode(b"user:nope").decode()}
     assert http.request("POST", server.url + "/token?applicationId=app", body=b"grant_type=client_credentials", headers={**bad, **form}).status == 401
 

@@ -1,0 +1,93 @@
+"""Issue 5 on both transports: /token login and refresh, external launch, attachments, version pinning."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from sectra_client import SectraClient
+from sectra_core.errors import AuthenticationError, UnsupportedFeatureError
+from sectra_mock import MockSectraServer
+from sectra_transports.trio import AsyncSectraClient
+from tests.transports.conftest import PortalClient, TrioPortal
+
+
+@pytest.fixture
+def from_credentials(transport_name: str, portal: TrioPortal) -> Callable[..., Any]:
+    def make(server: MockSectraServer, **kw: Any) -> Any:
+        args = (server.url, "user", kw.pop("password", "pass"), "my-app")
+        if transport_name == "urllib3":
+            return SectraClient.from_credentials(*args, **kw)
+        return PortalClient(portal, AsyncSectraClient.from_credentials(*args, **kw))
+
+    return make
+
+
+def test_login_on_first_use(make_mock: Callable[..., MockSectraServer], from_credentials: Callable[..., Any]) -> None:
+    server = make_mock(users={"user": "pass"})
+    with from_credentials(server) as client:
+        assert server.logins == 0  # nothing sent by the constructor
+        assert client.get_image_metadata("s").id == "s"
+        client.get_info()
+    assert server.logins == 1
+    with from_credentials(server, password="wrong") as bad, pytest.raises(AuthenticationError, match="/token"):
+        bad.get_info()
+
+
+def test_refresh_once_after_401_even_when_many_calls_hit_it(make_mock: Callable[..., MockSectraServer], from_credentials: Callable[..., Any]) -> None:
+    server = make_mock(users={"user": "pass"})
+    with from_credentials(server) as client:
+        client.get_info()
+        server.revoke_tokens()  # as if the token expired early
+        tiles = client.fetch_tiles("s", [(10, c, 0) for c in range(2)] * 8, concurrency=8)
+        assert len(tiles) == 2
+    assert server.logins == 2
+
+
+def test_refresh_before_expiry(make_mock: Callable[..., MockSectraServer], from_credentials: Callable[..., Any]) -> None:
+    server = make_mock(users={"user": "pass"}, token_lifetime=2)  # refreshed 1 s early
+    with from_credentials(server) as client:
+        client.get_info()
+        time.sleep(1.2)
+        client.get_info()
+    assert server.logins == 2
+
+
+def test_external_launch(mock: MockSectraServer, transport_name: str, portal: TrioPortal) -> None:
+    acc = mock.image_info("launch-slide").accession_number
+    launch_url = f"{mock.url}/launchdata?requestId={acc}&sessionToken=dev-session"
+    if transport_name == "urllib3":
+        client, data = SectraClient.from_launch_url(launch_url, "my-app")
+    else:
+        raw, data = portal.run(lambda: AsyncSectraClient.from_launch_url(launch_url, "my-app"))
+        client = PortalClient(portal, raw)
+    with client:
+        assert [s.id for b in data.blocks for s in b.slides] == ["launch-slide"]
+        assert client.get_image_metadata("launch-slide").id == "launch-slide"
+
+
+def test_attachments_and_ranges(make_client: Callable[..., Any], mock: MockSectraServer) -> None:
+    mock.add_attachment("my-app", 7, "report name.pdf", b"%PDF-0123456789")
+    with make_client(mock) as client:
+        assert client.get_attachment("my-app", 7, "report name.pdf") == b"%PDF-0123456789"
+        assert client.get_attachment("my-app", 7, "report name.pdf", byte_range=(5, 8)) == b"0123"
+        assert client.get_attachment("my-app", 7, "report name.pdf", byte_range=(10, None)) == b"56789"
+
+
+@pytest.mark.parametrize("server_version, pinned, adapter", [
+    ("3.4", None, "v3.4"), ("1.9", None, "v5.0"), ("1.10", None, "v5.0"), ("1.10", "3.4", "v3.4"),
+])
+def test_negotiation_and_pinning(make_client: Callable[..., Any], make_mock: Callable[..., MockSectraServer],
+                                 server_version: str, pinned: str | None, adapter: str) -> None:
+    server = make_mock(api_version=server_version)
+    with make_client(server, api_version=pinned) as client:
+        assert client.adapter.name == adapter
+        if adapter == "v3.4" or server_version == "1.9":
+            from sectra_core import schemas as s
+
+            qc = s.QualityControl(application_version="1", quality_control=s.QualityControlData(version_id="v"))
+            with pytest.raises(UnsupportedFeatureError, match=r"quality_control \(PUT /slides/\{slide_id\}/qualityControl\) needs IA-API 1.10"):
+                client.set_quality_control("s", qc)
