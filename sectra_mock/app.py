@@ -229,6 +229,11 @@ async def launch_data(server: MockSectraServer, ep: Endpoint, p: dict[str, Any],
     return _json(server, ep, value)
 
 
+async def not_implemented(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
+    # An endpoint a plugin adapter added: routed (so versions gate it), but the mock cannot answer.
+    return error(501, f"the mock has no handler for {ep.name!r}")
+
+
 HANDLERS: Mapping[str, Handler] = {
     f.__name__: f  # type: ignore[misc]
     for f in (
@@ -281,7 +286,8 @@ def create_app(server: MockSectraServer) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = 512 * 1024 * 1024
     for ep in server.endpoints().values():
         app.add_url_rule(
-            server.adapter.route(ep), endpoint=ep.name, view_func=_view(server, ep, HANDLERS[ep.name]),
+            server.adapter.route(ep), endpoint=ep.name,
+            view_func=_view(server, ep, HANDLERS.get(ep.name, not_implemented)),
             methods=[ep.method],
         )
 

@@ -67,3 +67,23 @@ def test_core_never_imports_a_transport() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_versions_doc_table_matches_the_adapters() -> None:
+    """docs/versions.md's operation table says what the code does, row by row."""
+    from pathlib import Path
+
+    from sectra_core.operations import ENDPOINTS
+    from sectra_core.versions import parse_version
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "versions.md").read_text()
+    plugins = make_plugins(entry_points=False)
+    v34, v50 = plugins.adapter("3.4"), plugins.adapter("5.0")
+    for name, ep in ENDPOINTS.items():
+        marks = [
+            v34.supports(name),
+            v50.supports(name) and parse_version(ep.since) <= (1, 9),
+            v50.supports(name),
+        ]
+        cells = " | ".join("yes" if m else "—" for m in marks)
+        assert f"| `{ep.method} {ep.path}` | {ep.since} | {cells} |" in doc, name

@@ -196,3 +196,29 @@ def test_client_state_hides_token_and_rejects_header_injection() -> None:
         ClientState("https://h", "", plugins=PLUGINS)
     with pytest.raises(ConfigurationError, match="known"):
         ClientState("https://h", "t", plugins=PLUGINS, api_version="9.9")
+
+
+def test_token_refresh_schedule() -> None:
+    from sectra_core.sansio import Credentials, parse_token
+
+    st = ClientState("https://h/ia", "", plugins=PLUGINS, credentials=Credentials("u", "pw-S3CRET", "app"))
+    assert st.needs_token(0.0) and "S3CRET" not in repr(st.credentials)
+    st.set_token(parse_token(b'{"access_token": "a", "token_type": "Bearer", "expires_in": 3600}'), now=100.0)
+    assert not st.needs_token(100.0 + 3539) and st.needs_token(100.0 + 3540)  # 60 s early
+    st.set_token(parse_token(b'{"accessToken": "b", "expiresIn": 30}'), now=0.0)  # camelCase too
+    assert not st.needs_token(14.9) and st.needs_token(15.0)  # half the lifetime when short
+    assert st.token_generation == 2 and st.auth_headers == {"Authorization": "Bearer b"}
+    with pytest.raises(DecodeError):
+        parse_token(b'{"token": "x"}')
+
+
+def test_login_request_shape() -> None:
+    from sectra_core.sansio import Credentials, login
+
+    st = ClientState("https://h/ia", "", plugins=PLUGINS, credentials=Credentials("user", "pass", "app id"))
+    flow = login(st, 0.0)
+    request = next(flow)
+    assert request.method == "POST" and request.url == "https://h/ia/token?applicationId=app+id"
+    assert request.headers["Authorization"] == "Basic dXNlcjpwYXNz" and request.body == b"grant_type=client_credentials"
+    with pytest.raises(AuthenticationError):
+        flow.send(HttpResponse(401, {}, b""))
