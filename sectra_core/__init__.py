@@ -10,6 +10,7 @@ from . import api, errors, schemas
 from .adapters import VersionAdapter
 from .errors import *  # noqa: F403  (the error tree is part of the public surface)
 from .files import FileSink, Progress, safe_filename
+from .geometry import Pyramid
 from .http import HttpRequest, HttpResponse
 from .multipart import MultipartDecoder, SingleFileDecoder, files_decoder
 from .operations import ENDPOINTS, Body, Endpoint, Operation
@@ -20,7 +21,7 @@ from .transport import MockTransport, TransportOptions
 __version__ = "0.1.0"
 
 __all__ = [
-    "api", "errors", "schemas", "VersionAdapter", "FileSink", "Progress", "safe_filename",
+    "api", "errors", "schemas", "VersionAdapter", "Pyramid", "FileSink", "Progress", "safe_filename",
     "HttpRequest", "HttpResponse", "MultipartDecoder", "SingleFileDecoder", "files_decoder",
     "ENDPOINTS", "Body", "Endpoint", "Operation", "Plugins", "default_plugins", "make_plugins",
     "ClientState", "parse_image_notification", "parse_invocation", "MockTransport",

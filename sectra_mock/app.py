@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import math
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,8 @@ from quart import Response, request
 from quart_trio import QuartTrio
 
 from sectra_core import schemas as s
-from sectra_core.errors import DecodeError
+from sectra_core.errors import DecodeError, ValidationError
+from sectra_core.geometry import Pyramid
 from sectra_core.operations import Endpoint
 
 from .payloads import content_disposition, multipart_length, multipart_parts, png, random_boundary
@@ -102,21 +102,14 @@ async def case_images_by_slide(server: MockSectraServer, ep: Endpoint, p: dict[s
 
 
 async def tile(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
-    info = server.state.slide(p["slide_id"]).info
-    w, h, ts = info.image_size.width, info.image_size.height, info.tile_size.width
-    max_level = math.ceil(math.log2(max(w, h)))
-    level = p["level"]
-    if level > max_level:
-        return error(404, f"level {level} > max level {max_level}")
-    scale = 2 ** (max_level - level)
-    lw, lh = max(1, math.ceil(w / scale)), max(1, math.ceil(h / scale))
-    col, row = p["col"], p["row"]
-    if col * ts >= lw or row * ts >= lh:
-        return error(404, "tile outside the level")
-    size = (min(ts, lw - col * ts), min(ts, lh - row * ts))
+    pyramid = Pyramid.from_image_info(server.state.slide(p["slide_id"]).info)
+    try:
+        _x, _y, w, h = pyramid.tile_box(p["level"], p["col"], p["row"])
+    except ValidationError as exc:
+        return error(404, str(exc))
     # Solid PNG tiles of the right size for their level (spec §6). Real servers send the
     # requested format; generating JPEG needs an encoder the mock does not carry.
-    return Response(png(*size, (200 + level % 50, 150, 200)), 200, content_type="image/png")
+    return Response(png(w, h, (200 + p["level"] % 50, 150, 200)), 200, content_type="image/png")
 
 
 async def label(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
