@@ -2,15 +2,19 @@
 
 Wire schemas (:mod:`.schemas`), endpoint descriptions and operations (:mod:`.operations`,
 :mod:`.api`), version adapters (:mod:`.adapters`), the plugin system (:mod:`.hookspecs`,
-:mod:`.plugins`), flows (:mod:`.sansio`), the slide-file decoder (:mod:`.multipart`) and the
-error tree (:mod:`.errors`). Nothing here opens a socket or imports a transport.
+:mod:`.plugins`), flows (:mod:`.sansio`), the slide-file decoder (:mod:`.multipart`), the app
+side (:mod:`.webhook`, :mod:`.analysis_app`, :mod:`.builders`, :mod:`.jobs`) and the error tree
+(:mod:`.errors`). Nothing here opens a socket or imports a transport.
 """
 
-from . import api, errors, schemas
+from . import api, errors, schemas, webhook
+from .analysis_app import AnalysisApp
+from .builders import PatchGalleryBuilder, PrimitiveBuilder, validate_result
 from .adapters import VersionAdapter
 from .errors import *  # noqa: F403  (the error tree is part of the public surface)
 from .files import FileSink, Progress, safe_filename
 from .geometry import Pyramid
+from .jobs import JobSpec
 from .http import HttpRequest, HttpResponse
 from .multipart import MultipartDecoder, SingleFileDecoder, files_decoder
 from .operations import ENDPOINTS, Body, Endpoint, Operation
@@ -21,7 +25,8 @@ from .transport import MockTransport, TransportOptions
 __version__ = "0.1.0"
 
 __all__ = [
-    "api", "errors", "schemas", "VersionAdapter", "Pyramid", "FileSink", "Progress", "safe_filename",
+    "api", "errors", "schemas", "webhook", "AnalysisApp", "PatchGalleryBuilder", "PrimitiveBuilder",
+    "validate_result", "JobSpec", "VersionAdapter", "Pyramid", "FileSink", "Progress", "safe_filename",
     "HttpRequest", "HttpResponse", "MultipartDecoder", "SingleFileDecoder", "files_decoder",
     "ENDPOINTS", "Body", "Endpoint", "Operation", "Plugins", "default_plugins", "make_plugins",
     "ClientState", "parse_image_notification", "parse_invocation", "MockTransport",

@@ -17,6 +17,7 @@ Every error the SDK raises on purpose derives from :class:`SectraError`::
     │   └── ServerError             5xx
     ├── DecodeError                 a body that is not the JSON / shape the operation expects
     ├── ValidationError             a value the caller built breaks an IA-API rule
+    ├── JobCancelled                a background analysis was cancelled (``cancel`` invocation)
     └── DownloadError               a slide-file download failed; nothing half-written remains
         ├── MultipartError          malformed or truncated multipart body
         ├── UnsafeFilenameError     a server-supplied filename that could escape the folder
@@ -47,6 +48,7 @@ __all__ = [
     "ServerError",
     "DecodeError",
     "ValidationError",
+    "JobCancelled",
     "DownloadError",
     "MultipartError",
     "UnsafeFilenameError",
@@ -142,6 +144,10 @@ class DecodeError(SectraError, ValueError):
 
 class ValidationError(SectraError, ValueError):
     """A value built by the caller breaks an IA-API rule (e.g. a polygon with two points)."""
+
+
+class JobCancelled(SectraError):
+    """A background analysis was cancelled; raised from ``job.progress()`` in sync work."""
 
 
 class DownloadError(SectraError):

@@ -62,3 +62,15 @@ class SectraSpecs:
         object (see :mod:`sectra_core.transport`) or None to let another plugin decide.
         firstresult: first non-None wins.
         """
+
+    # --- app side: background jobs -------------------------------------------------------------
+
+    @hookspec(firstresult=True)
+    def sectra_make_job_runner(self, mode: str) -> Any:
+        """Called when an analysis app is served and was declared without ``job_runner=``.
+
+        ``mode`` is ``"trio"`` (served by quart-trio) or ``"asyncio"`` (served by Quart). Return
+        an object with ``submit(spec, work)`` and ``cancel(cancellation_token)`` (see
+        :class:`sectra_core.jobs.JobRunner`), e.g. one that hands jobs to a process pool or a
+        task queue, or None to let another plugin decide. firstresult: first non-None wins.
+        """

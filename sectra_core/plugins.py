@@ -89,6 +89,10 @@ class Plugins:
         """A transport of ``kind`` (``"sync"`` or ``"trio"``) from the first plugin that offers one."""
         return self.pm.hook.sectra_make_transport(kind=kind, options=options)
 
+    def make_job_runner(self, mode: str) -> Any:
+        """A background-job runner for an app served in ``mode`` (``"trio"`` or ``"asyncio"``)."""
+        return self.pm.hook.sectra_make_job_runner(mode=mode)
+
 
 def _entry_points(allowed: set[str] | None) -> Iterable[tuple[str, Any]]:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):

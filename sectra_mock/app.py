@@ -29,7 +29,7 @@ from .state import Conflict, Missing
 if TYPE_CHECKING:
     from .server import MockSectraServer
 
-__all__ = ["create_app", "ShieldFinalSend"]
+__all__ = ["create_app"]
 
 Handler = Callable[["MockSectraServer", Endpoint, dict[str, Any], dict[str, str], Any], Awaitable[Response]]
 
@@ -293,30 +293,3 @@ def create_app(server: MockSectraServer) -> QuartTrio:
         return error(405, "method not allowed")
 
     return app
-
-
-class ShieldFinalSend:
-    """ASGI wrapper: the last body message of each response is sent inside a shielded cancel scope.
-
-    quart-trio cancels its connection task as soon as the app returns, and on hypercorn's trio worker
-    that cancellation lands in the middle of closing the socket after a ``Connection: close``
-    response: the client gets the response but never sees the connection close. Shielding the final
-    send lets hypercorn finish that close (as hypercorn itself shields its writes).
-    """
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def shielded(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                with trio.CancelScope(shield=True):
-                    await send(message)
-            else:
-                await send(message)
-
-        await self.app(scope, receive, shielded)

@@ -7,6 +7,8 @@
   parametrise it indirectly (``@pytest.mark.parametrize("sectra_mock_options", [...], indirect=True)``).
 * ``make_sectra_mock`` (sync) and ``start_sectra_mock`` (trio): factories for several servers with
   their own options in one test; all are stopped at teardown.
+* ``serve_sectra_app`` (trio): serves an :class:`~sectra_core.analysis_app.AnalysisApp` in the
+  test's nursery and returns its registered URL, for ``await sectra_mock.aio.trigger(url, ...)``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import pytest
 
 from .server import MockSectraServer
 
-__all__ = ["sectra_mock_options", "sectra_mock", "sectra_mock_thread", "make_sectra_mock", "start_sectra_mock"]
+__all__ = [
+    "sectra_mock_options", "sectra_mock", "sectra_mock_thread", "make_sectra_mock", "start_sectra_mock",
+    "serve_sectra_app",
+]
 
 
 @pytest.fixture
@@ -71,3 +76,22 @@ async def start_sectra_mock(
 async def sectra_mock(start_sectra_mock: Callable[..., Awaitable[MockSectraServer]]) -> MockSectraServer:
     """A mock served in the test's own nursery (trio tests)."""
     return await start_sectra_mock()
+
+
+@pytest.fixture
+async def serve_sectra_app(nursery: Any) -> AsyncIterator[Callable[..., Awaitable[str]]]:
+    """``url = await serve_sectra_app(analysis_app)`` serves an app in the test's nursery (trio
+    mode) and returns its registered URL (base URL + ``url_prefix``)."""
+    from sectra_transports.webhook import AppServer, create_app
+
+    servers: list[Any] = []
+
+    async def serve(app: Any, *, url_prefix: str = "/sectra/app", **options: Any) -> str:
+        server = AppServer(create_app(app, url_prefix=url_prefix, **options))
+        base = await nursery.start(server.serve)
+        servers.append(server)
+        return f"{base}{url_prefix}"
+
+    yield serve
+    for server in servers:
+        await server.aclose()

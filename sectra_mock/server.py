@@ -14,41 +14,30 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import trio
-import urllib3
-from hypercorn.config import Config
-from hypercorn.trio import serve as hypercorn_serve
 
 from sectra_core import schemas as s
 from sectra_core.adapters import VersionAdapter, choose_adapter
-from sectra_core.errors import ConfigurationError, DecodeError, TransportError, status_error
+from sectra_core.errors import ConfigurationError
 from sectra_core.operations import Endpoint
 from sectra_core.plugins import Plugins, default_plugins
 from sectra_core.versions import parse_version
 
-from .app import ShieldFinalSend, create_app
+from sectra_transports.asgi import AsgiServer
+
+from .app import create_app
+from .caller import AppCaller, AppCheck, AsyncAppCaller, _Calls
 from .payloads import FileSource, SyntheticFile
 from .state import MockState, disk_files
 
 __all__ = ["MockSectraServer"]
 
 log = logging.getLogger("sectra_mock")
-
-_ANSWERS: Mapping[str, msgspec.json.Decoder[Any]] = {
-    "create": msgspec.json.Decoder(s.ResultResponse),
-    "modify": msgspec.json.Decoder(s.ResultResponse),
-    "delete": msgspec.json.Decoder(dict[str, Any]),
-    "cancel": msgspec.json.Decoder(list[Any]),
-    "newImageFiles": msgspec.json.Decoder(dict[str, Any]),
-}
-
 
 class MockSectraServer:
     """A mock Sectra Pathology server speaking the IA-API.
@@ -108,15 +97,14 @@ class MockSectraServer:
         for slide_id, paths in (slide_files or {}).items():
             self.add_slide_files(slide_id, paths)
         self.app = create_app(self)
-        self._url: str | None = None
-        self._shutdown: trio.Event | None = None
-        self._trio_token: trio.lowlevel.TrioToken | None = None
-        self._stopped: trio.Event | None = None
-        self._thread: threading.Thread | None = None
-        self._http = urllib3.PoolManager(maxsize=4)
+        self._server = AsgiServer(self.app, graceful_timeout=graceful_timeout, log=log, name="mock")
+        self._calls = AppCaller(self)
+        #: The same calls to apps from trio code: ``await server.aio.trigger(...)``.
+        self.aio = AsyncAppCaller(self)
 
     def __repr__(self) -> str:
-        return f"<MockSectraServer {self._url or 'not running'} IA-API {self.api_version}>"
+        where = self._server.url if self._server.running else "not running"
+        return f"<MockSectraServer {where} IA-API {self.api_version}>"
 
     # --- configuration ---------------------------------------------------------------------------
 
@@ -189,9 +177,7 @@ class MockSectraServer:
     @property
     def url(self) -> str:
         """The base URL clients use, e.g. ``http://127.0.0.1:8001``."""
-        if self._url is None:
-            raise RuntimeError("the mock server is not running")
-        return self._url
+        return self._server.url
 
     @property
     def port(self) -> int:
@@ -206,96 +192,33 @@ class MockSectraServer:
 
         Use as ``url = await nursery.start(server.serve)``.
         """
-        config = Config()
-        config.bind = [f"{host}:{port}"]
-        config.accesslog = None
-        config.errorlog = log
-        config.graceful_timeout = self.graceful_timeout
-        if self._shutdown is not None:
-            raise RuntimeError("the mock server is already serving")
-        self._shutdown = trio.Event()
-        self._stopped = trio.Event()
-        self._trio_token = trio.lowlevel.current_trio_token()
-        try:
-            await self._serve(config, task_status)
-        finally:
-            self._url = None
-            self._shutdown = None
-            self._stopped.set()
-
-    async def _serve(self, config: Config, task_status: trio.TaskStatus[str]) -> None:
-        async with trio.open_nursery() as nursery:
-            binds = await nursery.start(
-                lambda task_status: hypercorn_serve(
-                    ShieldFinalSend(self.app), config, shutdown_trigger=self._shutdown.wait,  # type: ignore[union-attr]
-                    task_status=task_status,
-                )
-            )
-            self._url = binds[0].replace("0.0.0.0", "127.0.0.1")
-            task_status.started(self._url)
+        self._server.graceful_timeout = self.graceful_timeout
+        await self._server.serve(host=host, port=port, task_status=task_status)
 
     async def aclose(self) -> None:
         """Stop a server running in this trio run and wait until it has stopped."""
-        stopped = self._stopped
-        if self._shutdown is not None:
-            self._shutdown.set()
-        if stopped is not None:
-            await stopped.wait()
+        await self._server.aclose()
 
     @asynccontextmanager
     async def serving(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[MockSectraServer]:
         """``async with server.serving():`` serve in a nursery of its own for the block's duration."""
-        async with trio.open_nursery() as nursery:
-            await nursery.start(lambda task_status: self.serve(host=host, port=port, task_status=task_status))
-            try:
-                yield self
-            finally:
-                await self.aclose()
+        async with self._server.serving(host=host, port=port):
+            yield self
 
     def shutdown(self) -> None:
         """Ask a running server to stop gracefully (from any thread)."""
-        if self._shutdown is None or self._trio_token is None:
-            return
-        try:
-            trio.from_thread.run_sync(self._shutdown.set, trio_token=self._trio_token)
-        except RuntimeError:
-            self._shutdown.set()  # already on the server's own trio thread
+        self._server.shutdown()
 
     def start(self, port: int = 0, host: str = "127.0.0.1", timeout: float = 10.0) -> MockSectraServer:
         """Run the server in a background thread; returns once it accepts connections."""
-        if self._thread is not None:
-            raise RuntimeError("the mock server is already running")
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        async def main() -> None:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(lambda task_status: self.serve(host=host, port=port, task_status=task_status))
-                ready.set()
-
-        def thread() -> None:
-            try:
-                trio.run(main)
-            except BaseException as exc:  # reported to the starting thread
-                failure.append(exc)
-            finally:
-                ready.set()
-
-        self._thread = threading.Thread(target=thread, name="sectra-mock", daemon=True)
-        self._thread.start()
-        if not ready.wait(timeout) or failure:
-            self._thread = None
-            raise ConfigurationError(f"the mock server did not start on {host}:{port}: {failure[:1]}")
+        self._server.graceful_timeout = self.graceful_timeout
+        self._server.start(port=port, host=host, timeout=timeout)
         return self
 
     def stop(self) -> None:
         """Stop a server started with :meth:`start` and wait for its thread."""
-        thread, self._thread = self._thread, None
-        self._http.clear()
-        if thread is None:
-            return
-        self.shutdown()
-        thread.join(15)
+        self._calls.close()
+        self._server.stop()
 
     @contextmanager
     def run(self, port: int = 0, host: str = "127.0.0.1") -> Iterator[MockSectraServer]:
@@ -323,12 +246,7 @@ class MockSectraServer:
         context: Any = None,
     ) -> s.CreateInvocation:
         """A realistic ``create`` invocation (whole slide unless ``input`` says otherwise)."""
-        self.state.slide(slide_id)
-        return s.CreateInvocation(
-            application_id=application_id, slide_id=slide_id, callback_info=self.callback_info(),
-            context=context if context is not None else {}, cancellation_token=uuid.uuid4().hex,
-            input=input or s.WholeSlideInput(),
-        )
+        return _Calls(self).create(application_id, slide_id, input, context)
 
     def trigger(
         self, webhook_url: str, *, application_id: str | None = None, slide_id: str | None = None,
@@ -338,27 +256,32 @@ class MockSectraServer:
         """POST an invocation to an app's webhook and return its decoded answer.
 
         Either ``invocation`` (sent as is) or ``application_id`` + ``slide_id`` (a ``create``
-        built with :meth:`build_create`). A ``create``/``modify`` answer is decoded as a
-        :class:`ResultResponse`; a wrong-shaped or non-200 answer raises an SDK error.
+        built with :meth:`build_create`; ``input=`` for a tagged polygon or several areas). A
+        ``create``/``modify`` answer is decoded as a :class:`ResultResponse`; a wrong-shaped or
+        non-200 answer raises an SDK error. From trio code use ``await server.aio.trigger(...)``.
         """
-        if invocation is None:
-            if not application_id or not slide_id:
-                raise ConfigurationError("trigger needs invocation= or application_id= and slide_id=")
-            invocation = self.build_create(application_id, slide_id, input=input, context=context)
-        return self._post(webhook_url, invocation, invocation.action, timeout)
+        return self._calls.trigger(
+            webhook_url, application_id=application_id, slide_id=slide_id, input=input,
+            invocation=invocation, context=context, timeout=timeout,
+        )
 
-    def _post(self, url: str, message: Any, action: str, timeout: float) -> Any:
-        try:
-            response = self._http.request(
-                "POST", url, body=s.encode(message), headers={"Content-Type": "application/json"},
-                timeout=timeout, retries=False,
-            )
-        except urllib3.exceptions.HTTPError as exc:
-            raise TransportError(f"could not reach the app at {url}: {exc}") from exc
-        path = urllib3.util.parse_url(url).path or "/"
-        if response.status != 200:
-            raise status_error(response.status, "POST", path, response.data)
-        try:
-            return _ANSWERS[action].decode(response.data)
-        except msgspec.MsgspecError as exc:
-            raise DecodeError(f"the app's answer to {action!r} has the wrong shape: {exc}") from None
+    def modify(self, webhook_url: str, result: s.ResultResponse, *, application_id: str, press: str | None = None, context: Any = None) -> s.ResultResponse:
+        """Send ``modify`` with the stored ``result``; ``press="id"`` marks a gallery button pressed."""
+        return self._calls.modify(webhook_url, result, application_id=application_id, press=press, context=context)
+
+    def cancel(self, webhook_url: str, *, application_id: str, slide_id: str, cancellation_token: str | None = None) -> list[Any]:
+        """Send ``cancel`` for the ``create`` that carried ``cancellation_token``; the app answers ``[]``."""
+        return self._calls.cancel(webhook_url, application_id=application_id, slide_id=slide_id, cancellation_token=cancellation_token)
+
+    def delete(self, webhook_url: str, result: s.ResultResponse, *, application_id: str) -> dict[str, Any]:
+        """Send ``delete`` for a stored result; the app answers ``{}``."""
+        return self._calls.delete(webhook_url, result, application_id=application_id)
+
+    def notify(self, webhook_url: str, slide_id: str, application_id: str = "my-app") -> dict[str, Any]:
+        """POST an image notification (with the slide's ``imageInfo``) to ``<webhook_url>/imagenotification``."""
+        return self._calls.notify(webhook_url, slide_id, application_id)
+
+    def check_app(self, app_url: str, slide_id: str | None = None) -> AppCheck:
+        """Fetch and check an app's registration and info; with ``slide_id`` also fire a ``create``
+        shaped by its input template and check the answer is a result stored here."""
+        return self._calls.check_app(app_url, slide_id)

@@ -11,7 +11,7 @@ from typing import Any
 from sectra_core.hookspecs import hookimpl
 from sectra_core.transport import TransportOptions
 
-__all__ = ["sectra_make_transport"]
+__all__ = ["sectra_make_transport", "sectra_make_job_runner"]
 
 
 @hookimpl(trylast=True)
@@ -25,4 +25,16 @@ def sectra_make_transport(kind: str, options: TransportOptions) -> Any:
         from .trio import TrioTransport
 
         return TrioTransport(options)
+    return None
+
+
+@hookimpl(trylast=True)
+def sectra_make_job_runner(mode: str) -> Any:
+    """``"trio"`` → :class:`TrioJobRunner` (the app's nursery); ``"asyncio"`` → a thread pool."""
+    from .jobs import ExecutorJobRunner, TrioJobRunner
+
+    if mode == "trio":
+        return TrioJobRunner()
+    if mode == "asyncio":
+        return ExecutorJobRunner()
     return None

@@ -1,0 +1,170 @@
+"""Long-running analyses as Sectra's own examples run them, written once for both clients.
+
+The pattern (spec §1.4): answer the invocation at once with a stored "analysis queued" result,
+do the work in the background, update that same result with progress, and finally replace it with
+the real result, keeping its id (apps cannot delete results). Every step is a *call flow*: a
+generator that yields ``(client method name, args, kwargs)`` and is sent the method's return value
+(or has its exception thrown in). The sync and trio drivers in ``sectra_transports`` run the same
+flows, so the two clients cannot behave differently.
+
+:class:`JobSpec` is everything a background job needs and is picklable, so a job runner can hand
+it to a process pool or a task queue (see the ``sectra_make_job_runner`` hook).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, TypeVar
+
+import msgspec
+
+from . import schemas as s
+from .builders import PrimitiveBuilder, validate_result
+from .errors import ConflictError, ValidationError
+from .geometry import Pyramid
+
+__all__ = [
+    "Call",
+    "CallFlow",
+    "JobSpec",
+    "JobRunner",
+    "status_result",
+    "store_flow",
+    "placeholder_flow",
+    "update_flow",
+    "job_spec",
+    "prepare_result",
+]
+
+T = TypeVar("T")
+
+#: One client call: method name, positional and keyword arguments.
+Call = tuple[str, tuple[Any, ...], dict[str, Any]]
+CallFlow = Generator[Call, Any, T]
+
+_STATUS_STYLE = s.Style(stroke_style="#7F7F7F")
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A background job: which result it owns and how to reach Sectra. Picklable; no repr secrets."""
+
+    application_id: str
+    slide_id: str
+    callback: s.CallbackInfo = field(repr=False)
+    result_id: int | str
+    version_id: str = field(repr=False)
+    app_version: str | None = None
+    cancellation_token: str | None = None
+    #: The invocation's ``input`` (e.g. the drawn polygon) and ``context``.
+    input: Any = field(default=None, repr=False)
+    context: Any = field(default=None, repr=False)
+    client_options: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def with_version(self, version_id: str) -> JobSpec:
+        """The same job after a PUT gave its result a new ``versionId``."""
+        return replace(self, version_id=version_id)
+
+
+class JobRunner(Protocol):
+    """Where background jobs run: a trio nursery, a thread pool, a process pool, a task queue."""
+
+    def submit(self, spec: JobSpec, work: Any) -> None:
+        """Start ``work`` for ``spec`` and return at once (run it with the SDK's job drivers)."""
+
+    def cancel(self, cancellation_token: str) -> bool:
+        """Cancel the job started for this token; True if one was found."""
+
+
+def status_result(
+    slide_id: str, info: s.ImageInfo | None, text: str, *, app_version: str | None,
+    fraction: float | None = None, context: Any = None,
+) -> s.Result:
+    """A whole-slide rectangle labelled ``text``: what pathologists see while an analysis runs."""
+    pyramid = Pyramid.from_image_info(info) if info is not None and info.image_size.width > 0 else None
+    builder = PrimitiveBuilder(pyramid)
+    corners = pyramid.full_slide().points if pyramid else [(0, 0), (1, 0), (1, 0.5), (0, 0.5)]
+    builder.polygon(corners, style=_STATUS_STYLE).label((0.01, 0.01), text, style=_STATUS_STYLE)
+    properties: dict[str, str | int | float] = {"Status": text}
+    if fraction is not None:
+        properties["Progress"] = f"{round(100 * min(max(fraction, 0.0), 1.0))} %"
+    return builder.build(slide_id, text, display_properties=properties, application_version=app_version, context=context)
+
+
+def prepare_result(result: s.Result, slide_id: str, app_version: str | None) -> s.Result:
+    """Check a result the app built and fill in ``applicationVersion``; raises ValidationError."""
+    if not isinstance(result, s.Result):
+        raise ValidationError(f"a handler must return a Result, got {type(result).__name__}")
+    if result.application_version is None and app_version is not None:
+        # Sectra's clients expect applicationVersion on every result (spec §5.6).
+        result = msgspec.structs.replace(result, application_version=app_version)
+    if result.slide_id != slide_id:
+        raise ValidationError(f"the result is for slide {result.slide_id!r}, the invocation for {slide_id!r}")
+    validate_result(result)
+    return result
+
+
+def store_flow(invocation: s.Invocation, result: s.Result, app_version: str | None) -> CallFlow[s.ResultResponse]:
+    """Store what a ``create``/``modify`` handler returned; a ResultResponse is already stored.
+
+    For ``modify`` the edited result replaces the one in ``input`` (same id, its ``versionId``).
+    """
+    if isinstance(result, s.ResultResponse):
+        return result
+    result = prepare_result(result, invocation.slide_id, app_version)
+    app_id = invocation.application_id
+    if isinstance(invocation, s.ModifyInvocation):
+        current = invocation.input
+        stored: s.ResultResponse = yield ("update_results", (app_id, current.id, result), {"version_id": current.version_id})
+    else:
+        stored = yield ("create_results", (app_id, result), {})
+    return stored
+
+
+def placeholder_flow(
+    invocation: s.CreateInvocation | s.ImageNotification, text: str, *, app_version: str | None, reuse: bool,
+) -> CallFlow[s.ResultResponse]:
+    """Store the "queued" result a job will later replace.
+
+    ``reuse``: update the app's latest result on the slide instead of adding one, as Sectra's
+    whole-slide example does for notifications (apps cannot delete results).
+    """
+    app_id, slide_id = invocation.application_id, invocation.slide_id
+    info = getattr(invocation, "image_info", None)
+    if info is None:
+        info = yield ("get_image_metadata", (slide_id,), {})
+    placeholder = status_result(slide_id, info, text, app_version=app_version, fraction=0.0)
+    if reuse:
+        existing: list[s.ResultResponse] = yield ("get_all_results", (slide_id, app_id), {})
+        if existing:
+            last = existing[-1]
+            updated: s.ResultResponse = yield from update_flow(app_id, last.id, last.version_id, placeholder)
+            return updated
+    stored: s.ResultResponse = yield ("create_results", (app_id, placeholder), {})
+    return stored
+
+
+def update_flow(app_id: str, result_id: int | str, version_id: str, result: s.Result) -> CallFlow[s.ResultResponse]:
+    """Replace a result the job owns. If someone else changed it meanwhile (409), re-read and retry
+    once: the job's result is the newer truth, and losing it would leave "running" forever."""
+    try:
+        stored: s.ResultResponse = yield ("update_results", (app_id, result_id, result), {"version_id": version_id})
+    except ConflictError:
+        current: s.ResultResponse = yield ("get_result_by_result_id", (app_id, result_id), {})
+        stored = yield ("update_results", (app_id, result_id, result), {"version_id": current.version_id})
+    return stored
+
+
+def job_spec(
+    invocation: s.CreateInvocation | s.ImageNotification, stored: s.ResultResponse, *,
+    app_version: str | None, client_options: dict[str, Any],
+) -> JobSpec:
+    """The spec of a job that owns ``stored``."""
+    return JobSpec(
+        application_id=invocation.application_id, slide_id=invocation.slide_id,
+        callback=invocation.callback_info, result_id=stored.id, version_id=stored.version_id,
+        app_version=app_version, cancellation_token=invocation.cancellation_token,
+        input=getattr(invocation, "input", None), context=invocation.context,
+        client_options=dict(client_options),
+    )

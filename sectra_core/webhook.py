@@ -1,0 +1,194 @@
+"""The app side of the IA-API as pure functions: what an app answers, and how its answers are read.
+
+An analysis app serves four routes Sectra calls (spec §1.2, §3):
+
+=========  ===============================  ==================================================
+W1         ``GET {appUrl}``                 :class:`Registration` (``url`` echoes the Host)
+W2         ``GET {appUrl}/info``            ``{apiVersion, softwareVersion}``
+W3         ``POST {appUrl}``                invocation → stored result / ``{}`` / ``[]``
+W4         ``POST {appUrl}/imagenotification``  notification → ``{}``
+=========  ===============================  ==================================================
+
+:func:`encode_answer` produces those bodies, refusing shapes Sectra cannot use (a ``create``
+answered with a result that was never stored has no ``id``). The mock, playing Sectra, builds its
+requests with :func:`invocation_request` and reads the app's answers with :func:`decode_answer`
+and :func:`check_registration`, so the app and the mock share one definition of "right".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+import msgspec
+
+from . import schemas as s
+from .errors import DecodeError, HTTPStatusError, SectraError, TransportError, ValidationError, excerpt, status_error
+from .http import HttpRequest, HttpResponse
+
+__all__ = [
+    "NOTIFICATION_PATH",
+    "JSON_HEADERS",
+    "notification_url",
+    "registration_answer",
+    "info_answer",
+    "encode_answer",
+    "error_answer",
+    "invocation_request",
+    "get_request",
+    "decode_answer",
+    "decode_registration",
+    "decode_app_info",
+    "check_registration",
+]
+
+#: Where image notifications go, relative to the registered URL (spec §3 W4).
+NOTIFICATION_PATH: Final = "/imagenotification"
+JSON_HEADERS: Final = {"Content-Type": "application/json"}
+_INPUT_TYPES = frozenset({s.InputType.WHOLE_SLIDE, s.InputType.TAGGED_POLYGON, s.InputType.MULTI_AREA})
+
+
+def notification_url(app_url: str) -> str:
+    """The image-notification URL of an app registered at ``app_url``."""
+    return app_url.rstrip("/") + NOTIFICATION_PATH
+
+
+def registration_answer(registration: s.Registration, url: str) -> bytes:
+    """W1: the registration, with ``url`` set to the URL Sectra used (spec §1.2: the app echoes
+    the address the administrator typed, taken from the request's Host)."""
+    return s.encode(msgspec.structs.replace(registration, url=url))
+
+
+def info_answer(api_version: str, software_version: str) -> bytes:
+    """W2: the app's minimum IA-API version and its own version."""
+    return s.encode(s.ApplicationInfo(api_version=api_version, software_version=software_version))
+
+
+def encode_answer(action: str, value: Any) -> bytes:
+    """The body an app returns for ``action`` (spec §3 W3, W4).
+
+    ``create``/``modify``: a stored :class:`ResultResponse` (for ``modify`` also the unchanged
+    input). ``delete`` and notifications: ``{}``. ``cancel``: ``[]``. Anything else is a
+    :class:`ValidationError` naming what Sectra would have rejected.
+    """
+    if action in ("create", "modify"):
+        if isinstance(value, s.ResultResponse):
+            return s.encode(value)
+        if isinstance(value, s.Result):
+            raise ValidationError(
+                f"the answer to {action!r} must be the *stored* result (with id and versionId); "
+                "store it first (spec §1.4)"
+            )
+        raise ValidationError(f"the answer to {action!r} must be a ResultResponse, got {type(value).__name__}")
+    if action == "cancel":
+        return b"[]"
+    if value not in (None, {}):
+        raise ValidationError(f"the answer to {action!r} is always {{}}; got {type(value).__name__}")
+    return b"{}"
+
+
+def error_answer(exc: BaseException) -> tuple[int, bytes]:
+    """Status and JSON body for an invocation the app could not answer (``{"error": ...}``, as
+    Sectra's examples do): 400 for a body that does not decode, 502 when a call back to Sectra
+    failed, 500 otherwise (a handler bug, an invalid result).
+
+    SDK errors carry messages written to be safe (no token, no PHI); any other exception is
+    reported by type only, since its message may quote patient data.
+    """
+    if isinstance(exc, DecodeError):
+        return 400, s.encode({"error": str(exc)})
+    if isinstance(exc, (HTTPStatusError, TransportError)):
+        return 502, s.encode({"error": f"a call to Sectra failed: {exc}"})
+    if isinstance(exc, SectraError):
+        return 500, s.encode({"error": str(exc)})
+    return 500, s.encode({"error": f"the analysis failed ({type(exc).__name__})"})
+
+
+def invocation_request(url: str, message: s.Invocation | s.ImageNotification) -> HttpRequest:
+    """The POST Sectra makes to deliver an invocation (to ``url``) or a notification."""
+    # Invocations must never be replayed blindly: a repeated create stores a second result.
+    return HttpRequest("POST", url, headers=JSON_HEADERS, body=s.encode(message), idempotent=False)
+
+
+def get_request(url: str) -> HttpRequest:
+    """A plain GET, as Sectra's admin UI sends for registration (W1) and info (W2)."""
+    return HttpRequest("GET", url, headers={"Accept": "application/json"})
+
+
+_ANSWERS: Mapping[str, msgspec.json.Decoder[Any]] = {
+    "create": s.decoder(s.ResultResponse),
+    "modify": s.decoder(s.ResultResponse),
+    "delete": s.decoder(dict[str, Any]),
+    "cancel": s.decoder(list[Any]),
+    "notification": s.decoder(dict[str, Any]),
+}
+
+
+def decode_answer(action: str, response: HttpResponse, *, method: str = "POST") -> Any:
+    """Read an app's answer as Sectra would: 200 and the shape the action requires, or an error.
+
+    ``action`` is an invocation action or ``"notification"``.
+    """
+    if response.status != 200:
+        raise status_error(response.status, method, "(app webhook)", response.body)
+    try:
+        return s.decode(_ANSWERS[action], response.body, "body")
+    except DecodeError as exc:
+        hint = " (Sectra needs the stored result, with its id)" if action in ("create", "modify") else ""
+        raise DecodeError(
+            f"the app's answer to {action!r} has the wrong shape: {exc}{hint}; it starts {excerpt(response.body)!r}"
+        ) from None
+
+
+_REGISTRATION = s.decoder(s.Registration)
+_APP_INFO = s.decoder(s.ApplicationInfo)
+
+
+def decode_registration(response: HttpResponse) -> s.Registration:
+    """Read an app's W1 answer."""
+    if response.status != 200:
+        raise status_error(response.status, "GET", "(app registration)", response.body)
+    return s.decode(_REGISTRATION, response.body, "the app's registration")
+
+
+def decode_app_info(response: HttpResponse) -> s.ApplicationInfo:
+    """Read an app's W2 answer."""
+    if response.status != 200:
+        raise status_error(response.status, "GET", "(app info)", response.body)
+    return s.decode(_APP_INFO, response.body, "the app's info")
+
+
+def check_registration(registration: s.Registration, requested_url: str, raw: bytes | None = None) -> list[str]:
+    """Problems an administrator would hit registering this app; empty when it is right.
+
+    ``requested_url`` is where the registration was fetched; the app should echo it (spec §1.2).
+    ``raw`` (the W1 body) lets the check see a ``context`` that is not a JSON object.
+    """
+    problems: list[str] = []
+    for field in ("application_id", "display_name", "manufacturer"):
+        value = getattr(registration, field)
+        if not value or not value.strip():
+            problems.append(f"{field} is empty")
+    if registration.application_id != registration.application_id.strip():
+        problems.append("application_id has leading or trailing spaces")
+    if registration.url.rstrip("/") != requested_url.rstrip("/"):
+        problems.append(
+            f"url {registration.url!r} does not echo the URL it was fetched from ({requested_url!r}); "
+            "build it from the request's Host header"
+        )
+    template = registration.input_template
+    if template.type not in _INPUT_TYPES:
+        problems.append(f"inputTemplate.type {template.type!r} is not one of {sorted(_INPUT_TYPES)}")
+    if template.type == s.InputType.TAGGED_POLYGON and template.content is None:
+        problems.append("a taggedPolygon input template needs content.tags (may be an empty list)")
+    if raw is not None:
+        try:
+            context = json.loads(raw).get("context", {})
+        except (ValueError, AttributeError):
+            context = {}
+        if context is not None and not isinstance(context, dict):
+            problems.append("context must be a JSON object (Sectra echoes it in every invocation)")
+        elif context and len(json.dumps(context)) > 4096:
+            problems.append("context is larger than 4 KiB; keep it small, it travels with every invocation")
+    return problems

@@ -1,0 +1,124 @@
+"""What an app's handler receives: the invocation, a ready client, and helpers that do it right.
+
+``async def`` handlers get an :class:`AsyncInvocationContext` (trio client); plain ``def``
+handlers get an :class:`InvocationContext` (sync client, run in a worker thread). The helpers are
+the core's call flows (:mod:`sectra_core.jobs`) driven by the matching client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sectra_core import schemas as s
+from sectra_core.analysis_app import AnalysisApp
+from sectra_core.errors import ConfigurationError
+from sectra_core.geometry import Pyramid
+from sectra_core.jobs import JobRunner, job_spec, placeholder_flow, prepare_result, store_flow
+
+from ._calls import arun_calls, run_calls
+
+__all__ = ["InvocationContext", "AsyncInvocationContext"]
+
+Message = s.Invocation | s.ImageNotification
+
+
+class _ContextBase:
+    def __init__(self, app: AnalysisApp, invocation: Message, client: Any, runner: JobRunner | None) -> None:
+        #: The decoded invocation or image notification.
+        self.invocation = invocation
+        #: The app's declaration.
+        self.app = app
+        #: A client for the invocation's callback URL and token.
+        self.client = client
+        self._runner = runner
+        self._info: s.ImageInfo | None = getattr(invocation, "image_info", None)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.action} {self.application_id}>"
+
+    @property
+    def action(self) -> str:
+        """``create``, ``modify``, ``cancel``, ``delete`` or ``notification``."""
+        return "notification" if isinstance(self.invocation, s.ImageNotification) else self.invocation.action
+
+    @property
+    def slide_id(self) -> str:
+        """The slide the invocation is about."""
+        return self.invocation.slide_id
+
+    @property
+    def application_id(self) -> str:
+        """The app id the invocation was sent to."""
+        return self.invocation.application_id
+
+    @property
+    def context(self) -> Any:
+        """The registration ``context`` Sectra echoes back (spec §1.2)."""
+        return self.invocation.context
+
+    def _runner_now(self) -> JobRunner:
+        if self._runner is None:
+            raise ConfigurationError("this app has no job runner (see AnalysisApp(job_runner=...))")
+        return self._runner
+
+    def _prepared(self, result: s.Result) -> s.Result:
+        return prepare_result(result, self.slide_id, self.app.app_version)
+
+    def _start(self, stored: s.ResultResponse, work: Any) -> s.ResultResponse:
+        if not isinstance(self.invocation, (s.CreateInvocation, s.ImageNotification)):
+            raise ConfigurationError("background jobs start from create invocations or image notifications")
+        spec = job_spec(self.invocation, stored, app_version=self.app.app_version, client_options=self.app.client_options)
+        self._runner_now().submit(spec, work)
+        return stored
+
+
+class AsyncInvocationContext(_ContextBase):
+    """For ``async def`` handlers; ``client`` is an :class:`AsyncSectraClient`."""
+
+    async def image_info(self) -> s.ImageInfo:
+        """The slide's metadata (from the notification if it carried it, else fetched once)."""
+        if self._info is None:
+            self._info = await self.client.get_image_metadata(self.slide_id)
+        return self._info
+
+    async def pyramid(self) -> Pyramid:
+        """The slide's tile pyramid, for pixel ↔ Sectra coordinates."""
+        return Pyramid.from_image_info(await self.image_info())
+
+    async def store(self, result: s.Result) -> s.ResultResponse:
+        """Store ``result`` (``create``: a new result; ``modify``: replaces the edited one)."""
+        if isinstance(self.invocation, s.ImageNotification):
+            return await self.client.create_results(self.application_id, self._prepared(result))
+        return await arun_calls(store_flow(self.invocation, result, self.app.app_version), self.client)
+
+    async def start_job(self, work: Any, *, message: str = "Analysis queued", reuse: bool = False) -> s.ResultResponse:
+        """Store a "queued" result now, run ``work(job)`` in the background, return the stored
+        result (the answer Sectra expects to a ``create``). ``reuse``: update the app's latest
+        result on the slide instead of adding one."""
+        flow = placeholder_flow(self.invocation, message, app_version=self.app.app_version, reuse=reuse)  # type: ignore[arg-type]
+        return self._start(await arun_calls(flow, self.client), work)
+
+
+class InvocationContext(_ContextBase):
+    """For plain ``def`` handlers (run in a worker thread); ``client`` is a :class:`SectraClient`."""
+
+    def image_info(self) -> s.ImageInfo:
+        """The slide's metadata (from the notification if it carried it, else fetched once)."""
+        if self._info is None:
+            self._info = self.client.get_image_metadata(self.slide_id)
+        return self._info
+
+    def pyramid(self) -> Pyramid:
+        """The slide's tile pyramid, for pixel ↔ Sectra coordinates."""
+        return Pyramid.from_image_info(self.image_info())
+
+    def store(self, result: s.Result) -> s.ResultResponse:
+        """Store ``result`` (``create``: a new result; ``modify``: replaces the edited one)."""
+        if isinstance(self.invocation, s.ImageNotification):
+            return self.client.create_results(self.application_id, self._prepared(result))  # type: ignore[no-any-return]
+        return run_calls(store_flow(self.invocation, result, self.app.app_version), self.client)
+
+    def start_job(self, work: Any, *, message: str = "Analysis queued", reuse: bool = False) -> s.ResultResponse:
+        """See :meth:`AsyncInvocationContext.start_job`; ``work`` must be a plain function."""
+        flow = placeholder_flow(self.invocation, message, app_version=self.app.app_version, reuse=reuse)  # type: ignore[arg-type]
+        return self._start(run_calls(flow, self.client), work)
