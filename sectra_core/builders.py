@@ -35,6 +35,14 @@ _COLOUR = re.compile(
 _SLACK = 1e-9
 
 
+def _snap(value: float, limit: float, tolerance: float) -> float:
+    if limit < value <= limit + tolerance:
+        return limit
+    if -tolerance <= value < 0:
+        return 0.0
+    return value
+
+
 def _point(value: PointLike, where: str) -> s.Point:
     if isinstance(value, s.Point):
         point = value
@@ -93,9 +101,17 @@ class _Builder:
         return None if self.pyramid is None else self.pyramid.max_y
 
     def _px(self, pixels: Iterable[Sequence[float]], level: int | None) -> list[s.Point]:
-        if self.pyramid is None:
+        pyramid = self.pyramid
+        if pyramid is None:
             raise ValidationError("pixel coordinates need the slide's pyramid: pass pyramid= to the builder")
-        return [self.pyramid.to_sectra(float(x), float(y), level) for x, y in pixels]
+        # Level sizes are rounded up, so an edge tile can end up to one level pixel past the
+        # slide; pull such points back onto the edge instead of refusing them.
+        tolerance = (1.0 if level is None else 1.0 / pyramid.scale(level)) / pyramid.width
+        points = []
+        for x, y in pixels:
+            p = pyramid.to_sectra(float(x), float(y), level)
+            points.append(s.Point(x=_snap(p.x, 1.0, tolerance), y=_snap(p.y, pyramid.max_y, tolerance)))
+        return points
 
     @staticmethod
     def _result(

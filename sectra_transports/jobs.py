@@ -116,6 +116,7 @@ class AsyncJob(_JobBase):
 
     async def progress(self, fraction: float, message: str = "Analysis running") -> None:
         """Show progress on the job's result (at most once per :attr:`min_interval`)."""
+        fraction = min(max(fraction, 0.0), 1.0)
         if self._due(fraction):
             await arun_calls(self._status_flow(f"{message} ({round(100 * fraction)} %)", fraction), self.client)
 
@@ -142,12 +143,21 @@ class SyncJob(_JobBase):
         """Show progress; raises :class:`JobCancelled` once the job was cancelled, so long loops stop."""
         if self.cancelled:
             raise JobCancelled(f"result {self.spec.result_id}: the analysis was cancelled")
+        fraction = min(max(fraction, 0.0), 1.0)
         if self._due(fraction):
             run_calls(self._status_flow(f"{message} ({round(100 * fraction)} %)", fraction), self.client)
 
 
 def _client_args(spec: JobSpec) -> dict[str, Any]:
     return {"url": spec.callback.url, "token": spec.callback.token, "app_version": spec.app_version, **spec.client_options}
+
+
+def _log_failure(spec: JobSpec, exc: BaseException) -> None:
+    # SDK messages are written to be safe; a foreign exception's message may quote PHI, so only
+    # its type is logged (its traceback at DEBUG, for the developer's own machine).
+    detail = f": {exc}" if isinstance(exc, SectraError) else ""
+    log.error("background analysis for result %s failed: %s%s", spec.result_id, type(exc).__name__, detail)
+    log.debug("background analysis traceback", exc_info=True)
 
 
 def _failure_text(exc: BaseException) -> str:
@@ -169,8 +179,7 @@ async def run_async_job(spec: JobSpec, work: Callable[[AsyncJob], Awaitable[s.Re
                 await _quietly_async(arun_calls(job._status_flow("Analysis cancelled", None), client))
             raise
         except Exception as exc:
-            log.error("background analysis for result %s failed: %s", spec.result_id, type(exc).__name__)
-            log.debug("background analysis traceback", exc_info=True)
+            _log_failure(spec, exc)
             with trio.move_on_after(FINAL_STATUS_TIMEOUT):
                 await _quietly_async(arun_calls(job._status_flow(_failure_text(exc), None), client))
             return None
@@ -194,8 +203,7 @@ def run_sync_job(spec: JobSpec, work: Callable[[SyncJob], s.Result]) -> s.Result
         except JobCancelled:
             text = "Analysis cancelled"
         except Exception as exc:
-            log.error("background analysis for result %s failed: %s", spec.result_id, type(exc).__name__)
-            log.debug("background analysis traceback", exc_info=True)
+            _log_failure(spec, exc)
             text = _failure_text(exc)
         finally:
             with _cancelled_lock:

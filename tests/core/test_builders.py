@@ -95,3 +95,15 @@ def test_validate_result_names_the_json_path() -> None:
         validate_result(tall, max_y=0.75)
     with pytest.raises(ValidationError, match="slideId"):
         validate_result(s.Result(slide_id=""))
+
+
+def test_edge_tiles_rounded_up_are_pulled_onto_the_slide() -> None:
+    odd = Pyramid(width=1001, height=601, tile_size=256)  # level sizes round up past the edge
+    level = odd.max_level - 3
+    cols, rows = odd.grid(level)
+    x, y, w, h = odd.tile_box(level, cols - 1, rows - 1)
+    b = PrimitiveBuilder(odd).polygon_px([(x, y), (x + w, y), (x + w, y + h), (x, y + h)], level=level)
+    pts = b.content().content[0].polygons[0].points  # type: ignore[union-attr]
+    assert max(p.x for p in pts) == 1.0 and max(p.y for p in pts) == pytest.approx(odd.max_y)
+    with pytest.raises(ValidationError, match="outside"):  # more than one level pixel off is still wrong
+        PrimitiveBuilder(odd).polygon_px([(0, 0), (x + w + 2, 0), (0, 10)], level=level)
