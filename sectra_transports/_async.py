@@ -192,6 +192,8 @@ class AsyncSectraClient:
             return stop.value  # type: ignore[no-any-return]
 
     async def _negotiate(self) -> VersionAdapter:
+        if not self._state.negotiated and self._state.needs_token(trio.current_time()):
+            await self._login()  # /info needs the bearer token too
         async with self._lock:
             return await self._drive(negotiate(self._state))
 

@@ -165,6 +165,8 @@ class SectraClient:
         return response
 
     def _negotiate(self) -> VersionAdapter:
+        if not self._state.negotiated and self._state.needs_token(time.monotonic()):
+            self._login()  # /info needs the bearer token too
         with self._lock:
             return drive(negotiate(self._state), self._exchange)
 

@@ -91,3 +91,17 @@ def test_negotiation_and_pinning(make_client: Callable[..., Any], make_mock: Cal
             qc = s.QualityControl(application_version="1", quality_control=s.QualityControlData(version_id="v"))
             with pytest.raises(UnsupportedFeatureError, match=r"quality_control \(PUT /slides/\{slide_id\}/qualityControl\) needs IA-API 1.10"):
                 client.set_quality_control("s", qc)
+
+
+async def test_async_version_info_logs_in_first(start_sectra_mock: Callable[..., Any]) -> None:
+    server = await start_sectra_mock(users={"user": "pass"})
+    async with AsyncSectraClient.from_credentials(server.url, "user", "pass", "my-app") as client:
+        assert (await client.version_info).api_version == "1.10"
+    assert server.logins == 1
+
+
+def test_sync_version_info_logs_in_first(make_mock: Callable[..., MockSectraServer]) -> None:
+    server = make_mock(users={"user": "pass"})
+    with SectraClient.from_credentials(server.url, "user", "pass", "my-app") as client:
+        assert client.version_info.api_version == "1.10"
+    assert server.logins == 1

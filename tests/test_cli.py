@@ -1,0 +1,174 @@
+"""The ``sectra`` command line, each command against a real mock on loopback."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from examples.apps import patch_gallery
+from sectra_client.app import AnalysisApp, AppServer, create_app
+from sectra_client.cli import main, slides_from_dir
+from sectra_core import schemas as s
+from sectra_mock import MockSectraServer
+
+from .conftest import TOKEN
+
+
+@pytest.fixture(autouse=True)
+def env(monkeypatch: pytest.MonkeyPatch, mock: MockSectraServer) -> None:
+    monkeypatch.setenv("SECTRA_URL", mock.url)
+    monkeypatch.setenv("SECTRA_TOKEN", TOKEN)
+    monkeypatch.delenv("SECTRA_PASSWORD", raising=False)
+
+
+def run(*argv: str, **overrides: object) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), out=out, **overrides)
+    return code, out.getvalue()
+
+
+def test_info_and_slide(mock: MockSectraServer) -> None:
+    code, out = run("info")
+    assert code == 0 and json.loads(out)["apiVersion"] == "1.10"
+    code, out = run("slide", "slide-1", "--extended")
+    data = json.loads(out)
+    assert code == 0 and data["id"] == "slide-1" and "examCode" in data and "accessionNumber" not in data
+    assert "accessionNumber" in json.loads(run("slide", "slide-1", "--phi")[1])
+
+
+def test_errors_are_short_and_never_show_the_token(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SECTRA_TOKEN", "wrong-secret-token")
+    code, _ = run("info")
+    err = capsys.readouterr().err
+    assert code == 2 and "401" in err and "wrong-secret-token" not in err
+    monkeypatch.delenv("SECTRA_TOKEN")
+    assert run("info")[0] == 2 and "SECTRA_TOKEN" in capsys.readouterr().err
+
+
+def test_password_login_prompts_hidden(make_mock, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    server = make_mock(users={"ann": "s3cret-pw"})
+    monkeypatch.setenv("SECTRA_URL", server.url)
+    monkeypatch.delenv("SECTRA_TOKEN")
+    prompts: list[str] = []
+    monkeypatch.setattr("getpass.getpass", lambda prompt: prompts.append(prompt) or "s3cret-pw")
+    code, out = run("info", "--username", "ann", "--application-id", "my-app")
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert prompts == ["Password for ann: "] and server.logins == 1
+    assert "s3cret-pw" not in out + captured.out + captured.err
+    assert run("info", "--username", "ann")[0] == 2  # needs --application-id
+
+
+def test_download_slide_with_progress_to_a_non_terminal(mock: MockSectraServer, tmp_path: Path) -> None:
+    mock.add_synthetic_slide("big", 3 * 2**20, n_files=3)
+    progress = io.StringIO()
+    code, out = run("download", "big", "-o", str(tmp_path), progress_stream=progress)
+    assert code == 0
+    paths = [Path(line) for line in out.splitlines()]
+    assert len(paths) == 3 and sum(p.stat().st_size for p in paths) == 3 * 2**20
+    lines = progress.getvalue().splitlines()
+    assert "\r" not in progress.getvalue() and "\x1b" not in progress.getvalue()  # no redraws off a terminal
+    assert any("100.0%" in line for line in lines) and sum(line.startswith("done ") for line in lines) == 3
+    # existing files: an error by default, skipped or overwritten on request
+    assert run("download", "big", "-o", str(tmp_path), progress_stream=io.StringIO())[0] == 2
+    assert run("download", "big", "-o", str(tmp_path), "--skip-existing", progress_stream=io.StringIO())[0] == 0
+
+
+def test_download_a_case_by_accession(mock: MockSectraServer, tmp_path: Path) -> None:
+    for slide_id in ("c1", "c2"):
+        mock.add_slide(msgspec.structs.replace(mock.image_info(slide_id), accession_number="ACC-77"))
+        mock.add_synthetic_slide(slide_id, 100_000, n_files=2)
+    progress = io.StringIO()
+    code, out = run("download", "ACC-77", "-o", str(tmp_path), progress_stream=progress)  # not a slide id → a case
+    assert code == 0
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert sorted({r[0] for r in rows}) == ["c1", "c2"] and len(rows) == 4
+    assert all(Path(r[1]).parent.name == r[0] for r in rows)
+    assert all(line.startswith(("c1: ", "c2: ")) for line in progress.getvalue().splitlines())
+    assert run("download", "nothing-here", "--case", "-o", str(tmp_path), progress_stream=io.StringIO())[0] == 2
+
+
+def test_results_list_and_get(mock: MockSectraServer) -> None:
+    from sectra_client import SectraClient
+
+    with SectraClient(url=mock.url, token=TOKEN) as client:
+        stored = client.create_results("app", s.Result(slide_id="slide-1", display_result="7 cells"))
+    code, out = run("results", "list", "slide-1", "--app", "app")
+    assert code == 0 and out == f"{stored.id}\t{stored.version_id}\t7 cells\n"
+    assert json.loads(run("results", "list", "slide-1", "--app", "app", "--json")[1])[0]["id"] == stored.id
+    assert json.loads(run("results", "get", str(stored.id), "--app", "app")[1])["displayResult"] == "7 cells"
+
+
+def test_mock_serve_a_folder_of_slides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "dicom-slide").mkdir()
+    for i in range(2):
+        (tmp_path / "dicom-slide" / f"part{i}.dcm").write_bytes(bytes([i]) * 5000)
+    (tmp_path / "single.svs").write_bytes(b"svs" * 1000)
+    (tmp_path / ".hidden").write_bytes(b"x")
+    assert {k: [p.name for p in v] for k, v in slides_from_dir(tmp_path).items()} == {
+        "dicom-slide": ["part0.dcm", "part1.dcm"], "single": ["single.svs"]}
+
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    stop = threading.Event()
+    out = io.StringIO()
+    thread = threading.Thread(target=main, args=(["mock", "serve", "--port", str(port), "--slides-dir", str(tmp_path), "--token", "t"],),
+                              kwargs={"out": out, "stop_event": stop}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while "mock Sectra server" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        from sectra_client import SectraClient
+
+        with SectraClient(url=f"http://127.0.0.1:{port}", token="t") as client:
+            got = client.download_slide_files("dicom-slide", tmp_path / "out")
+            assert [p.read_bytes() for p in got] == [b"\x00" * 5000, b"\x01" * 5000]
+            [single] = client.download_slide_files("single", tmp_path / "out1")
+            assert single.name == "single.svs" and single.read_bytes() == b"svs" * 1000
+    finally:
+        stop.set()
+        thread.join(15)
+    assert not thread.is_alive() and "2 slides" in out.getvalue()
+
+
+def test_app_check(tmp_path: Path) -> None:
+    server = AppServer(create_app(patch_gallery.app, url_prefix="/gallery"))
+    broken = AnalysisApp(application_id="b", display_name="B", manufacturer="M")
+
+    @broken.on_create
+    def create(ctx):  # type: ignore[no-untyped-def]
+        return s.Result(slide_id=ctx.slide_id)  # fine...
+
+    @broken.on_notification
+    def note(ctx):  # type: ignore[no-untyped-def]
+        return None
+
+    bad = AppServer(create_app(AnalysisApp(s.Registration(application_id="x", display_name="X", manufacturer="", url="",
+                                                           input_template=s.InputTemplate(type="taggedPolygon")))))
+    with server.run() as base, bad.run() as bad_base:
+        code, out = run("app", "check", f"{base}/gallery")
+        assert code == 0 and "registration: patch-gallery" in out and "create answered with stored result" in out
+        assert out.endswith("ok\n")
+        code, out = run("app", "check", bad_base)
+        assert code == 1 and "PROBLEM: manufacturer is empty" in out and "no create handler" in out
+        assert run("app", "check", bad_base, "--no-invoke")[0] == 1
+
+
+def test_console_script_is_installed(mock: MockSectraServer) -> None:
+    env = {**os.environ, "SECTRA_URL": mock.url, "SECTRA_TOKEN": TOKEN}
+    done = subprocess.run([sys.executable, "-m", "sectra_client.cli", "info"], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0 and '"apiVersion": "1.10"' in done.stdout
+    assert TOKEN not in done.stdout + done.stderr
