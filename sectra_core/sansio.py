@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from collections.abc import Callable, Generator, Mapping
 from typing import Any, TypeVar
 
 from . import schemas as s
 from .adapters import VersionAdapter, choose_adapter
-from .errors import AuthenticationError, ConfigurationError, DecodeError, status_error
+from .errors import AuthenticationError, ConfigurationError, DecodeError, TransportError, status_error
 from .http import HttpRequest, HttpResponse
 from .operations import Operation
 from .plugins import Plugins
+from .retry import RetryPolicy, Sleep, exchange
 from .urls import normalize_base_url
 
 __all__ = [
@@ -42,7 +44,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-Flow = Generator[HttpRequest, HttpResponse, T]
+#: A flow yields requests (and :class:`Sleep`) and is sent responses (and None after a sleep).
+Flow = Generator["HttpRequest | Sleep", Any, T]
 
 
 class ClientState:
@@ -62,6 +65,8 @@ class ClientState:
         app_version: str | None = None,
         allow_http: bool = False,
         credentials: Credentials | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if credentials is None and (not isinstance(token, str) or not token):
             raise ConfigurationError("a non-empty bearer token (or credentials) is required")
@@ -78,6 +83,9 @@ class ClientState:
         self.adapter: VersionAdapter | None = plugins.adapter(api_version) if api_version else None
         self.server_info: s.ApplicationInfo | None = None
         self.negotiated = self.adapter is not None
+        #: How requests are repeated (see :mod:`sectra_core.retry`); the clock measures its deadline.
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.clock = clock
 
     def __repr__(self) -> str:
         adapter = self.adapter.name if self.adapter else "not negotiated"
@@ -132,7 +140,7 @@ def negotiate(state: ClientState) -> Flow[VersionAdapter]:
     request = HttpRequest(
         "GET", state.base_url + "/info", state.auth_headers | {"Accept": "application/json"}
     )
-    response = yield request
+    response = yield from exchange(request, state.retry, state.clock)
     if response.status in (401, 403):
         raise status_error(response.status, "GET", request.path, response.body)
     adapters = state.plugins.adapters().values()
@@ -177,7 +185,14 @@ def call(state: ClientState, op: Operation[T], *, retried: bool = False) -> Flow
     generation = state.token_generation
     headers = state.request_headers() if op.endpoint.auth == "bearer" else {}
     request = adapter.build_request(op, state.base_url, headers)
-    response = yield request
+    uncertain = [False]
+    response = yield from exchange(request, state.retry, state.clock, uncertain=uncertain)
+    if response.status == 409 and uncertain[0] and op.name == "update_result":
+        # An earlier try may have landed and changed the versionId: if the stored result is what
+        # we sent, the update is done; otherwise the 409 is real.
+        current = yield from call(state, _get_result(op))
+        if _same_result(op.body, current):
+            return current  # type: ignore[return-value]
     if response.status in (401, 403) and state.credentials is not None and not retried:
         raise TokenRejected(generation, status_error(response.status, request.method, request.path, response.body))
     if op.name == "info" and response.status == 200:
@@ -187,14 +202,40 @@ def call(state: ClientState, op: Operation[T], *, retried: bool = False) -> Flow
     return adapter.parse_response(op, request, response)  # type: ignore[no-any-return]
 
 
-def drive(flow: Flow[T], exchange: Callable[[HttpRequest], HttpResponse]) -> T:
-    """Run ``flow`` to completion, answering each request with ``exchange`` (the sync driver)."""
+def drive(
+    flow: Flow[T], transmit: Callable[[HttpRequest], HttpResponse], sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``flow`` to completion, answering each request with ``transmit`` and each
+    :class:`Sleep` with ``sleep`` (the sync driver). Transport errors are thrown into the flow,
+    which retries or lets them propagate."""
     try:
-        request = next(flow)
+        step = next(flow)
         while True:
-            request = flow.send(exchange(request))
+            if isinstance(step, Sleep):
+                sleep(step.seconds)
+                step = flow.send(None)
+                continue
+            try:
+                response = transmit(step)
+            except TransportError as exc:
+                step = flow.throw(exc)
+            else:
+                step = flow.send(response)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
+
+
+def _get_result(op: Operation[Any]) -> Operation[s.ResultResponse]:
+    from .api import get_result_by_result_id
+
+    return get_result_by_result_id(op.params["app_id"], op.params["result_id"])
+
+
+def _same_result(sent: Any, current: s.ResultResponse) -> bool:
+    if not isinstance(sent, s.Result):
+        return False
+    fields = {f: getattr(sent, f) for f in s.Result.__struct_fields__}
+    return s.encode(s.Result(**fields)) == s.encode(current.as_result())
 
 
 class Credentials:

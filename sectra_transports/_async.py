@@ -22,6 +22,8 @@ from sectra_core.files import Download, OnExists, Progress, case_folders
 from sectra_core.http import HttpRequest, HttpResponse, keep_streaming, read_limit
 from sectra_core.operations import Operation
 from sectra_core.plugins import Plugins, default_plugins
+from sectra_core.errors import TransportError
+from sectra_core.retry import RetryPolicy, Sleep
 from sectra_core.sansio import (
     ClientState,
     Credentials,
@@ -86,11 +88,12 @@ class AsyncSectraClient:
         transport: AsyncTransport | None = None,
         plugins: Plugins | None = None,
         credentials: Credentials | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         plugins = plugins or default_plugins()
         self._state = ClientState(
             url, token or "", plugins=plugins, api_version=api_version, app_version=app_version,
-            allow_http=allow_http, credentials=credentials,
+            allow_http=allow_http, credentials=credentials, retry=retry, clock=trio.current_time,
         )
         if transport is None:
             options = TransportOptions(
@@ -184,10 +187,20 @@ class AsyncSectraClient:
         return response
 
     async def _drive(self, flow: Flow[T]) -> T:
+        # The trio twin of sectra_core.sansio.drive.
         try:
-            request = next(flow)
+            step = next(flow)
             while True:
-                request = flow.send(await self._exchange(request))
+                if isinstance(step, Sleep):
+                    await self._transport.sleep(step.seconds)
+                    step = flow.send(None)
+                    continue
+                try:
+                    response = await self._exchange(step)
+                except TransportError as exc:
+                    step = flow.throw(exc)
+                else:
+                    step = flow.send(response)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
 

@@ -17,6 +17,7 @@ from sectra_core.files import Download, OnExists, Progress, case_folders
 from sectra_core.http import HttpRequest, HttpResponse, keep_streaming, read_limit
 from sectra_core.operations import Operation
 from sectra_core.plugins import Plugins, default_plugins
+from sectra_core.retry import RetryPolicy
 from sectra_core.sansio import (
     ClientState,
     Credentials,
@@ -65,12 +66,13 @@ class SectraClient:
         transport: SyncTransport | None = None,
         plugins: Plugins | None = None,
         credentials: Credentials | None = None,
+        retry: RetryPolicy | None = None,
         _allow_http: bool = False,
     ) -> None:
         plugins = plugins or default_plugins()
         self._state = ClientState(
             url, token or "", plugins=plugins, api_version=api_version, app_version=app_version,
-            allow_http=allow_http or _allow_http, credentials=credentials,
+            allow_http=allow_http or _allow_http, credentials=credentials, retry=retry, clock=time.monotonic,
         )
         if transport is None:
             options = TransportOptions(
@@ -168,7 +170,7 @@ class SectraClient:
         if not self._state.negotiated and self._state.needs_token(time.monotonic()):
             self._login()  # /info needs the bearer token too
         with self._lock:
-            return drive(negotiate(self._state), self._exchange)
+            return drive(negotiate(self._state), self._exchange, self._transport.sleep)
 
     def _login(self, generation: int | None = None) -> None:
         """Log in when due; with ``generation``, only if no other thread refreshed since."""
@@ -183,10 +185,10 @@ class SectraClient:
             self._login()
         self._negotiate()
         try:
-            return drive(call(self._state, op), self._exchange)
+            return drive(call(self._state, op), self._exchange, self._transport.sleep)
         except TokenRejected as rejected:
             self._login(rejected.generation)
-            return drive(call(self._state, op, retried=True), self._exchange)
+            return drive(call(self._state, op, retried=True), self._exchange, self._transport.sleep)
 
     # --- operations (one line each; see sectra_core.api) -----------------------------------------
 

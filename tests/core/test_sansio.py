@@ -7,6 +7,8 @@ import logging
 
 import pytest
 
+from sectra_core.retry import NO_RETRY
+
 from sectra_core import api
 from sectra_core import schemas as s
 from sectra_core.errors import (
@@ -29,6 +31,7 @@ PLUGINS = make_plugins(entry_points=False)
 
 
 def state(**kw: object) -> ClientState:
+    kw.setdefault("retry", NO_RETRY)  # retries have their own tests (test_retry.py)
     return ClientState("https://pacs.example/ia/v1/", SECRET, plugins=PLUGINS, **kw)  # type: ignore[arg-type]
 
 

@@ -6,6 +6,8 @@ import ssl
 from collections.abc import Awaitable, Callable
 
 import pytest
+
+from sectra_core.retry import NO_RETRY, RetryPolicy
 import trio
 import trio.testing
 
@@ -88,10 +90,18 @@ async def test_read_timeout_is_a_cancel_scope(nursery: trio.Nursery, autojump_cl
 
     url = await tcp_server(nursery, handler)
     start = trio.current_time()
-    async with AsyncSectraClient(url, "t", api_version="5.0", read_timeout=30) as client:
+    async with AsyncSectraClient(url, "t", api_version="5.0", read_timeout=30, retry=NO_RETRY) as client:
         with pytest.raises(TimeoutError, match="read timed out"):
             await client.get_info()
     assert 30 <= trio.current_time() - start < 31
+    # with retries, a GET that times out is tried again until the policy's deadline
+    start = trio.current_time()
+    policy = RetryPolicy(attempts=10, backoff=1.0, jitter=0.0, deadline=70.0)
+    async with AsyncSectraClient(url, "t", api_version="5.0", read_timeout=30, retry=policy) as client:
+        with pytest.raises(TimeoutError):
+            await client.get_info()
+    # 30 s + wait 1 + 30 s + wait 2 + 30 s = 93 s; a wait of 4 s more would start past the 70 s deadline
+    assert 93 <= trio.current_time() - start < 94
 
 
 async def test_body_cut_mid_stream(nursery: trio.Nursery, tmp_path: object) -> None:

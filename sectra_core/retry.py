@@ -1,0 +1,124 @@
+"""Retries, written once as a flow for every transport: capped exponential backoff with jitter,
+``Retry-After``, a deadline, and only where repeating is safe.
+
+What is repeated:
+
+* ``GET`` (and any endpoint marked idempotent, e.g. ``PUT`` of a result with its ``versionId``) on
+  429, 500, 502, 503, 504, on a timeout and on a connection dropped before the answer;
+* any request, ``POST`` included, when the connection could not even be opened (nothing was sent).
+
+What is not: a ``POST`` of a new result that may have reached the server. Repeating it could store
+the result twice; the caller decides (list the slide's results first, see docs/reliability.md).
+
+A flow waits by yielding :class:`Sleep`; the driver sleeps with its transport's ``sleep``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConnectError, TransportError
+from .http import HttpRequest, HttpResponse
+
+__all__ = ["RetryPolicy", "NO_RETRY", "Sleep", "parse_retry_after", "exchange"]
+
+log = logging.getLogger("sectra_core.retry")
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Yielded by a flow: wait ``seconds`` before going on (the driver sends back None)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """When and how long to wait before repeating a request.
+
+    ``attempts``: tries in all (1 = never repeat). Waits grow ``backoff * 2**n`` up to
+    ``max_backoff``, less up to ``jitter`` of themselves at random (so many clients do not retry
+    in step). A ``Retry-After`` from the server replaces the computed wait when longer. No retry
+    starts once ``deadline`` seconds have passed since the first try (or would pass while waiting).
+    """
+
+    attempts: int = 4
+    backoff: float = 0.25
+    max_backoff: float = 8.0
+    jitter: float = 0.5
+    deadline: float = 60.0
+    statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+    random: Callable[[], float] = field(default=random.random, repr=False, compare=False)
+
+    def wait(self, attempt: int, retry_after: float | None = None) -> float:
+        """The wait before try ``attempt + 1`` (``attempt`` counts from 1)."""
+        computed = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
+        computed *= 1.0 - self.jitter * self.random()
+        return max(computed, retry_after or 0.0)
+
+
+#: Never repeat anything.
+NO_RETRY = RetryPolicy(attempts=1)
+
+
+def parse_retry_after(value: str, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _retryable_error(request: HttpRequest, error: TransportError) -> bool:
+    # A refused or failed connect means nothing was sent: safe to repeat even a POST.
+    return isinstance(error, ConnectError) or request.idempotent
+
+
+def exchange(
+    request: HttpRequest, policy: RetryPolicy, clock: Callable[[], float], *, uncertain: list[bool] | None = None,
+) -> Generator[HttpRequest | Sleep, Any, HttpResponse]:
+    """Send ``request`` until it gets an answer worth returning; raises the last transport error.
+
+    ``uncertain`` (a one-item list) is set to True when an earlier try may have reached the server
+    (a timeout, a dropped connection, a 5xx): a later 409 may then mean "already done".
+    """
+    start = clock()
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            response: HttpResponse = yield request
+        except TransportError as exc:
+            if attempt >= policy.attempts or not _retryable_error(request, exc):
+                raise
+            wait = policy.wait(attempt)
+            reason = type(exc).__name__
+            if uncertain is not None and not isinstance(exc, ConnectError):
+                uncertain[0] = True
+            if clock() - start + wait > policy.deadline:
+                raise
+        else:
+            if response.status not in policy.statuses or not request.idempotent or attempt >= policy.attempts:
+                return response
+            retry_after = parse_retry_after(response.header("retry-after"))
+            wait = policy.wait(attempt, retry_after)
+            if clock() - start + wait > policy.deadline:
+                return response  # the caller gets the server's own answer (e.g. 429) as an error
+            reason = f"HTTP {response.status}"
+            if uncertain is not None:
+                uncertain[0] = True
+            response.close()
+        log.info("%s %s: %s; try %d of %d in %.2f s", request.method, request.path, reason, attempt + 1, policy.attempts, wait)
+        yield Sleep(wait)

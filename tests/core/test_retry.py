@@ -1,0 +1,127 @@
+"""The retry flow without sockets: which requests repeat, how long they wait, when they stop."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+
+import pytest
+
+from sectra_core import api
+from sectra_core import schemas as s
+from sectra_core.errors import ConflictError, ConnectError, RateLimitedError, ServerError, TimeoutError
+from sectra_core.http import HttpRequest, HttpResponse
+from sectra_core.plugins import make_plugins
+from sectra_core.retry import RetryPolicy, Sleep, exchange, parse_retry_after
+from sectra_core.sansio import ClientState, call, drive
+
+PLUGINS = make_plugins(entry_points=False)
+POLICY = RetryPolicy(attempts=4, backoff=1.0, max_backoff=3.0, jitter=0.0, deadline=100.0)
+
+
+class Script:
+    """Answers requests from a list (responses or exceptions) and records sleeps; a fake clock."""
+
+    def __init__(self, *answers: Any) -> None:
+        self.answers = list(answers)
+        self.requests: list[HttpRequest] = []
+        self.sleeps: list[float] = []
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        self.requests.append(request)
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def client_state(script: Script, policy: RetryPolicy = POLICY) -> ClientState:
+    return ClientState("https://pacs.example/ia", "tok", plugins=PLUGINS, api_version="5.0", retry=policy, clock=script.clock)
+
+
+def ok(body: bytes = b'{"apiVersion": "1.10", "softwareVersion": "x"}') -> HttpResponse:
+    return HttpResponse(200, {}, body)
+
+
+def test_gets_retry_with_capped_exponential_backoff() -> None:
+    script = Script(HttpResponse(503, {}, b""), HttpResponse(502, {}, b""), HttpResponse(500, {}, b""), ok())
+    info = drive(call(client_state(script), api.get_info()), script.send, script.sleep)
+    assert info.api_version == "1.10" and script.sleeps == [1.0, 2.0, 3.0] and len(script.requests) == 4
+
+
+def test_gives_up_after_the_attempts_with_the_servers_error() -> None:
+    script = Script(*[HttpResponse(503, {}, b"busy")] * 4)
+    with pytest.raises(ServerError, match="503"):
+        drive(call(client_state(script), api.get_info()), script.send, script.sleep)
+    assert len(script.requests) == 4
+
+
+def test_retry_after_is_honoured_and_the_deadline_stops_waiting() -> None:
+    script = Script(HttpResponse(429, {"retry-after": "7"}, b""), ok())
+    drive(call(client_state(script), api.get_info()), script.send, script.sleep)
+    assert script.sleeps == [7.0]
+    short = RetryPolicy(attempts=5, backoff=1.0, jitter=0.0, deadline=5.0)
+    script = Script(HttpResponse(429, {"retry-after": "30"}, b"slow down"))
+    with pytest.raises(RateLimitedError):
+        drive(call(client_state(script, short), api.get_info()), script.send, script.sleep)
+    assert script.sleeps == []  # waiting 30 s would pass the 5 s deadline: the 429 is the answer
+    date = email.utils.formatdate(time.time() + 20, usegmt=True)
+    assert 18 <= parse_retry_after(date) <= 21  # type: ignore[operator]
+    assert parse_retry_after("soon") is None and parse_retry_after("") is None
+
+
+def test_jitter_spreads_the_waits() -> None:
+    policy = RetryPolicy(backoff=1.0, jitter=0.5, random=lambda: 1.0)
+    assert policy.wait(1) == 0.5 and policy.wait(3) == 2.0 and policy.wait(10) == 4.0  # capped at 8, less half
+
+
+def test_post_of_a_new_result_is_never_repeated_after_it_may_have_landed() -> None:
+    result = s.Result(slide_id="s")
+    script = Script(HttpResponse(503, {}, b""))
+    with pytest.raises(ServerError):
+        drive(call(client_state(script), api.create_results("app", result)), script.send, script.sleep)
+    script = Script(TimeoutError("read timed out"))
+    with pytest.raises(TimeoutError):
+        drive(call(client_state(script), api.create_results("app", result)), script.send, script.sleep)
+    assert len(script.requests) == 1
+    # ...but a connection that never opened sent nothing: that is safe to repeat
+    stored = HttpResponse(201, {}, s.encode(s.ResultResponse(id=1, version_id="v", slide_id="s")))
+    script = Script(ConnectError("refused"), stored)
+    assert drive(call(client_state(script), api.create_results("app", result)), script.send, script.sleep).id == 1
+
+
+def test_timeouts_and_drops_repeat_gets() -> None:
+    script = Script(TimeoutError("read"), ConnectError("refused"), ok())
+    drive(call(client_state(script), api.get_info()), script.send, script.sleep)
+    assert len(script.requests) == 3
+
+
+def test_a_409_after_an_uncertain_put_checks_whether_it_landed() -> None:
+    sent = s.Result(slide_id="s", display_result="v2")
+    stored = s.ResultResponse(id=5, version_id="new", slide_id="s", display_result="v2")
+    script = Script(TimeoutError("read"), HttpResponse(409, {}, b"stale"), HttpResponse(200, {}, s.encode(stored)))
+    got = drive(call(client_state(script), api.update_results("app", 5, sent, version_id="old")), script.send, script.sleep)
+    assert got == stored and [r.method for r in script.requests] == ["PUT", "PUT", "GET"]
+    other = s.ResultResponse(id=5, version_id="new", slide_id="s", display_result="someone else's")
+    script = Script(TimeoutError("read"), HttpResponse(409, {}, b"stale"), HttpResponse(200, {}, s.encode(other)))
+    with pytest.raises(ConflictError):
+        drive(call(client_state(script), api.update_results("app", 5, sent, version_id="old")), script.send, script.sleep)
+    script = Script(HttpResponse(409, {}, b"stale"))  # a first-try 409 is simply a conflict
+    with pytest.raises(ConflictError):
+        drive(call(client_state(script), api.update_results("app", 5, sent, version_id="old")), script.send, script.sleep)
+
+
+def test_exchange_yields_sleeps() -> None:
+    clock = iter([0.0, 0.0, 1.0])
+    flow = exchange(HttpRequest("GET", "https://h/x"), POLICY, lambda: next(clock))
+    assert next(flow).method == "GET"  # type: ignore[union-attr]
+    assert flow.send(HttpResponse(503, {}, b"")) == Sleep(1.0)
