@@ -167,7 +167,11 @@ def cmd_mock_serve(args: argparse.Namespace, out: TextIO) -> int:
     from sectra_mock import MockSectraServer
 
     token = args.token or os.environ.get("SECTRA_TOKEN") or "dev-token"
-    server = MockSectraServer(token=token, api_version=args.api_version or "1.10", strict=args.strict)
+    from sectra_mock.faults import Fault
+
+    faults = [Fault.parse(text) for text in args.fault or ()]
+    server = MockSectraServer(token=token, api_version=args.api_version or "1.10", strict=args.strict,
+                              latency=args.latency, faults=faults)
     slides = slides_from_dir(Path(args.slides_dir)) if args.slides_dir else {}
     for slide_id, files in slides.items():
         server.add_slide_files(slide_id, files)
@@ -261,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--token", help="the token clients must send (default: SECTRA_TOKEN or dev-token)")
     q.add_argument("--api-version", help="IA-API version or adapter name (default 1.10)")
     q.add_argument("--strict", action="store_true", help="404 for unknown slides instead of inventing them")
+    q.add_argument("--latency", type=float, default=0.0, help="seconds added before every answer")
+    q.add_argument("--fault", action="append", metavar="KIND[:ROUTE][,OPT=VAL...]",
+                   help="inject a fault, e.g. status:image_info,status=503,times=3 (see sectra_mock.faults); repeatable")
     q.set_defaults(func=cmd_mock_serve, stop_event=None)
 
     p = sub.add_parser("app", help="analysis apps")

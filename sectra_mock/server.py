@@ -32,6 +32,7 @@ from sectra_transports.asgi import AsgiServer
 
 from .app import create_app
 from .caller import AppCaller, AppCheck, AsyncAppCaller, _Calls
+from .faults import Fault, FaultInjector, Faults
 from .payloads import FileSource, SyntheticFile
 from .state import MockState, disk_files
 
@@ -49,6 +50,7 @@ class MockSectraServer:
     ``users`` maps usernames to passwords for ``/token`` login. ``graceful_timeout``: how long a
     stop waits for requests still in flight (idle keep-alive connections close at once).
     ``latency``: seconds added before every answer, to model the network distance to a PACS.
+    ``faults``: misbehaviours to inject from the start (more with ``server.faults.add``).
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class MockSectraServer:
         token_lifetime: int = 3600,
         graceful_timeout: float = 3.0,
         latency: float = 0.0,
+        faults: Iterable[Fault | Mapping[str, Any]] = (),
         plugins: Plugins | None = None,
     ) -> None:
         if not token:
@@ -97,7 +100,15 @@ class MockSectraServer:
         for slide_id, paths in (slide_files or {}).items():
             self.add_slide_files(slide_id, paths)
         self.app = create_app(self)
-        self._server = AsgiServer(self.app, graceful_timeout=graceful_timeout, log=log, name="mock")
+        #: Injected faults (see :mod:`sectra_mock.faults`): ``server.faults.add("status", "image_info")``.
+        self.faults = Faults()
+        for fault in faults or ():
+            self.faults.add(**fault) if isinstance(fault, Mapping) else self.faults.add(fault.kind, fault.route, **{
+                k: getattr(fault, k) for k in ("times", "status", "retry_after", "seconds", "after_bytes", "chunk", "variant")})
+        self._routes = self.app.url_map.bind("mock")
+        self._server = AsgiServer(
+            FaultInjector(self.app, self.faults, self._route_of), graceful_timeout=graceful_timeout, log=log, name="mock",
+        )
         self._calls = AppCaller(self)
         #: The same calls to apps from trio code: ``await server.aio.trigger(...)``.
         self.aio = AsyncAppCaller(self)
@@ -107,6 +118,13 @@ class MockSectraServer:
         return f"<MockSectraServer {where} IA-API {self.api_version}>"
 
     # --- configuration ---------------------------------------------------------------------------
+
+    def _route_of(self, path: str, method: str) -> str | None:
+        try:
+            endpoint, _args = self._routes.match(path, method=method)
+        except Exception:  # werkzeug's NotFound / MethodNotAllowed: not an endpoint of this version
+            return None
+        return str(endpoint)
 
     def endpoints(self) -> dict[str, Endpoint]:
         """The endpoints this server serves: the adapter's, gated by the reported IA-API version."""

@@ -184,6 +184,7 @@ class AsyncSectraClient:
             await _aclose(response)
         response.body = b"".join(parts)
         response.stream = None
+        response.closer = None  # read and released above
         return response
 
     async def _drive(self, flow: Flow[T]) -> T:

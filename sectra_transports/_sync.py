@@ -164,6 +164,7 @@ class SectraClient:
             response.close()
         response.body = b"".join(parts)
         response.stream = None
+        response.closer = None  # read and released above
         return response
 
     def _negotiate(self) -> VersionAdapter:

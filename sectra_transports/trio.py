@@ -33,6 +33,8 @@ class _Connection:
         self.stream = stream
         self.h11 = h11.Connection(h11.CLIENT)
         self.reused = reused
+        #: Whether the current response's body generator has run (see handle_async_request).
+        self.body_started = False
 
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):
@@ -120,12 +122,21 @@ class TrioTransport:
                 raise
             break
         headers_out = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
+        conn.body_started = False
         length = headers_out.get("content-length", "")
         if length.isdigit() and "transfer-encoding" not in headers_out and request.method != "HEAD":
             stream = self._sized_body(key, conn, int(length), _keep_alive(response, headers_out))
         else:
             stream = self._body(key, conn)
-        return HttpResponse(response.status_code, headers_out, stream=stream, closer=stream.aclose)
+
+        async def close() -> None:
+            # aclose() on a body generator that never started runs none of its cleanup, so the
+            # connection (neither read to the end nor returned) must be closed here.
+            await stream.aclose()
+            if not conn.body_started:
+                await conn.aclose()
+
+        return HttpResponse(response.status_code, headers_out, stream=stream, closer=close)
 
     async def _send(self, conn: _Connection, req: h11.Request, body: bytes | None) -> h11.Response:
         with map_exceptions("read"):
@@ -152,6 +163,7 @@ class TrioTransport:
             conn.h11.receive_data(data)
 
     async def _body(self, key: _Key, conn: _Connection) -> AsyncIterator[bytes]:
+        conn.body_started = True
         returned = False
         try:
             while True:
@@ -176,6 +188,7 @@ class TrioTransport:
         exactly the rest (never past the message), and give a kept-alive connection a fresh h11
         state machine for its next request.
         """
+        conn.body_started = True
         remaining = length
         returned = False
         try:

@@ -18,6 +18,8 @@ from examples.apps import patch_gallery
 from sectra_client.app import AnalysisApp, AppServer, create_app
 from sectra_client.cli import main, slides_from_dir
 from sectra_core import schemas as s
+from sectra_core.errors import ServerError
+from sectra_core.retry import NO_RETRY
 from sectra_mock import MockSectraServer
 
 from .conftest import TOKEN
@@ -124,7 +126,8 @@ def test_mock_serve_a_folder_of_slides(tmp_path: Path, monkeypatch: pytest.Monke
         port = sock.getsockname()[1]
     stop = threading.Event()
     out = io.StringIO()
-    thread = threading.Thread(target=main, args=(["mock", "serve", "--port", str(port), "--slides-dir", str(tmp_path), "--token", "t"],),
+    thread = threading.Thread(target=main, args=(["mock", "serve", "--port", str(port), "--slides-dir", str(tmp_path), "--token", "t",
+                                                  "--fault", "status:image_info,status=503,times=1"],),
                               kwargs={"out": out, "stop_event": stop}, daemon=True)
     thread.start()
     try:
@@ -133,7 +136,10 @@ def test_mock_serve_a_folder_of_slides(tmp_path: Path, monkeypatch: pytest.Monke
             time.sleep(0.02)
         from sectra_client import SectraClient
 
-        with SectraClient(url=f"http://127.0.0.1:{port}", token="t") as client:
+        with SectraClient(url=f"http://127.0.0.1:{port}", token="t", retry=NO_RETRY) as client:
+            with pytest.raises(ServerError, match="503"):  # the injected fault, once
+                client.get_image_metadata("dicom-slide")
+            assert client.get_image_metadata("dicom-slide").id == "dicom-slide"
             got = client.download_slide_files("dicom-slide", tmp_path / "out")
             assert [p.read_bytes() for p in got] == [b"\x00" * 5000, b"\x01" * 5000]
             [single] = client.download_slide_files("single", tmp_path / "out1")
