@@ -59,7 +59,11 @@ def safe_filename(name: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """A progress report: the current file and the whole download (totals None when unknown)."""
+    """A progress report: the current file and the whole download (totals None when unknown).
+
+    ``bytes_done``/``bytes_total`` count the response body, framing included, so they meet at
+    the end; ``file_bytes`` counts the current file's own bytes.
+    """
 
     filename: str
     file_bytes: int
@@ -169,7 +173,13 @@ class FileSink:
                 written = self._file.write(view)
                 view = view[written:]
         self._file_bytes += len(data)
-        self._done_bytes += len(data)
+        self._report()
+
+    def received(self, n: int) -> None:
+        """Count ``n`` more bytes of the response body (file data and framing)."""
+        self._done_bytes += n
+
+    def _report(self) -> None:
         if self._progress is not None:
             self._progress(
                 Progress(self._name, self._file_bytes, self._file_total, self._done_bytes,
@@ -231,6 +241,7 @@ class Download:
         """Decode and write one chunk of the response body (empty chunks are ignored)."""
         if not chunk:
             return  # the decoders read b"" as end of stream; only finish() may say that
+        self.sink.received(len(chunk))
         self.decoder.receive_data(chunk)
         self.sink.pump(self.decoder)
 
@@ -238,6 +249,8 @@ class Download:
         """Mark the end of the body; returns the saved (or skipped) paths in server order."""
         self.decoder.receive_data(b"")
         self.sink.pump(self.decoder)
+        if self.sink.paths:
+            self.sink._report()  # the closing delimiter counts too: the last report says 100 %
         return self.sink.paths
 
     def fail(self, exc: BaseException) -> BaseException:

@@ -165,15 +165,18 @@ def test_download_single_and_multi(make_client: Callable[..., Any], mock: MockSe
     one.write_bytes(b"SVS" * 100_000)
     mock.add_slide_files("single", one)
     parts = mock.add_synthetic_slide("multi", size_bytes=3_000_001, n_files=3)
-    seen: list[int] = []
     with make_client(mock) as client:
         got = client.download_slide_files("single", tmp_path / "a")
         assert got == [tmp_path / "a" / "one.svs"] and got[0].read_bytes() == one.read_bytes()
-        paths = client.download_slide_files("multi", tmp_path / "b", progress=lambda p: seen.append(p.bytes_done))
+        reports: list[Any] = []
+        paths = client.download_slide_files("multi", tmp_path / "b", progress=reports.append)
+        seen = [p.bytes_done for p in reports]
     assert [p.name for p in paths] == ["i0000,0000b.dcm", "i0001,0000b.dcm", "i0002,0000b.dcm"]
     for path, source in zip(paths, parts):
         assert path.read_bytes() == b"".join(source.chunks())
-    assert seen[-1] == 3_000_001
+    # overall progress counts the whole body (framing too) and ends at its Content-Length
+    assert seen == sorted(seen) and seen[-1] == reports[-1].bytes_total > 3_000_001
+    assert {r.filename: r.file_bytes for r in reports} == {p.name: p.stat().st_size for p in paths}
     assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [p.name for p in paths]  # no temp files
 
 
