@@ -55,6 +55,7 @@ __all__ = [
     "DuplicateFilenameError",
     "DownloadInterrupted",
     "status_error",
+    "safe_traceback",
 ]
 
 #: How much of an error body is kept; enough to read a server's message, too little to leak a payload.
@@ -183,6 +184,19 @@ def status_error(status: int, method: str, path: str, body: bytes = b"") -> HTTP
     """Build the most specific :class:`HTTPStatusError` subclass for ``status``."""
     cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else HTTPStatusError)
     return cls(status, method, path, body)
+
+
+def safe_traceback(exc: BaseException) -> str:
+    """Where ``exc`` was raised (the frames of its traceback) without its message.
+
+    For logging failures of user code: the location helps the developer, while the message of a
+    foreign exception may quote patient data. SDK errors keep their messages (written to be safe).
+    """
+    import traceback
+
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    message = f": {exc}" if isinstance(exc, SectraError) else " (message withheld: it may hold patient data)"
+    return f"Traceback (most recent call last):\n{frames}{type(exc).__name__}{message}"
 
 
 def excerpt(body: bytes, limit: int = EXCERPT_LIMIT) -> str:

@@ -185,7 +185,7 @@ def check_registration(registration: s.Registration, requested_url: str, raw: by
     if raw is not None:
         try:
             context = json.loads(raw).get("context", {})
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             context = {}
         if context is not None and not isinstance(context, dict):
             problems.append("context must be a JSON object (Sectra echoes it in every invocation)")

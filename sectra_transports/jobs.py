@@ -24,7 +24,7 @@ from typing import Any
 import trio
 
 from sectra_core import schemas as s
-from sectra_core.errors import ConfigurationError, JobCancelled, SectraError
+from sectra_core.errors import ConfigurationError, JobCancelled, SectraError, safe_traceback
 from sectra_core.geometry import Pyramid
 from sectra_core.jobs import CallFlow, JobSpec, prepare_result, status_result, update_flow
 
@@ -153,11 +153,8 @@ def _client_args(spec: JobSpec) -> dict[str, Any]:
 
 
 def _log_failure(spec: JobSpec, exc: BaseException) -> None:
-    # SDK messages are written to be safe; a foreign exception's message may quote PHI, so only
-    # its type is logged (its traceback at DEBUG, for the developer's own machine).
-    detail = f": {exc}" if isinstance(exc, SectraError) else ""
-    log.error("background analysis for result %s failed: %s%s", spec.result_id, type(exc).__name__, detail)
-    log.debug("background analysis traceback", exc_info=True)
+    # Never exc_info: a foreign exception's message may quote PHI (see safe_traceback).
+    log.error("background analysis for result %s failed: %s", spec.result_id, safe_traceback(exc))
 
 
 def _failure_text(exc: BaseException) -> str:

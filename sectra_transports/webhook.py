@@ -22,7 +22,7 @@ from quart import Blueprint, Quart, Response, current_app, request
 from sectra_core import schemas as s
 from sectra_core import webhook as w
 from sectra_core.analysis_app import AnalysisApp
-from sectra_core.errors import ConfigurationError, SectraError, ValidationError
+from sectra_core.errors import ConfigurationError, ValidationError, safe_traceback
 from sectra_core.plugins import default_plugins
 from sectra_core.sansio import parse_image_notification, parse_invocation
 
@@ -172,9 +172,8 @@ def create_blueprint(
             return reply(await dispatcher.answer(action, message))
         except Exception as exc:  # every failure becomes Sectra's {"error": ...} shape
             status, answer = w.error_answer(exc)
-            if status >= 500 and not isinstance(exc, SectraError):
-                log.error("the app failed to answer: %s", type(exc).__name__)
-                log.debug("handler traceback", exc_info=True)
+            if status >= 500:
+                log.error("the app failed to answer %s: %s", request.path, safe_traceback(exc))
             return reply(answer, status)
 
     async def invocation() -> Response:

@@ -54,6 +54,12 @@ def decode(dec: msgspec.json.Decoder[T], body: bytes | str, what: str) -> T:
         raise DecodeError(f"{what}: {exc}") from None
     except msgspec.DecodeError as exc:
         raise DecodeError(f"{what}: malformed JSON ({exc})") from None
+    except RecursionError:
+        # msgspec recurses per nesting level; a hostile body can nest arrays 100,000 deep.
+        raise DecodeError(f"{what}: JSON nested too deeply") from None
+    except (TypeError, ValueError) as exc:
+        # A Struct's __post_init__ refusing a value the schema allowed.
+        raise DecodeError(f"{what}: {exc}") from None
 
 
 def encode(value: Any) -> bytes:
