@@ -194,7 +194,8 @@ def safe_traceback(exc: BaseException) -> str:
     """
     import traceback
 
-    frames = "".join(traceback.format_tb(exc.__traceback__))
+    # File, line and function only: source lines could quote data too (f-strings, literals).
+    frames = "".join(f'  File "{f.filename}", line {f.lineno}, in {f.name}\n' for f in traceback.extract_tb(exc.__traceback__))
     message = f": {exc}" if isinstance(exc, SectraError) else " (message withheld: it may hold patient data)"
     return f"Traceback (most recent call last):\n{frames}{type(exc).__name__}{message}"
 
