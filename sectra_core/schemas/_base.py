@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any, ClassVar, TypeVar
 
 import msgspec
@@ -67,6 +69,12 @@ def encode(value: Any) -> bytes:
     return _encoder.encode(value)
 
 
+@functools.cache
+def _wire_names(cls: type[msgspec.Struct]) -> dict[str, str]:
+    # msgspec.structs.fields() re-reads the class annotations on every call; this runs per request.
+    return dict(zip(cls.__struct_encode_fields__, cls.__struct_fields__))
+
+
 def unknown_fields(value: Any, raw: Any, path: str = "$") -> list[str]:
     """JSON paths in ``raw`` (the plain decoded JSON) that ``value`` (the typed decode) has no field for.
 
@@ -75,8 +83,7 @@ def unknown_fields(value: Any, raw: Any, path: str = "$") -> list[str]:
     """
     found: list[str] = []
     if isinstance(value, msgspec.Struct) and isinstance(raw, dict):
-        info = msgspec.structs.fields(type(value))
-        by_wire = {f.encode_name: f.name for f in info}
+        by_wire = _wire_names(type(value))
         tag_field = type(value).__struct_config__.tag_field
         for key, sub in raw.items():
             if key == tag_field:
