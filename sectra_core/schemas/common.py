@@ -7,7 +7,7 @@ from ._base import WireStruct
 __all__ = ["Point", "Polygon", "Size", "ApplicationInfo", "CallbackInfo", "DisplayName"]
 
 
-class Point(WireStruct):
+class Point(WireStruct, gc=False):
     """A point in Sectra's width-normalised slide space: both axes divided by the image width (spec §2.4).
 
     ``x`` runs 0..1; ``y`` runs 0..height/width. Origin top-left, y down.
@@ -17,7 +17,7 @@ class Point(WireStruct):
     y: float
 
 
-class Polygon(WireStruct):
+class Polygon(WireStruct, gc=False):
     """A closed outline given by its corner points (at least 3 in results, spec §5.6)."""
 
     points: list[Point]

@@ -45,7 +45,7 @@ class Style(WireStruct):
     size: int | None = None
 
 
-class Polyline(WireStruct):
+class Polyline(WireStruct, gc=False):
     """An open line through at least 2 points."""
 
     points: list[Point]
@@ -60,7 +60,7 @@ class Arc(WireStruct, omit_defaults=False):
     end_angle: float = 6.283185307179586
 
 
-class Label(WireStruct):
+class Label(WireStruct, gc=False):
     """A text label; ``location`` is its upper-left corner."""
 
     location: Point
@@ -105,7 +105,7 @@ class PatchAction(WireStruct, omit_defaults=False):
     tooltip: str = ""
 
 
-class Patch(WireStruct, omit_defaults=False):
+class Patch(WireStruct, omit_defaults=False, gc=False):
     """One gallery patch: index into ``tags``, centre position, and a sort key."""
 
     tag: int
