@@ -86,6 +86,8 @@ class ClientState:
         #: How requests are repeated (see :mod:`sectra_core.retry`); the clock measures its deadline.
         self.retry = retry if retry is not None else RetryPolicy()
         self.clock = clock
+        self._headers: dict[str, str] = {}
+        self._headers_key: tuple[Any, ...] | None = None
 
     def __repr__(self) -> str:
         adapter = self.adapter.name if self.adapter else "not negotiated"
@@ -114,13 +116,17 @@ class ClientState:
             self.refresh_at = None
 
     def request_headers(self) -> dict[str, str]:
-        """Auth plus version headers for the negotiated adapter."""
+        """Auth plus version headers for the negotiated adapter (built once per token and server)."""
         assert self.adapter is not None
         server = self.server_info.api_version if self.server_info else None
-        wanted = self.adapter.api_version
-        if server is not None and self.adapter.covers(server) and _lt(server, wanted):
-            wanted = server
-        return self.auth_headers | self.adapter.request_headers(wanted, self.app_version)
+        key = (self.adapter.name, server, self.token_generation)
+        if self._headers_key != key:
+            wanted = self.adapter.api_version
+            if server is not None and self.adapter.covers(server) and _lt(server, wanted):
+                wanted = server
+            self._headers = self.auth_headers | self.adapter.request_headers(wanted, self.app_version)
+            self._headers_key = key
+        return self._headers
 
 
 def _lt(a: str, b: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["Version", "parse_version"]
@@ -11,6 +12,7 @@ Version = tuple[int, ...]
 _NUM = re.compile(r"\d+")
 
 
+@functools.lru_cache(maxsize=256)  # called several times per request with a handful of strings
 def parse_version(text: str) -> Version:
     """``"1.10"`` → ``(1, 10)``; ``"4.2.0.22617"`` → ``(4, 2, 0, 22617)``. Non-numeric parts are dropped.
 
