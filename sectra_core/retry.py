@@ -7,8 +7,9 @@ What is repeated:
   429, 500, 502, 503, 504, on a timeout and on a connection dropped before the answer;
 * any request, ``POST`` included, when the connection could not even be opened (nothing was sent).
 
-What is not: a ``POST`` of a new result that may have reached the server. Repeating it could store
-the result twice; the caller decides (list the slide's results first, see docs/reliability.md).
+A ``POST`` of a new result that may have reached the server (a timeout, a dropped connection, a
+5xx) is never repeated blindly: :func:`sectra_core.sansio.call` first lists the slide's results
+and returns the stored one if it is there (see docs/reliability.md).
 
 A flow waits by yielding :class:`Sleep`; the driver sleeps with its transport's ``sleep``.
 """

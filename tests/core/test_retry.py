@@ -84,19 +84,31 @@ def test_jitter_spreads_the_waits() -> None:
     assert policy.wait(1) == 0.5 and policy.wait(3) == 2.0 and policy.wait(10) == 4.0  # capped at 8, less half
 
 
-def test_post_of_a_new_result_is_never_repeated_after_it_may_have_landed() -> None:
-    result = s.Result(slide_id="s")
-    script = Script(HttpResponse(503, {}, b""))
+def test_post_of_a_new_result_is_never_repeated_blindly() -> None:
+    result = s.Result(slide_id="s", display_result="once")
+    stored = s.ResultResponse(id=1, version_id="v", slide_id="s", display_result="once")
+    created = HttpResponse(201, {}, s.encode(stored))
+    listing_with_it = HttpResponse(200, {}, s.encode([stored]))
+    # a timeout: the POST may have landed; it did, so it is not posted again
+    script = Script(TimeoutError("read timed out"), listing_with_it)
+    assert drive(call(client_state(script), api.create_results("app", result)), script.send, script.sleep) == stored
+    assert [r.method for r in script.requests] == ["POST", "GET"] and "/results/slide/s" in script.requests[1].url
+    # a 503: not stored (the listing says so), so it is posted again
+    script = Script(HttpResponse(503, {}, b""), HttpResponse(200, {}, b"[]"), created)
+    assert drive(call(client_state(script), api.create_results("app", result)), script.send, script.sleep).id == 1
+    assert [r.method for r in script.requests] == ["POST", "GET", "POST"]
+    # a connection that never opened sent nothing, and a 429 was not processed: no listing needed
+    script = Script(ConnectError("refused"), HttpResponse(429, {"retry-after": "1"}, b""), created)
+    assert drive(call(client_state(script), api.create_results("app", result)), script.send, script.sleep).id == 1
+    assert [r.method for r in script.requests] == ["POST", "POST", "POST"] and script.sleeps == [1.0, 2.0]
+    # attempts used up: the last failure is the answer
+    script = Script(*[x for _ in range(3) for x in (HttpResponse(502, {}, b""), HttpResponse(200, {}, b"[]"))], HttpResponse(502, {}, b"bad"))
     with pytest.raises(ServerError):
         drive(call(client_state(script), api.create_results("app", result)), script.send, script.sleep)
-    script = Script(TimeoutError("read timed out"))
+    assert [r.method for r in script.requests].count("POST") == 4
+    script = Script(TimeoutError("read"))
     with pytest.raises(TimeoutError):
-        drive(call(client_state(script), api.create_results("app", result)), script.send, script.sleep)
-    assert len(script.requests) == 1
-    # ...but a connection that never opened sent nothing: that is safe to repeat
-    stored = HttpResponse(201, {}, s.encode(s.ResultResponse(id=1, version_id="v", slide_id="s")))
-    script = Script(ConnectError("refused"), stored)
-    assert drive(call(client_state(script), api.create_results("app", result)), script.send, script.sleep).id == 1
+        drive(call(client_state(script, RetryPolicy(attempts=1)), api.create_results("app", result)), script.send, script.sleep)
 
 
 def test_timeouts_and_drops_repeat_gets() -> None:

@@ -58,14 +58,19 @@ def test_429_waits_for_retry_after(mock: MockSectraServer, make_client: MakeClie
 
 def test_a_new_result_is_never_posted_twice(mock: MockSectraServer, make_client: MakeClient) -> None:
     client = make_client(mock, retry=FAST)
-    result = s.Result(slide_id="s", display_result="once")
+    # stored, but the answer is lost on the way back: the client finds it instead of posting again
+    fault = mock.faults.add("truncate", "create_result", after_bytes=0)
+    answer = client.create_results("app", s.Result(slide_id="s", display_result="landed"))
+    assert fault.hits == 1 and [r.id for r in mock.get_results("app", "s")] == [answer.id]
+    # refused with 503 and a dropped connection before the app saw it: not stored, so posted again
     for kind in ("status", "drop"):
-        fault = mock.faults.add(kind, "create_result")
-        with pytest.raises((ServerError, RemoteProtocolError)):
-            client.create_results("app", result)
-        assert fault.hits == 1
-    assert mock.get_results("app", "s") == []
-    assert client.create_results("app", result).display_result == "once"  # no fault left
+        mock.faults.add(kind, "create_result")
+        client.create_results("app", s.Result(slide_id="s2", display_result=kind))
+    assert sorted(r.display_result for r in mock.get_results("app", "s2")) == ["drop", "status"]
+    with pytest.raises(RemoteProtocolError):  # without retries the failure is reported as it is
+        mock.faults.add("drop", "create_result")
+        make_client(mock, retry=NO_RETRY).create_results("app", s.Result(slide_id="s3"))
+    assert mock.get_results("app", "s3") == []
 
 
 def test_put_with_version_id_is_retried(mock: MockSectraServer, make_client: MakeClient) -> None:
