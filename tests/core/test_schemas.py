@@ -223,3 +223,33 @@ def test_meaningful_defaults_are_sent() -> None:
     qc = json.loads(s.encode(s.QualityControlData(version_id="v")))
     assert qc == {"status": "NotSet", "versionId": "v"}
     assert json.loads(s.encode(s.PrimitiveResult())) == {"type": "primitive", "content": []}
+
+
+def test_large_bodies_decode_with_the_gc_paused_and_restored() -> None:
+    import gc
+
+    from sectra_core.schemas import _base
+
+    seen: list[bool] = []
+
+    class Probe(s.WireStruct):
+        items: list[int]
+
+        def __post_init__(self) -> None:
+            seen.append(gc.isenabled())
+
+    big = b'{"items": [' + b",".join([b"1"] * (_base.LARGE_BODY // 2)) + b"]}"
+    dec = s.decoder(Probe)
+    assert gc.isenabled()
+    s.decode(dec, big, "probe")
+    s.decode(dec, b'{"items": [1]}', "probe")
+    assert seen == [False, True] and gc.isenabled()
+    gc.disable()  # a caller's own choice is left alone
+    try:
+        s.decode(dec, big, "probe")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(DecodeError):
+        s.decode(dec, big[:-1], "probe")
+    assert gc.isenabled()
