@@ -83,27 +83,29 @@ class SyntheticFile(FileSource):
     seed: int = 0
 
     def chunks(self, chunk_size: int = CHUNK) -> Iterator[bytes]:
-        """Repeat a seeded block, rotated per chunk so chunks differ."""
-        block = _block(self.seed, chunk_size)
+        """Alternate two seeded blocks (so neighbouring chunks differ); no per-chunk copying, so
+        the mock streams as fast as hypercorn can send."""
+        blocks = _blocks(self.seed, chunk_size)
         left, n = self.size, 0
         while left > 0:
-            shift = (n * 7919) % chunk_size
-            data = block[shift:] + block[:shift] if shift else block
+            data = blocks[n % 2]
             piece = data if left >= chunk_size else data[:left]
             left -= len(piece)
             n += 1
             yield piece
 
 
-_BLOCKS: dict[tuple[int, int], bytes] = {}
+_BLOCKS: dict[tuple[int, int], tuple[bytes, bytes]] = {}
 
 
-def _block(seed: int, size: int) -> bytes:
+def _blocks(seed: int, size: int) -> tuple[bytes, bytes]:
     key = (seed, size)
     if key not in _BLOCKS:
         import random
 
-        _BLOCKS[key] = random.Random(seed).randbytes(size)
+        block = random.Random(seed).randbytes(size)
+        shift = 7919 % size if size > 1 else 0
+        _BLOCKS[key] = (block, block[shift:] + block[:shift])
     return _BLOCKS[key]
 
 
