@@ -33,7 +33,7 @@ def hookspec(*, firstresult: bool = False) -> Callable[[F], F]:
     """Typed wrapper around pluggy's spec marker: the decorated function keeps its signature."""
 
     def mark(func: F) -> F:
-        return _spec(firstresult=firstresult)(func)  # type: ignore[no-any-return]
+        return _spec(firstresult=firstresult)(func)
 
     return mark
 

@@ -211,8 +211,8 @@ def call(state: ClientState, op: Operation[T], *, retried: bool = False) -> Flow
     if op.name == "info" and response.status == 200:
         value: Any = adapter.parse_response(op, request, response)
         state.server_info = value
-        return value  # type: ignore[no-any-return]
-    return adapter.parse_response(op, request, response)  # type: ignore[no-any-return]
+        return value
+    return adapter.parse_response(op, request, response)
 
 
 def drive(
@@ -235,7 +235,7 @@ def drive(
             else:
                 step = flow.send(response)
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value
 
 
 def _create_once(state: ClientState, op: Operation[Any], request: HttpRequest) -> Flow[HttpResponse | s.ResultResponse]:

@@ -228,7 +228,7 @@ async def not_implemented(server: MockSectraServer, ep: Endpoint, p: dict[str, A
 
 
 HANDLERS: Mapping[str, Handler] = {
-    f.__name__: f  # type: ignore[misc]
+    f.__name__: f
     for f in (
         info, image_info, case_images, case_images_by_slide, tile, label, files, application,
         create_result, get_result, update_result, slide_results, attachment, quality_control,
@@ -253,7 +253,8 @@ def _view(server: MockSectraServer, ep: Endpoint, handler: Handler) -> Callable[
         query = server.adapter.read_query(ep, request.args)
         body = None
         if ep.request is not None:
-            raw = await request.get_data(cache=False)
+            raw = await request.get_data(cache=False, as_text=False)
+            assert isinstance(raw, bytes)
             try:
                 body = server.adapter.decode_request(ep, raw)
             except DecodeError as exc:

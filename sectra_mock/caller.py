@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
@@ -20,13 +20,16 @@ from sectra_core import webhook as w
 from sectra_core.errors import ConfigurationError, SectraError
 from sectra_core.geometry import Pyramid
 from sectra_core.http import HttpRequest, HttpResponse
-from sectra_core.sansio import Flow
 from sectra_core.transport import TransportOptions
 
 if TYPE_CHECKING:
     from .server import MockSectraServer
 
 __all__ = ["AppCheck", "AppCaller", "AsyncAppCaller", "sample_input"]
+
+T = TypeVar("T")
+#: A call to an app: yields requests, is sent responses (no retries: Sectra does not repeat invocations).
+Flow = Generator[HttpRequest, HttpResponse, T]
 
 
 @dataclass
@@ -205,7 +208,7 @@ class AppCaller:
     ) -> s.ResultResponse:
         """Send ``modify`` with ``result`` as input; ``press`` marks that gallery button pressed."""
         inv = self._calls.modify(result, application_id, context, press)
-        return self._drive(self._calls.send(webhook_url, inv, "modify"), timeout)  # type: ignore[no-any-return]
+        return self._drive(self._calls.send(webhook_url, inv, "modify"), timeout)
 
     def cancel(
         self, webhook_url: str, *, application_id: str, slide_id: str, cancellation_token: str | None = None,
@@ -213,7 +216,7 @@ class AppCaller:
     ) -> list[Any]:
         """Send ``cancel`` (the token of the ``create`` being cancelled); the app answers ``[]``."""
         inv = self._calls.cancel(application_id, slide_id, cancellation_token, context)
-        return self._drive(self._calls.send(webhook_url, inv, "cancel"), timeout)  # type: ignore[no-any-return]
+        return self._drive(self._calls.send(webhook_url, inv, "cancel"), timeout)
 
     def delete(
         self, webhook_url: str, result: s.ResultResponse, *, application_id: str, context: Any = None,
@@ -221,7 +224,7 @@ class AppCaller:
     ) -> dict[str, Any]:
         """Send ``delete`` for ``result``; the app answers ``{}``."""
         inv = self._calls.delete(result, application_id, context)
-        return self._drive(self._calls.send(webhook_url, inv, "delete"), timeout)  # type: ignore[no-any-return]
+        return self._drive(self._calls.send(webhook_url, inv, "delete"), timeout)
 
     def notify(
         self, webhook_url: str, slide_id: str, application_id: str = "my-app", *, context: Any = None,
@@ -230,12 +233,12 @@ class AppCaller:
         """POST an image notification to ``<webhook_url>/imagenotification``; the app answers ``{}``."""
         message = self._calls.notification(application_id, slide_id, context)
         flow = self._calls.send(w.notification_url(webhook_url), message, "notification")
-        return self._drive(flow, timeout)  # type: ignore[no-any-return]
+        return self._drive(flow, timeout)
 
     def check_app(self, app_url: str, slide_id: str | None = None, *, timeout: float = 30.0) -> AppCheck:
         """Fetch and check the app's registration and info; with ``slide_id`` also fire a ``create``
         matching its input template and check that the answer is a result stored here."""
-        return self._drive(self._calls.check(app_url, slide_id), timeout)  # type: ignore[no-any-return]
+        return self._drive(self._calls.check(app_url, slide_id), timeout)
 
 
 class AsyncAppCaller:
@@ -281,7 +284,7 @@ class AsyncAppCaller:
     ) -> s.ResultResponse:
         """See :meth:`AppCaller.modify`."""
         inv = self._calls.modify(result, application_id, context, press)
-        return await self._drive(self._calls.send(webhook_url, inv, "modify"), timeout)  # type: ignore[no-any-return]
+        return await self._drive(self._calls.send(webhook_url, inv, "modify"), timeout)
 
     async def cancel(
         self, webhook_url: str, *, application_id: str, slide_id: str, cancellation_token: str | None = None,
@@ -289,7 +292,7 @@ class AsyncAppCaller:
     ) -> list[Any]:
         """See :meth:`AppCaller.cancel`."""
         inv = self._calls.cancel(application_id, slide_id, cancellation_token, context)
-        return await self._drive(self._calls.send(webhook_url, inv, "cancel"), timeout)  # type: ignore[no-any-return]
+        return await self._drive(self._calls.send(webhook_url, inv, "cancel"), timeout)
 
     async def delete(
         self, webhook_url: str, result: s.ResultResponse, *, application_id: str, context: Any = None,
@@ -297,7 +300,7 @@ class AsyncAppCaller:
     ) -> dict[str, Any]:
         """See :meth:`AppCaller.delete`."""
         inv = self._calls.delete(result, application_id, context)
-        return await self._drive(self._calls.send(webhook_url, inv, "delete"), timeout)  # type: ignore[no-any-return]
+        return await self._drive(self._calls.send(webhook_url, inv, "delete"), timeout)
 
     async def notify(
         self, webhook_url: str, slide_id: str, application_id: str = "my-app", *, context: Any = None,
@@ -306,8 +309,8 @@ class AsyncAppCaller:
         """See :meth:`AppCaller.notify`."""
         message = self._calls.notification(application_id, slide_id, context)
         flow = self._calls.send(w.notification_url(webhook_url), message, "notification")
-        return await self._drive(flow, timeout)  # type: ignore[no-any-return]
+        return await self._drive(flow, timeout)
 
     async def check_app(self, app_url: str, slide_id: str | None = None, *, timeout: float = 30.0) -> AppCheck:
         """See :meth:`AppCaller.check_app`."""
-        return await self._drive(self._calls.check(app_url, slide_id), timeout)  # type: ignore[no-any-return]
+        return await self._drive(self._calls.check(app_url, slide_id), timeout)

@@ -203,7 +203,7 @@ class AsyncSectraClient:
                 else:
                     step = flow.send(response)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return stop.value
 
     async def _negotiate(self) -> VersionAdapter:
         if not self._state.negotiated and self._state.needs_token(trio.current_time()):

@@ -24,7 +24,7 @@ def run_calls(flow: CallFlow[T], client: Any) -> T:
             except SectraError as exc:
                 value, error = None, exc
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value
     finally:
         flow.close()
 
@@ -41,6 +41,6 @@ async def arun_calls(flow: CallFlow[T], client: Any) -> T:
             except SectraError as exc:
                 value, error = None, exc
     except StopIteration as stop:
-        return stop.value  # type: ignore[no-any-return]
+        return stop.value
     finally:
         flow.close()

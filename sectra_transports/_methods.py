@@ -19,7 +19,7 @@ def sync_method(build: Callable[P, Operation[T]]) -> Callable[Concatenate[Any, P
 
     @functools.wraps(build)
     def method(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
-        return self._send(build(*args, **kwargs))  # type: ignore[no-any-return]
+        return self._send(build(*args, **kwargs))
 
     return method
 
@@ -29,6 +29,6 @@ def async_method(build: Callable[P, Operation[T]]) -> Callable[Concatenate[Any, 
 
     @functools.wraps(build)
     async def method(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await self._send(build(*args, **kwargs))  # type: ignore[no-any-return]
+        return await self._send(build(*args, **kwargs))
 
     return method

@@ -115,7 +115,7 @@ class InvocationContext(_ContextBase):
     def store(self, result: s.Result) -> s.ResultResponse:
         """Store ``result`` (``create``: a new result; ``modify``: replaces the edited one)."""
         if isinstance(self.invocation, s.ImageNotification):
-            return self.client.create_results(self.application_id, self._prepared(result))  # type: ignore[no-any-return]
+            return self.client.create_results(self.application_id, self._prepared(result))
         return run_calls(store_flow(self.invocation, result, self.app.app_version), self.client)
 
     def start_job(self, work: Any, *, message: str = "Analysis queued", reuse: bool = False) -> s.ResultResponse:

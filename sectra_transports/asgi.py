@@ -99,7 +99,8 @@ class AsgiServer:
             async with trio.open_nursery() as nursery:
                 binds = await nursery.start(
                     lambda task_status: hypercorn_serve(
-                        ShieldFinalSend(self.app), config, shutdown_trigger=shutdown.wait, task_status=task_status,
+                        ShieldFinalSend(self.app),  # type: ignore[arg-type]  # any ASGI 3 app
+                        config, shutdown_trigger=shutdown.wait, task_status=task_status,
                     )
                 )
                 self._url = binds[0].replace("0.0.0.0", "127.0.0.1")

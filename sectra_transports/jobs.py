@@ -236,7 +236,7 @@ class TrioJobRunner:
         try:
             from quart import current_app
 
-            return current_app.nursery  # type: ignore[attr-defined, no-any-return]
+            return current_app.nursery  # type: ignore[attr-defined]  # QuartTrio sets it
         except (ImportError, RuntimeError, AttributeError):
             raise ConfigurationError(
                 "no nursery for background jobs: serve the app with quart-trio or pass TrioJobRunner(nursery)"

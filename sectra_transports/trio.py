@@ -8,7 +8,7 @@ No threads: every byte moves through trio streams (TLS via ``trio.SSLStream``).
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from urllib.parse import urlsplit
 
 import h11
@@ -157,12 +157,12 @@ class TrioTransport:
         while True:
             event = conn.h11.next_event()
             if event is not h11.NEED_DATA:
-                return event
+                return event  # type: ignore[return-value]  # NEED_DATA is handled here
             with trio.fail_after(self.options.read_timeout):
                 data = await conn.stream.receive_some(self.options.chunk_size)
-            conn.h11.receive_data(data)
+            conn.h11.receive_data(bytes(data) if type(data) is not bytes else data)
 
-    async def _body(self, key: _Key, conn: _Connection) -> AsyncIterator[bytes]:
+    async def _body(self, key: _Key, conn: _Connection) -> AsyncGenerator[bytes, None]:
         conn.body_started = True
         returned = False
         try:
@@ -180,7 +180,7 @@ class TrioTransport:
             if not returned:
                 await conn.aclose()
 
-    async def _sized_body(self, key: _Key, conn: _Connection, length: int, keep_alive: bool) -> AsyncIterator[bytes]:
+    async def _sized_body(self, key: _Key, conn: _Connection, length: int, keep_alive: bool) -> AsyncGenerator[bytes, None]:
         """A ``Content-Length`` body read straight from the socket.
 
         h11 would copy every byte through its receive buffer two or three times; for a sized body
@@ -211,7 +211,7 @@ class TrioTransport:
                         f"the server closed the connection after {length - remaining} of {length} bytes"
                     )
                 remaining -= len(data)
-                yield data
+                yield data if type(data) is bytes else bytes(data)  # SocketStream gives bytes; TLS may not
             if keep_alive:
                 conn.h11 = h11.Connection(h11.CLIENT)
                 pool = self._idle.setdefault(key, [])

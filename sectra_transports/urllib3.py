@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import urllib3
 
@@ -55,7 +55,7 @@ class Urllib3Transport:
         headers = {k.lower(): v for k, v in raw.headers.itermerged()}
         return HttpResponse(raw.status, headers, stream=stream, closer=stream.close)
 
-    def _chunks(self, raw: urllib3.BaseHTTPResponse) -> Iterator[bytes]:
+    def _chunks(self, raw: urllib3.BaseHTTPResponse) -> Generator[bytes, None, None]:
         size = self.options.chunk_size
         complete = False
         try:
