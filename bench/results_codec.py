@@ -24,8 +24,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import msgspec  # noqa: E402
 
+from bench._common import best_of  # noqa: E402
 from sectra_core import api  # noqa: E402
 from sectra_core import schemas as s  # noqa: E402
 from sectra_core.http import HttpResponse  # noqa: E402
@@ -122,15 +121,6 @@ def gallery_payload(patches: int) -> dict:  # type: ignore[type-arg]
                 "statuses": {"allowVerify": {"value": True, "message": ""}}, "actions": []}}}}
 
 
-def best(repeat: int, fn: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 def measure_ours_and_bare(body: bytes, repeat: int) -> dict[str, float]:
     adapter = make_plugins(entry_points=False).adapter("5.0")
     get_op = api.get_result_by_result_id("app", 1)
@@ -144,10 +134,10 @@ def measure_ours_and_bare(body: bytes, repeat: int) -> dict[str, float]:
     # Same content out: both encoders must produce JSON that decodes to the same points.
     assert len(adapter.build_request(post_op, "https://pacs.example/ia", {}).body or b"") > len(body) // 2
     return {
-        "ours_decode": best(repeat, lambda: adapter.parse_response(get_op, get_req, HttpResponse(200, {}, body))),
-        "bare_decode": best(repeat, lambda: bare_dec.decode(body)),
-        "ours_encode": best(repeat, lambda: adapter.build_request(api.create_results("app", to_store), "https://pacs.example/ia", {})),
-        "bare_encode": best(repeat, lambda: bare_enc.encode(bare_value)),
+        "ours_decode": best_of(repeat, lambda: adapter.parse_response(get_op, get_req, HttpResponse(200, {}, body))),
+        "bare_decode": best_of(repeat, lambda: bare_dec.decode(body)),
+        "ours_encode": best_of(repeat, lambda: adapter.build_request(api.create_results("app", to_store), "https://pacs.example/ia", {})),
+        "bare_encode": best_of(repeat, lambda: bare_enc.encode(bare_value)),
     }
 
 

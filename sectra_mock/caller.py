@@ -106,6 +106,16 @@ class _Calls:
 
     # --- flows ----------------------------------------------------------------------------------
 
+    def trigger(
+        self, url: str, application_id: str | None, slide_id: str | None, input: s.CreateInput | None,
+        invocation: s.Invocation | None, context: Any,
+    ) -> Flow[Any]:
+        if invocation is None:
+            if not application_id or not slide_id:
+                raise ConfigurationError("trigger needs invocation= or application_id= and slide_id=")
+            invocation = self.create(application_id, slide_id, input, context)
+        return self.send(url, invocation, invocation.action)
+
     @staticmethod
     def send(url: str, message: s.Invocation | s.ImageNotification, action: str) -> Flow[Any]:
         response = yield w.invocation_request(url, message)
@@ -196,11 +206,8 @@ class AppCaller:
         context: Any = None, timeout: float = 30.0,
     ) -> Any:
         """POST ``invocation``, or a ``create`` built from ``application_id``/``slide_id``/``input``."""
-        if invocation is None:
-            if not application_id or not slide_id:
-                raise ConfigurationError("trigger needs invocation= or application_id= and slide_id=")
-            invocation = self._calls.create(application_id, slide_id, input, context)
-        return self._drive(self._calls.send(webhook_url, invocation, invocation.action), timeout)
+        flow = self._calls.trigger(webhook_url, application_id, slide_id, input, invocation, context)
+        return self._drive(flow, timeout)
 
     def modify(
         self, webhook_url: str, result: s.ResultResponse, *, application_id: str, press: str | None = None,
@@ -272,11 +279,8 @@ class AsyncAppCaller:
         context: Any = None, timeout: float = 30.0,
     ) -> Any:
         """See :meth:`AppCaller.trigger`."""
-        if invocation is None:
-            if not application_id or not slide_id:
-                raise ConfigurationError("trigger needs invocation= or application_id= and slide_id=")
-            invocation = self._calls.create(application_id, slide_id, input, context)
-        return await self._drive(self._calls.send(webhook_url, invocation, invocation.action), timeout)
+        flow = self._calls.trigger(webhook_url, application_id, slide_id, input, invocation, context)
+        return await self._drive(flow, timeout)
 
     async def modify(
         self, webhook_url: str, result: s.ResultResponse, *, application_id: str, press: str | None = None,
