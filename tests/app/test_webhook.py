@@ -241,6 +241,14 @@ def test_asyncio_mode_serves_sync_handlers(mock: MockSectraServer) -> None:
     def create(ctx):  # type: ignore[no-untyped-def]
         return box(ctx.slide_id, ctx.image_info().max_y, "asyncio")
 
+    def work(job):  # type: ignore[no-untyped-def]
+        job.progress(0.5)
+        return box(job.slide_id, job.image_info().max_y, "from the thread pool")
+
+    @app.on_notification
+    def notified(ctx):  # type: ignore[no-untyped-def]
+        ctx.start_job(work)  # asyncio mode: the hook's default runner is a thread pool
+
     asgi = create_app(app, mode="asyncio", url_prefix="/hook")
     # hypercorn's asyncio serve does not report its port: pick a free one first.
     sock = socket.socket()
@@ -273,6 +281,11 @@ def test_asyncio_mode_serves_sync_handlers(mock: MockSectraServer) -> None:
                 time.sleep(0.05)
         assert answer.display_result == "asyncio"
         assert mock.check_app(url).ok
+        assert mock.notify(url, "slide-2", APP_ID) == {}
+        deadline = time.monotonic() + 10
+        while [r.display_result for r in mock.get_results(APP_ID, "slide-2")] != ["from the thread pool"]:
+            assert time.monotonic() < deadline, mock.get_results(APP_ID, "slide-2")
+            time.sleep(0.05)
     finally:
         loop[0].call_soon_threadsafe(stop[0].set)
         thread.join(10)
