@@ -171,7 +171,7 @@ def cmd_mock_serve(args: argparse.Namespace, out: TextIO) -> int:
 
     faults = [Fault.parse(text) for text in args.fault or ()]
     server = MockSectraServer(token=token, api_version=args.api_version or "1.10", strict=args.strict,
-                              latency=args.latency, faults=faults)
+                              latency=args.latency, faults=faults, callback_host=args.callback_host)
     slides = slides_from_dir(Path(args.slides_dir)) if args.slides_dir else {}
     for slide_id, files in slides.items():
         server.add_slide_files(slide_id, files)
@@ -194,8 +194,8 @@ def cmd_app_check(args: argparse.Namespace, out: TextIO) -> int:
 
     from sectra_mock import MockSectraServer
 
-    mock = MockSectraServer(token=secrets.token_urlsafe(16))
-    with mock.run(host=args.mock_host):
+    mock = MockSectraServer(token=secrets.token_urlsafe(16), callback_host=args.callback_host)
+    with mock.run(host=args.mock_host, port=args.mock_port):
         report = mock.check_app(args.url, slide_id=None if args.no_invoke else args.slide)
     if report.registration is not None:
         reg = report.registration
@@ -266,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--api-version", help="IA-API version or adapter name (default 1.10)")
     q.add_argument("--strict", action="store_true", help="404 for unknown slides instead of inventing them")
     q.add_argument("--latency", type=float, default=0.0, help="seconds added before every answer")
+    q.add_argument("--callback-host", help="the host name put into invocations' callbackInfo (default: the bound address)")
     q.add_argument("--fault", action="append", metavar="KIND[:ROUTE][,OPT=VAL...]",
                    help="inject a fault, e.g. status:image_info,status=503,times=3 (see sectra_mock.faults); repeatable")
     q.set_defaults(func=cmd_mock_serve, stop_event=None)
@@ -276,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("url", help="the app's registered URL")
     q.add_argument("--slide", default="slide-001", help="slide id for the test invocation")
     q.add_argument("--no-invoke", action="store_true", help="only check registration and info")
-    q.add_argument("--mock-host", default="127.0.0.1", help="where the embedded mock listens (the app calls it back)")
+    q.add_argument("--mock-host", default="127.0.0.1", help="where the embedded mock listens (0.0.0.0: every interface)")
+    q.add_argument("--mock-port", type=int, default=0, help="the embedded mock's port (default: any free one)")
+    q.add_argument("--callback-host", help="the host name the app calls the mock back at (e.g. host.docker.internal)")
     q.set_defaults(func=cmd_app_check)
     return parser
 

@@ -51,6 +51,7 @@ class MockSectraServer:
     stop waits for requests still in flight (idle keep-alive connections close at once).
     ``latency``: seconds added before every answer, to model the network distance to a PACS.
     ``faults``: misbehaviours to inject from the start (more with ``server.faults.add``).
+    ``callback_host``: the host name apps are told to call back (default: the bound address).
     """
 
     def __init__(
@@ -69,6 +70,7 @@ class MockSectraServer:
         graceful_timeout: float = 3.0,
         latency: float = 0.0,
         faults: Iterable[Fault | Mapping[str, Any]] = (),
+        callback_host: str | None = None,
         plugins: Plugins | None = None,
     ) -> None:
         if not token:
@@ -90,6 +92,7 @@ class MockSectraServer:
         self.strict_bodies = strict_bodies
         self.graceful_timeout = graceful_timeout
         self.latency = latency
+        self.callback_host = callback_host
         #: Tokens issued by /token login: token -> expiry (time.monotonic()); see revoke_tokens().
         self.issued_tokens: dict[str, float] = {}
         self.logins = 0
@@ -256,8 +259,15 @@ class MockSectraServer:
     # --- talking to apps -------------------------------------------------------------------------
 
     def callback_info(self) -> s.CallbackInfo:
-        """Callback info pointing at this server, as put into invocations."""
-        return s.CallbackInfo(url=self.url, token=self.token)
+        """Callback info pointing at this server, as put into invocations.
+
+        ``callback_host`` replaces the host in it, for apps that reach the mock by another name
+        (an app in a container calling ``host.docker.internal``).
+        """
+        url = self.url
+        if self.callback_host:
+            url = f"http://{self.callback_host}:{self.port}"
+        return s.CallbackInfo(url=url, token=self.token)
 
     def build_create(
         self, application_id: str, slide_id: str, *, input: s.CreateInput | None = None,

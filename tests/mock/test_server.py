@@ -208,3 +208,9 @@ def test_trigger_reports_wrong_answers(mock: MockSectraServer, app_factory: Call
         mock.trigger(webhook_url=app_factory(200, b'{"no": "id"}').url, application_id="a", slide_id="s")
     with pytest.raises(HTTPStatusError, match="500"):
         mock.trigger(webhook_url=app_factory(500, b"boom").url, application_id="a", slide_id="s")
+
+
+def test_callback_host_for_apps_in_containers(make_mock) -> None:  # type: ignore[no-untyped-def]
+    server = make_mock(callback_host="host.docker.internal")
+    info = server.build_create("app", "slide-1").callback_info
+    assert info.url == f"http://host.docker.internal:{server.port}" and info.token == server.token
