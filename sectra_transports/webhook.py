@@ -113,7 +113,7 @@ class _Dispatcher:
                 if action in ("create", "modify"):
                     value = await ctx.store(value) if value is not None else self._nothing(action, message)
         else:
-            if _in_trio():
+            if _in_trio() and runner is not None:
                 runner = _FromThread(runner, trio.lowlevel.current_trio_token())
             value = await current_app.ensure_async(self._sync)(handler, action, message, runner)
         # delete/cancel/notification handlers return None ({} and [] are implied); anything else
