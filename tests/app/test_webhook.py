@@ -290,3 +290,24 @@ def test_asyncio_mode_serves_sync_handlers(mock: MockSectraServer) -> None:
         loop[0].call_soon_threadsafe(stop[0].set)
         thread.join(10)
     assert not thread.is_alive()
+
+
+async def test_many_invocations_at_once(sectra_mock: MockSectraServer, serve_sectra_app: Serve) -> None:
+    app = make_app()
+
+    @app.on_create
+    async def create(ctx):  # type: ignore[no-untyped-def]
+        await trio.sleep(0.01 * (hash(ctx.slide_id) % 5))  # answers finish out of order
+        return box(ctx.slide_id, (await ctx.image_info()).max_y, ctx.slide_id)
+
+    url = await serve_sectra_app(app)
+    answers: dict[str, s.ResultResponse] = {}
+
+    async def one(k: int) -> None:
+        answers[f"s{k}"] = await sectra_mock.aio.trigger(url, application_id=APP_ID, slide_id=f"s{k}")
+
+    async with trio.open_nursery() as nursery:
+        for k in range(20):
+            nursery.start_soon(one, k)
+    assert all(a.display_result == slide for slide, a in answers.items()) and len(answers) == 20
+    assert len({a.id for a in answers.values()}) == 20
