@@ -257,12 +257,18 @@ class Download:
         """Remove the partial file; returns the exception to raise (network failures made specific)."""
         current = self.sink.current_name
         self.sink.abort()
-        if isinstance(exc, TransportError) and not isinstance(exc, DownloadError):
-            where = f" while receiving {current!r}" if current else ""
-            err = DownloadInterrupted(f"download interrupted{where}: {exc}")
-            err.__cause__ = exc
-            return err
-        return exc
+        return interrupted(exc, current)
+
+
+def interrupted(exc: BaseException, current: str | None) -> BaseException:
+    """The error to raise for ``exc`` during a download: a network failure becomes a
+    :class:`DownloadInterrupted` naming the file (``current``) it cut."""
+    if isinstance(exc, TransportError) and not isinstance(exc, DownloadError):
+        where = f" while receiving {current!r}" if current else ""
+        err = DownloadInterrupted(f"download interrupted{where}: {exc}")
+        err.__cause__ = exc
+        return err
+    return exc
 
 
 def case_folders(output_dir: str | os.PathLike[str], slide_ids: list[str]) -> dict[str, Path]:

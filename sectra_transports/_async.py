@@ -8,8 +8,8 @@ in a nursery they own, and a single failure surfaces as itself, not as an except
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ from sectra_core import api
 from sectra_core import schemas as s
 from sectra_core.adapters import VersionAdapter
 from sectra_core.files import Download, OnExists, Progress, case_folders
+from sectra_core.streaming import FileEvent, FileStream
 from sectra_core.http import HttpRequest, HttpResponse, keep_streaming, read_limit
 from sectra_core.operations import Operation
 from sectra_core.plugins import Plugins, default_plugins
@@ -243,6 +244,34 @@ class AsyncSectraClient:
     update_results = async_method(api.update_results)
     get_attachment = async_method(api.get_attachment)
     set_quality_control = async_method(api.set_quality_control)
+
+    @asynccontextmanager
+    async def open_slide_files(self, slide_id: str) -> AsyncIterator[AsyncIterator[FileEvent]]:
+        """``async with client.open_slide_files(id) as files: async for event in files: ...``;
+        see ``SectraClient.open_slide_files``."""
+        response = await self._send(api.get_slide_files(slide_id))
+        try:
+            stream = FileStream(response.headers, fallback_name=slide_id)
+        except BaseException:
+            await _aclose(response)
+            raise
+
+        async def events() -> AsyncGenerator[FileEvent, None]:
+            try:
+                async for chunk in response.stream:  # type: ignore[union-attr]
+                    for event in stream.feed(chunk):
+                        yield event
+                for event in stream.finish():
+                    yield event
+            except TransportError as exc:
+                raise stream.fail(exc) from exc
+
+        iterator = events()
+        try:
+            yield iterator
+        finally:
+            await iterator.aclose()
+            await _aclose(response)
 
     async def download_slide_files(
         self,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,7 +14,9 @@ from typing import Any, TypeVar
 from sectra_core import api
 from sectra_core import schemas as s
 from sectra_core.adapters import VersionAdapter
+from sectra_core.errors import TransportError
 from sectra_core.files import Download, OnExists, Progress, case_folders
+from sectra_core.streaming import FileEvent, FileStream
 from sectra_core.http import HttpRequest, HttpResponse, keep_streaming, read_limit
 from sectra_core.operations import Operation
 from sectra_core.plugins import Plugins, default_plugins
@@ -206,6 +209,35 @@ class SectraClient:
     update_results = sync_method(api.update_results)
     get_attachment = sync_method(api.get_attachment)
     set_quality_control = sync_method(api.set_quality_control)
+
+    @contextmanager
+    def open_slide_files(self, slide_id: str) -> Iterator[Iterator[FileEvent]]:
+        """Stream a slide's files as events, without writing them anywhere (e.g. to object storage).
+
+        ``with client.open_slide_files(id) as files: for event in files: ...``; see
+        :mod:`sectra_core.streaming`. Names are checked as for downloads; a cut connection raises
+        :class:`~sectra_core.errors.DownloadInterrupted` naming the file. Leaving the block early
+        drops the connection instead of reading the rest.
+        """
+        response = self._send(api.get_slide_files(slide_id))
+        try:
+            stream = FileStream(response.headers, fallback_name=slide_id)
+        except BaseException:
+            response.close()
+            raise
+
+        def events() -> Iterator[FileEvent]:
+            try:
+                for chunk in response.stream:  # type: ignore[union-attr]
+                    yield from stream.feed(chunk)
+                yield from stream.finish()
+            except TransportError as exc:
+                raise stream.fail(exc) from exc
+
+        try:
+            yield events()
+        finally:
+            response.close()
 
     def download_slide_files(
         self,
