@@ -8,8 +8,9 @@ What is repeated:
 * any request, ``POST`` included, when the connection could not even be opened (nothing was sent).
 
 A ``POST`` of a new result that may have reached the server (a timeout, a dropped connection, a
-5xx) is never repeated blindly: :func:`sectra_core.sansio.call` first lists the slide's results
-and returns the stored one if it is there (see docs/reliability.md).
+5xx) is never repeated blindly: :func:`sectra_core.sansio.call` gives :func:`exchange` an
+``already_done`` lookup that lists the slide's results, and the stored one is returned if it is
+there (see docs/reliability.md).
 
 A flow waits by yielding :class:`Sleep`; the driver sleeps with its transport's ``sleep``.
 """
@@ -22,7 +23,7 @@ import random
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import ConnectError, TransportError
 from .http import HttpRequest, HttpResponse
@@ -30,6 +31,8 @@ from .http import HttpRequest, HttpResponse
 __all__ = ["RetryPolicy", "NO_RETRY", "Sleep", "parse_retry_after", "exchange"]
 
 log = logging.getLogger("sectra_core.retry")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,18 +85,19 @@ def parse_retry_after(value: str, now: float | None = None) -> float | None:
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _retryable_error(request: HttpRequest, error: TransportError) -> bool:
-    # A refused or failed connect means nothing was sent: safe to repeat even a POST.
-    return isinstance(error, ConnectError) or request.idempotent
-
-
 def exchange(
     request: HttpRequest, policy: RetryPolicy, clock: Callable[[], float], *, uncertain: list[bool] | None = None,
-) -> Generator[HttpRequest | Sleep, Any, HttpResponse]:
+    already_done: Callable[[], Generator[HttpRequest | Sleep, Any, T | None]] | None = None,
+) -> Generator[HttpRequest | Sleep, Any, HttpResponse | T]:
     """Send ``request`` until it gets an answer worth returning; raises the last transport error.
 
     ``uncertain`` (a one-item list) is set to True when an earlier try may have reached the server
     (a timeout, a dropped connection, a 5xx): a later 409 may then mean "already done".
+
+    A request that is not idempotent is repeated only after a failure that cannot have reached the
+    server (a refused connection), unless ``already_done`` is given: then it is also repeated after
+    a 429, and after any other failure once the ``already_done`` flow has looked and found nothing
+    (it returns None). What it finds instead is returned in place of a response.
     """
     start = clock()
     attempt = 0
@@ -102,24 +106,34 @@ def exchange(
         try:
             response: HttpResponse = yield request
         except TransportError as exc:
-            if attempt >= policy.attempts or not _retryable_error(request, exc):
+            # A refused or failed connect means nothing was sent: safe to repeat even a POST.
+            may_have_landed = not isinstance(exc, ConnectError)
+            repeatable = request.idempotent or already_done is not None or not may_have_landed
+            if attempt >= policy.attempts or not repeatable:
                 raise
             wait = policy.wait(attempt)
             reason = type(exc).__name__
-            if uncertain is not None and not isinstance(exc, ConnectError):
+            if uncertain is not None and may_have_landed:
                 uncertain[0] = True
             if clock() - start + wait > policy.deadline:
                 raise
         else:
-            if response.status not in policy.statuses or not request.idempotent or attempt >= policy.attempts:
+            repeatable = request.idempotent or already_done is not None
+            if response.status not in policy.statuses or not repeatable or attempt >= policy.attempts:
                 return response
             retry_after = parse_retry_after(response.header("retry-after"))
             wait = policy.wait(attempt, retry_after)
             if clock() - start + wait > policy.deadline:
                 return response  # the caller gets the server's own answer (e.g. 429) as an error
             reason = f"HTTP {response.status}"
+            may_have_landed = response.status != 429  # a 429 was not processed
             if uncertain is not None:
                 uncertain[0] = True
             response.close()
+        if already_done is not None and not request.idempotent and may_have_landed:
+            found = yield from already_done()
+            if found is not None:
+                log.info("%s %s: %s, but it had landed; not sending it again", request.method, request.path, reason)
+                return found
         log.info("%s %s: %s; try %d of %d in %.2f s", request.method, request.path, reason, attempt + 1, policy.attempts, wait)
         yield Sleep(wait)

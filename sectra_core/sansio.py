@@ -17,12 +17,11 @@ from typing import Any, TypeVar
 
 from . import schemas as s
 from .adapters import VersionAdapter, choose_adapter
-from .errors import AuthenticationError, ConfigurationError, ConnectError, DecodeError, TransportError, status_error
+from .errors import AuthenticationError, ConfigurationError, DecodeError, TransportError, status_error
 from .http import HttpRequest, HttpResponse
 from .operations import Operation
 from .plugins import Plugins
-from .retry import NO_RETRY as NO_RETRY_POLICY
-from .retry import RetryPolicy, Sleep, exchange, parse_retry_after
+from .retry import RetryPolicy, Sleep, exchange
 from .urls import normalize_base_url
 
 __all__ = [
@@ -192,13 +191,11 @@ def call(state: ClientState, op: Operation[T], *, retried: bool = False) -> Flow
     generation = state.token_generation
     headers = state.request_headers() if op.endpoint.auth == "bearer" else {}
     request = adapter.build_request(op, state.base_url, headers)
-    if op.name == "create_result":
-        response = yield from _create_once(state, op, request)
-        uncertain = [False]
-    else:
-        uncertain = [False]
-        response = yield from exchange(request, state.retry, state.clock, uncertain=uncertain)
-    if isinstance(response, s.ResultResponse):  # found already stored after an uncertain POST
+    uncertain = [False]
+    # A new result whose POST may have landed is looked up before it is posted again.
+    already_done = (lambda: _find_stored(state, op)) if op.name == "create_result" else None
+    response = yield from exchange(request, state.retry, state.clock, uncertain=uncertain, already_done=already_done)
+    if isinstance(response, s.ResultResponse):  # it had been stored after all
         return response  # type: ignore[return-value]
     if response.status == 409 and uncertain[0] and op.name == "update_result":
         # An earlier try may have landed and changed the versionId: if the stored result is what
@@ -238,41 +235,16 @@ def drive(
         return stop.value
 
 
-def _create_once(state: ClientState, op: Operation[Any], request: HttpRequest) -> Flow[HttpResponse | s.ResultResponse]:
-    """POST a new result; after a failure that may have stored it anyway (a timeout, a dropped
-    connection, a 5xx), list the slide's results first and only POST again if it is not there.
+def _find_stored(state: ClientState, op: Operation[Any]) -> Flow[s.ResultResponse | None]:
+    """The stored result equal to the one ``op`` posts, if the slide has it (newest first).
 
-    "There" means a stored result equal to the one sent; so two identical results posted on
-    purpose are told apart only when nothing went wrong.
+    Equal content is the test, so two identical results posted on purpose are told apart only
+    when nothing went wrong.
     """
-    policy, start, attempt = state.retry, state.clock(), 0
-    while True:
-        attempt += 1
-        try:
-            response: HttpResponse = yield from exchange(request, NO_RETRY_POLICY, state.clock)
-        except TransportError as exc:
-            last: Exception | HttpResponse = exc
-        else:
-            if response.status not in policy.statuses:
-                return response
-            last = response
-        wait = policy.wait(attempt, parse_retry_after(last.header("retry-after")) if isinstance(last, HttpResponse) else None)
-        if attempt >= policy.attempts or state.clock() - start + wait > policy.deadline:
-            if isinstance(last, HttpResponse):
-                return last
-            raise last
-        if not isinstance(last, ConnectError) and not (isinstance(last, HttpResponse) and last.status == 429):
-            # 429 and a refused connection mean "not processed"; anything else may have landed.
-            from .api import get_all_results
+    from .api import get_all_results
 
-            existing = yield from call(state, get_all_results(op.body.slide_id, op.params["app_id"]))
-            for stored in reversed(existing):
-                if _same_result(op.body, stored):
-                    log.info("POST %s: the result was stored before the failure; not posting again", request.path)
-                    return stored
-        log.info("POST %s: %s; posting again in %.2f s", request.path,
-                 f"HTTP {last.status}" if isinstance(last, HttpResponse) else type(last).__name__, wait)
-        yield Sleep(wait)
+    existing = yield from call(state, get_all_results(op.body.slide_id, op.params["app_id"]))
+    return next((r for r in reversed(existing) if _same_result(op.body, r)), None)
 
 
 def _get_result(op: Operation[Any]) -> Operation[s.ResultResponse]:
