@@ -169,8 +169,7 @@ def update_results(
         raise ValidationError(f"result must be a Result, got {type(result).__name__}")
     if version_id is None and isinstance(result, s.ResultResponse):
         version_id = result.version_id or None
-    fields: dict[str, Any] = {f: getattr(result, f) for f in s.Result.__struct_fields__}
-    body = s.ResultUpdate(id=result_id, version_id=version_id or None, **fields)
+    body = s.ResultUpdate(id=result_id, version_id=version_id or None, **result.content_fields())
     return Operation(
         endpoint("update_result"),
         {"app_id": _id(app_id, "app_id"), "result_id": _id(str(result_id), "result_id")},

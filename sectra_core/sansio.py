@@ -256,8 +256,7 @@ def _get_result(op: Operation[Any]) -> Operation[s.ResultResponse]:
 def _same_result(sent: Any, current: s.ResultResponse) -> bool:
     if not isinstance(sent, s.Result):
         return False
-    fields = {f: getattr(sent, f) for f in s.Result.__struct_fields__}
-    return s.encode(s.Result(**fields)) == s.encode(current.as_result())
+    return s.encode(sent.as_result()) == s.encode(current.as_result())
 
 
 class Credentials:

@@ -163,8 +163,7 @@ class MockState:
         with self._lock:
             rid = self._next_id.get(app_id, 0) + 1
             self._next_id[app_id] = rid
-            fields = {f: getattr(result, f) for f in s.Result.__struct_fields__}
-            stored = s.ResultResponse(id=rid, version_id=new_version_id(), **fields)
+            stored = s.ResultResponse(id=rid, version_id=new_version_id(), **result.content_fields())
             self._results.setdefault(app_id, {})[str(rid)] = stored
             return stored
 
@@ -183,8 +182,7 @@ class MockState:
             old = self.get_result(app_id, result_id)
             if update.version_id is not None and update.version_id != old.version_id:
                 raise Conflict("stale result versionId")
-            fields = {f: getattr(update, f) for f in s.Result.__struct_fields__}
-            stored = s.ResultResponse(id=old.id, version_id=new_version_id(), **fields)
+            stored = s.ResultResponse(id=old.id, version_id=new_version_id(), **update.content_fields())
             self._results[app_id][result_id] = stored
             return stored
 

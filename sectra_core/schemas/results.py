@@ -182,6 +182,14 @@ class Result(WireStruct):
     attachments: list[Attachment] | None = None
     data: ResultData = msgspec.field(default_factory=ResultData)
 
+    def content_fields(self) -> dict[str, Any]:
+        """The :class:`Result` fields by name, without a subclass's ``id``/``versionId``."""
+        return {f: getattr(self, f) for f in Result.__struct_fields__}
+
+    def as_result(self) -> Result:
+        """The same content as a plain :class:`Result`, e.g. to store it on another slide."""
+        return Result(**self.content_fields())
+
 
 class ResultResponse(Result, kw_only=True):
     """A stored result: a :class:`Result` plus the server's ``id`` and ``versionId``.
@@ -192,10 +200,6 @@ class ResultResponse(Result, kw_only=True):
     id: int | str
     version_id: str
 
-    def as_result(self) -> Result:
-        """The same content without ``id``/``versionId``, e.g. to store it on another slide."""
-        fields = {f: getattr(self, f) for f in Result.__struct_fields__}
-        return Result(**fields)
 
 
 class ResultUpdate(Result, kw_only=True):
