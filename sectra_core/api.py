@@ -7,8 +7,6 @@ Each function is pure: it validates its arguments and returns an :class:`Operati
 
 from __future__ import annotations
 
-from typing import Any
-
 from . import schemas as s
 from .errors import ValidationError
 from .http import HttpResponse
