@@ -18,13 +18,13 @@ and :func:`check_registration`, so the app and the mock share one definition of 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import msgspec
 
 from . import schemas as s
-from .errors import DecodeError, HTTPStatusError, SectraError, TransportError, ValidationError, excerpt, status_error
+from .errors import ConfigurationError, DecodeError, HTTPStatusError, SectraError, TransportError, ValidationError, excerpt, status_error
 from .http import HttpRequest, HttpResponse
 
 __all__ = [
@@ -35,6 +35,8 @@ __all__ = [
     "info_answer",
     "encode_answer",
     "error_answer",
+    "released",
+    "pressed",
     "invocation_request",
     "get_request",
     "decode_answer",
@@ -103,6 +105,34 @@ def error_answer(exc: BaseException) -> tuple[int, bytes]:
     if isinstance(exc, SectraError):
         return 500, s.encode({"error": str(exc)})
     return 500, s.encode({"error": f"the analysis failed ({type(exc).__name__})"})
+
+
+def _with_action_states(result: s.ResultResponse, state_of: Callable[[s.PatchAction], int]) -> s.ResultResponse:
+    content = result.data.result
+    assert isinstance(content, s.PatchCollectionResult)
+    actions = [msgspec.structs.replace(a, state=state_of(a)) for a in content.content.actions or []]
+    gallery = s.PatchCollectionResult(content=msgspec.structs.replace(content.content, actions=actions))
+    return msgspec.structs.replace(result, data=msgspec.structs.replace(result.data, result=gallery))
+
+
+def released(result: s.ResultResponse) -> s.ResultResponse:
+    """``result`` with every gallery button back to ``state: 0``: Sectra's basic app answers a
+    button press this way (spec §1.4), so the button can be pressed again."""
+    content = result.data.result
+    if not isinstance(content, s.PatchCollectionResult) or not content.content.actions:
+        return result
+    return _with_action_states(result, lambda a: 0)
+
+
+def pressed(result: s.ResultResponse, action_id: str) -> s.ResultResponse:
+    """``result`` as a ``modify`` carries it after the user pressed the button ``action_id``."""
+    content = result.data.result
+    if not isinstance(content, s.PatchCollectionResult):
+        raise ConfigurationError("only patch-collection results have buttons to press")
+    actions = content.content.actions or []
+    if not any(a.id == action_id for a in actions):
+        raise ConfigurationError(f"the result has no action {action_id!r}; it has {[a.id for a in actions]}")
+    return _with_action_states(result, lambda a: 1 if a.id == action_id else a.state)
 
 
 def invocation_request(url: str, message: s.Invocation | s.ImageNotification) -> HttpRequest:

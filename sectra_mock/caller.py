@@ -13,8 +13,6 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import msgspec
-
 from sectra_core import schemas as s
 from sectra_core import webhook as w
 from sectra_core.errors import ConfigurationError, SectraError
@@ -86,7 +84,7 @@ class _Calls:
 
     def modify(self, result: s.ResultResponse, application_id: str, context: Any, press: str | None) -> s.ModifyInvocation:
         if press is not None:
-            result = _press(result, press)
+            result = w.pressed(result, press)
         return s.ModifyInvocation(
             **self._base(application_id, result.slide_id, context), cancellation_token=uuid.uuid4().hex, input=result,
         )
@@ -148,19 +146,6 @@ class _Calls:
                     f"the app answered create with result id {report.answer.id}, which it never stored here"
                 )
         return report
-
-
-def _press(result: s.ResultResponse, action_id: str) -> s.ResultResponse:
-    content = result.data.result
-    if not isinstance(content, s.PatchCollectionResult):
-        raise ConfigurationError("only patch-collection results have buttons to press")
-    actions = content.content.actions or []
-    if not any(a.id == action_id for a in actions):
-        raise ConfigurationError(f"the result has no action {action_id!r}; it has {[a.id for a in actions]}")
-    pressed = [msgspec.structs.replace(a, state=1 if a.id == action_id else a.state) for a in actions]
-    patches = msgspec.structs.replace(content.content, actions=pressed)
-    data = msgspec.structs.replace(result.data, result=s.PatchCollectionResult(content=patches))
-    return msgspec.structs.replace(result, data=data)
 
 
 class AppCaller:

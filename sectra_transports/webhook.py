@@ -21,6 +21,7 @@ from quart import Blueprint, Quart, Response, current_app, request
 
 from sectra_core import schemas as s
 from sectra_core import webhook as w
+from sectra_core.webhook import released
 from sectra_core.analysis_app import AnalysisApp
 from sectra_core.errors import ConfigurationError, ValidationError, safe_traceback
 from sectra_core.plugins import default_plugins
@@ -36,20 +37,6 @@ log = logging.getLogger("sectra_transports.webhook")
 
 #: Sectra may send a ``modify`` carrying a large result; Quart's default limit (16 MB) is too small.
 MAX_INVOCATION_BYTES = 512 * 1024 * 1024
-
-
-def released(result: s.ResultResponse) -> s.ResultResponse:
-    """``result`` with every gallery button back to ``state: 0``: Sectra's basic app answers a
-    button press this way (spec §1.4), so the button can be pressed again."""
-    content = result.data.result
-    if not isinstance(content, s.PatchCollectionResult) or not content.content.actions:
-        return result
-    import msgspec
-
-    actions = [msgspec.structs.replace(a, state=0) for a in content.content.actions]
-    data = msgspec.structs.replace(result.data, result=s.PatchCollectionResult(
-        content=msgspec.structs.replace(content.content, actions=actions)))
-    return msgspec.structs.replace(result, data=data)
 
 
 def _in_trio() -> bool:
