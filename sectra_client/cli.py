@@ -74,8 +74,7 @@ class _CaseProgress:
         with self._lock:
             bar = self._bars.get(slide_id)
             if bar is None:
-                bar = self._bars[slide_id] = ProgressBar(self._out, label=f"{slide_id}: ")
-                bar.tty = False
+                bar = self._bars[slide_id] = ProgressBar(self._out, label=f"{slide_id}: ", tty=False)
             bar(p)
 
     def close(self) -> None:

@@ -28,11 +28,12 @@ def format_bytes(n: float) -> str:
 class ProgressBar:
     """Call it with each :class:`Progress`; call :meth:`close` at the end."""
 
-    def __init__(self, stream: TextIO | None = None, *, width: int = 30, label: str = "") -> None:
+    def __init__(self, stream: TextIO | None = None, *, width: int = 30, label: str = "", tty: bool | None = None) -> None:
         self.stream = stream or sys.stderr
         self.width = width
         self.label = label
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        #: Redraw one line in place (a terminal) or print whole lines; ``tty`` forces either.
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)()) if tty is None else tty
         self._start = time.monotonic()
         self._last_draw = 0.0
         self._last_decile = -1

@@ -74,11 +74,11 @@ class Fault:
         head, *options = text.split(",")
         kind, _, route = head.partition(":")
         kwargs: dict[str, Any] = {"route": route or None}
-        types = {f.name: f.type for f in fields(cls)}
+        options_known = {f.name for f in fields(cls)} - {"kind", "route", "hits"}
         for option in options:
             key, sep, value = option.partition("=")
             key = key.strip().replace("-", "_")
-            if not sep or key not in types or key in ("kind", "route", "hits"):
+            if not sep or key not in options_known:
                 raise ConfigurationError(f"bad fault option {option!r} in {text!r}")
             if key == "variant":
                 kwargs[key] = value
@@ -108,7 +108,10 @@ class Faults:
 
     def add(self, kind: str, route: str | None = None, **options: Any) -> Fault:
         """Add a fault; returns it (its ``hits`` counts the requests it changed)."""
-        fault = Fault(kind, route, **options)
+        return self.insert(Fault(kind, route, **options))
+
+    def insert(self, fault: Fault) -> Fault:
+        """Add a fault built elsewhere (e.g. by :meth:`Fault.parse`); returns it."""
         with self._lock:
             self._faults.append(fault)
         return fault

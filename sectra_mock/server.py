@@ -106,8 +106,7 @@ class MockSectraServer:
         #: Injected faults (see :mod:`sectra_mock.faults`): ``server.faults.add("status", "image_info")``.
         self.faults = Faults()
         for fault in faults or ():
-            self.faults.add(**fault) if isinstance(fault, Mapping) else self.faults.add(fault.kind, fault.route, **{
-                k: getattr(fault, k) for k in ("times", "status", "retry_after", "seconds", "after_bytes", "chunk", "variant")})
+            self.faults.insert(fault if isinstance(fault, Fault) else Fault(**fault))
         self._routes = self.app.url_map.bind("mock")
         self._server = AsgiServer(
             FaultInjector(self.app, self.faults, self._route_of), graceful_timeout=graceful_timeout, log=log, name="mock",

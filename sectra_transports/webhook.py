@@ -22,7 +22,7 @@ from quart import Blueprint, Quart, Response, current_app, request
 from sectra_core import schemas as s
 from sectra_core import webhook as w
 from sectra_core.webhook import released
-from sectra_core.analysis_app import AnalysisApp
+from sectra_core.analysis_app import ACTIONS, AnalysisApp
 from sectra_core.errors import ConfigurationError, ValidationError, safe_traceback
 from sectra_core.plugins import default_plugins
 from sectra_core.sansio import parse_image_notification, parse_invocation
@@ -184,7 +184,7 @@ def create_app(app: AnalysisApp, *, mode: str = "trio", url_prefix: str = "", jo
 
         asgi: Quart = QuartTrio(app.application_id)
     elif mode == "asyncio":
-        asyncs = [a for a in ("create", "modify", "cancel", "delete", "notification") if app.is_async(a)]
+        asyncs = [a for a in ACTIONS if app.is_async(a)]
         if asyncs:
             raise ConfigurationError(f"async handlers ({', '.join(asyncs)}) need mode='trio' (the SDK's async client runs on trio)")
         asgi = Quart(app.application_id)

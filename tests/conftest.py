@@ -23,20 +23,14 @@ def mock() -> Iterator[MockSectraServer]:
 
 
 @pytest.fixture
-def make_mock() -> Iterator[Callable[..., MockSectraServer]]:
-    """A factory for running mocks with custom settings; all are stopped at the end."""
-    started: list[MockSectraServer] = []
+def make_mock(make_sectra_mock: Callable[..., MockSectraServer]) -> Callable[..., MockSectraServer]:
+    """The plugin's ``make_sectra_mock`` with this suite's token unless another is given."""
 
     def make(**kwargs: object) -> MockSectraServer:
         kwargs.setdefault("token", TOKEN)
-        server = MockSectraServer(**kwargs)  # type: ignore[arg-type]
-        server.start()
-        started.append(server)
-        return server
+        return make_sectra_mock(**kwargs)
 
-    yield make
-    for server in started:
-        server.stop()
+    return make
 
 
 @dataclass

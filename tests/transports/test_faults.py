@@ -143,3 +143,8 @@ def test_fault_options_from_text() -> None:
             Fault.parse(bad)
     assert Fault("status", "/slides/*/files").matches("/slides/a/files", "files")
     assert not Fault("status", "image_info").matches("/slides/a/files", "files")
+
+
+def test_faults_given_to_the_constructor(make_mock: Callable[..., MockSectraServer]) -> None:
+    server = make_mock(faults=[{"kind": "status", "route": "image_info", "status": 502}, Fault.parse("rate_limit:info")])
+    assert [(f.kind, f.route, f.status) for f in server.faults._faults] == [("status", "image_info", 502), ("rate_limit", "info", 503)]
