@@ -237,12 +237,17 @@ class Download:
             fallback_name=fallback_name,
         )
 
-    def feed(self, chunk: bytes) -> None:
-        """Decode and write one chunk of the response body (empty chunks are ignored)."""
-        if not chunk:
+    def feed(self, chunk: bytes | bytearray | memoryview, size: int | None = None) -> None:
+        """Decode and write one chunk of the response body (empty chunks are ignored).
+
+        ``size``: only ``chunk[:size]`` is body. Nothing of ``chunk`` is kept once this returns,
+        so one buffer may be refilled for every chunk.
+        """
+        n = len(chunk) if size is None else min(size, len(chunk))
+        if not n:
             return  # the decoders read b"" as end of stream; only finish() may say that
-        self.sink.received(len(chunk))
-        self.decoder.receive_data(chunk)
+        self.sink.received(n)
+        self.decoder.receive_data(chunk, n)
         self.sink.pump(self.decoder)
 
     def finish(self) -> list[Path]:

@@ -10,7 +10,9 @@ Feed bytes with ``receive_data`` (``b""`` marks the end of the stream), then pul
   ``Content-Disposition``; ``Content-Length`` is checked.
 
 Body data is handed out as zero-copy ``memoryview`` slices of the chunks fed in, so a slide
-streams through in constant memory; consume each event before feeding more data.
+streams through in constant memory; consume each event before feeding more data. A decoder keeps
+no reference to a chunk once its events are consumed, so a caller may refill one ``bytearray``
+for every chunk.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from .errors import MultipartError
+from .errors import DownloadError, MultipartError
 from .headers import boundary_of, content_disposition_filename, parse_header_value
 
 __all__ = [
@@ -106,21 +108,28 @@ class MultipartDecoder:
 
     # --- public ---------------------------------------------------------------------------------
 
-    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Feed the next chunk; ``b""`` means the stream ended (raises if that is too early)."""
+    def receive_data(self, data: bytes | bytearray | memoryview, size: int | None = None) -> None:
+        """Feed the next chunk; ``b""`` means the stream ended (raises if that is too early).
+
+        ``size``: only the first ``size`` bytes of ``data`` are body bytes, so a partly refilled
+        buffer is fed without copying it.
+        """
         if self._eof:
             raise MultipartError("data fed after the end of the stream")
-        if not data:
+        end = len(data) if size is None else min(size, len(data))
+        if not end:
             self._eof = True
             self._end_of_stream()
             return
-        chunk = data if isinstance(data, bytes) else bytes(data)
-        while chunk and self._state != _DONE:
+        # bytes and bytearray can be searched in place; only a memoryview needs a copy.
+        chunk = data if isinstance(data, (bytes, bytearray)) else bytes(data[:end])
+        while end and self._state != _DONE:
             if self._state == _BODY:
-                chunk = self._body(chunk)
+                chunk = self._body(chunk, end)
             else:
-                self._buf += chunk
+                self._buf += memoryview(chunk)[:end]
                 chunk = self._framing()
+            end = len(chunk)
 
     def next_event(self) -> Event:
         """The next event, or :data:`NEED_DATA`."""
@@ -128,7 +137,7 @@ class MultipartDecoder:
 
     # --- framing (small, buffered) ---------------------------------------------------------------
 
-    def _framing(self) -> bytes:
+    def _framing(self) -> bytes | bytearray:
         """Advance through preamble / delimiter line / headers; return body bytes left over."""
         buf = self._buf
         while True:
@@ -199,14 +208,16 @@ class MultipartDecoder:
         self._events.append(PartEnded())
         self._state = _AFTER_DELIMITER
 
-    def _body(self, data: bytes) -> bytes:
+    def _body(self, data: bytes | bytearray, end: int) -> bytes | bytearray:
+        """Emit the body bytes in ``data[:end]``; returns what follows the part's delimiter."""
         delim = self._delim
         size = len(delim)
         pending = self._pending
         if pending:
-            if len(data) < size:
+            if end < size:
                 # Too short to settle the junction on its own: merge (both are small).
-                data = pending + data
+                data = pending + data[:end]
+                end = len(data)
             else:
                 joined = pending + data[: size - 1]
                 i = joined.find(delim)
@@ -214,21 +225,26 @@ class MultipartDecoder:
                     self._emit(pending[:i])
                     self._pending = b""
                     self._end_part()
-                    return data[i + size - len(pending) :]
+                    return data[i + size - len(pending) : end]
                 self._emit(pending)
             self._pending = b""
-        i = data.find(delim)
+        # Nearly every chunk holds no delimiter, and rfind says so 2-4x faster than find:
+        # CPython searches long haystacks forwards with the two-way algorithm (safe in the
+        # worst case, slower on average) but backwards with its skip search. Only a chunk that
+        # does hold a delimiter is searched again for the first one.
+        i = data.rfind(delim, 0, end)
         if i != -1:
+            i = data.find(delim, 0, end)
             self._emit(memoryview(data)[:i])
             self._end_part()
-            return data[i + size :]
+            return data[i + size : end]
         # Hold back the tail from the first CR that could begin a delimiter; emit the rest.
-        k = data.find(b"\r", max(0, len(data) - size + 1))
+        k = data.find(b"\r", max(0, end - size + 1), end)
         if k == -1:
-            self._emit(memoryview(data))
+            self._emit(memoryview(data)[:end])
         else:
             self._emit(memoryview(data)[:k])
-            self._pending = data[k:]
+            self._pending = bytes(data[k:end])  # a copy: the caller may refill ``data``
         return b""
 
     def _end_of_stream(self) -> None:
@@ -273,10 +289,12 @@ class SingleFileDecoder:
         self._eof = False
         self.parts = 1
 
-    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Feed the next chunk; ``b""`` means the stream ended."""
+    def receive_data(self, data: bytes | bytearray | memoryview, size: int | None = None) -> None:
+        """Feed the next chunk (its first ``size`` bytes, if given); ``b""`` means the stream ended."""
         if self._eof:
             raise MultipartError("data fed after the end of the stream")
+        if size is not None and size < len(data):
+            data = memoryview(data)[:size]
         if not data:
             self._eof = True
             if self._size is not None and self._received != self._size:
@@ -288,7 +306,7 @@ class SingleFileDecoder:
         self._received += len(data)
         if self._size is not None and self._received > self._size:
             raise MultipartError(f"more bytes than the declared Content-Length {self._size}")
-        self._events.append(PartData(data if isinstance(data, (bytes, memoryview)) else bytes(data)))
+        self._events.append(PartData(data if isinstance(data, bytes) else memoryview(data)))
 
     def next_event(self) -> Event:
         """The next event, or :data:`NEED_DATA`."""
@@ -296,7 +314,14 @@ class SingleFileDecoder:
 
 
 def files_decoder(headers: Mapping[str, str]) -> MultipartDecoder | SingleFileDecoder:
-    """The decoder for a ``/slides/{id}/files`` response, chosen from its (lower-case) headers."""
+    """The decoder for a ``/slides/{id}/files`` response, chosen from its (lower-case) headers.
+
+    A body in a ``Content-Encoding`` other than identity (which the SDK asks for) is refused with
+    :class:`~sectra_core.errors.DownloadError`: its sizes could not be checked.
+    """
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise DownloadError(f"the files came with Content-Encoding {encoding!r}; the SDK asks for 'identity'")
     content_type = headers.get("content-type", "")
     main, _params = parse_header_value(content_type)
     if main.startswith("multipart/"):

@@ -135,6 +135,9 @@ class VersionAdapter:
             all_headers["Content-Type"] = "application/json"
         if ep.body is Body.JSON:
             all_headers["Accept"] = "application/json"
+        elif ep.body is Body.STREAM:
+            # Slide files arrive byte for byte: sizes, Content-Length and progress stay true.
+            all_headers["Accept-Encoding"] = "identity"
         all_headers.update(op.headers)
         return HttpRequest(
             ep.method, url, all_headers, body, stream=ep.body is Body.STREAM, idempotent=ep.idempotent

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sectra_core.errors import MultipartError, SectraError
+from sectra_core.errors import DownloadError, MultipartError, SectraError
 from sectra_core.multipart import (
     NEED_DATA,
     Finished,
@@ -92,6 +92,51 @@ def test_random_splits_are_byte_identical(files: list[tuple[str, bytes]], cuts: 
     points = sorted({c % (len(raw) + 1) for c in cuts})
     chunks = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)])]
     assert decode(MultipartDecoder(B), chunks) == files
+
+
+def decode_reusing(decoder: MultipartDecoder | SingleFileDecoder, raw: bytes, size: int) -> list[tuple[str | None, bytes]]:
+    """Feed ``raw`` through one buffer of ``size`` bytes, refilled (and scribbled over) for every chunk.
+
+    The buffer is larger than the chunk on purpose: only the first ``len(piece)`` bytes are body.
+    """
+    buffer = bytearray(size + 7)
+    files: list[tuple[str | None, bytes]] = []
+
+    def drain() -> None:
+        while (ev := decoder.next_event()) is not NEED_DATA:
+            if isinstance(ev, PartStarted):
+                files.append((ev.filename, b""))
+            elif isinstance(ev, PartData):
+                files[-1] = (files[-1][0], files[-1][1] + bytes(ev.data))
+
+    for i in range(0, len(raw), size):
+        piece = raw[i : i + size]
+        buffer[: len(piece)] = piece
+        decoder.receive_data(buffer, len(piece))
+        drain()
+        # Anything the decoder kept a reference to, or read past ``len(piece)``, is now garbage
+        # full of delimiters.
+        buffer[:] = (f"\r\n--{B}\xff".encode() * len(buffer))[: len(buffer)]
+    decoder.receive_data(b"")
+    drain()
+    return files
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, 13, 40, 64, 100, 1000])
+def test_one_refilled_buffer_every_chunk_size(size: int) -> None:
+    files = [*TRICKY, ("plain.bin", b"x" * 3000)]
+    assert decode_reusing(MultipartDecoder(B), body(files), size) == files
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    files=st.lists(st.tuples(st.from_regex(r"[a-z0-9,]{1,12}\.dcm", fullmatch=True), st.binary(max_size=300)), min_size=1, max_size=4, unique_by=lambda f: f[0]),
+    size=st.integers(min_value=1, max_value=400),
+)
+def test_one_refilled_buffer_gives_the_same_files(files: list[tuple[str, bytes]], size: int) -> None:
+    assert decode_reusing(MultipartDecoder(B), body(files), size) == files
+    data = b"".join(d for _, d in files)
+    assert decode_reusing(SingleFileDecoder("f", len(data)), data, size) == [("f", data)]
 
 
 @settings(max_examples=300, deadline=None)
@@ -183,3 +228,10 @@ def test_single_file_checks_content_length() -> None:
     with pytest.raises(MultipartError, match="Content-Length"):
         decode(long, [b"abc"])
     assert decode(SingleFileDecoder("e", size=0), []) == [("e", b"")]
+
+
+def test_encoded_bodies_are_refused() -> None:
+    with pytest.raises(DownloadError, match="Content-Encoding 'gzip'"):
+        files_decoder({"content-type": "application/octet-stream", "content-encoding": "gzip"})
+    assert isinstance(files_decoder({"content-type": "application/octet-stream", "content-encoding": "identity"}),
+                      SingleFileDecoder)

@@ -96,6 +96,13 @@ def test_request_shape_and_decoding() -> None:
     assert SECRET not in repr(request) and "scope" not in repr(request)
 
 
+def test_slide_files_are_asked_for_byte_for_byte() -> None:
+    request, _ = run(state(api_version="5.0"), api.get_slide_files("s1"), HttpResponse(200, {}, b""))
+    assert request.stream and request.headers["Accept-Encoding"] == "identity"
+    request, _ = run(state(api_version="5.0"), api.get_label_image("s1"), HttpResponse(204, {}, b""))
+    assert "Accept-Encoding" not in request.headers  # only the file stream asks
+
+
 def test_issuer_uses_newest_spelling() -> None:
     request, _ = run(state(api_version="5.0"), api.get_image_infos_in_case("A1", accession_number_issuer_id="LAB"),
                      HttpResponse(200, {}, b"[]"))
