@@ -6,7 +6,7 @@ a socket. Transports turn one into the other (principle 4).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -66,6 +66,11 @@ class HttpResponse:
     ``headers`` has lower-case names. ``body`` holds the whole body unless the request asked for a
     stream and the status is 2xx; then ``stream`` yields the chunks (an async iterator on trio) and
     ``body`` is empty. Call ``close`` (or exhaust the stream) to give the connection back.
+
+    A sync transport may also offer ``readinto(buffer) -> int``: it fills the caller's buffer from
+    the same body (0 at its end) and raises the SDK's transport errors, like ``stream``. Reading
+    a whole slide into one reused buffer saves an allocation per chunk and keeps the bytes in
+    the CPU cache while they are scanned and written. Use either ``stream`` or ``readinto``.
     """
 
     status: int
@@ -73,6 +78,7 @@ class HttpResponse:
     body: bytes = b""
     stream: Iterator[bytes] | AsyncIterator[bytes] | None = None
     closer: Any = None
+    readinto: Callable[[bytearray], int] | None = None
 
     def close(self) -> None:
         """Give the connection back (or drop it, if the body was not read to the end)."""

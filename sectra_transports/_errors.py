@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -9,7 +11,7 @@ import urllib3.exceptions as u
 
 from sectra_core import errors
 
-__all__ = ["map_exceptions"]
+__all__ = ["map_exceptions", "map_read_exceptions"]
 
 
 def _convert(exc: BaseException) -> errors.TransportError:
@@ -40,3 +42,16 @@ def map_exceptions() -> Iterator[None]:
         raise _convert(exc) from exc
     except OSError as exc:
         raise errors.ConnectError(f"network error: {exc}") from exc
+
+
+@contextmanager
+def map_read_exceptions() -> Iterator[None]:
+    """Re-raise failures of a body read below urllib3 (the socket's reader, TLS) in the SDK's tree."""
+    try:
+        yield
+    except builtins.TimeoutError as exc:
+        raise errors.TimeoutError(f"read timed out: {exc}") from exc
+    except (ConnectionError, ssl.SSLError) as exc:
+        raise errors.RemoteProtocolError(f"the server broke the connection: {exc!r}") from exc
+    except OSError as exc:
+        raise errors.TransportError(f"network error while reading: {exc}") from exc

@@ -87,6 +87,7 @@ class SectraClient:
 
                 transport = Urllib3Transport(options)
         self._transport: SyncTransport = transport
+        self._chunk_size = getattr(transport, "options", TransportOptions()).chunk_size
         self._lock = threading.Lock()
         self._token_lock = threading.Lock()
 
@@ -262,9 +263,14 @@ class SectraClient:
                 response.headers, output_dir, on_exists=on_exists, progress=progress,
                 fallback_name=slide_id,
             )
-            assert response.stream is not None
-            for chunk in response.stream:  # type: ignore[union-attr]
-                download.feed(chunk)
+            if response.readinto is not None:
+                # One buffer, refilled straight from the socket: Download keeps nothing of it.
+                buffer = bytearray(self._chunk_size)
+                while n := response.readinto(buffer):
+                    download.feed(buffer, n)
+            else:
+                for chunk in response.stream:  # type: ignore[union-attr]
+                    download.feed(chunk)
             return download.finish()
         except BaseException as exc:
             if download is None:

@@ -5,14 +5,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import http.client
+import io
+from collections.abc import Callable, Generator
+from typing import Any
 
 import urllib3
 
+from sectra_core.errors import RemoteProtocolError
 from sectra_core.http import HttpRequest, HttpResponse
 from sectra_core.transport import TransportOptions
 
-from ._errors import map_exceptions
+from ._errors import map_exceptions, map_read_exceptions
 from ._sync import SectraClient
 
 __all__ = ["Urllib3Transport", "SectraClient"]
@@ -51,29 +55,9 @@ class Urllib3Transport:
                 retries=False,
                 timeout=self._timeout,
             )
-        stream = self._chunks(raw)
+        body = _Body(raw, self.options.chunk_size)
         headers = {k.lower(): v for k, v in raw.headers.itermerged()}
-        return HttpResponse(raw.status, headers, stream=stream, closer=stream.close)
-
-    def _chunks(self, raw: urllib3.BaseHTTPResponse) -> Generator[bytes, None, None]:
-        size = self.options.chunk_size
-        complete = False
-        try:
-            while True:
-                with map_exceptions():
-                    # read1: whatever has arrived (up to size), so a cut connection still
-                    # delivers the bytes before the cut and errors can name the file.
-                    chunk = raw.read1(size)
-                if not chunk:
-                    complete = True
-                    return
-                yield chunk
-        finally:
-            if complete:
-                raw.release_conn()
-            else:
-                # Never drain a half-read multi-GB body just to reuse the connection.
-                raw.close()
+        return HttpResponse(raw.status, headers, stream=body.chunks(), closer=body.close, readinto=body.readinto)
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -90,3 +74,102 @@ class Urllib3Transport:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Body:
+    """One response body, read either as chunks (``read1``) or into the caller's buffer.
+
+    The connection goes back to the pool only when the body was read to its end; a body left
+    half-read is dropped with its connection, never drained (it may be gigabytes).
+    """
+
+    def __init__(self, raw: urllib3.BaseHTTPResponse, chunk_size: int) -> None:
+        self._raw = raw
+        self._size = chunk_size
+        self._complete = False
+        self._left = 0
+        self._first = True
+        self._reader: Any = None
+        self.readinto: Callable[[bytearray], int] | None = None
+        # urllib3's readinto() reads into a new bytes object and copies that over. Reading the
+        # socket's buffered reader directly fills the caller's buffer instead, which is only the
+        # same thing when neither urllib3 nor http.client has work to do on the bytes: no content
+        # coding, no chunked framing, a Content-Length to count against, nothing read yet.
+        fp = getattr(raw, "_fp", None)
+        reader = getattr(fp, "fp", None)
+        length = raw.headers.get("content-length", "")
+        if (
+            isinstance(fp, http.client.HTTPResponse)
+            and isinstance(reader, io.BufferedReader)
+            and not fp.chunked
+            and length.isdigit()
+            and fp.length == int(length)
+            and raw.headers.get("content-encoding", "identity").strip().lower() in ("", "identity")
+        ):
+            self._reader, self._left = reader, int(length)
+            self.readinto = self._readinto
+
+    def chunks(self) -> Generator[bytes, None, None]:
+        """The body as ``read1`` chunks of at most ``chunk_size`` bytes."""
+        raw = self._raw
+        try:
+            while True:
+                with map_exceptions():
+                    # read1: whatever has arrived (up to size), so a cut connection still
+                    # delivers the bytes before the cut and errors can name the file.
+                    chunk = raw.read1(self._size)
+                if not chunk:
+                    self._complete = True
+                    return
+                yield chunk
+        finally:
+            self.close()
+
+    def _readinto(self, buffer: bytearray) -> int:
+        if not buffer:
+            raise ValueError("readinto needs a non-empty buffer")
+        if not self._left:
+            self._end()
+            return 0
+        view = memoryview(buffer)[: self._left]
+        try:
+            with map_read_exceptions():
+                # One read of the socket, like read1: whatever has arrived, so progress reports
+                # keep coming on a slow link and a cut still delivers the bytes before it.
+                if self._first:
+                    # The reader may hold body bytes read along with the headers. readinto1
+                    # would add a blocking socket read to them (and lose them if it times
+                    # out); read1 hands them over alone. Afterwards the reader's buffer stays empty.
+                    self._first = False
+                    data = self._reader.read1(len(view))
+                    n = len(data)
+                    view[:n] = data
+                else:
+                    n = self._reader.readinto1(view)
+        except BaseException:
+            self.close()
+            raise
+        if not n:
+            expected = int(self._raw.headers["content-length"])
+            self.close()
+            raise RemoteProtocolError(
+                f"the server closed the connection after {expected - self._left} of {expected} body bytes"
+            )
+        self._left -= n
+        return n
+
+    def _end(self) -> None:
+        # http.client did not see the body go by: tell it the response is over, or the pooled
+        # connection would refuse its next request.
+        fp = getattr(self._raw, "_fp", None)
+        if fp is not None:
+            fp.close()
+        self._complete = True
+        self.close()
+
+    def close(self) -> None:
+        """Give the connection back if the body was read to its end, else drop it."""
+        if self._complete:
+            self._raw.release_conn()
+        else:
+            self._raw.close()

@@ -51,17 +51,20 @@ class RawServer:
 
     def __init__(self) -> None:
         self.routes: dict[str, Canned] = {}
-        routes = self.routes
+        #: (path, lower-case request headers) of every request, in order.
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        routes, requests = self.routes, self.requests
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
                 path = self.path.split("?")[0]
+                requests.append((path, {k.lower(): v for k, v in self.headers.items()}))
                 canned = routes.get(path, Canned(404, {}, [b'{"error": "no"}']))
                 self.send_response(canned.status)
                 headers = dict(canned.headers)
-                if not canned.cut_after_chunks:
+                if not canned.cut_after_chunks and "Transfer-Encoding" not in headers:
                     headers.setdefault("Content-Length", str(sum(map(len, canned.chunks))))
                 for k, v in headers.items():
                     self.send_header(k, v)

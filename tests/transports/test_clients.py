@@ -21,6 +21,7 @@ from sectra_core.errors import (
     ConflictError,
     ConnectError,
     DecodeError,
+    DownloadError,
     DownloadInterrupted,
     DuplicateFilenameError,
     MultipartError,
@@ -300,3 +301,35 @@ def test_cut_connection_leaves_no_partial_file(make_client: Callable[..., Any], 
     with make_client(raw_server) as client, pytest.raises(DownloadInterrupted, match="cut.dcm"):
         client.download_slide_files("s", tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["done.dcm"]  # complete file kept, no partial
+
+
+def _chunked(*pieces: bytes) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces)
+
+
+def test_chunked_downloads_whole_and_cut(make_client: Callable[..., Any], raw_server: RawServer, tmp_path: Path) -> None:
+    headers = {"Content-Type": "multipart/related; boundary=XX", "Transfer-Encoding": "chunked"}
+    body = (b'--XX\r\nContent-Disposition: attachment; filename="a.dcm"\r\n\r\n' + bytes(range(256)) * 90
+            + b'\r\n--XX\r\nContent-Disposition: attachment; filename="b.dcm"\r\n\r\n' + b"b" * 200_000 + b"\r\n--XX--\r\n")
+    pieces = [body[i:i + 50_000] for i in range(0, len(body), 50_000)]
+    raw_server.route("/slides/whole/files", 200, headers, _chunked(*pieces) + b"0\r\n\r\n")
+    raw_server.route("/slides/cut/files", 200, headers, _chunked(*pieces[:3]) + b"ffff\r\nonly a little", cut=True)
+    with make_client(raw_server) as client:
+        paths = client.download_slide_files("whole", tmp_path / "whole")
+        assert [p.read_bytes() for p in paths] == [bytes(range(256)) * 90, b"b" * 200_000]
+        with pytest.raises(DownloadInterrupted, match="b.dcm"):
+            client.download_slide_files("cut", tmp_path / "cut")
+    assert list((tmp_path / "cut").iterdir()) == [tmp_path / "cut" / "a.dcm"]
+
+
+def test_files_are_asked_for_unencoded(make_client: Callable[..., Any], raw_server: RawServer, tmp_path: Path) -> None:
+    import gzip
+
+    raw_server.route("/slides/gz/files", 200, {"Content-Type": "application/octet-stream", "Content-Encoding": "gzip",
+                                               "Content-Disposition": 'attachment; filename="s.svs"'},
+                     gzip.compress(b"slide" * 1000))
+    with make_client(raw_server) as client, pytest.raises(DownloadError, match="Content-Encoding 'gzip'"):
+        client.download_slide_files("gz", tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert raw_server.requests[-1] == ("/slides/gz/files", raw_server.requests[-1][1])
+    assert raw_server.requests[-1][1]["accept-encoding"] == "identity"

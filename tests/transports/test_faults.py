@@ -118,6 +118,25 @@ def test_truncated_download_leaves_nothing(mock: MockSectraServer, make_client: 
     assert [p.name for p in tmp_path.iterdir()] == ["i0000,0000b.dcm"]  # the complete first file only
 
 
+def test_a_stalled_download_times_out_and_leaves_nothing(mock: MockSectraServer, make_client: MakeClient,
+                                                         tmp_path: Path) -> None:
+    mock.add_synthetic_slide("big", 3_000_000, n_files=3)
+    mock.faults.add("trickle", "files", chunk=1_200_000, seconds=2.0)
+    start = time.monotonic()
+    with pytest.raises(DownloadInterrupted, match="i0000") as caught:
+        make_client(mock, retry=NO_RETRY, read_timeout=0.3).download_slide_files("big", tmp_path)
+    assert isinstance(caught.value.__cause__, TimeoutError)
+    assert time.monotonic() - start < 1.9 and list(tmp_path.iterdir()) == []
+
+
+def test_progress_keeps_coming_on_a_slow_link(mock: MockSectraServer, make_client: MakeClient, tmp_path: Path) -> None:
+    mock.add_synthetic_slide("slow", 60_000, n_files=1)
+    mock.faults.add("trickle", "files", chunk=3_000, seconds=0.005)
+    reports: list[int] = []
+    make_client(mock).download_slide_files("slow", tmp_path, progress=lambda p: reports.append(p.file_bytes))
+    assert len(reports) >= 10 and reports[-1] == 60_000  # bytes are handed on as they arrive
+
+
 @pytest.mark.parametrize("variant, error", [
     ("traversal", UnsafeFilenameError), ("absolute", UnsafeFilenameError), ("no-boundary", MultipartError),
     ("huge-headers", MultipartError), ("unterminated", MultipartError), ("duplicate", DuplicateFilenameError),

@@ -1,0 +1,58 @@
+"""The urllib3 transport's download path: one reused buffer filled straight from the socket."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sectra_client import SectraClient
+from sectra_core import api
+from sectra_core.streaming import FileData, FileStarted
+from sectra_mock import MockSectraServer
+from sectra_transports import urllib3 as transport
+from tests.conftest import TOKEN, RawServer
+
+
+def test_downloads_fill_one_buffer_and_keep_the_connection(mock: MockSectraServer, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    mock.add_synthetic_slide("big", 5_000_000, n_files=3)
+    calls: list[int] = []
+    fill = transport._Body._readinto
+
+    def counting(self: transport._Body, buffer: bytearray) -> int:
+        calls.append(id(buffer))
+        return fill(self, buffer)
+
+    monkeypatch.setattr(transport._Body, "_readinto", counting)
+    with SectraClient(mock.url, TOKEN) as client:
+        paths = client.download_slide_files("big", tmp_path)
+        with client.open_slide_files("big") as events:  # the read1 path, for comparison
+            streamed: dict[str, bytearray] = {}
+            for event in events:
+                if isinstance(event, FileStarted):
+                    current = streamed.setdefault(event.name, bytearray())
+                elif isinstance(event, FileData):
+                    current += event.data
+        client.get_image_metadata("big")
+        pool = client._transport._pool.connection_from_url(mock.url)  # type: ignore[attr-defined]
+        assert pool.num_connections == 1  # every request reused the one connection
+    assert len(calls) > 1 and len(set(calls)) == 1  # one buffer, refilled
+    assert {p.name: p.read_bytes() for p in paths} == {name: bytes(data) for name, data in streamed.items()}
+
+
+@pytest.mark.parametrize("headers, fast", [
+    ({"Content-Length": "5"}, True),
+    ({"Transfer-Encoding": "chunked"}, False),  # http.client's framing: urllib3 reads it
+    ({"Content-Length": "5", "Content-Encoding": "gzip"}, False),  # urllib3 would decode it
+])
+def test_the_fast_path_only_where_urllib3_has_nothing_to_do(raw_server: RawServer, headers: dict[str, str],
+                                                            fast: bool) -> None:
+    body = b"5\r\nhello\r\n0\r\n\r\n" if "Transfer-Encoding" in headers else b"hello"
+    raw_server.route("/slides/s/files", 200, {**headers, "Content-Type": "application/octet-stream"}, body)
+    with SectraClient(raw_server.url, TOKEN, api_version="5.0") as client:
+        response = client._send(api.get_slide_files("s"))
+        try:
+            assert (response.readinto is not None) is fast
+        finally:
+            response.close()
