@@ -7,6 +7,7 @@ Every error the SDK raises on purpose derives from :class:`SectraError`::
     ├── UnsupportedFeatureError     the negotiated IA-API version lacks the operation
     ├── TransportError              the request did not get an HTTP answer
     │   ├── ConnectError            could not connect (DNS, refused, TLS handshake)
+    │   │   └── CertificateError    the TLS certificate is not trusted (never retried)
     │   ├── TimeoutError            connect or read timed out
     │   └── RemoteProtocolError     the server broke HTTP (dropped mid-body, bad framing)
     ├── HTTPStatusError             an HTTP answer with a status the operation did not expect
@@ -38,6 +39,7 @@ __all__ = [
     "UnsupportedFeatureError",
     "TransportError",
     "ConnectError",
+    "CertificateError",
     "TimeoutError",
     "RemoteProtocolError",
     "HTTPStatusError",
@@ -91,6 +93,11 @@ class TransportError(SectraError):
 
 class ConnectError(TransportError, ConnectionError):
     """Could not open a connection to the server."""
+
+
+class CertificateError(ConnectError):
+    """The server's TLS certificate was not trusted or does not name the host. Never retried:
+    it would fail the same way; pass ``verify=`` the CA bundle that issued it."""
 
 
 class TimeoutError(TransportError, builtins.TimeoutError):
@@ -206,3 +213,12 @@ def excerpt(body: bytes, limit: int = EXCERPT_LIMIT) -> str:
     text = " ".join(text.split())
     text = "".join(ch if ch.isprintable() else "?" for ch in text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def tls_error(exc: BaseException) -> ConnectError:
+    """The SDK error for a failed TLS handshake: :class:`CertificateError` when verification failed."""
+    import ssl
+
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return CertificateError(f"TLS certificate not trusted: {exc.verify_message or exc}")
+    return ConnectError(f"TLS failed: {exc}")

@@ -25,7 +25,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .errors import ConnectError, TransportError
+from .errors import CertificateError, ConnectError, TransportError
 from .http import HttpRequest, HttpResponse
 
 __all__ = ["RetryPolicy", "NO_RETRY", "Sleep", "parse_retry_after", "exchange"]
@@ -109,8 +109,8 @@ def exchange(
             # A refused or failed connect means nothing was sent: safe to repeat even a POST.
             may_have_landed = not isinstance(exc, ConnectError)
             repeatable = request.idempotent or already_done is not None or not may_have_landed
-            if attempt >= policy.attempts or not repeatable:
-                raise
+            if attempt >= policy.attempts or not repeatable or isinstance(exc, CertificateError):
+                raise  # an untrusted certificate stays untrusted: no point waiting to see it again
             wait = policy.wait(attempt)
             reason = type(exc).__name__
             if uncertain is not None and may_have_landed:

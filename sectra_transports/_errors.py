@@ -25,7 +25,9 @@ def _convert(exc: BaseException) -> errors.TransportError:
     if isinstance(exc, u.TimeoutError):
         return errors.TimeoutError(f"read timed out: {exc}")
     if isinstance(exc, u.SSLError):
-        return errors.ConnectError(f"TLS failed: {exc}")
+        # urllib3 keeps the ssl module's exception as its argument (and, in 2.x, as the cause).
+        cause = next((a for a in (*exc.args, exc.__cause__) if isinstance(a, ssl.SSLError)), exc)
+        return errors.tls_error(cause)
     if isinstance(exc, (u.ProtocolError, u.DecodeError, u.ResponseError)):
         return errors.RemoteProtocolError(f"the server broke the connection: {exc}")
     return errors.TransportError(f"{type(exc).__name__}: {exc}")

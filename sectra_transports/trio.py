@@ -73,7 +73,11 @@ class TrioTransport:
             stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
             if scheme == "https":
                 tls = trio.SSLStream(stream, self._ssl_context(), server_hostname=host, https_compatible=True)
-                await tls.do_handshake()
+                try:
+                    await tls.do_handshake()
+                except BaseException:
+                    await trio.aclose_forcefully(stream)
+                    raise
                 stream = tls
         return _Connection(stream)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import trustme
 
 from sectra_mock import MockSectraServer
 
@@ -49,7 +51,7 @@ class RawServer:
     For bytes the real mock never sends: malformed JSON, hostile multipart, dropped connections.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.routes: dict[str, Canned] = {}
         #: (path, lower-case request headers) of every request, in order.
         self.requests: list[tuple[str, dict[str, str]]] = []
@@ -81,7 +83,12 @@ class RawServer:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        scheme = "http"
+        if tls is not None:
+            # The handshake happens in the handler thread on first read, never in accept().
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True, do_handshake_on_connect=False)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
         self.route("/info", 200, {"Content-Type": "application/json"},
                    b'{"apiVersion": "1.10", "softwareVersion": "4.2.0.1"}')
 
@@ -91,12 +98,32 @@ class RawServer:
         self.routes[path] = Canned(status, headers, list(chunks), cut)
 
 
-@pytest.fixture
-def raw_server() -> Iterator[RawServer]:
-    """A running :class:`RawServer`."""
-    server = RawServer()
+def _serving(server: RawServer) -> Iterator[RawServer]:
     thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
     thread.start()
     yield server
     server.httpd.shutdown()
     server.httpd.server_close()
+
+
+@pytest.fixture
+def raw_server() -> Iterator[RawServer]:
+    """A running :class:`RawServer`."""
+    yield from _serving(RawServer())
+
+
+@pytest.fixture
+def tls_ca_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[trustme.CA, str]]:
+    """A throwaway certificate authority, and the path of its certificate in PEM."""
+    ca = trustme.CA()
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    yield ca, str(path)
+
+
+@pytest.fixture
+def tls_raw_server(tls_ca_path: tuple[trustme.CA, str]) -> Iterator[RawServer]:
+    """A running :class:`RawServer` on https, its certificate for 127.0.0.1 issued by ``tls_ca_path``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls_ca_path[0].issue_cert("127.0.0.1").configure_cert(context)
+    yield from _serving(RawServer(tls=context))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 from pathlib import Path
@@ -18,6 +19,7 @@ from sectra_core import api
 from sectra_core import schemas as s
 from sectra_core.errors import (
     AuthenticationError,
+    CertificateError,
     ConflictError,
     ConnectError,
     DecodeError,
@@ -29,6 +31,7 @@ from sectra_core.errors import (
     UnsafeFilenameError,
     UnsupportedFeatureError,
 )
+from sectra_core.retry import RetryPolicy
 from sectra_mock import MockSectraServer
 from sectra_transports.trio import AsyncSectraClient
 from tests.conftest import TOKEN, RawServer
@@ -333,3 +336,20 @@ def test_files_are_asked_for_unencoded(make_client: Callable[..., Any], raw_serv
     assert list(tmp_path.iterdir()) == []
     assert raw_server.requests[-1] == ("/slides/gz/files", raw_server.requests[-1][1])
     assert raw_server.requests[-1][1]["accept-encoding"] == "identity"
+
+
+def test_downloads_over_verified_tls(make_client: Callable[..., Any], tls_raw_server: RawServer,
+                                     tls_ca_path: tuple[object, str], tmp_path: Path) -> None:
+    files = {"a.dcm": bytes(range(256)) * 1000, "b.dcm": b"b" * 300_000}
+    body = b"".join(b'--XX\r\nContent-Disposition: attachment; filename="%s"\r\n\r\n%s\r\n' % (n.encode(), d)
+                    for n, d in files.items()) + b"--XX--\r\n"
+    tls_raw_server.route("/slides/s/files", 200, {"Content-Type": "multipart/related; boundary=XX"}, body)
+    with make_client(tls_raw_server, verify=tls_ca_path[1]) as client:
+        paths = client.download_slide_files("s", tmp_path)
+    assert {p.name: p.read_bytes() for p in paths} == files
+    before, start = len(tls_raw_server.requests), time.monotonic()
+    slow_retries = RetryPolicy(attempts=3, backoff=2.0)
+    with make_client(tls_raw_server, retry=slow_retries) as client, pytest.raises(CertificateError, match="certificate"):
+        client.get_image_metadata("s")  # verification is on by default: this CA is not trusted
+    assert len(tls_raw_server.requests) == before  # nothing was sent
+    assert time.monotonic() - start < 1.5  # and it was not tried again
