@@ -9,7 +9,7 @@ network), shared by both clients.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,7 +161,7 @@ class FileSink:
             if self._on_exists == "skip":
                 self.paths.append(target)
                 return
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{name[:100]}.", suffix=".part", dir=self.directory)
+        fd, self._tmp = _create_part_file(self.directory, name)
         self._file = os.fdopen(fd, "wb", buffering=0)
 
     def _write(self, data: bytes | memoryview) -> None:
@@ -200,6 +200,25 @@ class FileSink:
             self._tmp = None
             self.paths.append(target)
         self._target = None
+
+
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _create_part_file(directory: Path, name: str) -> tuple[int, str]:
+    """A new hidden ``.<name>.<random>.part`` file in ``directory``, opened for writing.
+
+    Like ``tempfile.mkstemp`` (a fresh name, never an existing file or symlink), but with the
+    permissions an ordinary new file gets (0o666 less the umask), not 0o600: the renamed slide
+    file must be readable by whoever may read the folder's other files.
+    """
+    for _ in range(100):
+        path = os.path.join(directory, f".{name[:100]}.{secrets.token_hex(4)}.part")
+        try:
+            return os.open(path, _CREATE_FLAGS, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name for {name!r} in {directory}")
 
 
 class Download:

@@ -60,6 +60,21 @@ def test_files_land_complete_with_progress(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "b.bin"]
 
 
+def test_files_get_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    try:
+        paths = run(Download(MULTI, tmp_path), [multipart(("a.bin", b"A"))])
+        os.umask(0o077)
+        paths += run(Download(MULTI, tmp_path / "private"), [multipart(("b.bin", b"B"))])
+    finally:
+        os.umask(umask)
+    # As any new file, not 0o600 as tempfile's: other readers of the folder can read the slide.
+    assert [stat.S_IMODE(p.stat().st_mode) for p in paths] == [0o644, 0o600]
+
+
 def test_truncated_download_leaves_no_partial_file(tmp_path: Path) -> None:
     raw = multipart(("a.bin", b"A" * 100), ("b.bin", b"B" * 5000))
     with pytest.raises(MultipartError, match="b.bin"):
