@@ -19,9 +19,11 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -121,10 +123,11 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
                     out.write(f"{slide_id}\t{path}\n")
         else:
             bar = ProgressBar(err)
+            paths = None
             try:
                 paths = client.download_slide_files(args.target, args.output, on_exists=on_exists, progress=bar)
             finally:
-                bar.close()
+                bar.close(completed=paths is not None)
             for path in paths:
                 out.write(f"{path}\n")
     return 0
@@ -290,12 +293,33 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, **over
         setattr(args, name, value)
     out = out or sys.stdout
     try:
-        return int(args.func(args, out))
+        with _terminate_cleanly():
+            return int(args.func(args, out))
     except SectraError as exc:
         sys.stderr.write(f"sectra: error: {exc}\n")
         return 2
     except KeyboardInterrupt:
+        sys.stderr.write("sectra: interrupted\n")
         return 130
+
+
+@contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """While the CLI runs, SIGTERM unwinds the stack as Ctrl-C does (exit status 143), so a
+    download in progress removes its partial file and a mock server stops, instead of the process
+    vanishing mid-write. Only possible in the main thread; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

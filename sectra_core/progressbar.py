@@ -72,11 +72,20 @@ class ProgressBar:
             return f"{self.label}[{bar}] {frac * 100:5.1f}%  {amount}  {rate}  {p.filename}"
         return f"{self.label}{format_bytes(p.bytes_done)}  {rate}  {p.filename}"
 
-    def close(self) -> None:
-        """Finish the line (terminal) or report the last file (elsewhere)."""
-        if self._last is not None:
+    def close(self, completed: bool | None = None) -> None:
+        """Finish the line (terminal) or report the last file (elsewhere).
+
+        ``completed``: whether the download succeeded; by default, whether the last report
+        reached its total. A download that stopped short never reads "done".
+        """
+        p = self._last
+        if p is not None:
+            if completed is None:
+                completed = p.bytes_total is not None and p.bytes_done >= p.bytes_total
             if self.tty:
-                self.stream.write("\r" + self.render(self._last) + "\x1b[K\n")
+                self.stream.write("\r" + self.render(p) + ("" if completed else "  (stopped)") + "\x1b[K\n")
+            elif completed:
+                self.stream.write(f"{self.label}done {p.filename}\n")
             else:
-                self.stream.write(f"{self.label}done {self._last.filename}\n")
+                self.stream.write(f"{self.label}stopped in {p.filename} after {format_bytes(p.bytes_done)}\n")
         self.stream.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -83,6 +84,27 @@ def test_download_slide_with_progress_to_a_non_terminal(mock: MockSectraServer, 
     # existing files: an error by default, skipped or overwritten on request
     assert run("download", "big", "-o", str(tmp_path), progress_stream=io.StringIO())[0] == 2
     assert run("download", "big", "-o", str(tmp_path), "--skip-existing", progress_stream=io.StringIO())[0] == 0
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_and_sigterm_leave_no_partial_file(mock: MockSectraServer, tmp_path: Path, signum: int,
+                                                  status: int) -> None:
+    mock.add_synthetic_slide("slow", 20_000_000, n_files=1)
+    mock.faults.add("trickle", "files", chunk=65_536, seconds=0.01, times=None)
+    env = {**os.environ, "SECTRA_URL": mock.url, "SECTRA_TOKEN": TOKEN}
+    proc = subprocess.Popen([sys.executable, "-m", "sectra_client.cli", "download", "slow", "-o", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stderr is not None
+    try:
+        first = proc.stderr.readline()  # the first progress line: the file is being written
+        assert "%" in first and any(tmp_path.iterdir())
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert proc.returncode == status and "stopped in" in err and "done" not in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_download_a_case_by_accession(mock: MockSectraServer, tmp_path: Path) -> None:

@@ -46,3 +46,19 @@ def test_terminal_redraws_one_line() -> None:
 def test_unknown_total_and_units() -> None:
     assert "1.5 KiB" in ProgressBar(io.StringIO()).render(Progress("x", 1536, None, 1536, None, 0))
     assert format_bytes(3 * 2**30) == "3.0 GiB" and format_bytes(12) == "12 B"
+
+
+def test_a_download_that_stopped_never_reads_done() -> None:
+    partial = reports()[:5]  # 250 of 1000 bytes, inside a.dcm
+    stream = io.StringIO()
+    bar = ProgressBar(stream)
+    for p in partial:
+        bar(p)
+    bar.close()  # judged from the last report: short of its total
+    assert stream.getvalue().splitlines()[-1] == "stopped in a.dcm after 250 B" and "done" not in stream.getvalue()
+    tty = Tty()
+    bar = ProgressBar(tty)
+    for p in reports():
+        bar(p)
+    bar.close(completed=False)  # all bytes arrived, but the caller says it failed (e.g. the rename)
+    assert tty.getvalue().endswith("  (stopped)\x1b[K\n")
