@@ -30,7 +30,13 @@ from typing import Any, TextIO
 import msgspec
 
 from sectra_core import schemas as s
-from sectra_core.errors import ConfigurationError, NotFoundError, SectraError, UnsupportedFeatureError
+from sectra_core.errors import (
+    ConfigurationError,
+    DuplicateFilenameError,
+    NotFoundError,
+    SectraError,
+    UnsupportedFeatureError,
+)
 from sectra_core.files import Progress
 from sectra_core.progressbar import ProgressBar
 
@@ -98,6 +104,15 @@ def cmd_slide(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        return _download(args, out)
+    except DuplicateFilenameError as exc:
+        if exc.existing is None:
+            raise
+        raise DuplicateFilenameError(f"{exc.existing} already exists; pass --skip-existing or --overwrite") from None
+
+
+def _download(args: argparse.Namespace, out: TextIO) -> int:
     on_exists = "skip" if args.skip_existing else "overwrite" if args.overwrite else "error"
     err: TextIO = args.progress_stream or sys.stderr
     with _client(args) as client:

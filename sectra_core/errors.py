@@ -32,6 +32,7 @@ of the response body, and the request line never includes headers.
 from __future__ import annotations
 
 import builtins
+import os
 
 __all__ = [
     "SectraError",
@@ -172,6 +173,9 @@ class UnsafeFilenameError(DownloadError):
 
 class DuplicateFilenameError(DownloadError):
     """Two parts share a filename, or the target exists and neither skip nor overwrite was chosen."""
+
+    #: The file that was already there, when that was the problem (else None).
+    existing: os.PathLike[str] | None = None
 
 
 class DownloadInterrupted(DownloadError, RemoteProtocolError):

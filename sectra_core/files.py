@@ -155,9 +155,9 @@ class FileSink:
         self._file_bytes, self._file_total = 0, event.size
         if target.exists() or target.is_symlink():
             if self._on_exists == "error":
-                raise DuplicateFilenameError(
-                    f"{target} already exists; pass on_exists='skip' or 'overwrite'"
-                )
+                err = DuplicateFilenameError(f"{target} already exists; pass on_exists='skip' or 'overwrite'")
+                err.existing = target
+                raise err
             if self._on_exists == "skip":
                 self.paths.append(target)
                 return

@@ -71,7 +71,8 @@ def test_password_login_prompts_hidden(make_mock, monkeypatch: pytest.MonkeyPatc
     assert run("info", "--username", "ann")[0] == 2  # needs --application-id
 
 
-def test_download_slide_with_progress_to_a_non_terminal(mock: MockSectraServer, tmp_path: Path) -> None:
+def test_download_slide_with_progress_to_a_non_terminal(mock: MockSectraServer, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     mock.add_synthetic_slide("big", 3 * 2**20, n_files=3)
     progress = io.StringIO()
     code, out = run("download", "big", "-o", str(tmp_path), progress_stream=progress)
@@ -83,6 +84,7 @@ def test_download_slide_with_progress_to_a_non_terminal(mock: MockSectraServer, 
     assert any("100.0%" in line for line in lines) and sum(line.startswith("done ") for line in lines) == 3
     # existing files: an error by default, skipped or overwritten on request
     assert run("download", "big", "-o", str(tmp_path), progress_stream=io.StringIO())[0] == 2
+    assert "already exists; pass --skip-existing or --overwrite" in capsys.readouterr().err
     assert run("download", "big", "-o", str(tmp_path), "--skip-existing", progress_stream=io.StringIO())[0] == 0
 
 

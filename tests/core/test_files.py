@@ -90,13 +90,15 @@ def test_hostile_name_stops_before_writing(tmp_path: Path) -> None:
 
 
 def test_duplicate_names_and_existing_files(tmp_path: Path) -> None:
-    with pytest.raises(DuplicateFilenameError, match="twice"):
+    with pytest.raises(DuplicateFilenameError, match="twice") as twice:
         run(Download(MULTI, tmp_path / "d"), [multipart(("a", b"1"), ("a", b"2"))])
+    assert twice.value.existing is None
     assert [p.name for p in (tmp_path / "d").iterdir()] == ["a"]
     (tmp_path / "e").mkdir()
     (tmp_path / "e" / "a").write_bytes(b"old")
-    with pytest.raises(DuplicateFilenameError, match="already exists"):
+    with pytest.raises(DuplicateFilenameError, match="already exists") as exists:
         run(Download(MULTI, tmp_path / "e"), [multipart(("a", b"new"))])
+    assert exists.value.existing == tmp_path / "e" / "a"
     assert (tmp_path / "e" / "a").read_bytes() == b"old"
     run(Download(MULTI, tmp_path / "e", on_exists="skip"), [multipart(("a", b"new"), ("b", b"bb"))])
     assert (tmp_path / "e" / "a").read_bytes() == b"old" and (tmp_path / "e" / "b").read_bytes() == b"bb"
