@@ -1,4 +1,5 @@
-"""Parsing the header values slide downloads depend on: Content-Type and Content-Disposition.
+"""Parsing the header values slide downloads depend on: Content-Type, Content-Disposition and
+Content-Encoding.
 
 Handles quoted values with backslash escapes, ``;`` inside quotes, case-insensitive parameter
 names and RFC 5987 ``filename*=UTF-8''...`` (preferred over ``filename=`` as RFC 6266 says).
@@ -7,9 +8,10 @@ Sectra's own parser handled none of these (spec §7).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import unquote
 
-__all__ = ["parse_header_value", "content_disposition_filename", "boundary_of"]
+__all__ = ["parse_header_value", "content_disposition_filename", "boundary_of", "content_encoding"]
 
 
 def parse_header_value(value: str) -> tuple[str, dict[str, str]]:
@@ -88,3 +90,10 @@ def boundary_of(content_type: str) -> str | None:
     """The multipart boundary of a ``Content-Type`` value, or None."""
     _main, params = parse_header_value(content_type)
     return params.get("boundary") or None
+
+
+def content_encoding(headers: Mapping[str, str]) -> str:
+    """The body's ``Content-Encoding``, lower-case; ``""`` when the bytes are the content itself
+    (no header, or ``identity``)."""
+    encoding = headers.get("content-encoding", "").strip().lower()
+    return "" if encoding == "identity" else encoding

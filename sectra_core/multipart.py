@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from .errors import DownloadError, MultipartError
-from .headers import boundary_of, content_disposition_filename, parse_header_value
+from .headers import boundary_of, content_disposition_filename, content_encoding, parse_header_value
 
 __all__ = [
     "PartStarted",
@@ -319,8 +319,8 @@ def files_decoder(headers: Mapping[str, str]) -> MultipartDecoder | SingleFileDe
     A body in a ``Content-Encoding`` other than identity (which the SDK asks for) is refused with
     :class:`~sectra_core.errors.DownloadError`: its sizes could not be checked.
     """
-    encoding = headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
+    encoding = content_encoding(headers)
+    if encoding:
         raise DownloadError(f"the files came with Content-Encoding {encoding!r}; the SDK asks for 'identity'")
     content_type = headers.get("content-type", "")
     main, _params = parse_header_value(content_type)

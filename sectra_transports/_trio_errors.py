@@ -10,7 +10,6 @@ import h11
 import trio
 
 from sectra_core import errors
-from sectra_core.errors import tls_error
 
 __all__ = ["map_exceptions"]
 
@@ -23,10 +22,10 @@ def map_exceptions(phase: str) -> Iterator[None]:
     except trio.TooSlowError as exc:
         raise errors.TimeoutError(f"{phase} timed out") from exc
     except ssl.SSLError as exc:
-        raise tls_error(exc) from exc
+        raise errors.tls_error(exc) from exc
     except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError) as exc:
         if isinstance(exc.__cause__, ssl.SSLError):  # trio wraps a failed handshake
-            raise tls_error(exc.__cause__) from exc.__cause__
+            raise errors.tls_error(exc.__cause__) from exc.__cause__
         raise errors.RemoteProtocolError(f"the server broke the connection: {exc}") from exc
     except OSError as exc:
         if phase == "connect":

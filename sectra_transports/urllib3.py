@@ -8,11 +8,11 @@ from __future__ import annotations
 import http.client
 import io
 from collections.abc import Callable, Generator
-from typing import Any
 
 import urllib3
 
 from sectra_core.errors import RemoteProtocolError
+from sectra_core.headers import content_encoding
 from sectra_core.http import HttpRequest, HttpResponse
 from sectra_core.transport import TransportOptions
 
@@ -87,26 +87,24 @@ class _Body:
         self._raw = raw
         self._size = chunk_size
         self._complete = False
-        self._left = 0
         self._first = True
-        self._reader: Any = None
         self.readinto: Callable[[bytearray], int] | None = None
         # urllib3's readinto() reads into a new bytes object and copies that over. Reading the
         # socket's buffered reader directly fills the caller's buffer instead, which is only the
         # same thing when neither urllib3 nor http.client has work to do on the bytes: no content
         # coding, no chunked framing, a Content-Length to count against, nothing read yet.
         fp = getattr(raw, "_fp", None)
-        reader = getattr(fp, "fp", None)
         length = raw.headers.get("content-length", "")
         if (
             isinstance(fp, http.client.HTTPResponse)
-            and isinstance(reader, io.BufferedReader)
+            and isinstance(fp.fp, io.BufferedReader)
             and not fp.chunked
             and length.isdigit()
             and fp.length == int(length)
-            and raw.headers.get("content-encoding", "identity").strip().lower() in ("", "identity")
+            and not content_encoding(raw.headers)
         ):
-            self._reader, self._left = reader, int(length)
+            self._fp, self._reader = fp, fp.fp
+            self._length = self._left = int(length)
             self.readinto = self._readinto
 
     def chunks(self) -> Generator[bytes, None, None]:
@@ -150,10 +148,9 @@ class _Body:
             self.close()
             raise
         if not n:
-            expected = int(self._raw.headers["content-length"])
             self.close()
             raise RemoteProtocolError(
-                f"the server closed the connection after {expected - self._left} of {expected} body bytes"
+                f"the server closed the connection after {self._length - self._left} of {self._length} body bytes"
             )
         self._left -= n
         return n
@@ -161,9 +158,7 @@ class _Body:
     def _end(self) -> None:
         # http.client did not see the body go by: tell it the response is over, or the pooled
         # connection would refuse its next request.
-        fp = getattr(self._raw, "_fp", None)
-        if fp is not None:
-            fp.close()
+        self._fp.close()
         self._complete = True
         self.close()
 
