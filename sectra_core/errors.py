@@ -4,6 +4,7 @@ Every error the SDK raises on purpose derives from :class:`SectraError`::
 
     SectraError
     ├── ConfigurationError          bad URL, insecure http without opt-in, bad arguments
+    │   └── UntrustedOriginError    a callback URL or credentials target outside the trusted origins
     ├── UnsupportedFeatureError     the negotiated IA-API version lacks the operation
     ├── TransportError              the request did not get an HTTP answer
     │   ├── ConnectError            could not connect (DNS, refused, TLS handshake)
@@ -17,12 +18,15 @@ Every error the SDK raises on purpose derives from :class:`SectraError`::
     │   ├── RateLimitedError        429
     │   └── ServerError             5xx
     ├── DecodeError                 a body that is not the JSON / shape the operation expects
+    │   └── ResponseTooLargeError   an answer (or a part count) past the configured limit
     ├── ValidationError             a value the caller built breaks an IA-API rule
     ├── JobCancelled                a background analysis was cancelled (``cancel`` invocation)
     └── DownloadError               a slide-file download failed; nothing half-written remains
         ├── MultipartError          malformed or truncated multipart body
         ├── UnsafeFilenameError     a server-supplied filename that could escape the folder
         ├── DuplicateFilenameError  two parts (or an existing file) with one name
+        ├── NotSlideFileError       a /files answer that is no slide file (an HTML or JSON page)
+        ├── LocalFileError          the local disk refused a write (full, name too long, in the way)
         └── DownloadInterrupted     the connection failed mid-file (also a RemoteProtocolError)
 
 Messages never contain the bearer token or PHI: status errors keep only a short, printable excerpt
@@ -37,6 +41,7 @@ import os
 __all__ = [
     "SectraError",
     "ConfigurationError",
+    "UntrustedOriginError",
     "UnsupportedFeatureError",
     "TransportError",
     "ConnectError",
@@ -50,12 +55,15 @@ __all__ = [
     "RateLimitedError",
     "ServerError",
     "DecodeError",
+    "ResponseTooLargeError",
     "ValidationError",
     "JobCancelled",
     "DownloadError",
     "MultipartError",
     "UnsafeFilenameError",
     "DuplicateFilenameError",
+    "NotSlideFileError",
+    "LocalFileError",
     "DownloadInterrupted",
     "status_error",
     "safe_traceback",
@@ -71,6 +79,13 @@ class SectraError(Exception):
 
 class ConfigurationError(SectraError, ValueError):
     """The client or server was set up with values that cannot work (URL, scheme, arguments)."""
+
+
+class UntrustedOriginError(ConfigurationError):
+    """A URL (an invocation's callback, a credentials target) is outside the trusted origins.
+
+    Raised before any request is sent to it.
+    """
 
 
 class UnsupportedFeatureError(SectraError):
@@ -151,6 +166,13 @@ class DecodeError(SectraError, ValueError):
     """
 
 
+class ResponseTooLargeError(DecodeError):
+    """An answer is larger than the configured limit (after decoding), or has too many parts.
+
+    Raised as soon as the limit is passed, before the rest is read.
+    """
+
+
 class ValidationError(SectraError, ValueError):
     """A value built by the caller breaks an IA-API rule (e.g. a polygon with two points)."""
 
@@ -176,6 +198,16 @@ class DuplicateFilenameError(DownloadError):
 
     #: The file that was already there, when that was the problem (else None).
     existing: os.PathLike[str] | None = None
+
+
+class NotSlideFileError(DownloadError):
+    """A ``/files`` answer whose type is not slide files (e.g. a ``text/html`` error page sent
+    with status 200). Nothing was written."""
+
+
+class LocalFileError(DownloadError, OSError):
+    """Writing a downloaded file failed locally (disk full, file-size limit, name too long, a
+    directory in the way). The message names the file; the partial file was removed."""
 
 
 class DownloadInterrupted(DownloadError, RemoteProtocolError):
