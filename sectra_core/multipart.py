@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from .errors import DownloadError, MultipartError
+from .errors import DownloadError, MultipartError, NotSlideFileError
 from .headers import boundary_of, content_disposition_filename, content_encoding, parse_header_value
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "MultipartDecoder",
     "SingleFileDecoder",
     "files_decoder",
+    "SLIDE_FILE_TYPES",
     "MAX_HEADER_BYTES",
 ]
 
@@ -313,17 +314,40 @@ class SingleFileDecoder:
         return self._events.popleft() if self._events else NEED_DATA
 
 
+#: The single-file ``Content-Type`` values a ``/files`` answer may have: ``application/octet-stream``
+#: (spec §4.9, shape 1) and the slide formats of ``fileFormat.mimeType`` (spec §5.4). Any
+#: ``multipart/*`` is accepted too (§4.9 shape 2; older mocks send form-data).
+SLIDE_FILE_TYPES: Final = frozenset({"application/octet-stream", "application/dicom", "image/tiff"})
+
+
+def _check_slide_files(main: str) -> None:
+    # A proxy's login page or a server's error page sent with status 200 would otherwise be saved
+    # as the slide and reported as success. The spec shows both shapes with a Content-Type (§4.9)
+    # and says nothing of servers leaving it out, so a missing one is refused as well.
+    if main.startswith("multipart/") or main in SLIDE_FILE_TYPES:
+        return
+    what = f"Content-Type {main[:80]!r}" if main else "no Content-Type"
+    raise NotSlideFileError(
+        f"the /files answer has {what}, so it is no slide file (expected multipart/related or "
+        "application/octet-stream): likely an error or login page from the server or a proxy in "
+        "front of it; nothing was saved. Check the URL and the server's logs"
+    )
+
+
 def files_decoder(headers: Mapping[str, str]) -> MultipartDecoder | SingleFileDecoder:
     """The decoder for a ``/slides/{id}/files`` response, chosen from its (lower-case) headers.
 
     A body in a ``Content-Encoding`` other than identity (which the SDK asks for) is refused with
-    :class:`~sectra_core.errors.DownloadError`: its sizes could not be checked.
+    :class:`~sectra_core.errors.DownloadError`: its sizes could not be checked. A body whose
+    ``Content-Type`` is missing or not in :data:`SLIDE_FILE_TYPES` or ``multipart/*`` is refused
+    with :class:`~sectra_core.errors.NotSlideFileError`.
     """
     encoding = content_encoding(headers)
     if encoding:
         raise DownloadError(f"the files came with Content-Encoding {encoding!r}; the SDK asks for 'identity'")
     content_type = headers.get("content-type", "")
     main, _params = parse_header_value(content_type)
+    _check_slide_files(main)
     if main.startswith("multipart/"):
         boundary = boundary_of(content_type)
         if boundary is None:
