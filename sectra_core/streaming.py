@@ -8,8 +8,10 @@
 
 :class:`FileStream` is the sans-IO part both clients use: it decodes the ``/slides/{id}/files``
 response (one ``octet-stream`` file or ``multipart/related``, spec §7), checks each name with the
-same rules as downloads (:func:`~sectra_core.files.safe_filename`, no repeats), and reports a body
-cut short as :class:`~sectra_core.errors.MultipartError`.
+same rules as downloads (:func:`~sectra_core.files.safe_filename`, no repeats, not even up to case
+or Unicode normalisation), and reports a body cut short as
+:class:`~sectra_core.errors.MultipartError`. An answer that is no slide file (an HTML or JSON
+page sent with status 200) raises :class:`~sectra_core.errors.NotSlideFileError` before any event.
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Union
 
-from .errors import DuplicateFilenameError
-from .files import interrupted, safe_filename
+from .files import claim_name, interrupted, safe_filename
 from .multipart import NEED_DATA, Finished, PartData, PartEnded, PartStarted, files_decoder
 
 __all__ = ["FileStarted", "FileData", "FileEnded", "FileEvent", "FileStream"]
@@ -57,7 +58,7 @@ class FileStream:
     def __init__(self, headers: Mapping[str, str], *, fallback_name: str | None = None) -> None:
         self._decoder = files_decoder(headers)
         self._fallback = fallback_name
-        self._seen: set[str] = set()
+        self._seen: dict[str, str] = {}
         self._name: str | None = None
         self._bytes = 0
         #: Whether the whole body arrived well-formed.
@@ -92,9 +93,7 @@ class FileStream:
                 out.append(FileData(event.data))
             elif isinstance(event, PartStarted):
                 name = safe_filename(event.filename if event.filename is not None else self._fallback)
-                if name in self._seen:
-                    raise DuplicateFilenameError(f"the server sent {name!r} twice")
-                self._seen.add(name)
+                claim_name(self._seen, name)
                 self._name, self._bytes = name, 0
                 out.append(FileStarted(name, event.size))
             elif isinstance(event, PartEnded):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sectra_core.errors import DuplicateFilenameError, MultipartError, UnsafeFilenameError
-from sectra_core.files import Download, Progress, safe_filename
+from sectra_core.errors import DuplicateFilenameError, LocalFileError, MultipartError, UnsafeFilenameError
+from sectra_core.files import Download, Progress, case_folders, safe_filename
 
 MULTI = {"content-type": "multipart/related; boundary=XX"}
 
@@ -25,6 +25,8 @@ def multipart(*parts: tuple[str, bytes]) -> bytes:
     ("sub\\file.svs", "file.svs"),
     ("résumé.tiff", "résumé.tiff"),
     (".hidden", ".hidden"),
+    ("re\u0301sume\u0301.tiff", "r\u00e9sum\u00e9.tiff"),  # NFC, one spelling on every disk
+    ("CONSOLE.svs", "CONSOLE.svs"), ("COM10.dcm", "COM10.dcm"), ("slide.con", "slide.con"), (" lead", " lead"),
 ])
 def test_safe_names(name: str, expected: str) -> None:
     assert safe_filename(name) == expected
@@ -33,6 +35,9 @@ def test_safe_names(name: str, expected: str) -> None:
 @pytest.mark.parametrize("name", [
     "", ".", "..", "../evil", "..\\..\\evil.svs", "a/../../b", "/etc/passwd", "\\\\server\\share\\x",
     "C:\\Windows\\x.dll", "c:evil", "bad\x00name", "tab\tname", "new\nline", "dir/", "a" * 300, None,
+    # names Windows cannot hold, refused on every OS so that a download stays portable
+    "CON", "con.txt", "Aux.tar.gz", "NUL .txt", "COM1", "com\u00b9.dcm", "LPT9.log", "CONIN$", "a:b", "slide.svs:zone",
+    "slide.", "slide ", "a<b", "a>b", 'a"b', "a|b", "a?b", "a*b",
 ])
 def test_unsafe_names_are_refused(name: str | None) -> None:
     with pytest.raises(UnsafeFilenameError):
@@ -105,6 +110,21 @@ def test_duplicate_names_and_existing_files(tmp_path: Path) -> None:
     run(Download(MULTI, tmp_path / "e", on_exists="overwrite"), [multipart(("a", b"new"), ("b", b"b2"))])
     assert (tmp_path / "e" / "a").read_bytes() == b"new"
     assert sorted(p.name for p in (tmp_path / "e").iterdir()) == ["a", "b"]
+
+
+def test_an_os_error_of_the_progress_callback_is_not_a_disk_error(tmp_path: Path) -> None:
+    def report(progress: Progress) -> None:
+        raise BrokenPipeError(32, "Broken pipe")  # e.g. a progress bar writing to a closed pipe
+
+    with pytest.raises(BrokenPipeError) as caught:
+        run(Download(MULTI, tmp_path, progress=report), [multipart(("a.bin", b"A"))])
+    assert not isinstance(caught.value, LocalFileError) and list(tmp_path.iterdir()) == []
+
+
+def test_case_folders_differ_up_to_case() -> None:
+    assert case_folders("out", ["a", "b"]) == {"a": Path("out/a"), "b": Path("out/b")}
+    with pytest.raises(DuplicateFilenameError, match="'A'"):
+        case_folders("out", ["a", "A"])
 
 
 def test_single_file_uses_fallback_name(tmp_path: Path) -> None:
