@@ -49,8 +49,8 @@ def create(ctx: InvocationContext) -> s.Result:
 def main() -> None:
     mock = MockSectraServer(token="dev-token")
     mock.add_synthetic_slide("slide-001", size_bytes=3 * 2**20, n_files=3)
-    server = AppServer(create_app(app, url_prefix="/sectra/hook"))
-    with mock.run(port=0), server.run() as base:
+    # The app calls back only origins it trusts (docs/app-guide.md): here, the mock just started.
+    with mock.run(port=0), AppServer(create_app(app, url_prefix="/sectra/hook", trusted_callbacks=[mock.url])).run() as base:
         webhook_url = f"{base}/sectra/hook"
         print(f"mock Sectra server at {mock.url}; app webhook at {webhook_url}")
         check = mock.check_app(webhook_url)

@@ -7,6 +7,8 @@
     sectra results get RESULT_ID --app APP        one result
     sectra mock serve [--port N] [--slides-dir D] a mock Sectra server (folder of slides)
     sectra app check URL [--slide S]              check an app's registration; fire a test create
+                                                  (the app must trust the mock: --mock-port and
+                                                  SECTRA_TRUSTED_CALLBACKS on the app's side)
 
 Server and credentials: ``--url``/``SECTRA_URL``; a bearer token from ``SECTRA_TOKEN`` (or
 ``--token``, which other users of the machine can see in the process list), or ``--username``
@@ -211,8 +213,11 @@ def cmd_app_check(args: argparse.Namespace, out: TextIO) -> int:
 
     from sectra_mock import MockSectraServer
 
+    from sectra_core.origins import TRUSTED_CALLBACKS_ENV, origin_of
+
     mock = MockSectraServer(token=secrets.token_urlsafe(16), callback_host=args.callback_host)
     with mock.run(host=args.mock_host, port=args.mock_port):
+        origin = origin_of(mock.callback_info().url)
         report = mock.check_app(args.url, slide_id=None if args.no_invoke else args.slide)
     if report.registration is not None:
         reg = report.registration
@@ -224,6 +229,13 @@ def cmd_app_check(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"create answered with stored result {report.answer.id}: {report.answer.display_result}\n")
     for problem in report.problems:
         out.write(f"PROBLEM: {problem}\n")
+        if problem.startswith("create invocation:") and "HTTP 403" in problem:
+            # The app refused the embedded mock as a callback origin, as it should refuse any
+            # origin it was not told to trust (docs/app-guide.md, "Trusted callbacks").
+            out.write(
+                f"HINT: the app does not trust this check's mock at {origin}; start the app with "
+                f"{TRUSTED_CALLBACKS_ENV}={origin} and rerun with --mock-port {origin.rsplit(':', 1)[1]}\n"
+            )
     out.write("ok\n" if report.ok else f"{len(report.problems)} problem(s)\n")
     return 0 if report.ok else 1
 

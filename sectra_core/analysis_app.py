@@ -18,20 +18,43 @@ answer ``{}``, ``cancel`` answers ``[]`` after cancelling a background job start
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 from . import schemas as s
-from .errors import ConfigurationError
+from .errors import ConfigurationError, UntrustedOriginError
+from .origins import TRUSTED_CALLBACKS_ENV, TrustedOrigins
 from .sansio import response_headers
 
-__all__ = ["ACTIONS", "AnalysisApp", "Handler"]
+__all__ = ["ACTIONS", "AnalysisApp", "Handler", "MAX_INVOCATION_BYTES", "MAX_INVOCATION_BYTES_ENV", "DEDUP_WINDOW"]
 
 #: What Sectra can ask of an app: the four invocation actions and image notifications.
 ACTIONS: Final = ("create", "modify", "cancel", "delete", "notification")
 
 Handler = Callable[..., Any]
 H = TypeVar("H", bound=Handler)
+
+#: Default cap on one invocation or notification body. Invocations are kilobytes (spec §5.3); a
+#: ``modify``/``delete`` carries one whole result, so apps with huge results may need more.
+MAX_INVOCATION_BYTES: Final = 1024 * 1024
+#: The environment variable read when ``max_invocation_bytes`` is not given.
+MAX_INVOCATION_BYTES_ENV: Final = "SECTRA_MAX_INVOCATION_BYTES"
+#: Default seconds during which a repeated invocation gets the first one's answer.
+DEDUP_WINDOW: Final = 60.0
+
+
+def _env_bytes(name: str, default: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigurationError(f"{name}={text!r} is not a whole number of bytes") from None
+    if value <= 0:
+        raise ConfigurationError(f"{name} must be positive, got {value}")
+    return value
 
 
 class AnalysisApp:
@@ -44,6 +67,18 @@ class AnalysisApp:
     ``client_options`` go to every client the toolkit creates (e.g. ``verify="/etc/ca.pem"``).
     ``job_runner``: where :meth:`start_job <sectra_transports.app_context.AsyncInvocationContext.start_job>`
     runs work; None asks the ``sectra_make_job_runner`` hook.
+
+    Hardening (docs/reliability.md, "Security"):
+
+    * ``trusted_callbacks``: the origins (``https://pacs.example.org``) whose ``callbackInfo.url``
+      the app may call; None reads ``SECTRA_TRUSTED_CALLBACKS`` (comma-separated). Invocations
+      naming any other origin are refused with 403 before any request. With none configured,
+      every invocation is refused: an app that calls whatever URL it is sent is an open proxy.
+      ``client_options["credentials"]`` needs this list, so a password only goes to those origins.
+    * ``max_invocation_bytes``: the largest invocation body read (default 1 MiB, or
+      ``SECTRA_MAX_INVOCATION_BYTES``); larger ones get 413 before they are buffered.
+    * ``dedup_window``: seconds during which a repeated copy of an invocation (same body, token
+      included) gets the first copy's answer instead of running again; 0 turns it off.
     """
 
     def __init__(
@@ -61,6 +96,9 @@ class AnalysisApp:
         client_options: Mapping[str, Any] | None = None,
         job_runner: Any = None,
         plugins: Any = None,
+        trusted_callbacks: Iterable[str] | None = None,
+        max_invocation_bytes: int | None = None,
+        dedup_window: float = DEDUP_WINDOW,
     ) -> None:
         if registration is None:
             if not (application_id and display_name and manufacturer):
@@ -81,6 +119,25 @@ class AnalysisApp:
         self.app_version = app_version
         self.api_version = api_version
         self.client_options = dict(client_options or {})
+        #: The callback origins this app calls back (explicit, else ``SECTRA_TRUSTED_CALLBACKS``).
+        self.trusted_callbacks = (
+            TrustedOrigins.from_env() if trusted_callbacks is None else TrustedOrigins(trusted_callbacks)
+        )
+        if self.client_options.get("credentials") is not None and not self.trusted_callbacks:
+            # A callback URL comes from whoever POSTs the invocation; a 401 from it would make the
+            # client send the Basic credentials there (spec §4.2). Only listed origins may get them.
+            raise UntrustedOriginError(
+                "client_options['credentials'] needs trusted_callbacks (or "
+                f"{TRUSTED_CALLBACKS_ENV}): the credentials would go to any callback URL an invocation names"
+            )
+        if max_invocation_bytes is None:
+            max_invocation_bytes = _env_bytes(MAX_INVOCATION_BYTES_ENV, MAX_INVOCATION_BYTES)
+        if max_invocation_bytes <= 0:
+            raise ConfigurationError(f"max_invocation_bytes must be positive, got {max_invocation_bytes}")
+        self.max_invocation_bytes = max_invocation_bytes
+        if dedup_window < 0:
+            raise ConfigurationError(f"dedup_window must be 0 (off) or positive, got {dedup_window}")
+        self.dedup_window = float(dedup_window)
         self.job_runner = job_runner
         self.plugins = plugins
         self._handlers: dict[str, Handler] = {}

@@ -128,7 +128,9 @@ def placeholder_flow(
     """Store the "queued" result a job will later replace.
 
     ``reuse``: update the app's latest result on the slide instead of adding one, as Sectra's
-    whole-slide example does for notifications (apps cannot delete results).
+    whole-slide example does for notifications (apps cannot delete results). Callers in one
+    process serialise this flow per slide (the app toolkit does); a 409 from a writer elsewhere
+    adopts the result that writer stored.
     """
     app_id, slide_id = invocation.application_id, invocation.slide_id
     info = getattr(invocation, "image_info", None)
@@ -139,7 +141,16 @@ def placeholder_flow(
         existing: list[s.ResultResponse] = yield ("get_all_results", (slide_id, app_id), {})
         if existing:
             last = existing[-1]
-            updated: s.ResultResponse = yield from update_flow(app_id, last.id, last.version_id, placeholder)
+            try:
+                updated: s.ResultResponse = yield (
+                    "update_results", (app_id, last.id, placeholder), {"version_id": last.version_id},
+                )
+            except ConflictError:
+                # Another invocation (another worker, another process) replaced the result between
+                # our read and our write: adopt what it stored instead of failing or overwriting.
+                # Both jobs then own that one result; apps cannot delete a second (spec §1.4).
+                adopted: s.ResultResponse = yield ("get_result_by_result_id", (app_id, last.id), {})
+                return adopted
             return updated
     stored: s.ResultResponse = yield ("create_results", (app_id, placeholder), {})
     return stored

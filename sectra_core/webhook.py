@@ -17,14 +17,19 @@ and :func:`check_registration`, so the app and the mock share one definition of 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import msgspec
 
 from . import schemas as s
-from .errors import ConfigurationError, DecodeError, HTTPStatusError, SectraError, TransportError, ValidationError, excerpt, status_error
+from .errors import (
+    ConfigurationError, DecodeError, DownloadError, HTTPStatusError, SectraError, TransportError,
+    UntrustedOriginError, ValidationError, excerpt, status_error,
+)
 from .http import HttpRequest, HttpResponse
 
 __all__ = [
@@ -35,6 +40,9 @@ __all__ = [
     "info_answer",
     "encode_answer",
     "error_answer",
+    "too_large_answer",
+    "failure_summary",
+    "invocation_key",
     "released",
     "pressed",
     "invocation_request",
@@ -90,21 +98,73 @@ def encode_answer(action: str, value: Any) -> bytes:
     return b"{}"
 
 
-def error_answer(exc: BaseException) -> tuple[int, bytes]:
-    """Status and JSON body for an invocation the app could not answer (``{"error": ...}``, as
-    Sectra's examples do): 400 for a body that does not decode, 502 when a call back to Sectra
-    failed, 500 otherwise (a handler bug, an invalid result).
+#: What a caller learns when a call back to Sectra failed, whatever the failure: distinct answers
+#: for "refused", "timed out", "answered 404" would let anyone who can POST an invocation probe
+#: the app's network, and quoting the upstream body would relay its content (issue #12).
+UPSTREAM_FAILED: Final = "a call back to Sectra failed; the app's log has the details"
+#: What an invocation naming an untrusted callback origin gets (403, before any request).
+UNTRUSTED: Final = "the invocation's callbackInfo.url is not a trusted callback origin of this app"
 
+# Failures of calls to callbackInfo.url: their messages quote what the other side sent.
+_UPSTREAM = (HTTPStatusError, TransportError, DecodeError, DownloadError)
+
+
+def error_answer(exc: BaseException, *, parsing: bool = False) -> tuple[int, bytes]:
+    """Status and JSON body for an invocation the app could not answer (``{"error": ...}``, as
+    Sectra's examples do, spec §3 W3).
+
+    ``parsing``: the invocation's own body failed to decode → 400 with the reason. Otherwise:
+    403 for an untrusted callback origin; 502 with one fixed text for any failed call back to
+    Sectra (never its body, never its kind); 500 for the rest (a handler bug, an invalid result).
     SDK errors carry messages written to be safe (no token, no PHI); any other exception is
     reported by type only, since its message may quote patient data.
     """
-    if isinstance(exc, DecodeError):
+    if parsing and isinstance(exc, (DecodeError, ValidationError)):
         return 400, s.encode({"error": str(exc)})
-    if isinstance(exc, (HTTPStatusError, TransportError)):
-        return 502, s.encode({"error": f"a call to Sectra failed: {exc}"})
+    if isinstance(exc, UntrustedOriginError):
+        return 403, s.encode({"error": UNTRUSTED})
+    if isinstance(exc, _UPSTREAM):
+        return 502, s.encode({"error": UPSTREAM_FAILED})
     if isinstance(exc, SectraError):
         return 500, s.encode({"error": str(exc)})
     return 500, s.encode({"error": f"the analysis failed ({type(exc).__name__})"})
+
+
+def too_large_answer(limit: int, length: int | None) -> tuple[int, bytes]:
+    """413 for an invocation body past ``limit`` bytes, naming the limit and how to raise it."""
+    size = f" ({length} bytes)" if length is not None else ""
+    return 413, s.encode({"error": (
+        f"the invocation body{size} is larger than this app's limit of {limit} bytes; raise "
+        "AnalysisApp(max_invocation_bytes=...) or SECTRA_MAX_INVOCATION_BYTES if such bodies are expected"
+    )})
+
+
+def failure_summary(exc: BaseException) -> str:
+    """``exc`` for the app's log: where it was raised and what kind of failure it was, with every
+    text that came from the other side withheld (upstream bodies, file names, foreign messages
+    may quote patient data)."""
+    frames = "".join(f'  File "{f.filename}", line {f.lineno}, in {f.name}\n' for f in traceback.extract_tb(exc.__traceback__))
+    name = type(exc).__name__
+    if isinstance(exc, HTTPStatusError):
+        held = f" (a {len(exc.body_excerpt)}-character body excerpt withheld)" if exc.body_excerpt else ""
+        detail = f": HTTP {exc.status} answering {exc.method}{held}"
+    elif isinstance(exc, TransportError):
+        detail = f": {exc}"  # connection failures name the (trusted) host, never a body
+    elif isinstance(exc, SectraError) and not isinstance(exc, _UPSTREAM):
+        detail = f": {exc}"
+    else:
+        detail = " (message withheld: it may quote upstream data or patient data)"
+    return f"Traceback (most recent call last):\n{frames}{name}{detail}"
+
+
+def invocation_key(message: s.Invocation | s.ImageNotification) -> str:
+    """What identifies one delivery of an invocation: a digest of all its fields as decoded
+    (spec §5.3.1: application, slide, action, ``cancellationToken``, ``input``, ``context`` and
+    ``callbackInfo`` *including the token*). Copies of one POST share it whatever their JSON
+    spacing or field order; a replay with another token does not, so a cached answer never goes
+    to someone who lacks the original token."""
+    kind = b"notification:" if isinstance(message, s.ImageNotification) else b"invocation:"
+    return hashlib.sha256(kind + s.encode(message)).hexdigest()
 
 
 def _with_action_states(result: s.ResultResponse, state_of: Callable[[s.PatchAction], int]) -> s.ResultResponse:

@@ -9,6 +9,8 @@
   their own options in one test; all are stopped at teardown.
 * ``serve_sectra_app`` (trio): serves an :class:`~sectra_core.analysis_app.AnalysisApp` in the
   test's nursery and returns its registered URL, for ``await sectra_mock.aio.trigger(url, ...)``.
+  The app trusts the callback origins of the mocks this test started so far (and any
+  ``trusted_callbacks=`` given), no other: apps call back only trusted origins.
 """
 
 from __future__ import annotations
@@ -33,7 +35,15 @@ def sectra_mock_options(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 @pytest.fixture
-def make_sectra_mock(sectra_mock_options: dict[str, Any]) -> Iterator[Callable[..., MockSectraServer]]:
+def _sectra_mocks_started() -> list[MockSectraServer]:
+    """Every mock the plugin's fixtures started in this test (for ``serve_sectra_app``'s trust)."""
+    return []
+
+
+@pytest.fixture
+def make_sectra_mock(
+    sectra_mock_options: dict[str, Any], _sectra_mocks_started: list[MockSectraServer],
+) -> Iterator[Callable[..., MockSectraServer]]:
     """``make_sectra_mock(**options)`` starts a threaded mock; all are stopped after the test."""
     started: list[MockSectraServer] = []
 
@@ -41,6 +51,7 @@ def make_sectra_mock(sectra_mock_options: dict[str, Any]) -> Iterator[Callable[.
         server = MockSectraServer(**{**sectra_mock_options, **options})
         server.start()
         started.append(server)
+        _sectra_mocks_started.append(server)
         return server
 
     yield make
@@ -56,7 +67,7 @@ def sectra_mock_thread(make_sectra_mock: Callable[..., MockSectraServer]) -> Moc
 
 @pytest.fixture
 async def start_sectra_mock(
-    nursery: Any, sectra_mock_options: dict[str, Any]
+    nursery: Any, sectra_mock_options: dict[str, Any], _sectra_mocks_started: list[MockSectraServer],
 ) -> AsyncIterator[Callable[..., Awaitable[MockSectraServer]]]:
     """``await start_sectra_mock(**options)`` serves a mock in the test's nursery (trio tests)."""
     started: list[MockSectraServer] = []
@@ -65,6 +76,7 @@ async def start_sectra_mock(
         server = MockSectraServer(**{**sectra_mock_options, **options})
         await nursery.start(server.serve)
         started.append(server)
+        _sectra_mocks_started.append(server)
         return server
 
     yield start
@@ -79,15 +91,21 @@ async def sectra_mock(start_sectra_mock: Callable[..., Awaitable[MockSectraServe
 
 
 @pytest.fixture
-async def serve_sectra_app(nursery: Any) -> AsyncIterator[Callable[..., Awaitable[str]]]:
+async def serve_sectra_app(
+    nursery: Any, _sectra_mocks_started: list[MockSectraServer],
+) -> AsyncIterator[Callable[..., Awaitable[str]]]:
     """``url = await serve_sectra_app(analysis_app)`` serves an app in the test's nursery (trio
-    mode) and returns its registered URL (base URL + ``url_prefix``)."""
+    mode) and returns its registered URL (base URL + ``url_prefix``). The app trusts the callback
+    origins of the mocks this test started before the call, plus ``trusted_callbacks=``."""
     from sectra_transports.webhook import AppServer, create_app
 
     servers: list[Any] = []
 
-    async def serve(app: Any, *, url_prefix: str = "/sectra/app", **options: Any) -> str:
-        server = AppServer(create_app(app, url_prefix=url_prefix, **options))
+    async def serve(app: Any, *, url_prefix: str = "/sectra/app", trusted_callbacks: Any = (), **options: Any) -> str:
+        # Explicit, per test: exactly the mocks' origins, never "all of loopback".
+        mocks = [mock.callback_info().url for mock in _sectra_mocks_started]
+        trusted = [*mocks, *trusted_callbacks]
+        server = AppServer(create_app(app, url_prefix=url_prefix, trusted_callbacks=trusted, **options))
         base = await nursery.start(server.serve)
         servers.append(server)
         return f"{base}{url_prefix}"

@@ -7,7 +7,12 @@ the core's call flows (:mod:`sectra_core.jobs`) driven by the matching client.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
+
+import trio
 
 from sectra_core import schemas as s
 from sectra_core.analysis_app import AnalysisApp
@@ -17,13 +22,82 @@ from sectra_core.jobs import JobRunner, job_spec, placeholder_flow, prepare_resu
 
 from ._calls import arun_calls, run_calls
 
-__all__ = ["InvocationContext", "AsyncInvocationContext"]
+__all__ = ["InvocationContext", "AsyncInvocationContext", "SlideLocks"]
 
 Message = s.Invocation | s.ImageNotification
+_Key = tuple[str, str]
+
+
+class SlideLocks:
+    """One lock per (application, slide), so ``start_job(reuse=True)`` finds-or-creates the slide's
+    result one invocation at a time in this process (two at once would both find nothing and both
+    create, or both update one ``versionId`` and conflict).
+
+    Under trio, async handlers and sync handlers (in worker threads) share trio semaphores; under
+    asyncio Quart, where only sync handlers run, plain thread locks. Entries live only while used.
+    """
+
+    def __init__(self) -> None:
+        self._trio: dict[_Key, list[Any]] = {}  # key -> [Semaphore, users]; touched on the trio thread only
+        self._threads: dict[_Key, list[Any]] = {}  # key -> [Lock, users], under _guard
+        self._guard = threading.Lock()
+
+    async def _acquire(self, key: _Key) -> None:
+        entry = self._trio.setdefault(key, [trio.Semaphore(1), 0])
+        entry[1] += 1
+        try:
+            await entry[0].acquire()
+        except BaseException:
+            self._forget(key, entry)
+            raise
+
+    def _release(self, key: _Key) -> None:
+        entry = self._trio[key]
+        entry[0].release()
+        self._forget(key, entry)
+
+    def _forget(self, key: _Key, entry: list[Any]) -> None:
+        entry[1] -= 1
+        if not entry[1]:
+            del self._trio[key]
+
+    @asynccontextmanager
+    async def hold(self, key: _Key) -> AsyncIterator[None]:
+        """Hold ``key``'s lock (in a trio task)."""
+        await self._acquire(key)
+        try:
+            yield
+        finally:
+            self._release(key)
+
+    @contextmanager
+    def hold_sync(self, key: _Key, trio_token: trio.lowlevel.TrioToken | None) -> Iterator[None]:
+        """Hold ``key``'s lock from a worker thread (of the trio run ``trio_token``, if any)."""
+        if trio_token is not None:
+            trio.from_thread.run(self._acquire, key, trio_token=trio_token)
+            try:
+                yield
+            finally:
+                trio.from_thread.run_sync(self._release, key, trio_token=trio_token)
+            return
+        with self._guard:
+            entry = self._threads.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if not entry[1]:
+                    del self._threads[key]
 
 
 class _ContextBase:
-    def __init__(self, app: AnalysisApp, invocation: Message, client: Any, runner: JobRunner | None) -> None:
+    def __init__(
+        self, app: AnalysisApp, invocation: Message, client: Any, runner: JobRunner | None,
+        locks: SlideLocks | None = None, trio_token: trio.lowlevel.TrioToken | None = None,
+    ) -> None:
         #: The decoded invocation or image notification.
         self.invocation = invocation
         #: The app's declaration.
@@ -32,6 +106,8 @@ class _ContextBase:
         self.client = client
         self._runner = runner
         self._info: s.ImageInfo | None = getattr(invocation, "image_info", None)
+        self._locks = locks if locks is not None else SlideLocks()
+        self._trio_token = trio_token
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.action} {self.application_id}>"
@@ -63,6 +139,10 @@ class _ContextBase:
 
     def _prepared(self, result: s.Result) -> s.Result:
         return prepare_result(result, self.slide_id, self.app.app_version)
+
+    @property
+    def _slide_key(self) -> _Key:
+        return (self.application_id, self.slide_id)
 
     def _start(self, stored: s.ResultResponse, work: Any) -> s.ResultResponse:
         if not isinstance(self.invocation, (s.CreateInvocation, s.ImageNotification)):
@@ -96,7 +176,10 @@ class AsyncInvocationContext(_ContextBase):
         result (the answer Sectra expects to a ``create``). ``reuse``: update the app's latest
         result on the slide instead of adding one."""
         flow = placeholder_flow(self.invocation, message, app_version=self.app.app_version, reuse=reuse)  # type: ignore[arg-type]
-        return self._start(await arun_calls(flow, self.client), work)
+        if not reuse:
+            return self._start(await arun_calls(flow, self.client), work)
+        async with self._locks.hold(self._slide_key):
+            return self._start(await arun_calls(flow, self.client), work)
 
 
 class InvocationContext(_ContextBase):
@@ -121,4 +204,7 @@ class InvocationContext(_ContextBase):
     def start_job(self, work: Any, *, message: str = "Analysis queued", reuse: bool = False) -> s.ResultResponse:
         """See :meth:`AsyncInvocationContext.start_job`; ``work`` must be a plain function."""
         flow = placeholder_flow(self.invocation, message, app_version=self.app.app_version, reuse=reuse)  # type: ignore[arg-type]
-        return self._start(run_calls(flow, self.client), work)
+        if not reuse:
+            return self._start(run_calls(flow, self.client), work)
+        with self._locks.hold_sync(self._slide_key, self._trio_token):
+            return self._start(run_calls(flow, self.client), work)

@@ -3,7 +3,12 @@
 One runner, two ways in: ``await nursery.start(server.serve)`` inside the caller's trio nursery,
 or ``with server.run():`` from sync code (trio in a background thread). It stops through
 hypercorn's shutdown trigger, never by cancelling hypercorn (hypercorn #184), and wraps the app in
-:class:`ShieldFinalSend` so ``Connection: close`` answers really close under quart-trio.
+:class:`ShieldFinalSend` so ``Connection: close`` answers really close under quart-trio, and in
+:class:`BodyDeadline` so a request body trickled in (slowloris) cannot hold a connection open.
+
+Timeouts (all configurable on :class:`AsgiServer`): request headers must arrive within
+``keep_alive_timeout`` (hypercorn counts a connection idle until its request line and headers are
+in), the body within ``body_timeout``, and no read may wait longer than ``read_timeout``.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, Final
 
 import trio
 from hypercorn.config import Config
@@ -20,7 +25,15 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from sectra_core.errors import ConfigurationError
 
-__all__ = ["ShieldFinalSend", "AsgiServer"]
+__all__ = ["ShieldFinalSend", "BodyDeadline", "AsgiServer", "BODY_TIMEOUT", "READ_TIMEOUT", "KEEP_ALIVE_TIMEOUT"]
+
+#: Seconds a whole request body may take to arrive (invocations are kilobytes; results tens of MB
+#: arrive in well under a second on a LAN).
+BODY_TIMEOUT: Final = 30.0
+#: Seconds any one socket read may wait (hypercorn's ``read_timeout``; its default is forever).
+READ_TIMEOUT: Final = 30.0
+#: Seconds an idle connection, or one still sending its request headers, is kept (hypercorn's default).
+KEEP_ALIVE_TIMEOUT: Final = 5.0
 
 
 class ShieldFinalSend:
@@ -50,16 +63,74 @@ class ShieldFinalSend:
         await self.app(scope, receive, shielded)
 
 
+class BodyDeadline:
+    """ASGI wrapper: a request's body must be complete within ``timeout`` seconds of its headers.
+
+    hypercorn's ``read_timeout`` bounds each read, so a body trickled at one byte a second never
+    trips it. Past the deadline this answers 408 with ``Connection: close`` (if the app has not
+    answered yet) and tells the app the client left. An answer that starts before the body is
+    complete is sent with ``Connection: close``: the rest of the body is not worth waiting for.
+    """
+
+    def __init__(self, app: Any, timeout: float) -> None:
+        self.app = app
+        self.timeout = timeout
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = trio.current_time() + self.timeout
+        body_done = started = timed_out = False
+
+        async def timed_receive() -> dict[str, Any]:
+            nonlocal body_done, started, timed_out
+            if body_done or timed_out:
+                return await receive()  # (waiting for a disconnect: no deadline)
+            with trio.move_on_at(deadline):
+                message: dict[str, Any] = await receive()
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    body_done = True
+                return message
+            timed_out = True
+            if not started:
+                started = True
+                await send({"type": "http.response.start", "status": 408,
+                            "headers": [(b"content-type", b"text/plain"), (b"connection", b"close")]})
+                await send({"type": "http.response.body", "body": b"request body too slow\n"})
+            return {"type": "http.disconnect"}
+
+        async def guarded_send(message: dict[str, Any]) -> None:
+            nonlocal started
+            if timed_out:
+                return  # the 408 went out instead
+            if message["type"] == "http.response.start":
+                started = True
+                if not body_done:
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, timed_receive, guarded_send)
+
+
 class AsgiServer:
     """Runs one ASGI app on hypercorn's trio worker; ``url`` tells where once it is serving.
 
     ``graceful_timeout``: how long a stop waits for requests in flight (idle keep-alive
-    connections close at once). ``log``: where hypercorn's errors go.
+    connections close at once). ``log``: where hypercorn's errors go. ``body_timeout``,
+    ``read_timeout``, ``keep_alive_timeout``: see the module docstring (None: no limit).
     """
 
-    def __init__(self, app: Any, *, graceful_timeout: float = 3.0, log: logging.Logger | None = None, name: str = "asgi") -> None:
+    def __init__(
+        self, app: Any, *, graceful_timeout: float = 3.0, log: logging.Logger | None = None, name: str = "asgi",
+        body_timeout: float | None = BODY_TIMEOUT, read_timeout: float | None = READ_TIMEOUT,
+        keep_alive_timeout: float = KEEP_ALIVE_TIMEOUT,
+    ) -> None:
         self.app = app
         self.graceful_timeout = graceful_timeout
+        self.body_timeout = body_timeout
+        self.read_timeout = read_timeout
+        self.keep_alive_timeout = keep_alive_timeout
         self.log = log or logging.getLogger("sectra_transports.asgi")
         self.name = name
         self._url: str | None = None
@@ -92,6 +163,9 @@ class AsgiServer:
         config.accesslog = None
         config.errorlog = self.log
         config.graceful_timeout = self.graceful_timeout
+        config.read_timeout = self.read_timeout  # type: ignore[assignment]  # hypercorn types it int | None; it takes seconds
+        config.keep_alive_timeout = self.keep_alive_timeout
+        app = self.app if self.body_timeout is None else BodyDeadline(self.app, self.body_timeout)
         shutdown = self._shutdown = trio.Event()
         self._stopped = trio.Event()
         self._trio_token = trio.lowlevel.current_trio_token()
@@ -99,7 +173,7 @@ class AsgiServer:
             async with trio.open_nursery() as nursery:
                 binds = await nursery.start(
                     lambda task_status: hypercorn_serve(
-                        ShieldFinalSend(self.app),  # type: ignore[arg-type]  # any ASGI 3 app
+                        ShieldFinalSend(app),  # type: ignore[arg-type]  # any ASGI 3 app
                         config, shutdown_trigger=shutdown.wait, task_status=task_status,
                     )
                 )

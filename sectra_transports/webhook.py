@@ -8,35 +8,47 @@ Routes, relative to where the blueprint is mounted (spec §3): ``GET /`` registr
 /info``, ``POST /`` invocations, ``POST /imagenotification``. Every answer carries the
 ``X-Sectra-*`` headers. Handlers get a context with a client for the invocation's callback URL
 (``async def`` → trio client, needs trio mode; ``def`` → sync client, run in a worker thread).
+
+Hardening (docs/reliability.md, "Security"): an invocation whose ``callbackInfo.url`` is not a
+trusted origin is answered 403 before any request; a failed call back is answered with one fixed
+502 text; bodies past ``max_invocation_bytes`` get 413 unbuffered, bodies slower than
+``body_timeout`` 408; repeated copies of one invocation share the first copy's answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import trio
 from quart import Blueprint, Quart, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
 from sectra_core import schemas as s
 from sectra_core import webhook as w
 from sectra_core.webhook import released
 from sectra_core.analysis_app import ACTIONS, AnalysisApp
-from sectra_core.errors import ConfigurationError, ValidationError, safe_traceback
+from sectra_core.errors import ConfigurationError, UntrustedOriginError, ValidationError
+from sectra_core.origins import TRUSTED_CALLBACKS_ENV, TrustedOrigins
 from sectra_core.plugins import default_plugins
 from sectra_core.sansio import parse_image_notification, parse_invocation
 
-from .app_context import AsyncInvocationContext, InvocationContext
-from .asgi import AsgiServer
+from .app_context import AsyncInvocationContext, InvocationContext, SlideLocks
+from .asgi import BODY_TIMEOUT, KEEP_ALIVE_TIMEOUT, READ_TIMEOUT, AsgiServer
 from .jobs import TrioJobRunner
 
 __all__ = ["create_blueprint", "create_app", "AppServer", "released"]
 
 log = logging.getLogger("sectra_transports.webhook")
 
-#: Sectra may send a ``modify`` carrying a large result; Quart's default limit (16 MB) is too small.
-MAX_INVOCATION_BYTES = 512 * 1024 * 1024
+Answer = tuple[int, bytes]
 
 
 def _in_trio() -> bool:
@@ -60,12 +72,100 @@ class _FromThread:
         return bool(trio.from_thread.run_sync(self._runner.cancel, cancellation_token, trio_token=self._token))
 
 
+@dataclass
+class _Entry:
+    done: trio.Event | asyncio.Event
+    answer: Answer | None = None
+    expires: float = float("inf")
+
+
+class _Once:
+    """Runs each invocation once per ``window`` seconds: concurrent copies wait for the first
+    copy's answer, later copies get it from memory (issue #12: 100 copies of one ``create`` stored
+    100 results). Failed answers are shared with the copies waiting but not kept, so a retry
+    runs again. At most ``max_entries`` answers and ``max_bytes`` of them are kept, oldest out first.
+    """
+
+    def __init__(self, window: float, *, max_entries: int = 1024, max_bytes: int = 32 * 1024 * 1024) -> None:
+        self.window = window
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._bytes = 0
+
+    def _drop(self, key: str) -> None:
+        entry = self._entries.pop(key)
+        if entry.answer is not None and entry.expires != float("inf"):
+            self._bytes -= len(entry.answer[1])
+
+    def _trim(self, now: float) -> None:
+        for key, entry in list(self._entries.items()):
+            over = len(self._entries) > self.max_entries or self._bytes > self.max_bytes
+            if entry.answer is not None and (entry.expires <= now or over):
+                self._drop(key)
+
+    async def run(self, key: str, compute: Callable[[], Awaitable[Answer]]) -> Answer:
+        if self.window <= 0:
+            return await compute()
+        while True:
+            self._trim(time.monotonic())
+            entry = self._entries.get(key)
+            if entry is None:
+                break
+            if entry.answer is None:
+                await entry.done.wait()
+                if entry.answer is None:
+                    continue  # the first copy was cancelled (its client left): run it ourselves
+            return entry.answer
+        entry = self._entries[key] = _Entry(trio.Event() if _in_trio() else asyncio.Event())
+        try:
+            answer = await compute()
+        except BaseException:
+            self._entries.pop(key, None)
+            entry.done.set()
+            raise
+        entry.answer = answer
+        entry.done.set()
+        if answer[0] == 200:
+            entry.expires = time.monotonic() + self.window
+            self._bytes += len(answer[1])
+        else:
+            self._entries.pop(key, None)
+        return answer
+
+
 class _Dispatcher:
     """Turns one decoded message into the answer Sectra expects, calling the user's handler."""
 
-    def __init__(self, app: AnalysisApp, job_runner: Any) -> None:
+    def __init__(self, app: AnalysisApp, job_runner: Any, trusted: TrustedOrigins) -> None:
         self.app = app
         self._runner = job_runner if job_runner is not None else app.job_runner
+        self.trusted = trusted
+        self._once = _Once(app.dedup_window)
+        self._locks = SlideLocks()
+
+    async def respond(self, action: str, message: Any) -> Answer:
+        """The status and body for ``message``; never raises for a failure of the handler or of
+        a call back to Sectra (they become Sectra's ``{"error": ...}`` shape)."""
+        try:
+            # Before anything else, and before any request: the URL came from whoever sent the POST.
+            url = self.trusted.check(message.callback_info.url)
+        except UntrustedOriginError as exc:
+            log.warning("refused a %s invocation for %s: %s", action, self.app.application_id, exc)
+            return w.error_answer(exc)
+        key = w.invocation_key(message)
+        # From here on (handler, client, background jobs) only the checked form of the URL is used.
+        message = msgspec.structs.replace(message, callback_info=msgspec.structs.replace(message.callback_info, url=url))
+        return await self._once.run(key, lambda: self._answer_safely(action, message, url))
+
+    async def _answer_safely(self, action: str, message: Any, url: str) -> Answer:
+        try:
+            return 200, await self.answer(action, message, url)
+        except Exception as exc:  # every failure becomes Sectra's {"error": ...} shape
+            status, answer = w.error_answer(exc)
+            if status >= 500:
+                log.error("the app failed to answer a %s invocation: %s", action, w.failure_summary(exc))
+            return status, answer
 
     def runner(self) -> Any:
         if self._runner is None:
@@ -77,11 +177,13 @@ class _Dispatcher:
                 self._runner.attach(nursery)
         return self._runner
 
-    def _client_args(self, message: Any) -> dict[str, Any]:
-        cb = message.callback_info
-        return {"url": cb.url, "token": cb.token, "app_version": self.app.app_version, **self.app.client_options}
+    def _client_args(self, message: Any, url: str) -> dict[str, Any]:
+        # ``url`` is the checked callback URL, rebuilt from its checked parts: the client connects
+        # exactly where the trust check looked, whatever another URL parser makes of the original.
+        return {"url": url, "token": message.callback_info.token, "app_version": self.app.app_version, **self.app.client_options}
 
-    async def answer(self, action: str, message: Any) -> bytes:
+    async def answer(self, action: str, message: Any, url: str) -> bytes:
+        """The 200 body for ``message``, whose callback ``url`` has been checked; raises on failure."""
         handler = self.app.handler(action)
         runner = self.runner()
         token = getattr(message, "cancellation_token", None)
@@ -94,24 +196,25 @@ class _Dispatcher:
                 raise ConfigurationError("async handlers use the trio client: serve the app with mode='trio'")
             from .trio import AsyncSectraClient
 
-            async with AsyncSectraClient(**self._client_args(message)) as client:
-                ctx = AsyncInvocationContext(self.app, message, client, runner)
+            async with AsyncSectraClient(**self._client_args(message, url)) as client:
+                ctx = AsyncInvocationContext(self.app, message, client, runner, self._locks)
                 value = await handler(ctx)
                 if action in ("create", "modify"):
                     value = await ctx.store(value) if value is not None else self._nothing(action, message)
         else:
-            if _in_trio() and runner is not None:
-                runner = _FromThread(runner, trio.lowlevel.current_trio_token())
-            value = await current_app.ensure_async(self._sync)(handler, action, message, runner)
+            trio_token = trio.lowlevel.current_trio_token() if _in_trio() else None
+            if trio_token is not None and runner is not None:
+                runner = _FromThread(runner, trio_token)
+            value = await current_app.ensure_async(self._sync)(handler, action, message, url, runner, trio_token)
         # delete/cancel/notification handlers return None ({} and [] are implied); anything else
         # is refused by encode_answer, as it would mean the handler expects an effect it has not.
         return w.encode_answer(action, value)
 
-    def _sync(self, handler: Any, action: str, message: Any, runner: Any) -> Any:
+    def _sync(self, handler: Any, action: str, message: Any, url: str, runner: Any, trio_token: Any) -> Any:
         from .urllib3 import SectraClient
 
-        with SectraClient(**self._client_args(message)) as client:
-            ctx = InvocationContext(self.app, message, client, runner)
+        with SectraClient(**self._client_args(message, url)) as client:
+            ctx = InvocationContext(self.app, message, client, runner, self._locks, trio_token)
             value = handler(ctx)
             if action in ("create", "modify"):
                 value = ctx.store(value) if value is not None else self._nothing(action, message)
@@ -131,16 +234,39 @@ class _Dispatcher:
         return w.encode_answer(action, None)
 
 
+def _trusted(app: AnalysisApp, extra: Iterable[str] | None) -> TrustedOrigins:
+    trusted = app.trusted_callbacks | TrustedOrigins(extra or ())
+    if trusted:
+        log.info("app %s calls back only %s", app.application_id, ", ".join(sorted(trusted.origins)))
+    else:
+        log.warning(
+            "app %s trusts no callback origin, so it refuses every invocation (403): list the Sectra "
+            "server it serves in AnalysisApp(trusted_callbacks=['https://pacs.example.org']) or %s",
+            app.application_id, TRUSTED_CALLBACKS_ENV,
+        )
+    return trusted
+
+
 def create_blueprint(
     app: AnalysisApp, *, name: str = "sectra_app", url_prefix: str = "", job_runner: Any = None,
+    trusted_callbacks: Iterable[str] | None = None,
 ) -> Blueprint:
-    """A Quart blueprint serving ``app``; mount it in your own Quart or quart-trio app."""
+    """A Quart blueprint serving ``app``; mount it in your own Quart or quart-trio app.
+
+    ``trusted_callbacks``: origins trusted by this server on top of ``app.trusted_callbacks`` (the
+    test fixtures add the mock's). In your own app, also set ``MAX_CONTENT_LENGTH`` to
+    ``app.max_invocation_bytes`` or less (Quart's default of 16 MB is what it buffers before the
+    blueprint can refuse a body) and ``BODY_TIMEOUT``, as :func:`create_app` does.
+    """
     bp = Blueprint(name, __name__, url_prefix=url_prefix or None)
-    dispatcher = _Dispatcher(app, job_runner)
+    dispatcher = _Dispatcher(app, job_runner, _trusted(app, trusted_callbacks))
     roots = ["", "/"] if url_prefix else ["/"]
 
-    def reply(body: bytes, status: int = 200) -> Response:
+    def reply(body: bytes, status: int = 200, *, close: bool = False) -> Response:
         headers = {**app.response_headers(), "Content-Type": "application/json"}
+        if close:
+            # The unread rest of the body would otherwise keep the connection busy.
+            headers["Connection"] = "close"
         return Response(body, status=status, headers=headers)
 
     async def registration() -> Response:
@@ -150,18 +276,35 @@ def create_blueprint(
     async def info() -> Response:
         return reply(w.info_answer(app.api_version, app.app_version))
 
+    def too_large(length: int | None) -> Response:
+        log.warning("refused an invocation body past the %d-byte limit (max_invocation_bytes)", app.max_invocation_bytes)
+        status, answer = w.too_large_answer(app.max_invocation_bytes, length)
+        return reply(answer, status, close=True)
+
     async def handle(action_of: Any, parse: Any) -> Response:
-        request.max_content_length = MAX_INVOCATION_BYTES
-        body = await request.get_data(as_text=False)
+        limit = app.max_invocation_bytes
+        length = request.content_length
+        if length is not None and length > limit:
+            return too_large(length)  # before reading a byte of it
+        try:
+            # Quart stops buffering past MAX_CONTENT_LENGTH (create_app sets it to the limit) and
+            # gives up after BODY_TIMEOUT, so a trickled body cannot hold the request forever.
+            body = await request.get_data(as_text=False)
+        except RequestEntityTooLarge:
+            return too_large(None)
+        except RequestTimeout:
+            log.warning("an invocation body did not arrive within %s s (BODY_TIMEOUT)", current_app.config["BODY_TIMEOUT"])
+            return reply(s.encode({"error": "the invocation body arrived too slowly"}), 408, close=True)
+        if len(body) > limit:  # a user's own app with a larger MAX_CONTENT_LENGTH
+            return too_large(None)
         try:
             message = parse(dict(request.headers), body)
             action = action_of(message)
-            return reply(await dispatcher.answer(action, message))
-        except Exception as exc:  # every failure becomes Sectra's {"error": ...} shape
-            status, answer = w.error_answer(exc)
-            if status >= 500:
-                log.error("the app failed to answer %s: %s", request.path, safe_traceback(exc))
+        except Exception as exc:
+            status, answer = w.error_answer(exc, parsing=True)
             return reply(answer, status)
+        status, answer = await dispatcher.respond(action, message)
+        return reply(answer, status)
 
     async def invocation() -> Response:
         return await handle(lambda m: m.action, parse_invocation)
@@ -177,8 +320,15 @@ def create_blueprint(
     return bp
 
 
-def create_app(app: AnalysisApp, *, mode: str = "trio", url_prefix: str = "", job_runner: Any = None) -> Quart:
-    """A whole ASGI app serving ``app``: quart-trio (``mode="trio"``) or Quart on asyncio."""
+def create_app(
+    app: AnalysisApp, *, mode: str = "trio", url_prefix: str = "", job_runner: Any = None,
+    trusted_callbacks: Iterable[str] | None = None, body_timeout: float = BODY_TIMEOUT,
+) -> Quart:
+    """A whole ASGI app serving ``app``: quart-trio (``mode="trio"``) or Quart on asyncio.
+
+    ``trusted_callbacks``: see :func:`create_blueprint`. ``body_timeout``: seconds an invocation
+    body may take to arrive (Quart's ``BODY_TIMEOUT``); slower ones get 408.
+    """
     if mode == "trio":
         from quart_trio import QuartTrio
 
@@ -190,8 +340,10 @@ def create_app(app: AnalysisApp, *, mode: str = "trio", url_prefix: str = "", jo
         asgi = Quart(app.application_id)
     else:
         raise ConfigurationError(f"mode must be 'trio' or 'asyncio', got {mode!r}")
-    asgi.config["MAX_CONTENT_LENGTH"] = MAX_INVOCATION_BYTES
-    asgi.register_blueprint(create_blueprint(app, url_prefix=url_prefix, job_runner=job_runner))
+    # Quart buffers a body up to MAX_CONTENT_LENGTH before any route runs: cap it at the app's limit.
+    asgi.config["MAX_CONTENT_LENGTH"] = app.max_invocation_bytes
+    asgi.config["BODY_TIMEOUT"] = body_timeout
+    asgi.register_blueprint(create_blueprint(app, url_prefix=url_prefix, job_runner=job_runner, trusted_callbacks=trusted_callbacks))
     return asgi
 
 
@@ -199,8 +351,15 @@ class AppServer(AsgiServer):
     """Serve an analysis app on hypercorn's trio worker, in a trio nursery or a background thread.
 
     ``AppServer(create_app(app)).run()`` / ``await nursery.start(server.serve)``; ``url`` is the
-    base URL (add the blueprint's ``url_prefix`` to get the registered URL).
+    base URL (add the blueprint's ``url_prefix`` to get the registered URL). ``body_timeout``,
+    ``read_timeout``, ``keep_alive_timeout``: see :mod:`sectra_transports.asgi`.
     """
 
-    def __init__(self, asgi_app: Any, *, graceful_timeout: float = 5.0) -> None:
-        super().__init__(asgi_app, graceful_timeout=graceful_timeout, log=log, name="app")
+    def __init__(
+        self, asgi_app: Any, *, graceful_timeout: float = 5.0, body_timeout: float | None = BODY_TIMEOUT,
+        read_timeout: float | None = READ_TIMEOUT, keep_alive_timeout: float = KEEP_ALIVE_TIMEOUT,
+    ) -> None:
+        super().__init__(
+            asgi_app, graceful_timeout=graceful_timeout, log=log, name="app", body_timeout=body_timeout,
+            read_timeout=read_timeout, keep_alive_timeout=keep_alive_timeout,
+        )

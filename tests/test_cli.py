@@ -175,7 +175,13 @@ def test_mock_serve_a_folder_of_slides(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_app_check(tmp_path: Path) -> None:
-    server = AppServer(create_app(patch_gallery.app, url_prefix="/gallery"))
+    import socket
+
+    with socket.socket() as sock:  # the port the check's mock will use: the app must trust it
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = AppServer(create_app(patch_gallery.app, url_prefix="/gallery", trusted_callbacks=[f"http://127.0.0.1:{port}"]))
+    untrusting = AppServer(create_app(patch_gallery.app, url_prefix="/gallery"))
     broken = AnalysisApp(application_id="b", display_name="B", manufacturer="M")
 
     @broken.on_create
@@ -187,12 +193,17 @@ def test_app_check(tmp_path: Path) -> None:
         return None
 
     bad = AppServer(create_app(AnalysisApp(s.Registration(application_id="x", display_name="X", manufacturer="", url="",
-                                                           input_template=s.InputTemplate(type="taggedPolygon")))))
-    with server.run() as base, bad.run() as bad_base:
-        code, out = run("app", "check", f"{base}/gallery")
+                                                           input_template=s.InputTemplate(type="taggedPolygon"))),
+                                 trusted_callbacks=[f"http://127.0.0.1:{port}"]))
+    with server.run() as base, bad.run() as bad_base, untrusting.run() as untrusting_base:
+        code, out = run("app", "check", f"{base}/gallery", "--mock-port", str(port))
         assert code == 0 and "registration: patch-gallery" in out and "create answered with stored result" in out
         assert out.endswith("ok\n")
-        code, out = run("app", "check", bad_base)
+        # an app that was not told to trust the check's mock refuses it, and the check says how to fix it
+        code, out = run("app", "check", f"{untrusting_base}/gallery")
+        assert code == 1 and "HTTP 403" in out and "HINT: the app does not trust this check's mock at http://127.0.0.1:" in out
+        assert "SECTRA_TRUSTED_CALLBACKS=http://127.0.0.1:" in out
+        code, out = run("app", "check", bad_base, "--mock-port", str(port))
         assert code == 1 and "PROBLEM: manufacturer is empty" in out and "no create handler" in out
         assert run("app", "check", bad_base, "--no-invoke")[0] == 1
 

@@ -74,8 +74,8 @@ def main() -> None:
         mock.image_info("slide-001"), image_size=s.Size(width=160000, height=90000), tile_size=s.Size(width=256, height=256),
         microns_per_pixel=0.25,
     ))
-    server = AppServer(create_app(app, url_prefix="/tissue"))
-    with mock.run(), server.run() as base:
+    # The app calls back only origins it trusts (docs/app-guide.md): here, the mock just started.
+    with mock.run(), AppServer(create_app(app, url_prefix="/tissue", trusted_callbacks=[mock.url])).run() as base:
         answer = mock.trigger(f"{base}/tissue", application_id=app.application_id, slide_id="slide-001")
         print(f"create answered at once: result {answer.id}: {answer.display_result}")
         seen = answer.display_result

@@ -91,8 +91,8 @@ def main() -> None:
     from sectra_client.mock_server import MockSectraServer
 
     mock = MockSectraServer()
-    server = AppServer(create_app(app, url_prefix="/gallery"))
-    with mock.run(), server.run() as base:
+    # The app calls back only origins it trusts (docs/app-guide.md): here, the mock just started.
+    with mock.run(), AppServer(create_app(app, url_prefix="/gallery", trusted_callbacks=[mock.url])).run() as base:
         url = f"{base}/gallery"
         square = s.Polygon(points=[s.Point(x=0.2, y=0.2), s.Point(x=0.3, y=0.2), s.Point(x=0.3, y=0.3), s.Point(x=0.2, y=0.3)])
         drawn = s.TaggedPolygonInput(content=s.TaggedPolygonContent(polygon=square, tags=["Region of interest"], tag_index=0))

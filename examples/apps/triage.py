@@ -62,8 +62,8 @@ def main() -> None:
     from sectra_client.mock_server import MockSectraServer
 
     mock = MockSectraServer()
-    server = AppServer(create_app(app, url_prefix="/triage"))
-    with mock.run(), server.run() as base:
+    # The app calls back only origins it trusts (docs/app-guide.md): here, the mock just started.
+    with mock.run(), AppServer(create_app(app, url_prefix="/triage", trusted_callbacks=[mock.url])).run() as base:
         for slide_id, staining, anatomy in [("s-he-breast", "HE", "Breast"), ("s-ki67", "Ki-67", "Breast"), ("s-he-colon", "HE", "Colon")]:
             mock.add_slide(msgspec.structs.replace(
                 mock.image_info(slide_id), staining=s.DisplayName(display_name=staining), specimen=s.Specimen(anatomy=anatomy),

@@ -194,7 +194,7 @@ async def test_blueprint_in_users_own_app(sectra_mock: MockSectraServer, nursery
     async def health() -> str:
         return "ok"
 
-    web.register_blueprint(create_blueprint(app, url_prefix="/ia/tissue"))
+    web.register_blueprint(create_blueprint(app, url_prefix="/ia/tissue", trusted_callbacks=[sectra_mock.url]))
     server = AppServer(web)
     base = await nursery.start(server.serve)
     try:
@@ -249,7 +249,7 @@ def test_asyncio_mode_serves_sync_handlers(mock: MockSectraServer) -> None:
     def notified(ctx):  # type: ignore[no-untyped-def]
         ctx.start_job(work)  # asyncio mode: the hook's default runner is a thread pool
 
-    asgi = create_app(app, mode="asyncio", url_prefix="/hook")
+    asgi = create_app(app, mode="asyncio", url_prefix="/hook", trusted_callbacks=[mock.url])
     # hypercorn's asyncio serve does not report its port: pick a free one first.
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

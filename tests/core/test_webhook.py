@@ -28,9 +28,32 @@ def test_answers_have_sectras_shapes() -> None:
 def test_error_bodies_never_quote_foreign_exceptions() -> None:
     status, body = w.error_answer(ValueError("Jane Doe"))
     assert status == 500 and b"Jane" not in body and b"ValueError" in body
-    assert w.error_answer(DecodeError("bad json"))[0] == 400
-    assert w.error_answer(NotFoundError(404, "GET", "/slides/x/info"))[0] == 502
+    assert w.error_answer(DecodeError("bad json"), parsing=True)[0] == 400
     assert w.error_answer(ValidationError("polygon"))[0] == 500
+
+
+def test_upstream_failures_get_one_answer_that_quotes_nothing() -> None:
+    """Issue #12 holes 3 and 6: the 502 neither relays the callback server's body nor tells one
+    failure kind from another (which would let a caller port-scan through the app)."""
+    from sectra_core.errors import ConnectError, ResponseTooLargeError, TimeoutError, UntrustedOriginError
+
+    upstream = [
+        NotFoundError(404, "GET", "/slides/x/info", b"patient Jane Doe 19121212-1212"),
+        ServerError(503, "GET", "/info", b"<html>internal admin console</html>"),
+        ConnectError("could not connect to 10.0.0.7:5432: refused"),
+        TimeoutError("read timed out after 30 s"),
+        DecodeError("$.imageSize: expected object, got 'Jane Doe'"),  # a reply that did not decode
+        ResponseTooLargeError("the answer is larger than 64 MiB"),
+    ]
+    answers = {w.error_answer(exc) for exc in upstream}
+    assert answers == {(502, s.encode({"error": w.UPSTREAM_FAILED}))}
+    assert w.error_answer(UntrustedOriginError("the callback origin http://10.0.0.7:5432 ..."))[0] == 403
+    assert b"10.0.0.7" not in w.error_answer(UntrustedOriginError("http://10.0.0.7:5432"))[1]
+    # and the log line names the kind and status, not what the other side said
+    for exc in upstream:
+        summary = w.failure_summary(exc)
+        assert "Jane" not in summary and "admin console" not in summary and type(exc).__name__ in summary
+    assert "HTTP 404 answering GET" in w.failure_summary(upstream[0])
 
 
 def test_decode_answer() -> None:
