@@ -5,7 +5,7 @@
     sectra download SLIDE_OR_ACCESSION -o DIR     slide files, or every slide of a case
     sectra results list SLIDE --app APP           the app's results on a slide
     sectra results get RESULT_ID --app APP        one result
-    sectra mock serve [--port N] [--slides-dir D] a mock Sectra server (folder of slides)
+    sectra mock serve [--port N] [--slides-dir D] a mock Sectra server (folder of slides; --launch ACC)
     sectra app check URL [--slide S]              check an app's registration; fire a test create
                                                   (the app must trust the mock: --mock-port and
                                                   SECTRA_TRUSTED_CALLBACKS on the app's side)
@@ -13,13 +13,15 @@
 Server and credentials: ``--url``/``SECTRA_URL``; a bearer token from ``SECTRA_TOKEN`` (or
 ``--token``, which other users of the machine can see in the process list), or ``--username``
 with ``--application-id`` for ``/token`` login with a hidden password prompt (``SECTRA_PASSWORD``
-for scripts). Tokens and passwords are never printed.
+for scripts). Tokens and passwords are never printed; the one exception is ``sectra mock serve``,
+which prints the mock's own random session token (launch URLs need it).
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import ipaddress
 import os
 import signal
 import sys
@@ -182,23 +184,50 @@ def slides_from_dir(folder: Path) -> dict[str, list[Path]]:
     return slides
 
 
+def _warn_if_exposed(host: str, err: TextIO) -> None:
+    """Warn on stderr when a mock listens beyond loopback: it is a development tool, not a
+    security boundary (issue 12, hole 1)."""
+    if host.lower() == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return
+    except ValueError:
+        pass  # a host name: assume it is reachable from elsewhere
+    err.write(
+        f"sectra: warning: the mock listens on {host}, reachable from other machines. It is a development "
+        "tool, not a security boundary: whoever reaches it and knows its token (default dev-token) reads "
+        "and writes everything it holds. Keep it on 127.0.0.1 unless you must, and choose a random token.\n"
+    )
+    err.flush()
+
+
 def cmd_mock_serve(args: argparse.Namespace, out: TextIO) -> int:
     from sectra_mock import MockSectraServer
 
     token = args.token or os.environ.get("SECTRA_TOKEN") or "dev-token"
+    session = args.session_token or os.environ.get("SECTRA_MOCK_SESSION_TOKEN") or None
     from sectra_mock.faults import Fault
 
     faults = [Fault.parse(text) for text in args.fault or ()]
+    limits = {name: getattr(args, name) for name in ("max_request_bytes", "max_results_per_slide", "max_stored_result_bytes")
+              if getattr(args, name) is not None}
     server = MockSectraServer(token=token, api_version=args.api_version or "1.10", strict=args.strict,
-                              latency=args.latency, faults=faults, callback_host=args.callback_host)
+                              latency=args.latency, faults=faults, callback_host=args.callback_host,
+                              session_token=session, **limits)
     slides = slides_from_dir(Path(args.slides_dir)) if args.slides_dir else {}
     for slide_id, files in slides.items():
         server.add_slide_files(slide_id, files)
+    _warn_if_exposed(args.host, sys.stderr)
     stop = args.stop_event or threading.Event()
     with server.run(port=args.port, host=args.host):
         out.write(f"mock Sectra server at {server.url} (IA-API {server.api_version}), {len(slides)} slides\n")
         for slide_id, files in slides.items():
             out.write(f"  {slide_id}: {len(files)} file(s)\n")
+        # The session token is the mock's own development secret: external-launch URLs need it.
+        out.write(f"session token: {server.session_token}\n")
+        for request_id in args.launch or ():
+            out.write(f"launch {request_id}: {server.launch(request_id)}\n")
         out.write("token: set SECTRA_TOKEN to the one you chose (default dev-token); Ctrl-C stops\n")
         out.flush()
         try:
@@ -216,6 +245,7 @@ def cmd_app_check(args: argparse.Namespace, out: TextIO) -> int:
     from sectra_core.origins import TRUSTED_CALLBACKS_ENV, origin_of
 
     mock = MockSectraServer(token=secrets.token_urlsafe(16), callback_host=args.callback_host)
+    _warn_if_exposed(args.mock_host, sys.stderr)
     with mock.run(host=args.mock_host, port=args.mock_port):
         origin = origin_of(mock.callback_info().url)
         report = mock.check_app(args.url, slide_id=None if args.no_invoke else args.slide)
@@ -298,6 +328,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--callback-host", help="the host name put into invocations' callbackInfo (default: the bound address)")
     q.add_argument("--fault", action="append", metavar="KIND[:ROUTE][,OPT=VAL...]",
                    help="inject a fault, e.g. status:image_info,status=503,times=3 (see sectra_mock.faults); repeatable")
+    q.add_argument("--session-token", help="the IDS7 user session launches carry (default: SECTRA_MOCK_SESSION_TOKEN "
+                                           "or a random one, printed at start)")
+    q.add_argument("--launch", action="append", metavar="REQUEST_ID",
+                   help="launch an external app on this accession number and print its launch URL; repeatable")
+    q.add_argument("--max-request-bytes", type=int, help="largest request body accepted, 413 past it (default 64 MiB)")
+    q.add_argument("--max-results-per-slide", type=int,
+                   help="results one application may keep on one slide, 507 past it (default 10000)")
+    q.add_argument("--max-stored-result-bytes", type=int,
+                   help="result JSON kept in memory in all, 507 past it (default 512 MiB)")
     q.set_defaults(func=cmd_mock_serve, stop_event=None)
 
     p = sub.add_parser("app", help="analysis apps")

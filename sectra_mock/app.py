@@ -24,12 +24,16 @@ from sectra_core.geometry import Pyramid
 from sectra_core.operations import Endpoint
 
 from .payloads import content_disposition, multipart_length, multipart_parts, png, random_boundary
-from .state import Conflict, Missing
+from .state import Conflict, Full, Missing
 
 if TYPE_CHECKING:
     from .server import MockSectraServer
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "MAX_REQUEST_BYTES"]
+
+#: Default cap on a request body: results "can be tens of MB" (issue 12); invocations and QC
+#: updates are kilobytes. Past it the mock answers 413 without reading the rest.
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 Handler = Callable[["MockSectraServer", Endpoint, dict[str, Any], dict[str, str], Any], Awaitable[Response]]
 
@@ -188,27 +192,38 @@ async def quality_control(server: MockSectraServer, ep: Endpoint, p: dict[str, A
 
 async def token(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
     auth = request.headers.get("Authorization", "")
+    scheme, _, credentials = auth.partition(" ")
     try:
-        user, _, password = base64.b64decode(auth.removeprefix("Basic "), validate=True).decode().partition(":")
+        user, _, password = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")
     except (ValueError, UnicodeDecodeError):
         return error(401, "HTTP Basic credentials required")
     expected = server.users.get(user)
-    if not auth.startswith("Basic ") or expected is None or not hmac.compare_digest(expected, password):
+    # RFC 7235 §2.1: the auth-scheme is case-insensitive.
+    if scheme.lower() != "basic" or expected is None or not hmac.compare_digest(expected.encode(), password.encode()):
         return error(401, "wrong username or password")
     form = await request.form
     if form.get("grant_type") != "client_credentials":
         return error(400, "grant_type must be client_credentials")
     if not q.get("applicationId"):
         return error(400, "query parameter 'applicationId' is required")
-    return _json(server, ep, s.Token(access_token=server.issue_token(), expires_in=server.token_lifetime))
+    # The token is for this application only (spec §4.2 applicationId; issue 12, hole 11).
+    issued = server.issue_token(q["applicationId"])
+    return _json(server, ep, s.Token(access_token=issued, expires_in=server.token_lifetime))
 
 
 async def launch_data(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
     missing = [k for k in ("requestId", "sessionToken", "appId") if not q.get(k)]
     if missing:
         return error(400, f"missing query parameters: {', '.join(missing)}")
-    if not hmac.compare_digest(q["sessionToken"], server.session_token):
+    # The session is checked first, so that without it nothing tells which requests were launched.
+    if not hmac.compare_digest(q["sessionToken"].encode(), server.session_token.encode()):
         return error(401, "unknown session")
+    launched, for_app = server.launched(q["requestId"])
+    if not launched:
+        return error(404, "no external launch of this request in this session (start one with MockSectraServer.launch)")
+    if for_app is not None and for_app != q["appId"]:
+        return error(403, f"this launch is for application {for_app!r}, not {q['appId']!r}")
+    server.state.application(q["appId"])  # 404 for an unknown application in strict mode
     blocks: dict[str, list[s.LaunchSlide]] = {}
     for sl in server.state.slides():
         if sl.info.accession_number == q["requestId"]:
@@ -216,7 +231,7 @@ async def launch_data(server: MockSectraServer, ep: Endpoint, p: dict[str, Any],
             desc = " ".join(x.display_name for x in (sl.info.block, sl.info.staining) if x)
             blocks.setdefault(name, []).append(s.LaunchSlide(id=sl.info.id, description=desc))
     value = s.LaunchResponse(
-        callback_info=s.CallbackInfo(url=server.url, token=server.token),
+        callback_info=server.callback_info(q["appId"]),  # the app's own token, never the operator's
         blocks=[s.LaunchBlock(name=n, slides=v) for n, v in blocks.items()],
     )
     return _json(server, ep, value)
@@ -238,21 +253,44 @@ HANDLERS: Mapping[str, Handler] = {
 HANDLERS = {**HANDLERS, "tile_focal": tile}
 
 
-def _authorized(server: MockSectraServer, header: str | None) -> bool:
-    if header is None or not header.startswith("Bearer "):
-        return False
-    return server.accepts(header[len("Bearer "):])
+def _bearer(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None.
+
+    RFC 7235 §2.1: the auth-scheme is case-insensitive (``bearer``, ``BEARER``), and one or more
+    spaces separate it from the credentials.
+    """
+    scheme, _, credentials = (header or "").partition(" ")
+    credentials = credentials.strip(" ")
+    if scheme.lower() != "bearer" or not credentials:
+        return None
+    return credentials
+
+
+def _refusal(server: MockSectraServer, params: Mapping[str, Any]) -> Response | None:
+    """401 without a valid token; 403 when an application's token touches another application."""
+    token = _bearer(request.headers.get("Authorization"))
+    scope = False if token is None else server.token_scope(token)
+    if scope is False:
+        return error(401, "missing or wrong bearer token")
+    app_id = params.get("app_id")
+    if scope is not None and app_id is not None and app_id != scope:
+        return error(403, f"this token is for application {scope!r}; it cannot reach application {app_id!r}")
+    return None
 
 
 def _view(server: MockSectraServer, ep: Endpoint, handler: Handler) -> Callable[..., Awaitable[Response]]:
     async def view(**params: Any) -> Response:
         if server.latency:
             await trio.sleep(server.latency)
-        if ep.auth == "bearer" and not _authorized(server, request.headers.get("Authorization")):
-            return error(401, "missing or wrong bearer token")
+        if ep.auth == "bearer":
+            refused = _refusal(server, params)
+            if refused is not None:
+                return refused
         query = server.adapter.read_query(ep, request.args)
         body = None
         if ep.request is not None:
+            # Past max_request_bytes this raises RequestEntityTooLarge (413, see create_app):
+            # at once when Content-Length says so, else as soon as the chunks pass the cap.
             raw = await request.get_data(cache=False, as_text=False)
             assert isinstance(raw, bytes)
             try:
@@ -269,6 +307,8 @@ def _view(server: MockSectraServer, ep: Endpoint, handler: Handler) -> Callable[
             return error(404, str(exc))
         except Conflict as exc:
             return error(409, str(exc))
+        except Full as exc:
+            return error(507, str(exc))
 
     view.__name__ = f"sectra_{ep.name}"
     return view
@@ -277,7 +317,9 @@ def _view(server: MockSectraServer, ep: Endpoint, handler: Handler) -> Callable[
 def create_app(server: MockSectraServer) -> QuartTrio:
     """The Quart (trio) app serving every endpoint the server's adapter and version have."""
     app = QuartTrio("sectra_mock")
-    app.config["MAX_CONTENT_LENGTH"] = 512 * 1024 * 1024
+    # Quart refuses a declared Content-Length past this before reading the body, and stops
+    # buffering a chunked one once it passes it (issue 12, hole 5).
+    app.config["MAX_CONTENT_LENGTH"] = server.max_request_bytes
     for ep in server.endpoints().values():
         app.add_url_rule(
             server.adapter.route(ep), endpoint=ep.name,
@@ -292,5 +334,12 @@ def create_app(server: MockSectraServer) -> QuartTrio:
     @app.errorhandler(405)
     async def not_allowed(_exc: Exception) -> Response:
         return error(405, "method not allowed")
+
+    @app.errorhandler(413)
+    async def too_large(_exc: Exception) -> Response:
+        return error(413, (
+            f"request body over the mock's limit of {server.max_request_bytes} bytes; raise it with "
+            "MockSectraServer(max_request_bytes=...) or sectra mock serve --max-request-bytes"
+        ))
 
     return app

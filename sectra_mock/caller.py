@@ -71,9 +71,10 @@ class _Calls:
 
     def _base(self, application_id: str, slide_id: str, context: Any) -> dict[str, Any]:
         self.server.state.slide(slide_id)  # 404 in strict mode, invented otherwise
+        # The callback token is bound to this application: an app cannot reach another's results.
         return {
             "application_id": application_id, "slide_id": slide_id,
-            "callback_info": self.server.callback_info(), "context": context if context is not None else {},
+            "callback_info": self.server.callback_info(application_id), "context": context if context is not None else {},
         }
 
     def create(self, application_id: str, slide_id: str, input: s.CreateInput | None, context: Any) -> s.CreateInvocation:

@@ -12,12 +12,16 @@ cancellation (hypercorn #184).
 
 from __future__ import annotations
 
+import hmac
 import logging
+import secrets
 import threading
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlencode
 
 import trio
 
@@ -30,11 +34,11 @@ from sectra_core.versions import parse_version
 
 from sectra_transports.asgi import AsgiServer
 
-from .app import create_app
+from .app import MAX_REQUEST_BYTES, create_app
 from .caller import AppCaller, AppCheck, AsyncAppCaller, _Calls
 from .faults import Fault, FaultInjector, Faults
 from .payloads import FileSource, SyntheticFile
-from .state import MockState, disk_files
+from .state import MAX_RESULTS_PER_SLIDE, MAX_STORED_RESULT_BYTES, MockState, disk_files
 
 __all__ = ["MockSectraServer"]
 
@@ -52,6 +56,18 @@ class MockSectraServer:
     ``latency``: seconds added before every answer, to model the network distance to a PACS.
     ``faults``: misbehaviours to inject from the start (more with ``server.faults.add``).
     ``callback_host``: the host name apps are told to call back (default: the bound address).
+
+    Tokens: ``token`` is the operator's (yours, for tests and scripts) and reaches every
+    application. Every token the mock hands out is bound to one application and is refused
+    (403) on another's ``/applications/{app}`` routes: the one in an invocation's
+    ``callbackInfo`` (:meth:`app_token`), in launch data, and from ``/token`` login.
+    ``session_token``: the IDS7 user session that external launches carry (random per mock
+    unless given); ``/launchdata`` answers only for requests started with :meth:`launch`.
+
+    Limits (the mock keeps results in memory): ``max_request_bytes`` (default 64 MiB) caps a
+    request body, past it the answer is 413; ``max_results_per_slide`` (default 10,000 per
+    application and slide) and ``max_stored_result_bytes`` (default 512 MiB of result JSON in
+    all) cap what is kept, past them the answer is 507.
     """
 
     def __init__(
@@ -65,16 +81,25 @@ class MockSectraServer:
         strict: bool = False,
         strict_bodies: bool = True,
         users: Mapping[str, str] | None = None,
-        session_token: str = "dev-session",
+        session_token: str | None = None,
         token_lifetime: int = 3600,
         graceful_timeout: float = 3.0,
         latency: float = 0.0,
         faults: Iterable[Fault | Mapping[str, Any]] = (),
         callback_host: str | None = None,
         plugins: Plugins | None = None,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
+        max_results_per_slide: int = MAX_RESULTS_PER_SLIDE,
+        max_stored_result_bytes: int = MAX_STORED_RESULT_BYTES,
     ) -> None:
         if not token:
             raise ConfigurationError("the mock needs a non-empty token")
+        if session_token is not None and not session_token:
+            raise ConfigurationError("the mock's session_token must not be empty (None: a random one)")
+        for name, limit in [("max_request_bytes", max_request_bytes), ("max_results_per_slide", max_results_per_slide),
+                            ("max_stored_result_bytes", max_stored_result_bytes)]:
+            if limit < 1:
+                raise ConfigurationError(f"{name} must be at least 1, not {limit}")
         plugins = plugins or default_plugins()
         adapters = plugins.adapters()
         named = adapters.get(api_version) or adapters.get(f"v{api_version}")
@@ -87,17 +112,26 @@ class MockSectraServer:
         self.software_version = software_version or self.adapter.software_version
         self.token = token
         self.users = dict(users or {})
-        self.session_token = session_token
+        #: The IDS7 user session external launches carry (spec §4.3 ``%user_session%``). Random,
+        #: so that nobody who merely reaches the mock can fetch launch data (issue 12, hole 1).
+        self.session_token = session_token or secrets.token_urlsafe(32)
         self.token_lifetime = token_lifetime
+        self.max_request_bytes = max_request_bytes
         self.strict_bodies = strict_bodies
         self.graceful_timeout = graceful_timeout
         self.latency = latency
         self.callback_host = callback_host
-        #: Tokens issued by /token login: token -> expiry (time.monotonic()); see revoke_tokens().
-        self.issued_tokens: dict[str, float] = {}
+        #: Tokens issued by /token login: token -> (application, expiry by time.monotonic()).
+        self._issued: dict[str, tuple[str, float]] = {}
+        #: The callback token of each application (invocations, launches): token -> application.
+        self._app_tokens: dict[str, str] = {}
+        self._token_of_app: dict[str, str] = {}
+        #: Requests launched with launch(): request id -> the application it is for (None: any).
+        self._launches: dict[str, str | None] = {}
         self.logins = 0
         self._token_lock = threading.Lock()
-        self.state = MockState(strict=strict)
+        self.state = MockState(strict=strict, max_results_per_slide=max_results_per_slide,
+                               max_stored_result_bytes=max_stored_result_bytes)
         for info in (slides.values() if isinstance(slides, Mapping) else slides or ()):
             self.add_slide(info)
         for slide_id, paths in (slide_files or {}).items():
@@ -153,32 +187,78 @@ class MockSectraServer:
         self.state.add_files(slide_id, sources)
         return sources
 
-    def issue_token(self) -> str:
-        """A fresh bearer token valid for ``token_lifetime`` seconds (what ``/token`` hands out)."""
-        import secrets
-        import time
+    @property
+    def max_results_per_slide(self) -> int:
+        """How many results one application may keep on one slide (507 past it)."""
+        return self.state.max_results_per_slide
 
+    @property
+    def max_stored_result_bytes(self) -> int:
+        """How many bytes of result JSON the mock keeps in all (507 past it)."""
+        return self.state.max_stored_result_bytes
+
+    def issue_token(self, application_id: str) -> str:
+        """A fresh bearer token for ``application_id``, valid ``token_lifetime`` seconds (what
+        ``/token`` hands out); refused on other applications' routes."""
         token = secrets.token_urlsafe(24)
+        now = time.monotonic()
         with self._token_lock:
             self.logins += 1
-            self.issued_tokens[token] = time.monotonic() + self.token_lifetime
+            # Expired tokens are dropped here, so repeated logins do not pile up in memory.
+            for old in [t for t, (_app, expiry) in self._issued.items() if expiry <= now]:
+                del self._issued[old]
+            self._issued[token] = (application_id, now + self.token_lifetime)
         return token
 
     def revoke_tokens(self) -> None:
-        """Invalidate every token issued by ``/token`` (as expiry would); the main token stays."""
+        """Invalidate every token issued by ``/token`` (as expiry would); the operator's ``token``
+        and the applications' callback tokens stay."""
         with self._token_lock:
-            self.issued_tokens.clear()
+            self._issued.clear()
+
+    def app_token(self, application_id: str) -> str:
+        """The callback token the mock gives ``application_id`` (in invocations' ``callbackInfo``
+        and in launch data): random, the same for the mock's lifetime, bound to that application."""
+        with self._token_lock:
+            token = self._token_of_app.get(application_id)
+            if token is None:
+                token = secrets.token_urlsafe(24)
+                self._token_of_app[application_id] = token
+                self._app_tokens[token] = application_id
+            return token
+
+    def token_scope(self, token: str) -> str | None | Literal[False]:
+        """What ``token`` may reach: ``None`` every application (the operator's ``token``), an
+        application id only that application, ``False`` nothing (unknown or expired)."""
+        if hmac.compare_digest(token.encode(), self.token.encode()):
+            return None
+        with self._token_lock:
+            app = self._app_tokens.get(token)
+            if app is not None:
+                return app
+            issued = self._issued.get(token)
+        if issued is not None and time.monotonic() < issued[1]:
+            return issued[0]
+        return False
 
     def accepts(self, token: str) -> bool:
-        """Whether ``token`` is the main token or an unexpired issued one."""
-        import hmac
-        import time
+        """Whether ``token`` is valid at all (the operator's, an application's, or an unexpired
+        issued one); :meth:`token_scope` says for which applications."""
+        return self.token_scope(token) is not False
 
-        if hmac.compare_digest(token.encode(), self.token.encode()):
-            return True
+    def launch(self, request_id: str, *, application_id: str | None = None) -> str:
+        """Launch an external app on a case, as IDS7 does: returns the ``launchUrl`` the app is
+        opened with (``{url}/launchdata?requestId=...&sessionToken=...``, spec §4.3). Only launched
+        requests have launch data; ``application_id`` limits it to that application."""
         with self._token_lock:
-            expiry = self.issued_tokens.get(token)
-        return expiry is not None and time.monotonic() < expiry
+            self._launches[request_id] = application_id
+        query = urlencode({"requestId": request_id, "sessionToken": self.session_token})
+        return f"{self._public_url()}/launchdata?{query}"
+
+    def launched(self, request_id: str) -> tuple[bool, str | None]:
+        """Whether ``request_id`` was launched, and the application it was launched for."""
+        with self._token_lock:
+            return request_id in self._launches, self._launches.get(request_id)
 
     def add_attachment(self, app_id: str, result_id: int | str, name: str, data: bytes) -> None:
         """Attach bytes to a stored result (served by the attachments endpoint, with Range)."""
@@ -257,16 +337,22 @@ class MockSectraServer:
 
     # --- talking to apps -------------------------------------------------------------------------
 
-    def callback_info(self) -> s.CallbackInfo:
-        """Callback info pointing at this server, as put into invocations.
+    def _public_url(self) -> str:
+        # callback_host replaces the host, for apps that reach the mock by another name (an app
+        # in a container calling host.docker.internal).
+        if self.callback_host:
+            return f"http://{self.callback_host}:{self.port}"
+        return self.url
+
+    def callback_info(self, application_id: str | None = None) -> s.CallbackInfo:
+        """Callback info pointing at this server, as put into invocations for ``application_id``
+        (its :meth:`app_token`); ``None`` gives the operator's ``token``, valid for every app.
 
         ``callback_host`` replaces the host in it, for apps that reach the mock by another name
         (an app in a container calling ``host.docker.internal``).
         """
-        url = self.url
-        if self.callback_host:
-            url = f"http://{self.callback_host}:{self.port}"
-        return s.CallbackInfo(url=url, token=self.token)
+        token = self.token if application_id is None else self.app_token(application_id)
+        return s.CallbackInfo(url=self._public_url(), token=token)
 
     def build_create(
         self, application_id: str, slide_id: str, *, input: s.CreateInput | None = None,

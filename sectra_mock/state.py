@@ -20,7 +20,12 @@ from sectra_core import schemas as s
 
 from .payloads import DiskFile, FileSource, SyntheticFile, png
 
-__all__ = ["MockSlide", "MockState", "plausible_image_info", "new_version_id", "Conflict", "Missing"]
+__all__ = ["MockSlide", "MockState", "plausible_image_info", "new_version_id", "Conflict", "Missing", "Full"]
+
+#: Default cap on the results one application keeps on one slide (see :class:`MockState`).
+MAX_RESULTS_PER_SLIDE = 10_000
+#: Default cap on the JSON bytes of every stored result together (see :class:`MockState`).
+MAX_STORED_RESULT_BYTES = 512 * 1024 * 1024
 
 
 class Missing(LookupError):
@@ -29,6 +34,10 @@ class Missing(LookupError):
 
 class Conflict(Exception):
     """A stale ``versionId`` (answered 409)."""
+
+
+class Full(Exception):
+    """The mock's result store is at one of its caps (answered 507 Insufficient Storage)."""
 
 
 def new_version_id() -> str:
@@ -89,10 +98,24 @@ class MockState:
     """Slides, results, quality control and applications, behind one lock.
 
     ``strict``: unknown slide ids are 404 instead of being invented on first use.
+    ``max_results_per_slide``: how many results one application may keep on one slide;
+    ``max_stored_result_bytes``: the JSON size of all stored results together. Results live in
+    memory, so without these an app storing in a loop (or anyone holding a token) grows the mock
+    without bound; past either cap a store is a :class:`Full`.
     """
 
-    def __init__(self, *, strict: bool = False) -> None:
+    def __init__(
+        self, *, strict: bool = False, max_results_per_slide: int = MAX_RESULTS_PER_SLIDE,
+        max_stored_result_bytes: int = MAX_STORED_RESULT_BYTES,
+    ) -> None:
         self.strict = strict
+        self.max_results_per_slide = max_results_per_slide
+        self.max_stored_result_bytes = max_stored_result_bytes
+        self._stored_bytes = 0
+        #: JSON size of each stored result, by (app, result id), to keep ``_stored_bytes`` exact.
+        self._sizes: dict[tuple[str, str], int] = {}
+        #: How many results each (app, slide) holds, so the cap check needs no scan.
+        self._counts: dict[tuple[str, str], int] = {}
         self._lock = threading.RLock()
         self._slides: dict[str, MockSlide] = {}
         self._results: dict[str, dict[str, s.ResultResponse]] = {}
@@ -158,14 +181,43 @@ class MockState:
 
     # --- results ---------------------------------------------------------------------------------
 
+    def _check_room(self, app_id: str, slide_id: str, size: int, freed: int, new_on_slide: bool) -> None:
+        if new_on_slide and self._counts.get((app_id, slide_id), 0) >= self.max_results_per_slide:
+            raise Full(
+                f"application {app_id!r} already keeps {self.max_results_per_slide} results on slide "
+                f"{slide_id!r}, the mock's max_results_per_slide; update an existing result instead "
+                "(apps re-use one result per slide, spec §1.4), or raise the cap "
+                "(MockSectraServer(max_results_per_slide=...), sectra mock serve --max-results-per-slide)"
+            )
+        if self._stored_bytes - freed + size > self.max_stored_result_bytes:
+            raise Full(
+                f"storing this {size}-byte result would take the mock's results past "
+                f"max_stored_result_bytes={self.max_stored_result_bytes}; raise the cap "
+                "(MockSectraServer(max_stored_result_bytes=...), sectra mock serve --max-stored-result-bytes)"
+            )
+
     def create_result(self, app_id: str, result: s.Result) -> s.ResultResponse:
-        """Store a new result with the app's next integer id and a fresh ``versionId``."""
+        """Store a new result with the app's next integer id and a fresh ``versionId``
+        (:class:`Full` past ``max_results_per_slide`` or ``max_stored_result_bytes``)."""
+        size = len(s.encode(result))
         with self._lock:
+            self._check_room(app_id, result.slide_id, size, 0, True)
             rid = self._next_id.get(app_id, 0) + 1
             self._next_id[app_id] = rid
             stored = s.ResultResponse(id=rid, version_id=new_version_id(), **result.content_fields())
             self._results.setdefault(app_id, {})[str(rid)] = stored
+            self._account(app_id, str(rid), stored.slide_id, size, +1)
             return stored
+
+    def _account(self, app_id: str, result_id: str, slide_id: str, size: int, count: int) -> None:
+        # count=+1: this result now exists with this size; count=-1: it no longer does.
+        key = (app_id, slide_id)
+        self._counts[key] = self._counts.get(key, 0) + count
+        if count > 0:
+            self._sizes[(app_id, result_id)] = size
+            self._stored_bytes += size
+        else:
+            self._stored_bytes -= self._sizes.pop((app_id, result_id), 0)
 
     def get_result(self, app_id: str, result_id: str) -> s.ResultResponse:
         """A stored result, or :class:`Missing`."""
@@ -178,12 +230,17 @@ class MockState:
     def update_result(self, app_id: str, result_id: str, update: s.ResultUpdate) -> s.ResultResponse:
         """Replace a result. A ``versionId`` that is sent must be current (else :class:`Conflict`);
         one that is left out is accepted, as contrib and the downloader send none (spec §4.13 [C])."""
+        size = len(s.encode(update))
         with self._lock:
             old = self.get_result(app_id, result_id)
             if update.version_id is not None and update.version_id != old.version_id:
                 raise Conflict("stale result versionId")
+            freed = self._sizes.get((app_id, result_id), 0)
+            self._check_room(app_id, update.slide_id, size, freed, update.slide_id != old.slide_id)
             stored = s.ResultResponse(id=old.id, version_id=new_version_id(), **update.content_fields())
             self._results[app_id][result_id] = stored
+            self._account(app_id, result_id, old.slide_id, 0, -1)
+            self._account(app_id, result_id, stored.slide_id, size, +1)
             return stored
 
     def results_for_slide(self, app_id: str, slide_id: str) -> list[s.ResultResponse]:

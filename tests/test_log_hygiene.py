@@ -84,5 +84,5 @@ async def test_no_secret_or_phi_anywhere(start_sectra_mock: Callable[..., Awaita
     everything = caplog.text + "\n".join(seen)
     assert "503" in caplog.text and "RuntimeError" in caplog.text  # the logs did record the events
     assert ", in modify" in caplog.text and ", in work" in caplog.text  # with where it failed
-    for secret in (TOKEN, PASSWORD, *PHI):
+    for secret in (TOKEN, mock.app_token("app"), PASSWORD, *PHI):  # app_token: the app's callback token
         assert secret not in everything, f"{secret!r} leaked"

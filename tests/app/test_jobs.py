@@ -107,7 +107,7 @@ async def test_failure_is_shown_without_phi(sectra_mock: MockSectraServer, serve
         await runner.join()
     [result] = sectra_mock.get_results(APP_ID, "slide-1")
     assert result.display_result == "Analysis failed (RuntimeError)"
-    assert "Jane" not in caplog.text and sectra_mock.token not in caplog.text
+    assert "Jane" not in caplog.text and sectra_mock.app_token(APP_ID) not in caplog.text  # the callback token
     assert "RuntimeError" in caplog.text
 
 

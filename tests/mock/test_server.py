@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 
 import pytest
 import urllib3
@@ -16,6 +14,7 @@ from sectra_core.errors import DecodeError, HTTPStatusError
 from sectra_core.multipart import files_decoder
 from sectra_mock import MockSectraServer
 from tests.conftest import TOKEN
+from tests.mock.conftest import App
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 http = urllib3.PoolManager()
@@ -129,10 +128,12 @@ def test_token_login(make_mock: Callable[..., MockSectraServer]) -> None:
 
 def test_launch_data(mock: MockSectraServer) -> None:
     acc = mock.image_info("s1").accession_number
-    r = get(mock, f"/launchdata?requestId={acc}&sessionToken=dev-session&appId=a", headers={})
+    launch_url = mock.launch(acc)  # as IDS7 opens an external app (spec §4.3)
+    r = get(mock, launch_url.removeprefix(mock.url) + "&appId=a", headers={})
     data = msgspec_decode(r.data, s.LaunchResponse)
     assert data.callback_info.url == mock.url and data.blocks[0].slides[0].id == "s1"
-    assert get(mock, "/launchdata?requestId=x&sessionToken=wrong&appId=a", headers={}).status == 401
+    assert data.callback_info.token == mock.app_token("a")
+    assert get(mock, f"/launchdata?requestId={acc}&sessionToken=wrong&appId=a", headers={}).status == 401
 
 
 def msgspec_decode(raw: bytes, type_: type) -> object:
@@ -152,43 +153,6 @@ def test_attachments_with_range(mock: MockSectraServer) -> None:
     assert get(mock, "/applications/a/results/1/attachments?name=nope").status == 404
 
 
-class App:
-    """A minimal webhook answering with a fixed (status, body), recording what it received."""
-
-    def __init__(self, status: int, body: bytes) -> None:
-        self.received: list[dict] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                outer.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *a: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-
-@pytest.fixture
-def app_factory() -> Iterator[Callable[[int, bytes], App]]:
-    apps: list[App] = []
-
-    def make(status: int, body: bytes) -> App:
-        apps.append(App(status, body))
-        return apps[-1]
-
-    yield make
-    for a in apps:
-        a.httpd.shutdown()
-        a.httpd.server_close()
-
-
 def test_trigger_builds_a_realistic_create(mock: MockSectraServer, app_factory: Callable[[int, bytes], App]) -> None:
     stored = s.ResultResponse(id=1, version_id="v", slide_id="slide-001")
     app = app_factory(200, s.encode(stored))
@@ -196,7 +160,7 @@ def test_trigger_builds_a_realistic_create(mock: MockSectraServer, app_factory: 
     assert answer == stored
     sent = app.received[0]
     assert sent["action"] == "create" and sent["input"] == {"type": "wholeSlide"}
-    assert sent["callbackInfo"] == {"url": mock.url, "token": TOKEN} and sent["cancellationToken"]
+    assert sent["callbackInfo"] == {"url": mock.url, "token": mock.app_token("my-app")} and sent["cancellationToken"]
     tagged = s.TaggedPolygonInput(content=s.TaggedPolygonContent(
         polygon=s.Polygon(points=[s.Point(x=0, y=0), s.Point(x=0.1, y=0), s.Point(x=0.1, y=0.1)]), tags=["T"], tag_index=0))
     mock.trigger(webhook_url=app.url, application_id="my-app", slide_id="slide-001", input=tagged)
@@ -213,4 +177,4 @@ def test_trigger_reports_wrong_answers(mock: MockSectraServer, app_factory: Call
 def test_callback_host_for_apps_in_containers(make_mock) -> None:  # type: ignore[no-untyped-def]
     server = make_mock(callback_host="host.docker.internal")
     info = server.build_create("app", "slide-1").callback_info
-    assert info.url == f"http://host.docker.internal:{server.port}" and info.token == server.token
+    assert info.url == f"http://host.docker.internal:{server.port}" and info.token == server.app_token("app")

@@ -58,7 +58,7 @@ def test_refresh_before_expiry(make_mock: Callable[..., MockSectraServer], from_
 
 def test_external_launch(mock: MockSectraServer, transport_name: str, portal: TrioPortal) -> None:
     acc = mock.image_info("launch-slide").accession_number
-    launch_url = f"{mock.url}/launchdata?requestId={acc}&sessionToken=dev-session"
+    launch_url = mock.launch(acc)  # the URL IDS7 would open the app with
     if transport_name == "urllib3":
         client, data = SectraClient.from_launch_url(launch_url, "my-app")
     else:
