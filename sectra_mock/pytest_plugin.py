@@ -9,21 +9,57 @@
   their own options in one test; all are stopped at teardown.
 * ``serve_sectra_app`` (trio): serves an :class:`~sectra_core.analysis_app.AnalysisApp` in the
   test's nursery and returns its registered URL, for ``await sectra_mock.aio.trigger(url, ...)``.
+* ``serve_sectra_app_thread`` (sync): the same from a background thread, for ``sectra_mock_thread.trigger(url, ...)``.
+
+pytest loads this module in every run of an environment where sectra-sdk is installed, with or
+without its extras, so it imports nothing beyond pytest at load time (#17): the mock (trio, Quart,
+hypercorn) is imported when a fixture is first used, and a missing extra fails that test with a
+message naming the extra to install instead of breaking every pytest run.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .server import MockSectraServer
+if TYPE_CHECKING:
+    from .server import MockSectraServer
 
 __all__ = [
     "sectra_mock_options", "sectra_mock", "sectra_mock_thread", "make_sectra_mock", "start_sectra_mock",
-    "serve_sectra_app",
+    "serve_sectra_app", "serve_sectra_app_thread",
 ]
+
+# What each fixture family needs, and the extra that brings it.
+_MOCK = ("mock", ("trio", "quart", "quart_trio", "hypercorn", "h11"))
+_APP = ("app", ("trio", "quart", "quart_trio", "hypercorn", "h11"))
+
+
+def _need(fixture: str, extra: tuple[str, tuple[str, ...]]) -> None:
+    """Fail the test (not the pytest run) with what to install when ``extra`` is missing."""
+    name, modules = extra
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing = module
+            break
+    else:
+        return
+    pytest.fail(  # outside the except: no chained "No module named" traceback in the report
+        f"the {fixture} fixture needs {missing!r} from the sectra-sdk '{name}' extra: "
+        f"pip install 'sectra-sdk[{name}]' (or 'sectra-sdk[test]' for everything the SDK's tests use)",
+        pytrace=False,
+    )
+
+
+def _server_class() -> type[MockSectraServer]:
+    from .server import MockSectraServer
+
+    return MockSectraServer
 
 
 @pytest.fixture
@@ -35,10 +71,12 @@ def sectra_mock_options(request: pytest.FixtureRequest) -> dict[str, Any]:
 @pytest.fixture
 def make_sectra_mock(sectra_mock_options: dict[str, Any]) -> Iterator[Callable[..., MockSectraServer]]:
     """``make_sectra_mock(**options)`` starts a threaded mock; all are stopped after the test."""
+    _need("make_sectra_mock", _MOCK)
+    cls = _server_class()
     started: list[MockSectraServer] = []
 
     def make(**options: Any) -> MockSectraServer:
-        server = MockSectraServer(**{**sectra_mock_options, **options})
+        server = cls(**{**sectra_mock_options, **options})
         server.start()
         started.append(server)
         return server
@@ -59,10 +97,12 @@ async def start_sectra_mock(
     nursery: Any, sectra_mock_options: dict[str, Any]
 ) -> AsyncIterator[Callable[..., Awaitable[MockSectraServer]]]:
     """``await start_sectra_mock(**options)`` serves a mock in the test's nursery (trio tests)."""
+    _need("start_sectra_mock", _MOCK)
+    cls = _server_class()
     started: list[MockSectraServer] = []
 
     async def start(**options: Any) -> MockSectraServer:
-        server = MockSectraServer(**{**sectra_mock_options, **options})
+        server = cls(**{**sectra_mock_options, **options})
         await nursery.start(server.serve)
         started.append(server)
         return server
@@ -82,6 +122,7 @@ async def sectra_mock(start_sectra_mock: Callable[..., Awaitable[MockSectraServe
 async def serve_sectra_app(nursery: Any) -> AsyncIterator[Callable[..., Awaitable[str]]]:
     """``url = await serve_sectra_app(analysis_app)`` serves an app in the test's nursery (trio
     mode) and returns its registered URL (base URL + ``url_prefix``)."""
+    _need("serve_sectra_app", _APP)
     from sectra_transports.webhook import AppServer, create_app
 
     servers: list[Any] = []
@@ -95,3 +136,23 @@ async def serve_sectra_app(nursery: Any) -> AsyncIterator[Callable[..., Awaitabl
     yield serve
     for server in servers:
         await server.aclose()
+
+
+@pytest.fixture
+def serve_sectra_app_thread() -> Iterator[Callable[..., str]]:
+    """``url = serve_sectra_app_thread(analysis_app)`` serves an app from a background thread (sync
+    tests) and returns its registered URL; drive it with ``sectra_mock_thread.trigger(url, ...)``."""
+    _need("serve_sectra_app_thread", _APP)
+    from sectra_transports.webhook import AppServer, create_app
+
+    servers: list[Any] = []
+
+    def serve(app: Any, *, url_prefix: str = "/sectra/app", **options: Any) -> str:
+        server = AppServer(create_app(app, url_prefix=url_prefix, **options))
+        base = server.start()
+        servers.append(server)
+        return f"{base}{url_prefix}"
+
+    yield serve
+    for server in servers:
+        server.stop()
