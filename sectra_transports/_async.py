@@ -85,6 +85,7 @@ class AsyncSectraClient:
         verify: bool | str = True,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
+        proxy: str | None = None,
         allow_http: bool = False,
         transport: AsyncTransport | None = None,
         plugins: Plugins | None = None,
@@ -98,7 +99,7 @@ class AsyncSectraClient:
         )
         if transport is None:
             options = TransportOptions(
-                verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout
+                verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout, proxy=proxy
             )
             transport = plugins.make_transport("trio", options)
             if transport is None:
