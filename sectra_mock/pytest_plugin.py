@@ -128,6 +128,7 @@ async def serve_sectra_app(nursery: Any) -> AsyncIterator[Callable[..., Awaitabl
     servers: list[Any] = []
 
     async def serve(app: Any, *, url_prefix: str = "/sectra/app", **options: Any) -> str:
+        options.setdefault("debug", True)  # served against the mock: show handler errors in full
         server = AppServer(create_app(app, url_prefix=url_prefix, **options))
         base = await nursery.start(server.serve)
         servers.append(server)
@@ -148,6 +149,7 @@ def serve_sectra_app_thread() -> Iterator[Callable[..., str]]:
     servers: list[Any] = []
 
     def serve(app: Any, *, url_prefix: str = "/sectra/app", **options: Any) -> str:
+        options.setdefault("debug", True)  # served against the mock: show handler errors in full
         server = AppServer(create_app(app, url_prefix=url_prefix, **options))
         base = server.start()
         servers.append(server)

@@ -23,6 +23,7 @@ from sectra_core import schemas as s
 from sectra_core import webhook as w
 from sectra_core.webhook import released
 from sectra_core.analysis_app import ACTIONS, AnalysisApp
+from sectra_core.config import debug_enabled
 from sectra_core.errors import ConfigurationError, ValidationError, safe_traceback
 from sectra_core.plugins import default_plugins
 from sectra_core.sansio import parse_image_notification, parse_invocation
@@ -160,7 +161,8 @@ def create_blueprint(
         except Exception as exc:  # every failure becomes Sectra's {"error": ...} shape
             status, answer = w.error_answer(exc)
             if status >= 500:
-                log.error("the app failed to answer %s: %s", request.path, safe_traceback(exc))
+                reveal = bool(current_app.config.get("SECTRA_DEBUG"))  # see create_app(debug=)
+                log.error("the app failed to answer %s: %s", request.path, safe_traceback(exc, reveal=reveal))
             return reply(answer, status)
 
     async def invocation() -> Response:
@@ -177,8 +179,13 @@ def create_blueprint(
     return bp
 
 
-def create_app(app: AnalysisApp, *, mode: str = "trio", url_prefix: str = "", job_runner: Any = None) -> Quart:
-    """A whole ASGI app serving ``app``: quart-trio (``mode="trio"``) or Quart on asyncio."""
+def create_app(app: AnalysisApp, *, mode: str = "trio", url_prefix: str = "", job_runner: Any = None,
+               debug: bool | None = None) -> Quart:
+    """A whole ASGI app serving ``app``: quart-trio (``mode="trio"``) or Quart on asyncio.
+
+    ``GET /healthz`` answers 200 ``ok`` (for container and load-balancer checks). ``debug``: log
+    handler errors with their messages (default: ``SECTRA_DEBUG``; off, since they may quote PHI).
+    """
     if mode == "trio":
         from quart_trio import QuartTrio
 
@@ -191,8 +198,14 @@ def create_app(app: AnalysisApp, *, mode: str = "trio", url_prefix: str = "", jo
     else:
         raise ConfigurationError(f"mode must be 'trio' or 'asyncio', got {mode!r}")
     asgi.config["MAX_CONTENT_LENGTH"] = MAX_INVOCATION_BYTES
+    asgi.config["SECTRA_DEBUG"] = debug_enabled(debug)
+    asgi.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
     asgi.register_blueprint(create_blueprint(app, url_prefix=url_prefix, job_runner=job_runner))
     return asgi
+
+
+async def _healthz() -> Response:
+    return Response(b"ok\n", 200, content_type="text/plain")
 
 
 class AppServer(AsgiServer):
