@@ -11,6 +11,7 @@ anything else.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -29,6 +30,17 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+def _is_sized_terminal(stream: TextIO) -> bool:
+    """A terminal with a width: a pty without one (some CI runners) gets whole lines, since a
+    zero-column bar would draw nothing."""
+    if not getattr(stream, "isatty", lambda: False)():
+        return False
+    try:
+        return os.get_terminal_size(stream.fileno()).columns > 0
+    except (OSError, ValueError, AttributeError):
+        return True  # a terminal-like stream without a file descriptor (tests): trust isatty
+
+
 class ProgressBar:
     """Call it with each :class:`Progress`; call :meth:`close` at the end.
 
@@ -41,7 +53,7 @@ class ProgressBar:
         self.width = width
         self.label = label
         #: Draw a tqdm bar in place (a terminal) or print whole lines.
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)()) if tty is None else tty
+        self.tty = _is_sized_terminal(self.stream) if tty is None else tty
         self._start = time.monotonic()
         self._last_decile = -1
         self._last_file = ""

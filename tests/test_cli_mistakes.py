@@ -173,3 +173,37 @@ def test_skip_existing_says_skipped(tmp_path: Path, mock: MockSectraServer, serv
     skipped = [line for line in again.stderr.splitlines() if line.startswith("skipped ")]
     assert len(skipped) == 3 and all("already there" in line for line in skipped)
     one_line(sectra("download", "s3", "-o", str(tmp_path), env=served), EXIT_USAGE, "--skip-existing or --overwrite")
+
+
+def test_progress_on_a_terminal_is_a_tqdm_bar(tmp_path: Path, mock: MockSectraServer, served: dict[str, str]) -> None:
+    """Through a real pty: tqdm redraws one line in place, with rate and time left (#17 item 6).
+    (Off a terminal the output stays whole lines: test_cli.py checks that.)"""
+    import pty
+
+    mock.add_synthetic_slide("tty", 4_000_000, n_files=2)
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "100", **served}
+    proc = subprocess.Popen([sys.executable, "-m", "sectra_client", "download", "tty", "-o", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=slave, stdin=subprocess.DEVNULL, env=environ)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the pty
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(60) == 0
+    screen = b"".join(chunks).decode()
+    frames = screen.replace("\r\n", "\n").split("\r")
+    assert len(frames) > 1 and "100%" in frames[-1] and "B/s" in frames[-1] and "<00:00" in frames[-1], screen
+    assert all(len(line) <= 100 for frame in frames for line in frame.splitlines())  # fits the width
+    assert "Traceback" not in screen
