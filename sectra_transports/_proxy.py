@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
@@ -28,6 +29,9 @@ from sectra_core.errors import ConfigurationError
 from sectra_core.urls import is_loopback
 
 __all__ = ["Proxy", "proxy_for"]
+
+# urllib's NO_PROXY matcher (host names, ".domain" suffixes, "*", ports); public but not in typeshed.
+_bypass: Callable[[str, dict[str, str]], bool] = getattr(urllib.request, "proxy_bypass_environment")
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ def proxy_for(url: str, proxy: str | None) -> Proxy | None:
     if not chosen:
         return None
     netloc = f"{host}:{parts.port}" if parts.port else host
-    if urllib.request.proxy_bypass_environment(netloc, proxies):  # NO_PROXY
+    if _bypass(netloc, proxies):  # NO_PROXY
+
         return None
     return Proxy.parse(chosen)
