@@ -295,6 +295,8 @@ class AsyncSectraClient:
             )
             async for chunk in response.stream:  # type: ignore[union-attr]
                 download.feed(chunk)
+                if download.skipped_whole:
+                    break  # an existing one-file slide: stop reading (the connection is dropped)
             return download.finish()
         except BaseException as exc:
             if download is None:

@@ -82,6 +82,5 @@ def proxy_for(url: str, proxy: str | None) -> Proxy | None:
         return None
     netloc = f"{host}:{parts.port}" if parts.port else host
     if _bypass(netloc, proxies):  # NO_PROXY
-
         return None
     return Proxy.parse(chosen)

@@ -268,11 +268,13 @@ class SectraClient:
             if response.readinto is not None:
                 # One buffer, refilled straight from the socket: Download keeps nothing of it.
                 buffer = bytearray(self._chunk_size)
-                while n := response.readinto(buffer):
+                while not download.skipped_whole and (n := response.readinto(buffer)):
                     download.feed(buffer, n)
             else:
                 for chunk in response.stream:  # type: ignore[union-attr]
                     download.feed(chunk)
+                    if download.skipped_whole:
+                        break  # an existing one-file slide: stop reading (the connection is dropped)
             return download.finish()
         except BaseException as exc:
             if download is None:
