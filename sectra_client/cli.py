@@ -14,18 +14,25 @@ Server and credentials: ``--url``/``SECTRA_URL``; a bearer token from ``SECTRA_T
 ``--token``, which other users of the machine can see in the process list), or ``--username``
 with ``--application-id`` for ``/token`` login with a hidden password prompt (``SECTRA_PASSWORD``
 for scripts). Tokens and passwords are never printed; the one exception is ``sectra mock serve``,
-which prints the mock's own random session token (launch URLs need it).
+which prints the mock's own random session token (launch URLs need it). Every option has a
+``SECTRA_*`` variable (see ``sectra --help``); proxies come from ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` or ``--proxy``.
+
+Exit status: 0 success; 1 the operation failed (server, network, local disk, ``app check`` found
+problems); 2 usage (bad option or value, missing URL/token: fix the command line); 130 Ctrl-C;
+143 SIGTERM. Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import getpass
 import ipaddress
 import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,12 +46,32 @@ from sectra_core.errors import (
     DuplicateFilenameError,
     NotFoundError,
     SectraError,
+    TimeoutError,
     UnsupportedFeatureError,
 )
 from sectra_core.files import Progress
 from sectra_core.progressbar import ProgressBar
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "EXIT_INTERRUPTED"]
+
+#: Exit statuses (see the module docstring).
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+#: Default seconds for ``--timeout`` (each connect, and each wait for the server's next bytes).
+DEFAULT_TIMEOUT = 60.0
+
+
+class UsageError(ConfigurationError):
+    """A mistake on the command line: exit status 2."""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sectra-sdk")
+    except PackageNotFoundError:  # run from a source checkout
+        return "unknown (not installed)"
 
 
 def _print_json(value: Any, out: TextIO) -> None:
@@ -56,21 +83,39 @@ def _client(args: argparse.Namespace) -> Any:
 
     url = args.url or os.environ.get("SECTRA_URL")
     if not url:
-        raise ConfigurationError("no server: pass --url or set SECTRA_URL")
-    options: dict[str, Any] = {"allow_http": args.allow_http, "api_version": args.api_version}
+        raise UsageError("no server: pass --url or set SECTRA_URL")
+    options: dict[str, Any] = {
+        "allow_http": args.allow_http, "api_version": args.api_version,
+        # One limit for the user: each connect and each wait for the server's next bytes.
+        "connect_timeout": min(args.timeout, 10.0), "read_timeout": args.timeout,
+    }
+    if args.proxy is not None:
+        options["proxy"] = args.proxy
     if args.insecure:
         options["verify"] = False
     elif args.ca_bundle:
         options["verify"] = args.ca_bundle
     if args.username:
         if not args.application_id:
-            raise ConfigurationError("--username needs --application-id (the app the token is for)")
-        password = os.environ.get("SECTRA_PASSWORD") or getpass.getpass(f"Password for {args.username}: ")
+            raise UsageError("--username needs --application-id (the app the token is for)")
+        password = os.environ.get("SECTRA_PASSWORD") or _ask_password(args.username)
         return SectraClient.from_credentials(url, args.username, password, args.application_id, **options)
     token = args.token or os.environ.get("SECTRA_TOKEN")
     if not token:
-        raise ConfigurationError("no token: set SECTRA_TOKEN, pass --token, or log in with --username")
+        raise UsageError("no token: set SECTRA_TOKEN, pass --token, or log in with --username")
     return SectraClient(url, token, **options)
+
+
+def _ask_password(username: str) -> str:
+    """The password from the terminal, hidden; a clear error where there is no terminal to ask on."""
+    try:
+        with warnings.catch_warnings():
+            # getpass falls back to reading stdin *with echo* (and a warning) when it cannot
+            # control a terminal: refuse instead of echoing a password into a log.
+            warnings.simplefilter("error", getpass.GetPassWarning)
+            return getpass.getpass(f"Password for {username}: ")
+    except (EOFError, getpass.GetPassWarning):
+        raise UsageError(f"no terminal to ask for {username}'s password on: set SECTRA_PASSWORD") from None
 
 
 class _CaseProgress:
@@ -113,12 +158,40 @@ def cmd_download(args: argparse.Namespace, out: TextIO) -> int:
     except DuplicateFilenameError as exc:
         if exc.existing is None:
             raise
-        raise DuplicateFilenameError(f"{exc.existing} already exists; pass --skip-existing or --overwrite") from None
+        raise UsageError(f"{exc.existing} already exists; pass --skip-existing or --overwrite") from None
+
+
+def _existing(folder: Path) -> set[Path]:
+    """The files already in ``folder`` and its sub-folders (a case's slides), to tell skipped
+    files from downloaded ones afterwards."""
+    if not folder.is_dir():
+        return set()
+    return {p for p in folder.rglob("*") if p.is_file()}
+
+
+def _check_output(folder: Path) -> None:
+    """A clear usage error for an output path that cannot be a folder, before any request."""
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"-o {folder}: {parent} is a file, not a folder; pass a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UsageError(f"-o {folder}: no permission to write in {parent}; pick another folder")
+            return
 
 
 def _download(args: argparse.Namespace, out: TextIO) -> int:
     on_exists = "skip" if args.skip_existing else "overwrite" if args.overwrite else "error"
     err: TextIO = args.progress_stream or sys.stderr
+    output = Path(args.output)
+    _check_output(output)
+    before = _existing(output) if on_exists == "skip" else set()
+
+    def report(path: Path) -> None:
+        if path in before:
+            err.write(f"skipped {path} (already there; --overwrite replaces it)\n")
+        out.write(f"{path}\n")
+
     with _client(args) as client:
         case = args.case
         if not case and not args.slide:
@@ -139,6 +212,8 @@ def _download(args: argparse.Namespace, out: TextIO) -> int:
                 raise NotFoundError(404, "GET", f"/requests/{args.target}/images/info", b"no slides in this case")
             for slide_id, paths in saved.items():
                 for path in paths:
+                    if path in before:
+                        err.write(f"skipped {path} (already there; --overwrite replaces it)\n")
                     out.write(f"{slide_id}\t{path}\n")
         else:
             bar = ProgressBar(err)
@@ -148,21 +223,24 @@ def _download(args: argparse.Namespace, out: TextIO) -> int:
             finally:
                 bar.close(completed=paths is not None)
             for path in paths:
-                out.write(f"{path}\n")
+                report(path)
     return 0
 
 
 def cmd_results(args: argparse.Namespace, out: TextIO) -> int:
+    app = args.application_id
+    if not app:
+        raise UsageError("which app's results? pass --application-id (or set SECTRA_APPLICATION_ID)")
     with _client(args) as client:
         if args.results_command == "list":
-            results = client.get_all_results(args.slide_id, args.app)
+            results = client.get_all_results(args.slide_id, app)
             if args.json:
                 _print_json(results, out)
             else:
                 for r in results:
                     out.write(f"{r.id}\t{r.version_id}\t{r.display_result or ''}\n")
         else:
-            _print_json(client.get_result_by_result_id(args.app, args.result_id), out)
+            _print_json(client.get_result_by_result_id(app, args.result_id), out)
     return 0
 
 
@@ -207,9 +285,7 @@ def cmd_mock_serve(args: argparse.Namespace, out: TextIO) -> int:
 
     token = args.token or os.environ.get("SECTRA_TOKEN") or "dev-token"
     session = args.session_token or os.environ.get("SECTRA_MOCK_SESSION_TOKEN") or None
-    from sectra_mock.faults import Fault
-
-    faults = [Fault.parse(text) for text in args.fault or ()]
+    faults = list(args.fault or ())  # parsed (and checked) by argparse: see _fault
     limits = {name: getattr(args, name) for name in ("max_request_bytes", "max_results_per_slide", "max_stored_result_bytes")
               if getattr(args, name) is not None}
     server = MockSectraServer(token=token, api_version=args.api_version or "1.10", strict=args.strict,
@@ -244,6 +320,11 @@ def cmd_app_check(args: argparse.Namespace, out: TextIO) -> int:
 
     from sectra_core.origins import TRUSTED_CALLBACKS_ENV, origin_of
 
+    if "://" not in args.url:
+        raise UsageError(
+            f"{args.url!r} has no scheme: give the app's registered URL in full, e.g. http://{args.url} "
+            "(the mock calls exactly that URL)"
+        )
     mock = MockSectraServer(token=secrets.token_urlsafe(16), callback_host=args.callback_host)
     _warn_if_exposed(args.mock_host, sys.stderr)
     with mock.run(host=args.mock_host, port=args.mock_port):
@@ -270,24 +351,97 @@ def cmd_app_check(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if report.ok else 1
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0 seconds")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port is 0 (any free one) to 65535")
+    return value
+
+
+def _fault(text: str) -> Any:
+    """``--fault`` values are checked while parsing, so a typo is a usage error, not a fault that
+    silently never fires."""
+    try:
+        from sectra_mock.faults import Fault
+    except ModuleNotFoundError as exc:
+        raise argparse.ArgumentTypeError(f"the mock needs {exc.name!r}: pip install 'sectra-sdk[mock]'") from None
+    try:
+        return Fault.parse(text)
+    except (ConfigurationError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with "sectra: error: ..." on one line and a hint to ``--help`` (exit 2)."""
+
+    def error(self, message: str) -> Any:  # argparse's signature returns NoReturn
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``sectra`` argument parser."""
-    parser = argparse.ArgumentParser(prog="sectra", description="The Sectra IA-API from a shell.")
-    conn = argparse.ArgumentParser(add_help=False)
-    conn.add_argument("--url", help="IA-API base URL (or SECTRA_URL)")
-    conn.add_argument("--token", help="bearer token (prefer SECTRA_TOKEN: options show in the process list)")
-    conn.add_argument("--username", help="log in with POST /token; the password is prompted for, hidden")
-    conn.add_argument("--application-id", help="the application id a /token login is for")
-    conn.add_argument("--api-version", help="pin an API-version adapter, e.g. 3.4 or 5.0")
-    conn.add_argument("--allow-http", action="store_true", help="plain http to a non-loopback host")
-    conn.add_argument("--ca-bundle", help="CA bundle for the server's certificate")
-    conn.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(
+        prog="sectra", description="The Sectra IA-API from a shell.",
+        epilog="Exit status: 0 ok, 1 the operation failed, 2 usage error, 130 interrupted. "
+               "Proxies: HTTPS_PROXY, HTTP_PROXY, NO_PROXY (or --proxy).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    conn = _Parser(add_help=False)
+    conn.add_argument("--url", default=_env("SECTRA_URL"), help="IA-API base URL (env SECTRA_URL)")
+    conn.add_argument("--token", help="bearer token (prefer env SECTRA_TOKEN: options show in the process list)")
+    conn.add_argument("--username", default=_env("SECTRA_USERNAME"),
+                      help="log in with POST /token; the password comes from env SECTRA_PASSWORD or a hidden "
+                           "prompt (env SECTRA_USERNAME)")
+    conn.add_argument("--application-id", "--app", dest="application_id", default=_env("SECTRA_APPLICATION_ID"),
+                      help="the application id: results are read for it, and a /token login is for it "
+                           "(env SECTRA_APPLICATION_ID; --app is the same option)")
+    conn.add_argument("--api-version", default=_env("SECTRA_API_VERSION"),
+                      help="pin an API-version adapter, e.g. 3.4 or 5.0 (default: ask the server's /info)")
+    conn.add_argument("--timeout", type=_positive_float, default=_env("SECTRA_TIMEOUT") or DEFAULT_TIMEOUT,
+                      metavar="SECONDS",
+                      help="give up when connecting (at most 10 s) or waiting for the server's next bytes takes "
+                           "longer (default %(default)s; env SECTRA_TIMEOUT)")
+    conn.add_argument("--proxy", default=None, metavar="URL",
+                      help="HTTP proxy for every request, e.g. http://proxy:3128; '' for none "
+                           "(default: env HTTPS_PROXY/HTTP_PROXY, honouring NO_PROXY)")
+    conn.add_argument("--allow-http", action="store_true",
+                      help="plain http to a non-loopback host (default: upgraded to https)")
+    conn.add_argument("--ca-bundle", default=_env("SECTRA_CA_BUNDLE"),
+                      help="CA bundle for the server's certificate (default: the system's; env SECTRA_CA_BUNDLE)")
+    conn.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (testing only)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("info", parents=[conn], help="server versions").set_defaults(func=cmd_info)
     p = sub.add_parser("slide", parents=[conn], help="slide metadata as JSON")
-    p.add_argument("slide_id")
-    p.add_argument("--extended", action="store_true", help="exam and LIS fields")
+    p.add_argument("slide_id", help="the slide id")
+    p.add_argument("--extended", action="store_true", help="add exam and LIS fields")
     p.add_argument("--phi", action="store_true", help="include patient data")
     p.set_defaults(func=cmd_slide)
 
@@ -295,38 +449,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", help="slide id or accession number")
     p.add_argument("-o", "--output", required=True, help="output folder (a case gets one sub-folder per slide)")
     kind = p.add_mutually_exclusive_group()
-    kind.add_argument("--slide", action="store_true", help="TARGET is a slide id")
-    kind.add_argument("--case", action="store_true", help="TARGET is an accession number")
+    kind.add_argument("--slide", action="store_true", help="TARGET is a slide id (default: guess)")
+    kind.add_argument("--case", action="store_true", help="TARGET is an accession number (default: guess)")
     exists = p.add_mutually_exclusive_group()
-    exists.add_argument("--skip-existing", action="store_true")
-    exists.add_argument("--overwrite", action="store_true")
-    p.add_argument("--concurrency", type=int, default=4, help="slides at once for a case")
+    exists.add_argument("--skip-existing", action="store_true",
+                        help="keep files already in the folder and say 'skipped' (default: stop with an error)")
+    exists.add_argument("--overwrite", action="store_true", help="replace files already in the folder")
+    p.add_argument("--concurrency", type=_positive_int, default=4, help="slides at once for a case (default %(default)s)")
     p.set_defaults(func=cmd_download, progress_stream=None)
 
     p = sub.add_parser("results", help="an app's results")
-    rsub = p.add_subparsers(dest="results_command", required=True)
+    rsub = p.add_subparsers(dest="results_command", required=True, parser_class=_Parser)
     q = rsub.add_parser("list", parents=[conn], help="the app's results on a slide")
-    q.add_argument("slide_id")
-    q.add_argument("--app", required=True, help="application id")
-    q.add_argument("--json", action="store_true", help="full results as JSON")
+    q.add_argument("slide_id", help="the slide id")
+    q.add_argument("--json", action="store_true", help="full results as JSON (default: one line each)")
     q.set_defaults(func=cmd_results)
     q = rsub.add_parser("get", parents=[conn], help="one result as JSON")
-    q.add_argument("result_id")
-    q.add_argument("--app", required=True, help="application id")
+    q.add_argument("result_id", help="the result id")
     q.set_defaults(func=cmd_results)
 
     p = sub.add_parser("mock", help="the mock Sectra server")
-    msub = p.add_subparsers(dest="mock_command", required=True)
+    msub = p.add_subparsers(dest="mock_command", required=True, parser_class=_Parser)
     q = msub.add_parser("serve", help="serve until Ctrl-C")
-    q.add_argument("--port", type=int, default=8001)
-    q.add_argument("--host", default="127.0.0.1")
-    q.add_argument("--slides-dir", help="folder of slides: sub-folders are slides, files are one-file slides")
-    q.add_argument("--token", help="the token clients must send (default: SECTRA_TOKEN or dev-token)")
+    q.add_argument("--port", type=_port, default=8001, help="port to listen on; 0 for any free one (default %(default)s)")
+    q.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
+    q.add_argument("--slides-dir", help="folder of slides: sub-folders are slides, files are one-file slides (default: none)")
+    q.add_argument("--token", help="the token clients must send (default: env SECTRA_TOKEN or dev-token)")
     q.add_argument("--api-version", help="IA-API version or adapter name (default 1.10)")
     q.add_argument("--strict", action="store_true", help="404 for unknown slides instead of inventing them")
-    q.add_argument("--latency", type=float, default=0.0, help="seconds added before every answer")
+    q.add_argument("--latency", type=float, default=0.0, help="seconds added before every answer (default %(default)s)")
     q.add_argument("--callback-host", help="the host name put into invocations' callbackInfo (default: the bound address)")
-    q.add_argument("--fault", action="append", metavar="KIND[:ROUTE][,OPT=VAL...]",
+    q.add_argument("--fault", action="append", metavar="KIND[:ROUTE][,OPT=VAL...]", type=_fault,
                    help="inject a fault, e.g. status:image_info,status=503,times=3 (see sectra_mock.faults); repeatable")
     q.add_argument("--session-token", help="the IDS7 user session launches carry (default: SECTRA_MOCK_SESSION_TOKEN "
                                            "or a random one, printed at start)")
@@ -340,20 +493,60 @@ def build_parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_mock_serve, stop_event=None)
 
     p = sub.add_parser("app", help="analysis apps")
-    asub = p.add_subparsers(dest="app_command", required=True)
+    asub = p.add_subparsers(dest="app_command", required=True, parser_class=_Parser)
     q = asub.add_parser("check", help="check an app's registration and fire a test create through a mock")
-    q.add_argument("url", help="the app's registered URL")
-    q.add_argument("--slide", default="slide-001", help="slide id for the test invocation")
+    q.add_argument("url", help="the app's registered URL, with its scheme (http://host:port/path)")
+    q.add_argument("--slide", default="slide-001", help="slide id for the test invocation (default %(default)s)")
     q.add_argument("--no-invoke", action="store_true", help="only check registration and info")
-    q.add_argument("--mock-host", default="127.0.0.1", help="where the embedded mock listens (0.0.0.0: every interface)")
-    q.add_argument("--mock-port", type=int, default=0, help="the embedded mock's port (default: any free one)")
+    q.add_argument("--mock-host", default="127.0.0.1", help="where the embedded mock listens (default %(default)s; 0.0.0.0: every interface)")
+    q.add_argument("--mock-port", type=_port, default=0, help="the embedded mock's port (default: any free one)")
     q.add_argument("--callback-host", help="the host name the app calls the mock back at (e.g. host.docker.internal)")
     q.set_defaults(func=cmd_app_check)
     return parser
 
 
+def _describe(exc: BaseException) -> tuple[str, int]:
+    """One line and an exit status for a failure the user can act on."""
+    if isinstance(exc, BaseExceptionGroup):
+        leaves = _leaves(exc)
+        if len(leaves) == 1:
+            return _describe(leaves[0])
+        return "; ".join(_describe(e)[0] for e in leaves[:3]), EXIT_FAILURE
+    if isinstance(exc, UsageError):
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, TimeoutError):
+        return f"{exc} (no answer within the --timeout limit; raise it with --timeout SECONDS)", EXIT_FAILURE
+    if isinstance(exc, ConfigurationError):
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
+            return f"{exc}: pick another --port (0: any free one)", EXIT_USAGE
+        return str(exc), EXIT_USAGE
+    if isinstance(exc, SectraError):
+        return str(exc), EXIT_FAILURE
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        what = exc.strerror or str(exc)
+        if exc.errno == errno.ENOSPC:
+            return f"the disk is full{where}: free space or pick another folder with -o", EXIT_FAILURE
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return f"cannot write{where}: {what}; pick a folder you can write to", EXIT_FAILURE
+        if exc.errno == errno.EADDRINUSE:
+            return f"the port is already in use ({what}): pick another with --port (0: any free one)", EXIT_USAGE
+        return f"{what}{where}", EXIT_FAILURE
+    if isinstance(exc, ModuleNotFoundError):
+        return f"{exc.name!r} is not installed: pip install 'sectra-sdk[mock]' for the mock and apps", EXIT_USAGE
+    raise exc
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
+
+
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, **overrides: Any) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 check failed, 2 error, 130 interrupted)."""
+    """Run the CLI; returns the exit status (0 ok, 1 failure, 2 usage, 130 interrupted, 143 SIGTERM)."""
     args = build_parser().parse_args(argv)
     for name, value in overrides.items():  # tests inject a stop event or a progress stream
         setattr(args, name, value)
@@ -361,12 +554,13 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, **over
     try:
         with _terminate_cleanly():
             return int(args.func(args, out))
-    except SectraError as exc:
-        sys.stderr.write(f"sectra: error: {exc}\n")
-        return 2
     except KeyboardInterrupt:
         sys.stderr.write("sectra: interrupted\n")
-        return 130
+        return EXIT_INTERRUPTED
+    except (SectraError, OSError, ModuleNotFoundError, BaseExceptionGroup) as exc:
+        message, status = _describe(exc)  # re-raises what it cannot describe: a bug, not a mistake
+        sys.stderr.write(f"sectra: error: {message}\n")
+        return status
 
 
 @contextmanager

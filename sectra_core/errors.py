@@ -209,6 +209,10 @@ class LocalFileError(DownloadError, OSError):
     """Writing a downloaded file failed locally (disk full, file-size limit, name too long, a
     directory in the way). The message names the file; the partial file was removed."""
 
+    def __str__(self) -> str:
+        # OSError would prefix "[Errno N]": the errno stays on .errno, the message is for people.
+        return self.strerror or super().__str__()
+
 
 class DownloadInterrupted(DownloadError, RemoteProtocolError):
     """The connection failed in the middle of a download; the partial file was removed."""
@@ -229,17 +233,21 @@ def status_error(status: int, method: str, path: str, body: bytes = b"") -> HTTP
     return cls(status, method, path, body)
 
 
-def safe_traceback(exc: BaseException) -> str:
+def safe_traceback(exc: BaseException, *, reveal: bool = False) -> str:
     """Where ``exc`` was raised (the frames of its traceback) without its message.
 
     For logging failures of user code: the location helps the developer, while the message of a
     foreign exception may quote patient data. SDK errors keep their messages (written to be safe).
+    ``reveal``: keep every message too (development against the mock, ``SECTRA_DEBUG=1``).
     """
     import traceback
 
     # File, line and function only: source lines could quote data too (f-strings, literals).
     frames = "".join(f'  File "{f.filename}", line {f.lineno}, in {f.name}\n' for f in traceback.extract_tb(exc.__traceback__))
-    message = f": {exc}" if isinstance(exc, SectraError) else " (message withheld: it may hold patient data)"
+    if isinstance(exc, SectraError) or reveal:
+        message = f": {exc}"
+    else:
+        message = " (message withheld: it may hold patient data; SECTRA_DEBUG=1 shows it in development)"
     return f"Traceback (most recent call last):\n{frames}{type(exc).__name__}{message}"
 
 

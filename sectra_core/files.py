@@ -214,6 +214,11 @@ class FileSink:
                 self.finished = True
 
     @property
+    def skipping(self) -> bool:
+        """Whether the file being received exists already and is being skipped."""
+        return self._target is not None and self._file is None and self._on_exists == "skip"
+
+    @property
     def current_name(self) -> str | None:
         """The name of the file being received, if any."""
         return self._name if self._target is not None else None
@@ -386,8 +391,20 @@ class Download:
         self.decoder.receive_data(chunk, n)
         self.sink.pump(self.decoder)
 
+    @property
+    def skipped_whole(self) -> bool:
+        """A one-file response whose file already exists and is kept (``on_exists="skip"``): the
+        rest of the body is that file, so the caller stops reading and drops the connection
+        instead of downloading bytes that would be thrown away (#17 item 5). In a multipart body
+        a skipped part's bytes must still be read to reach the next part; they are not written."""
+        from .multipart import SingleFileDecoder
+
+        return isinstance(self.decoder, SingleFileDecoder) and self.sink.skipping
+
     def finish(self) -> list[Path]:
         """Mark the end of the body; returns the saved (or skipped) paths in server order."""
+        if self.skipped_whole:
+            return self.sink.paths  # the body was left unread on purpose (see skipped_whole)
         self.decoder.receive_data(b"")
         self.sink.pump(self.decoder)
         if self.sink.paths:

@@ -11,7 +11,7 @@ fill one reused buffer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from .http import HttpRequest, HttpResponse
@@ -26,6 +26,8 @@ class TransportOptions:
     ``verify``: TLS verification on (True, the default), off (False), or a CA bundle path.
     Timeouts in seconds (Sectra's own examples use 6.05 s connect, 60 s read).
     ``chunk_size``: bytes per streamed chunk. ``pool_size``: connections kept per host.
+    ``proxy``: an http proxy URL for every request, ``""`` for none, or None (the default) to follow
+    ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` (see ``sectra_transports._proxy``).
     """
 
     verify: bool | str = True
@@ -33,6 +35,7 @@ class TransportOptions:
     read_timeout: float = 60.0
     chunk_size: int = 1024 * 1024
     pool_size: int = 10
+    proxy: str | None = field(default=None, repr=False)  # may hold proxy credentials
 
 
 @runtime_checkable

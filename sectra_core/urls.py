@@ -45,6 +45,12 @@ def normalize_base_url(url: str, *, allow_http: bool = False) -> str:
         raise ConfigurationError(f"unsupported URL scheme {scheme!r}; use https (or http to loopback)")
     if not parts.hostname:
         raise ConfigurationError("the IA-API base URL has no host")
+    try:
+        parts.port
+    except ValueError:
+        raise ConfigurationError(
+            f"the port in the IA-API base URL {parts.netloc!r} is not a number from 0 to 65535"
+        ) from None
     if parts.username or parts.password:
         raise ConfigurationError("credentials in the URL are not allowed; pass a token instead")
     if parts.query or parts.fragment:

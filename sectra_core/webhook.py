@@ -139,13 +139,16 @@ def too_large_answer(limit: int, length: int | None) -> tuple[int, bytes]:
     )})
 
 
-def failure_summary(exc: BaseException) -> str:
+def failure_summary(exc: BaseException, *, reveal: bool = False) -> str:
     """``exc`` for the app's log: where it was raised and what kind of failure it was, with every
     text that came from the other side withheld (upstream bodies, file names, foreign messages
-    may quote patient data)."""
+    may quote patient data). ``reveal``: keep the message too (development against the mock,
+    ``SECTRA_DEBUG=1``)."""
     frames = "".join(f'  File "{f.filename}", line {f.lineno}, in {f.name}\n' for f in traceback.extract_tb(exc.__traceback__))
     name = type(exc).__name__
-    if isinstance(exc, HTTPStatusError):
+    if reveal:
+        detail = f": {exc}"
+    elif isinstance(exc, HTTPStatusError):
         held = f" (a {len(exc.body_excerpt)}-character body excerpt withheld)" if exc.body_excerpt else ""
         detail = f": HTTP {exc.status} answering {exc.method}{held}"
     elif isinstance(exc, TransportError):
@@ -153,7 +156,7 @@ def failure_summary(exc: BaseException) -> str:
     elif isinstance(exc, SectraError) and not isinstance(exc, _UPSTREAM):
         detail = f": {exc}"
     else:
-        detail = " (message withheld: it may quote upstream data or patient data)"
+        detail = " (message withheld: it may quote upstream data or patient data; SECTRA_DEBUG=1 shows it in development)"
     return f"Traceback (most recent call last):\n{frames}{name}{detail}"
 
 

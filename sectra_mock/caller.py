@@ -149,6 +149,21 @@ class _Calls:
         return report
 
 
+def _refuse_inside_trio() -> None:
+    """The sync calls block their thread: inside a trio task they would freeze the very event loop
+    that serves the mock (the ``sectra_mock`` fixture) and the app, and hang the test."""
+    import trio
+
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return  # not in trio: blocking is fine
+    raise ConfigurationError(
+        "mock.trigger() and the other sync calls block, and this is a trio task: use "
+        "`await mock.aio.trigger(...)` (likewise mock.aio.modify/cancel/delete/notify/check_app)"
+    )
+
+
 class AppCaller:
     """Sync calls from the mock to an app (urllib3). Methods mirror :class:`AsyncAppCaller`."""
 
@@ -158,6 +173,8 @@ class AppCaller:
 
     def _drive(self, flow: Flow[Any], timeout: float) -> Any:
         from sectra_transports.urllib3 import Urllib3Transport
+
+        _refuse_inside_trio()
 
         transport = self._transports.get(timeout)
         if transport is None:

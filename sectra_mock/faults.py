@@ -65,6 +65,15 @@ class Fault:
             raise ConfigurationError(f"unknown fault {self.kind!r}; one of {', '.join(KINDS)}")
         if self.kind == "hostile_multipart" and self.variant not in VARIANTS:
             raise ConfigurationError(f"unknown hostile multipart {self.variant!r}; one of {', '.join(VARIANTS)}")
+        if self.route is not None and not self.route.startswith("/"):
+            from sectra_core.operations import ENDPOINTS
+
+            # An unknown name would never match a request: the fault would silently never fire.
+            if self.route not in ENDPOINTS:
+                raise ConfigurationError(
+                    f"unknown fault route {self.route!r}: an endpoint name ({', '.join(ENDPOINTS)}) "
+                    "or a path pattern starting with '/'"
+                )
         if self.times is not None and self.times < 1:
             raise ConfigurationError("times must be >= 1 (or None for every request)")
 
@@ -80,14 +89,21 @@ class Fault:
             key = key.strip().replace("-", "_")
             if not sep or key not in options_known:
                 raise ConfigurationError(f"bad fault option {option!r} in {text!r}")
-            if key == "variant":
-                kwargs[key] = value
-            elif key == "times":
-                kwargs[key] = None if value in ("all", "always") else int(value)
-            elif key in ("status", "after_bytes", "chunk"):
-                kwargs[key] = int(value)
-            else:
-                kwargs[key] = float(value)
+            try:
+                if key == "variant":
+                    kwargs[key] = value
+                elif key == "times":
+                    kwargs[key] = None if value in ("all", "always") else int(value)
+                elif key in ("status", "after_bytes", "chunk"):
+                    kwargs[key] = int(value)
+                else:
+                    kwargs[key] = float(value)
+            except ValueError:
+                whole = key in ("times", "status", "after_bytes", "chunk")
+                raise ConfigurationError(
+                    f"fault option {key}={value!r} in {text!r}: needs a {'whole number' if whole else 'number'}"
+                    + (" (or 'all')" if key == "times" else "")
+                ) from None
         return cls(kind.strip(), **kwargs)
 
     def matches(self, path: str, endpoint: str | None) -> bool:

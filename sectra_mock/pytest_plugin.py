@@ -11,21 +11,57 @@
   test's nursery and returns its registered URL, for ``await sectra_mock.aio.trigger(url, ...)``.
   The app trusts the callback origins of the mocks this test started so far (and any
   ``trusted_callbacks=`` given), no other: apps call back only trusted origins.
+* ``serve_sectra_app_thread`` (sync): the same from a background thread, for ``sectra_mock_thread.trigger(url, ...)``.
+
+pytest loads this module in every run of an environment where sectra-sdk is installed, with or
+without its extras, so it imports nothing beyond pytest at load time (#17): the mock (trio, Quart,
+hypercorn) is imported when a fixture is first used, and a missing extra fails that test with a
+message naming the extra to install instead of breaking every pytest run.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .server import MockSectraServer
+if TYPE_CHECKING:
+    from .server import MockSectraServer
 
 __all__ = [
     "sectra_mock_options", "sectra_mock", "sectra_mock_thread", "make_sectra_mock", "start_sectra_mock",
-    "serve_sectra_app",
+    "serve_sectra_app", "serve_sectra_app_thread",
 ]
+
+# What each fixture family needs, and the extra that brings it.
+_MOCK = ("mock", ("trio", "quart", "quart_trio", "hypercorn", "h11"))
+_APP = ("app", ("trio", "quart", "quart_trio", "hypercorn", "h11"))
+
+
+def _need(fixture: str, extra: tuple[str, tuple[str, ...]]) -> None:
+    """Fail the test (not the pytest run) with what to install when ``extra`` is missing."""
+    name, modules = extra
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing = module
+            break
+    else:
+        return
+    pytest.fail(  # outside the except: no chained "No module named" traceback in the report
+        f"the {fixture} fixture needs {missing!r} from the sectra-sdk '{name}' extra: "
+        f"pip install 'sectra-sdk[{name}]' (or 'sectra-sdk[test]' for everything the SDK's tests use)",
+        pytrace=False,
+    )
+
+
+def _server_class() -> type[MockSectraServer]:
+    from .server import MockSectraServer
+
+    return MockSectraServer
 
 
 @pytest.fixture
@@ -45,10 +81,12 @@ def make_sectra_mock(
     sectra_mock_options: dict[str, Any], _sectra_mocks_started: list[MockSectraServer],
 ) -> Iterator[Callable[..., MockSectraServer]]:
     """``make_sectra_mock(**options)`` starts a threaded mock; all are stopped after the test."""
+    _need("make_sectra_mock", _MOCK)
+    cls = _server_class()
     started: list[MockSectraServer] = []
 
     def make(**options: Any) -> MockSectraServer:
-        server = MockSectraServer(**{**sectra_mock_options, **options})
+        server = cls(**{**sectra_mock_options, **options})
         server.start()
         started.append(server)
         _sectra_mocks_started.append(server)
@@ -70,10 +108,12 @@ async def start_sectra_mock(
     nursery: Any, sectra_mock_options: dict[str, Any], _sectra_mocks_started: list[MockSectraServer],
 ) -> AsyncIterator[Callable[..., Awaitable[MockSectraServer]]]:
     """``await start_sectra_mock(**options)`` serves a mock in the test's nursery (trio tests)."""
+    _need("start_sectra_mock", _MOCK)
+    cls = _server_class()
     started: list[MockSectraServer] = []
 
     async def start(**options: Any) -> MockSectraServer:
-        server = MockSectraServer(**{**sectra_mock_options, **options})
+        server = cls(**{**sectra_mock_options, **options})
         await nursery.start(server.serve)
         started.append(server)
         _sectra_mocks_started.append(server)
@@ -97,6 +137,7 @@ async def serve_sectra_app(
     """``url = await serve_sectra_app(analysis_app)`` serves an app in the test's nursery (trio
     mode) and returns its registered URL (base URL + ``url_prefix``). The app trusts the callback
     origins of the mocks this test started before the call, plus ``trusted_callbacks=``."""
+    _need("serve_sectra_app", _APP)
     from sectra_transports.webhook import AppServer, create_app
 
     servers: list[Any] = []
@@ -105,6 +146,7 @@ async def serve_sectra_app(
         # Explicit, per test: exactly the mocks' origins, never "all of loopback".
         mocks = [mock.callback_info().url for mock in _sectra_mocks_started]
         trusted = [*mocks, *trusted_callbacks]
+        options.setdefault("debug", True)  # served against the mock: show handler errors in full
         server = AppServer(create_app(app, url_prefix=url_prefix, trusted_callbacks=trusted, **options))
         base = await nursery.start(server.serve)
         servers.append(server)
@@ -113,3 +155,27 @@ async def serve_sectra_app(
     yield serve
     for server in servers:
         await server.aclose()
+
+
+@pytest.fixture
+def serve_sectra_app_thread(_sectra_mocks_started: list[MockSectraServer]) -> Iterator[Callable[..., str]]:
+    """``url = serve_sectra_app_thread(analysis_app)`` serves an app from a background thread (sync
+    tests) and returns its registered URL; drive it with ``sectra_mock_thread.trigger(url, ...)``.
+    Like ``serve_sectra_app``, the app trusts the mocks this test started before the call, plus
+    ``trusted_callbacks=``."""
+    _need("serve_sectra_app_thread", _APP)
+    from sectra_transports.webhook import AppServer, create_app
+
+    servers: list[Any] = []
+
+    def serve(app: Any, *, url_prefix: str = "/sectra/app", trusted_callbacks: Any = (), **options: Any) -> str:
+        trusted = [*(mock.callback_info().url for mock in _sectra_mocks_started), *trusted_callbacks]
+        options.setdefault("debug", True)  # served against the mock: show handler errors in full
+        server = AppServer(create_app(app, url_prefix=url_prefix, trusted_callbacks=trusted, **options))
+        base = server.start()
+        servers.append(server)
+        return f"{base}{url_prefix}"
+
+    yield serve
+    for server in servers:
+        server.stop()

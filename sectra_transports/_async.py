@@ -85,6 +85,7 @@ class AsyncSectraClient:
         verify: bool | str = True,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
+        proxy: str | None = None,
         allow_http: bool = False,
         transport: AsyncTransport | None = None,
         plugins: Plugins | None = None,
@@ -98,7 +99,7 @@ class AsyncSectraClient:
         )
         if transport is None:
             options = TransportOptions(
-                verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout
+                verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout, proxy=proxy
             )
             transport = plugins.make_transport("trio", options)
             if transport is None:
@@ -294,6 +295,8 @@ class AsyncSectraClient:
             )
             async for chunk in response.stream:  # type: ignore[union-attr]
                 download.feed(chunk)
+                if download.skipped_whole:
+                    break  # an existing one-file slide: stop reading (the connection is dropped)
             return download.finish()
         except BaseException as exc:
             if download is None:

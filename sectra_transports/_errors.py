@@ -18,6 +18,10 @@ def _convert(exc: BaseException) -> errors.TransportError:
     # urllib3 messages name host and port but not the query string; the MaxRetryError wrapper
     # (which quotes the full URL) is unwrapped before we get here.
     # NewConnectionError subclasses ConnectTimeoutError in urllib3, so it is tested first.
+    if isinstance(exc, u.ProxyError):
+        reason = exc.original_error or exc
+        hint = " (it wants credentials: put user:password@ in the proxy URL)" if "407" in str(reason) else ""
+        return errors.ConnectError(f"the proxy failed: {reason}{hint}")
     if isinstance(exc, (u.NewConnectionError, u.NameResolutionError)):
         return errors.ConnectError(f"could not connect: {exc}")
     if isinstance(exc, u.ConnectTimeoutError):

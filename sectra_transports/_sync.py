@@ -53,6 +53,7 @@ class SectraClient:
     http to a non-loopback host (otherwise upgraded to https). ``app_version`` is sent as
     ``X-Sectra-SoftwareVersion``. ``transport`` replaces the urllib3 transport (e.g.
     :class:`~sectra_core.transport.MockTransport`); ``plugins`` a custom plugin set.
+    ``proxy``: an http proxy URL, ``""`` for none; by default ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``.
     """
 
     def __init__(
@@ -65,6 +66,7 @@ class SectraClient:
         verify: bool | str = True,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
+        proxy: str | None = None,
         allow_http: bool = False,
         transport: SyncTransport | None = None,
         plugins: Plugins | None = None,
@@ -79,7 +81,7 @@ class SectraClient:
         )
         if transport is None:
             options = TransportOptions(
-                verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout
+                verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout, proxy=proxy
             )
             transport = plugins.make_transport("sync", options)
             if transport is None:
@@ -266,11 +268,13 @@ class SectraClient:
             if response.readinto is not None:
                 # One buffer, refilled straight from the socket: Download keeps nothing of it.
                 buffer = bytearray(self._chunk_size)
-                while n := response.readinto(buffer):
+                while not download.skipped_whole and (n := response.readinto(buffer)):
                     download.feed(buffer, n)
             else:
                 for chunk in response.stream:  # type: ignore[union-attr]
                     download.feed(chunk)
+                    if download.skipped_whole:
+                        break  # an existing one-file slide: stop reading (the connection is dropped)
             return download.finish()
         except BaseException as exc:
             if download is None:

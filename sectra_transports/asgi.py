@@ -235,7 +235,11 @@ class AsgiServer:
         self._thread.start()
         if not ready.wait(timeout) or failure:
             self._thread = None
-            raise ConfigurationError(f"the {self.name} server did not start on {host}:{port}: {failure[:1]}")
+            cause = failure[0] if failure else None
+            while isinstance(cause, BaseExceptionGroup) and len(cause.exceptions) == 1:
+                cause = cause.exceptions[0]  # trio nests a bind error in several groups: say the error
+            reason = f"{cause}" if cause is not None else f"not ready within {timeout} s"
+            raise ConfigurationError(f"the {self.name} server did not start on {host}:{port}: {reason}") from cause
         return self.url
 
     def stop(self) -> None:

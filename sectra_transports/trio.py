@@ -14,16 +14,18 @@ from urllib.parse import urlsplit
 import h11
 import trio
 
-from sectra_core.errors import RemoteProtocolError
+from sectra_core.errors import ConnectError, RemoteProtocolError
 from sectra_core.http import HttpRequest, HttpResponse
 from sectra_core.transport import TransportOptions
 
 from ._async import AsyncSectraClient
+from ._proxy import Proxy, proxy_for
 from ._trio_errors import map_exceptions
 
 __all__ = ["TrioTransport", "AsyncSectraClient"]
 
-_Key = tuple[str, str, int]
+# (scheme, host, port, proxy URL or ""): connections through a proxy are pooled apart.
+_Key = tuple[str, str, int, str]
 
 
 class _Connection:
@@ -67,10 +69,19 @@ class TrioTransport:
             self._ssl = ctx
         return self._ssl
 
-    async def _connect(self, key: _Key) -> _Connection:
-        scheme, host, port = key
+    async def _connect(self, key: _Key, proxy: Proxy | None) -> _Connection:
+        scheme, host, port, _ = key
         with map_exceptions("connect"), trio.fail_after(self.options.connect_timeout):
-            stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+            if proxy is None:
+                stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+            else:
+                stream = await trio.open_tcp_stream(proxy.host, proxy.port)
+                if scheme == "https":
+                    try:
+                        await _tunnel(stream, host, port, proxy)
+                    except BaseException:
+                        await trio.aclose_forcefully(stream)
+                        raise
             if scheme == "https":
                 tls = trio.SSLStream(stream, self._ssl_context(), server_hostname=host, https_compatible=True)
                 try:
@@ -81,13 +92,13 @@ class TrioTransport:
                 stream = tls
         return _Connection(stream)
 
-    async def _checkout(self, key: _Key) -> _Connection:
+    async def _checkout(self, key: _Key, proxy: Proxy | None) -> _Connection:
         idle = self._idle.get(key)
         if idle:
             conn = idle.pop()
             conn.reused = True
             return conn
-        return await self._connect(key)
+        return await self._connect(key, proxy)
 
     def _checkin(self, key: _Key, conn: _Connection) -> bool:
         if conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE:
@@ -103,16 +114,22 @@ class TrioTransport:
         parts = urlsplit(request.url)
         scheme = parts.scheme
         port = parts.port or (443 if scheme == "https" else 80)
-        key = (scheme, parts.hostname or "", port)
+        proxy = proxy_for(request.url, self.options.proxy)
+        key = (scheme, parts.hostname or "", port, proxy.url if proxy else "")
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
         headers = [("Host", parts.netloc), *request.headers.items()]
+        if proxy is not None and scheme == "http":
+            # Plain http through a proxy: the absolute URL as target (RFC 9112 §3.2.2).
+            target = f"http://{parts.netloc}{target}"
+            if proxy.authorization:
+                headers.append(("Proxy-Authorization", proxy.authorization))
         if request.body is not None:
             headers.append(("Content-Length", str(len(request.body))))
         h11_request = h11.Request(method=request.method, target=target, headers=headers)
         for attempt in (1, 2):
-            conn = await self._checkout(key)
+            conn = await self._checkout(key, proxy)
             try:
                 response = await self._send(conn, h11_request, request.body)
             except RemoteProtocolError:
@@ -242,6 +259,39 @@ class TrioTransport:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+async def _tunnel(stream: trio.abc.Stream, host: str, port: int, proxy: Proxy) -> None:
+    """Ask the proxy for a tunnel to ``host:port`` (``CONNECT``, RFC 9110 §9.3.6); TLS then runs
+    end to end through it."""
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    headers = [("Host", authority)]
+    if proxy.authorization:
+        headers.append(("Proxy-Authorization", proxy.authorization))
+    conn = h11.Connection(h11.CLIENT)
+    await stream.send_all(
+        (conn.send(h11.Request(method="CONNECT", target=authority, headers=headers)) or b"")
+        + (conn.send(h11.EndOfMessage()) or b"")
+    )
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            data = await stream.receive_some(16384)
+            if not data:
+                raise ConnectError(f"the proxy {proxy.url} closed the connection instead of answering CONNECT")
+            conn.receive_data(bytes(data))
+            continue
+        if isinstance(event, h11.InformationalResponse):
+            continue
+        if isinstance(event, h11.Response):
+            if 200 <= event.status_code < 300:
+                return
+            hint = " (it wants credentials: put user:password@ in the proxy URL)" if event.status_code == 407 else ""
+            raise ConnectError(
+                f"the proxy {proxy.url} refused a tunnel to {authority}: {event.status_code} "
+                f"{event.reason.decode('latin-1', 'replace')}{hint}"
+            )
+        raise ConnectError(f"the proxy {proxy.url} sent no answer to CONNECT")
 
 
 def _keep_alive(response: h11.Response, headers: dict[str, str]) -> bool:

@@ -17,6 +17,7 @@ from sectra_core.http import HttpRequest, HttpResponse
 from sectra_core.transport import TransportOptions
 
 from ._errors import map_exceptions, map_read_exceptions
+from ._proxy import proxy_for
 from ._sync import SectraClient
 
 __all__ = ["Urllib3Transport", "SectraClient"]
@@ -30,6 +31,8 @@ class Urllib3Transport:
 
     def __init__(self, options: TransportOptions | None = None, *, pool: urllib3.PoolManager | None = None) -> None:
         self.options = options or TransportOptions()
+        #: TLS settings for proxy pools; None when the caller supplied ``pool`` (it decides proxies).
+        self._tls: dict[str, object] | None = None
         if pool is None:
             tls: dict[str, object] = {"cert_reqs": "CERT_REQUIRED"}
             if self.options.verify is False:
@@ -37,7 +40,9 @@ class Urllib3Transport:
             elif isinstance(self.options.verify, str):
                 tls["ca_certs"] = self.options.verify
             pool = urllib3.PoolManager(maxsize=self.options.pool_size, **tls)  # type: ignore[arg-type]
+            self._tls = tls
         self._pool = pool
+        self._proxies: dict[str, urllib3.ProxyManager] = {}
         self._timeout = urllib3.Timeout(
             connect=self.options.connect_timeout, read=self.options.read_timeout
         )
@@ -45,7 +50,7 @@ class Urllib3Transport:
     def handle_request(self, request: HttpRequest) -> HttpResponse:
         """Send ``request``; the response body is left on the wire for the caller to stream."""
         with map_exceptions():
-            raw = self._pool.request(
+            raw = self._pool_for(request.url).request(
                 request.method,
                 request.url,
                 body=request.body,
@@ -59,9 +64,24 @@ class Urllib3Transport:
         headers = {k.lower(): v for k, v in raw.headers.itermerged()}
         return HttpResponse(raw.status, headers, stream=body.chunks(), closer=body.close, readinto=body.readinto)
 
+    def _pool_for(self, url: str) -> urllib3.PoolManager:
+        """The direct pool, or a ``ProxyManager`` (CONNECT for https) when a proxy applies."""
+        proxy = proxy_for(url, self.options.proxy) if self._tls is not None else None
+        if proxy is None:
+            return self._pool
+        manager = self._proxies.get(proxy.url)
+        if manager is None:
+            headers = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
+            manager = self._proxies[proxy.url] = urllib3.ProxyManager(
+                proxy.url, proxy_headers=headers, maxsize=self.options.pool_size, **self._tls  # type: ignore[arg-type]
+            )
+        return manager
+
     def close(self) -> None:
         """Close every pooled connection."""
         self._pool.clear()
+        for manager in self._proxies.values():
+            manager.clear()
 
     def sleep(self, seconds: float) -> None:
         """Block for ``seconds`` (retry backoff)."""

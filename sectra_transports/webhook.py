@@ -35,6 +35,7 @@ from sectra_core import schemas as s
 from sectra_core import webhook as w
 from sectra_core.webhook import released
 from sectra_core.analysis_app import ACTIONS, AnalysisApp
+from sectra_core.config import debug_enabled
 from sectra_core.errors import ConfigurationError, UntrustedOriginError, ValidationError
 from sectra_core.origins import TRUSTED_CALLBACKS_ENV, TrustedOrigins
 from sectra_core.plugins import default_plugins
@@ -164,7 +165,8 @@ class _Dispatcher:
         except Exception as exc:  # every failure becomes Sectra's {"error": ...} shape
             status, answer = w.error_answer(exc)
             if status >= 500:
-                log.error("the app failed to answer a %s invocation: %s", action, w.failure_summary(exc))
+                reveal = bool(current_app.config.get("SECTRA_DEBUG"))  # see create_app(debug=)
+                log.error("the app failed to answer a %s invocation: %s", action, w.failure_summary(exc, reveal=reveal))
             return status, answer
 
     def runner(self) -> Any:
@@ -323,11 +325,14 @@ def create_blueprint(
 def create_app(
     app: AnalysisApp, *, mode: str = "trio", url_prefix: str = "", job_runner: Any = None,
     trusted_callbacks: Iterable[str] | None = None, body_timeout: float = BODY_TIMEOUT,
+    debug: bool | None = None,
 ) -> Quart:
     """A whole ASGI app serving ``app``: quart-trio (``mode="trio"``) or Quart on asyncio.
 
     ``trusted_callbacks``: see :func:`create_blueprint`. ``body_timeout``: seconds an invocation
-    body may take to arrive (Quart's ``BODY_TIMEOUT``); slower ones get 408.
+    body may take to arrive (Quart's ``BODY_TIMEOUT``); slower ones get 408. ``GET /healthz``
+    answers 200 ``ok`` (for container and load-balancer checks). ``debug``: log handler errors
+    with their messages (default: ``SECTRA_DEBUG``; off, since they may quote PHI).
     """
     if mode == "trio":
         from quart_trio import QuartTrio
@@ -343,8 +348,14 @@ def create_app(
     # Quart buffers a body up to MAX_CONTENT_LENGTH before any route runs: cap it at the app's limit.
     asgi.config["MAX_CONTENT_LENGTH"] = app.max_invocation_bytes
     asgi.config["BODY_TIMEOUT"] = body_timeout
+    asgi.config["SECTRA_DEBUG"] = debug_enabled(debug)
+    asgi.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
     asgi.register_blueprint(create_blueprint(app, url_prefix=url_prefix, job_runner=job_runner, trusted_callbacks=trusted_callbacks))
     return asgi
+
+
+async def _healthz() -> Response:
+    return Response(b"ok\n", 200, content_type="text/plain")
 
 
 class AppServer(AsgiServer):

@@ -52,7 +52,7 @@ def test_errors_are_short_and_never_show_the_token(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("SECTRA_TOKEN", "wrong-secret-token")
     code, _ = run("info")
     err = capsys.readouterr().err
-    assert code == 2 and "401" in err and "wrong-secret-token" not in err
+    assert code == 1 and "401" in err and "wrong-secret-token" not in err  # a failure, not a usage error
     monkeypatch.delenv("SECTRA_TOKEN")
     assert run("info")[0] == 2 and "SECTRA_TOKEN" in capsys.readouterr().err
 
@@ -120,7 +120,7 @@ def test_download_a_case_by_accession(mock: MockSectraServer, tmp_path: Path) ->
     assert sorted({r[0] for r in rows}) == ["c1", "c2"] and len(rows) == 4
     assert all(Path(r[1]).parent.name == r[0] for r in rows)
     assert all(line.startswith(("c1: ", "c2: ")) for line in progress.getvalue().splitlines())
-    assert run("download", "nothing-here", "--case", "-o", str(tmp_path), progress_stream=io.StringIO())[0] == 2
+    assert run("download", "nothing-here", "--case", "-o", str(tmp_path), progress_stream=io.StringIO())[0] == 1
 
 
 def test_results_list_and_get(mock: MockSectraServer) -> None:

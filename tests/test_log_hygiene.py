@@ -70,7 +70,7 @@ async def test_no_secret_or_phi_anywhere(start_sectra_mock: Callable[..., Awaita
         i = await ctx.client.get_image_metadata(ctx.slide_id, phi=True)
         raise KeyError(f"{i.lis_slide_id} {PHI[1]}")
 
-    url = await serve_sectra_app(app)
+    url = await serve_sectra_app(app, debug=False)  # production logging (the fixture's default is development)
     stored = await mock.aio.trigger(url, application_id="app", slide_id="slide-1")
     with trio.fail_after(10):
         await runner.join()

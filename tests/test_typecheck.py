@@ -15,3 +15,42 @@ def test_mypy_is_clean() -> None:
     pytest.importorskip("mypy")
     done = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]
+
+
+USER_CODE = '''
+from sectra_client import ImageInfo, NotFoundError, SectraClient
+from sectra_client.app import AnalysisApp
+from sectra_mock import MockSectraServer
+from sectra_transports.trio import AsyncSectraClient
+
+
+def metadata(client: SectraClient) -> ImageInfo:
+    try:
+        return client.get_image_metadata("slide-1")
+    except NotFoundError:
+        raise
+
+
+async def metadata_async(client: AsyncSectraClient) -> ImageInfo:
+    return await client.get_image_metadata("slide-1")
+
+
+def servers() -> tuple[type[MockSectraServer], type[AnalysisApp]]:
+    return MockSectraServer, AnalysisApp
+'''
+
+
+def test_user_code_passes_mypy_strict(tmp_path: Path) -> None:
+    """What a user writes first type-checks under ``mypy --strict`` (#17 item 7): the facade
+    re-exports its names explicitly, and client methods return the decoded types."""
+    pytest.importorskip("mypy")
+    (tmp_path / "user_app.py").write_text(USER_CODE)
+    import os
+
+    done = subprocess.run(
+        # --follow-imports=silent: the SDK is type-checked as an installed package would be (its own
+        # modules are checked by the test above; here only the user's code is judged).
+        [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--cache-dir", str(tmp_path / ".mypy_cache"), "user_app.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, "MYPYPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]

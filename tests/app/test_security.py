@@ -286,7 +286,7 @@ async def test_upstream_bodies_and_tokens_stay_out_of_answers_and_logs(
     thread = threading.Thread(target=raw.httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        url = await serve_sectra_app(app, trusted_callbacks=[raw.url])
+        url = await serve_sectra_app(app, trusted_callbacks=[raw.url], debug=False)  # production logging
         with caplog.at_level(logging.DEBUG):
             status, body = await post(url, create_body(raw.url, token=token))
     finally:

@@ -33,14 +33,17 @@ def test_not_a_terminal_gets_plain_lines() -> None:
     assert len(lines) <= 14 and "100.0%" in text and "done a.dcm" in text and lines[-1] == "done b.dcm"
 
 
-def test_terminal_redraws_one_line() -> None:
+def test_terminal_draws_a_tqdm_bar_with_eta() -> None:
     stream = Tty()
     bar = ProgressBar(stream)
     for p in reports():
         bar(p)
     bar.close()
     text = stream.getvalue()
-    assert text.count("\n") == 1 and text.startswith("\r[") and "100.0%" in text.splitlines()[-1]
+    # tqdm redraws in place ("\r") and ends with one newline; its last frame is complete.
+    last = text.rstrip("\n").split("\r")[-1]
+    assert text.count("\n") == 1 and text.startswith("\r") and "100%" in last and "0.98k/0.98k" in last
+    assert "<00:00" in last and "b.dcm" in last  # elapsed<remaining (the ETA), and the current file
 
 
 def test_unknown_total_and_units() -> None:
@@ -61,4 +64,4 @@ def test_a_download_that_stopped_never_reads_done() -> None:
     for p in reports():
         bar(p)
     bar.close(completed=False)  # all bytes arrived, but the caller says it failed (e.g. the rename)
-    assert tty.getvalue().endswith("  (stopped)\x1b[K\n")
+    assert tty.getvalue().rstrip("\n").split("\r")[-1].endswith("b.dcm (stopped)]")
