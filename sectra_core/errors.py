@@ -29,8 +29,9 @@ Every error the SDK raises on purpose derives from :class:`SectraError`::
         ├── LocalFileError          the local disk refused a write (full, name too long, in the way)
         └── DownloadInterrupted     the connection failed mid-file (also a RemoteProtocolError)
 
-Messages never contain the bearer token or PHI: status errors keep only a short, printable excerpt
-of the response body, and the request line never includes headers.
+Messages never contain the bearer token or PHI: IA-API status errors name the endpoint's route
+(never its path or query) and quote nothing of the response body, and the request line never
+includes headers.
 """
 
 from __future__ import annotations
@@ -127,15 +128,24 @@ class RemoteProtocolError(TransportError):
 class HTTPStatusError(SectraError):
     """The server answered with a status the operation does not accept.
 
-    Attributes: ``status``, ``method``, ``path`` (no query string, no host) and ``body_excerpt``.
+    Attributes: ``status``, ``method``, ``path`` (for the IA-API the endpoint's route, e.g.
+    ``/slides/{slide_id}/info``: no ids, no query) and ``body_excerpt`` (at most 200 printable
+    characters). The body is kept out of the message unless ``quote_body=True``: a PACS's error
+    text can echo an accession number or a patient name. Only bodies known to be safe to show are
+    quoted (an app answering the mock, in ``sectra app check``).
     """
 
-    def __init__(self, status: int, method: str, path: str, body: bytes = b"") -> None:
+    def __init__(self, status: int, method: str, path: str, body: bytes = b"", *, quote_body: bool = False) -> None:
         self.status = status
         self.method = method
         self.path = path
         self.body_excerpt = excerpt(body)
-        detail = f": {self.body_excerpt}" if self.body_excerpt else ""
+        if not body:
+            detail = ""
+        elif quote_body:
+            detail = f": {self.body_excerpt}"
+        else:
+            detail = f" ({len(body)} bytes of body withheld: they may quote patient data)"
         super().__init__(f"{method} {path} answered HTTP {status}{detail}")
 
 
@@ -227,10 +237,11 @@ _BY_STATUS: dict[int, type[HTTPStatusError]] = {
 }
 
 
-def status_error(status: int, method: str, path: str, body: bytes = b"") -> HTTPStatusError:
-    """Build the most specific :class:`HTTPStatusError` subclass for ``status``."""
+def status_error(status: int, method: str, path: str, body: bytes = b"", *, quote_body: bool = False) -> HTTPStatusError:
+    """Build the most specific :class:`HTTPStatusError` subclass for ``status`` (``quote_body``:
+    see :class:`HTTPStatusError`)."""
     cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else HTTPStatusError)
-    return cls(status, method, path, body)
+    return cls(status, method, path, body, quote_body=quote_body)
 
 
 def safe_traceback(exc: BaseException, *, reveal: bool = False) -> str:

@@ -26,6 +26,7 @@ from .errors import (
     TransportError,
     UnsafeFilenameError,
 )
+from .headers import digits
 from .multipart import NEED_DATA, Finished, PartData, PartEnded, PartStarted
 
 __all__ = ["safe_filename", "name_key", "claim_name", "Progress", "FileSink", "OnExists", "Download", "case_folders"]
@@ -368,13 +369,12 @@ class Download:
     ) -> None:
         from .multipart import files_decoder
 
-        length = headers.get("content-length", "").strip()
         self.decoder = files_decoder(headers)
         self.sink = FileSink(
             output_dir,
             on_exists=on_exists,
             progress=progress,
-            total=int(length) if length.isdigit() else None,
+            total=digits(headers.get("content-length", "")),
             fallback_name=fallback_name,
         )
 

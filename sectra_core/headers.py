@@ -1,5 +1,5 @@
-"""Parsing the header values slide downloads depend on: Content-Type, Content-Disposition and
-Content-Encoding.
+"""Parsing header values: Content-Type, Content-Disposition, Content-Encoding, and the digit
+fields (Content-Length, Retry-After) with one strict parser.
 
 Handles quoted values with backslash escapes, ``;`` inside quotes, case-insensitive parameter
 names and RFC 5987 ``filename*=UTF-8''...`` (preferred over ``filename=`` as RFC 6266 says).
@@ -8,10 +8,19 @@ Sectra's own parser handled none of these (spec §7).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import unquote
 
-__all__ = ["parse_header_value", "content_disposition_filename", "boundary_of", "content_encoding"]
+__all__ = [
+    "parse_header_value",
+    "content_disposition_filename",
+    "boundary_of",
+    "content_encoding",
+    "MAX_DIGITS",
+    "digits",
+    "header_int",
+    "merge_headers",
+]
 
 
 def parse_header_value(value: str) -> tuple[str, dict[str, str]]:
@@ -97,3 +106,50 @@ def content_encoding(headers: Mapping[str, str]) -> str:
     (no header, or ``identity``)."""
     encoding = headers.get("content-encoding", "").strip().lower()
     return "" if encoding == "identity" else encoding
+
+
+#: The most digits a length or delay may have: 18 digits (just under 10**18) already exceed any
+#: body or wait, and stay far below Python's int-string conversion limit (4,300 digits).
+MAX_DIGITS = 18
+
+
+def digits(value: str, max_digits: int = MAX_DIGITS) -> int | None:
+    """``value`` (stripped) as an int if it is 1 to ``max_digits`` ASCII digits, else None.
+
+    Header grammars say ``1*DIGIT`` (RFC 9110 §8.6 Content-Length, §10.2.3 Retry-After) and
+    DIGIT is ASCII 0-9 (RFC 5234 B.1). ``str.isdigit`` also accepts ``"²"`` or ``"٣"``, which
+    ``int()`` then refuses with a bare ValueError, and ``int()`` alone accepts ``" +1_0"``.
+    """
+    value = value.strip()
+    if not 0 < len(value) <= max_digits or not (value.isascii() and value.isdigit()):
+        return None
+    return int(value)
+
+
+def header_int(headers: Mapping[str, str], name: str, error: type[Exception]) -> int | None:
+    """The header ``name`` (lower-case key) as a byte count: None when absent; ``error`` naming
+    the header when it is present but not 1 to :data:`MAX_DIGITS` ASCII digits."""
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    value = digits(raw)
+    if value is None:
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        raise error(f"the {name} header {shown!r} is not a number of bytes (1 to {MAX_DIGITS} ASCII digits)")
+    return value
+
+
+def merge_headers(fields: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Response header fields as one dict, lower-case names: what both transports hand the core.
+
+    A field sent more than once becomes one value, the distinct values joined by ``", "`` in the
+    order received: RFC 9110 §5.3's combination. A repeated identical line counts once (RFC 9110
+    §8.6 allows that for Content-Length; h11 already does it), so ``Retry-After: 1`` sent twice is
+    ``"1"`` and ``1`` then ``2`` is ``"1, 2"`` whichever client reads it.
+    """
+    merged: dict[str, list[str]] = {}
+    for name, value in fields:
+        values = merged.setdefault(name.lower(), [])
+        if value not in values:
+            values.append(value)
+    return {name: ", ".join(values) for name, values in merged.items()}

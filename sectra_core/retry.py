@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Generator
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .errors import CertificateError, ConnectError, TransportError
+from .headers import digits
 from .http import HttpRequest, HttpResponse
 
 __all__ = ["RetryPolicy", "NO_RETRY", "Sleep", "parse_retry_after", "exchange"]
@@ -72,17 +74,33 @@ NO_RETRY = RetryPolicy(attempts=1)
 
 
 def parse_retry_after(value: str, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None.
+
+    None (the computed backoff applies) for anything else, ``"²"`` included; delta-seconds too
+    long to be a real wait read as an endless one (past any deadline). A header sent twice
+    arrives as ``"1, 2"`` (RFC 9110 §5.3, :func:`~sectra_core.headers.merge_headers`): then the
+    longest of the delta-seconds is what the server asked for.
+    """
     value = value.strip()
     if not value:
         return None
-    if value.isdigit():
-        return float(value)
+    seconds = digits(value)
+    if seconds is not None:
+        return float(seconds)
+    if value.isascii() and value.isdigit():  # ASCII digits, more than MAX_DIGITS of them
+        return math.inf
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):
+        items = [item.strip() for item in value.split(",")]
+        if len(items) > 1 and all(item.isascii() and item.isdigit() for item in items):
+            return max(parse_retry_after(item) or 0.0 for item in items)
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    try:
+        stamp = when.timestamp()
+    except (OverflowError, ValueError, OSError):
+        return None
+    return max(0.0, stamp - (time.time() if now is None else now))
 
 
 def exchange(
@@ -133,7 +151,8 @@ def exchange(
         if already_done is not None and not request.idempotent and may_have_landed:
             found = yield from already_done()
             if found is not None:
-                log.info("%s %s: %s, but it had landed; not sending it again", request.method, request.path, reason)
+                log.info("%s %s: %s, but it had landed; not sending it again", request.method, request.shown, reason)
                 return found
-        log.info("%s %s: %s; try %d of %d in %.2f s", request.method, request.path, reason, attempt + 1, policy.attempts, wait)
+        # The route, not the path: the path can hold an accession number (spec §4.5).
+        log.info("%s %s: %s; try %d of %d in %.2f s", request.method, request.shown, reason, attempt + 1, policy.attempts, wait)
         yield Sleep(wait)

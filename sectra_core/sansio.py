@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from . import schemas as s
 from .adapters import VersionAdapter, choose_adapter
 from .errors import AuthenticationError, ConfigurationError, DecodeError, TransportError, status_error
-from .http import HttpRequest, HttpResponse
+from .http import HttpRequest, HttpResponse, ResponseLimits, check_header
 from .operations import Operation
 from .plugins import Plugins
 from .retry import RetryPolicy, Sleep, exchange
@@ -52,6 +52,7 @@ class ClientState:
     """What a client knows between calls: base URL, credentials, negotiated adapter, server info.
 
     ``api_version`` pins an adapter (``"3.4"``/``"v3.4"``/``"5.0"``) and skips ``/info``.
+    ``limits`` caps what is read of one answer (default: :meth:`ResponseLimits.from_env`).
     The token is kept out of every repr.
     """
 
@@ -66,12 +67,15 @@ class ClientState:
         allow_http: bool = False,
         credentials: Credentials | None = None,
         retry: RetryPolicy | None = None,
+        limits: ResponseLimits | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if credentials is None and (not isinstance(token, str) or not token):
             raise ConfigurationError("a non-empty bearer token (or credentials) is required")
         if token and any(ch in token for ch in "\r\n"):
             raise ConfigurationError("the token contains a line break")
+        if app_version is not None:
+            check_header("X-Sectra-SoftwareVersion", app_version)  # refused before anything is sent
         self.base_url = normalize_base_url(url, allow_http=allow_http)
         self._token = token or ""
         self.credentials = credentials
@@ -85,6 +89,8 @@ class ClientState:
         self.negotiated = self.adapter is not None
         #: How requests are repeated (see :mod:`sectra_core.retry`); the clock measures its deadline.
         self.retry = retry if retry is not None else RetryPolicy()
+        #: How much of an answer the drivers read into memory (see :class:`ResponseLimits`).
+        self.limits = limits if limits is not None else ResponseLimits.from_env()
         self.clock = clock
         self._headers: dict[str, str] = {}
         self._headers_key: tuple[Any, ...] | None = None
@@ -144,11 +150,11 @@ def negotiate(state: ClientState) -> Flow[VersionAdapter]:
     if state.negotiated and state.adapter is not None:
         return state.adapter
     request = HttpRequest(
-        "GET", state.base_url + "/info", state.auth_headers | {"Accept": "application/json"}
+        "GET", state.base_url + "/info", state.auth_headers | {"Accept": "application/json"}, route="/info"
     )
     response = yield from exchange(request, state.retry, state.clock)
     if response.status in (401, 403):
-        raise status_error(response.status, "GET", request.path, response.body)
+        raise status_error(response.status, "GET", request.shown, response.body)
     adapters = state.plugins.adapters().values()
     if response.status == 200:
         try:
@@ -204,7 +210,7 @@ def call(state: ClientState, op: Operation[T], *, retried: bool = False) -> Flow
         if _same_result(op.body, current):
             return current  # type: ignore[return-value]
     if response.status in (401, 403) and state.credentials is not None and not retried:
-        raise TokenRejected(generation, status_error(response.status, request.method, request.path, response.body))
+        raise TokenRejected(generation, status_error(response.status, request.method, request.shown, response.body))
     if op.name == "info" and response.status == 200:
         value: Any = adapter.parse_response(op, request, response)
         state.server_info = value
@@ -301,10 +307,10 @@ def login(state: ClientState, now: float) -> Flow[None]:
     from urllib.parse import urlencode
 
     url = f"{state.base_url}/token?{urlencode({'applicationId': creds.application_id})}"
-    request = HttpRequest("POST", url, creds.headers(), b"grant_type=client_credentials")
+    request = HttpRequest("POST", url, creds.headers(), b"grant_type=client_credentials", route="/token")
     response = yield request
     if response.status != 200:
-        raise status_error(response.status, "POST", request.path, response.body)
+        raise status_error(response.status, "POST", request.shown, response.body)
     state.set_token(parse_token(response.body), now)
 
 
@@ -325,10 +331,14 @@ def launch(launch_url: str, app_id: str, *, allow_http: bool = False) -> Flow[s.
     missing = {"requestId", "sessionToken"} - set(query)
     if missing:
         raise ConfigurationError(f"the launch URL lacks {', '.join(sorted(missing))}")
-    request = HttpRequest("GET", f"{base}/launchdata?{urlencode(query)}", {"Accept": "application/json"})
+    # The session token must travel in the query (spec §4.3 [E]); the route keeps it out of
+    # logs and messages, and the urllib3 transport keeps it out of urllib3's DEBUG lines.
+    request = HttpRequest(
+        "GET", f"{base}/launchdata?{urlencode(query)}", {"Accept": "application/json"}, route="/launchdata"
+    )
     response = yield request
     if response.status != 200:
-        raise status_error(response.status, "GET", request.path, response.body)
+        raise status_error(response.status, "GET", request.shown, response.body)
     return s.decode(_LAUNCH, response.body, "GET /launchdata")
 
 

@@ -224,7 +224,7 @@ def decode_answer(action: str, response: HttpResponse, *, method: str = "POST") 
     ``action`` is an invocation action or ``"notification"``.
     """
     if response.status != 200:
-        raise status_error(response.status, method, "(app webhook)", response.body)
+        raise status_error(response.status, method, "(app webhook)", response.body, quote_body=True)
     try:
         return s.decode(_ANSWERS[action], response.body, "body")
     except DecodeError as exc:
@@ -241,14 +241,14 @@ _APP_INFO = s.decoder(s.ApplicationInfo)
 def decode_registration(response: HttpResponse) -> s.Registration:
     """Read an app's W1 answer."""
     if response.status != 200:
-        raise status_error(response.status, "GET", "(app registration)", response.body)
+        raise status_error(response.status, "GET", "(app registration)", response.body, quote_body=True)
     return s.decode(_REGISTRATION, response.body, "the app's registration")
 
 
 def decode_app_info(response: HttpResponse) -> s.ApplicationInfo:
     """Read an app's W2 answer."""
     if response.status != 200:
-        raise status_error(response.status, "GET", "(app info)", response.body)
+        raise status_error(response.status, "GET", "(app info)", response.body, quote_body=True)
     return s.decode(_APP_INFO, response.body, "the app's info")
 
 

@@ -20,7 +20,7 @@ from sectra_core import schemas as s
 from sectra_core.adapters import VersionAdapter
 from sectra_core.files import Download, OnExists, Progress, case_folders
 from sectra_core.streaming import FileEvent, FileStream
-from sectra_core.http import HttpRequest, HttpResponse, keep_streaming, read_limit
+from sectra_core.http import BodyReader, HttpRequest, HttpResponse, ResponseLimits, keep_streaming
 from sectra_core.operations import Operation
 from sectra_core.plugins import Plugins, default_plugins
 from sectra_core.errors import TransportError
@@ -91,11 +91,12 @@ class AsyncSectraClient:
         plugins: Plugins | None = None,
         credentials: Credentials | None = None,
         retry: RetryPolicy | None = None,
+        limits: ResponseLimits | None = None,
     ) -> None:
         plugins = plugins or default_plugins()
         self._state = ClientState(
             url, token or "", plugins=plugins, api_version=api_version, app_version=app_version,
-            allow_http=allow_http, credentials=credentials, retry=retry, clock=trio.current_time,
+            allow_http=allow_http, credentials=credentials, retry=retry, limits=limits, clock=trio.current_time,
         )
         if transport is None:
             options = TransportOptions(
@@ -173,18 +174,15 @@ class AsyncSectraClient:
         response = await self._transport.handle_async_request(request)
         if response.stream is None or keep_streaming(request, response.status):
             return response
-        limit = read_limit(request)
-        parts: list[bytes] = []
-        size = 0
         try:
+            # Within the limits: refused as soon as an answer declares or passes its cap.
+            reader = BodyReader(request, response, self._state.limits)
             async for chunk in response.stream:  # type: ignore[union-attr]
-                parts.append(chunk)
-                size += len(chunk)
-                if limit is not None and size >= limit:
+                if reader.feed(chunk):
                     break
         finally:
             await _aclose(response)
-        response.body = b"".join(parts)
+        response.body = reader.body()
         response.stream = None
         response.closer = None  # read and released above
         return response

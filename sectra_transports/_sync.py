@@ -17,7 +17,7 @@ from sectra_core.adapters import VersionAdapter
 from sectra_core.errors import TransportError
 from sectra_core.files import Download, OnExists, Progress, case_folders
 from sectra_core.streaming import FileEvent, FileStream
-from sectra_core.http import HttpRequest, HttpResponse, keep_streaming, read_limit
+from sectra_core.http import BodyReader, HttpRequest, HttpResponse, ResponseLimits, keep_streaming
 from sectra_core.operations import Operation
 from sectra_core.plugins import Plugins, default_plugins
 from sectra_core.retry import RetryPolicy
@@ -54,6 +54,9 @@ class SectraClient:
     ``X-Sectra-SoftwareVersion``. ``transport`` replaces the urllib3 transport (e.g.
     :class:`~sectra_core.transport.MockTransport`); ``plugins`` a custom plugin set.
     ``proxy``: an http proxy URL, ``""`` for none; by default ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``.
+    ``limits``: how much of one answer is read into memory
+    (:class:`~sectra_core.http.ResponseLimits`: 64 MiB of JSON, 256 MiB for a tile, label or
+    attachment; ``SECTRA_MAX_JSON_BYTES`` / ``SECTRA_MAX_BINARY_BYTES`` change the defaults).
     """
 
     def __init__(
@@ -72,12 +75,13 @@ class SectraClient:
         plugins: Plugins | None = None,
         credentials: Credentials | None = None,
         retry: RetryPolicy | None = None,
+        limits: ResponseLimits | None = None,
         _allow_http: bool = False,
     ) -> None:
         plugins = plugins or default_plugins()
         self._state = ClientState(
             url, token or "", plugins=plugins, api_version=api_version, app_version=app_version,
-            allow_http=allow_http or _allow_http, credentials=credentials, retry=retry, clock=time.monotonic,
+            allow_http=allow_http or _allow_http, credentials=credentials, retry=retry, limits=limits, clock=time.monotonic,
         )
         if transport is None:
             options = TransportOptions(
@@ -157,18 +161,15 @@ class SectraClient:
         response = self._transport.handle_request(request)
         if response.stream is None or keep_streaming(request, response.status):
             return response
-        limit = read_limit(request)
-        parts: list[bytes] = []
-        size = 0
         try:
+            # Within the limits: refused as soon as an answer declares or passes its cap.
+            reader = BodyReader(request, response, self._state.limits)
             for chunk in response.stream:  # type: ignore[union-attr]
-                parts.append(chunk)
-                size += len(chunk)
-                if limit is not None and size >= limit:
+                if reader.feed(chunk):
                     break
         finally:
             response.close()
-        response.body = b"".join(parts)
+        response.body = reader.body()
         response.stream = None
         response.closer = None  # read and released above
         return response

@@ -15,7 +15,8 @@ import h11
 import trio
 
 from sectra_core.errors import ConnectError, RemoteProtocolError
-from sectra_core.http import HttpRequest, HttpResponse
+from sectra_core.headers import digits, merge_headers
+from sectra_core.http import HttpRequest, HttpResponse, send_headers
 from sectra_core.transport import TransportOptions
 
 from ._async import AsyncSectraClient
@@ -119,7 +120,8 @@ class TrioTransport:
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
-        headers = [("Host", parts.netloc), *request.headers.items()]
+        # HttpRequest made the target and header values valid for h11 (percent-encoded, ASCII).
+        headers = [("Host", parts.netloc), *send_headers(request).items()]
         if proxy is not None and scheme == "http":
             # Plain http through a proxy: the absolute URL as target (RFC 9112 §3.2.2).
             target = f"http://{parts.netloc}{target}"
@@ -142,11 +144,12 @@ class TrioTransport:
                 await conn.aclose()
                 raise
             break
-        headers_out = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
+        # Repeated fields joined as the urllib3 transport joins them (RFC 9110 §5.3).
+        headers_out = merge_headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers)
         conn.body_started = False
-        length = headers_out.get("content-length", "")
-        if length.isdigit() and "transfer-encoding" not in headers_out and request.method != "HEAD":
-            stream = self._sized_body(key, conn, int(length), _keep_alive(response, headers_out))
+        length = digits(headers_out.get("content-length", ""))  # h11 has checked it already
+        if length is not None and "transfer-encoding" not in headers_out and request.method != "HEAD":
+            stream = self._sized_body(key, conn, length, _keep_alive(response, headers_out))
         else:
             stream = self._body(key, conn)
 

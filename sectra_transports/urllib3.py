@@ -5,15 +5,17 @@
 
 from __future__ import annotations
 
+import contextvars
 import http.client
 import io
+import logging
 from collections.abc import Callable, Generator
 
 import urllib3
 
 from sectra_core.errors import RemoteProtocolError
-from sectra_core.headers import content_encoding
-from sectra_core.http import HttpRequest, HttpResponse
+from sectra_core.headers import content_encoding, digits, header_int, merge_headers
+from sectra_core.http import HttpRequest, HttpResponse, send_headers
 from sectra_core.transport import TransportOptions
 
 from ._errors import map_exceptions, map_read_exceptions
@@ -23,10 +25,41 @@ from ._sync import SectraClient
 __all__ = ["Urllib3Transport", "SectraClient"]
 
 
+#: The route of the SDK request in flight on this thread (urllib3 logs from the calling thread).
+_in_flight: contextvars.ContextVar[str | None] = contextvars.ContextVar("sectra_urllib3_route", default=None)
+
+
+class _HideTargets(logging.Filter):
+    """Shows the route instead of the target in urllib3's log lines about the SDK's requests.
+
+    urllib3 logs every request line at DEBUG (``"GET /launchdata?requestId=..&sessionToken=..
+    HTTP/1.1" 200``): the query of an external launch holds a session token (spec §4.3) and
+    paths hold accession numbers (spec §4.5). While an SDK request is in flight, every argument
+    that is a target (``/...``) or a URL (``...://...``) is replaced by the route; host, port and
+    status stay. Other urllib3 users' lines are left alone.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        route = _in_flight.get()
+        if route is not None and isinstance(record.args, tuple):
+            record.args = tuple(
+                route if isinstance(a, str) and (a.startswith("/") or "://" in a) else a for a in record.args
+            )
+        return True
+
+
+_HIDE_TARGETS = _HideTargets()
+for _name in ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.connection", "urllib3.response"):
+    # A filter on a logger sees only that logger's own records, so each module's logger gets it.
+    logging.getLogger(_name).addFilter(_HIDE_TARGETS)
+
+
 class Urllib3Transport:
     """``handle_request`` over a urllib3 ``PoolManager``; bodies always stream (``preload_content=False``).
 
-    Redirects and urllib3's own retries are off: the core decides what may be repeated.
+    Redirects and urllib3's own retries are off: the core decides what may be repeated. Bodies
+    are never decoded (``decode_content=False``): the SDK asks for identity, and an answer
+    compressed anyway is refused by the core, not inflated without bound (a gzip bomb).
     """
 
     def __init__(self, options: TransportOptions | None = None, *, pool: urllib3.PoolManager | None = None) -> None:
@@ -49,19 +82,32 @@ class Urllib3Transport:
 
     def handle_request(self, request: HttpRequest) -> HttpResponse:
         """Send ``request``; the response body is left on the wire for the caller to stream."""
-        with map_exceptions():
-            raw = self._pool_for(request.url).request(
-                request.method,
-                request.url,
-                body=request.body,
-                headers=dict(request.headers),
-                preload_content=False,
-                redirect=False,
-                retries=False,
-                timeout=self._timeout,
-            )
+        token = _in_flight.set(request.shown)
+        try:
+            with map_exceptions():
+                raw = self._pool_for(request.url).request(
+                    request.method,
+                    request.url,
+                    body=request.body,
+                    headers=send_headers(request),
+                    preload_content=False,
+                    decode_content=False,
+                    redirect=False,
+                    retries=False,
+                    timeout=self._timeout,
+                )
+        finally:
+            _in_flight.reset(token)
+        # Repeated fields joined as the trio transport joins them (RFC 9110 §5.3).
+        headers = merge_headers(raw.headers.items())
+        try:
+            # http.client reads a malformed Content-Length as "none" and reads to the close;
+            # h11 refuses it. Refused here too, naming the header.
+            header_int(headers, "content-length", RemoteProtocolError)
+        except RemoteProtocolError:
+            raw.close()
+            raise
         body = _Body(raw, self.options.chunk_size)
-        headers = {k.lower(): v for k, v in raw.headers.itermerged()}
         return HttpResponse(raw.status, headers, stream=body.chunks(), closer=body.close, readinto=body.readinto)
 
     def _pool_for(self, url: str) -> urllib3.PoolManager:
@@ -114,17 +160,17 @@ class _Body:
         # same thing when neither urllib3 nor http.client has work to do on the bytes: no content
         # coding, no chunked framing, a Content-Length to count against, nothing read yet.
         fp = getattr(raw, "_fp", None)
-        length = raw.headers.get("content-length", "")
+        length = digits(raw.headers.get("content-length", ""))
         if (
             isinstance(fp, http.client.HTTPResponse)
             and isinstance(fp.fp, io.BufferedReader)
             and not fp.chunked
-            and length.isdigit()
-            and fp.length == int(length)
+            and length is not None
+            and fp.length == length
             and not content_encoding(raw.headers)
         ):
             self._fp, self._reader = fp, fp.fp
-            self._length = self._left = int(length)
+            self._length = self._left = length
             self.readinto = self._readinto
 
     def chunks(self) -> Generator[bytes, None, None]:
@@ -135,7 +181,7 @@ class _Body:
                 with map_exceptions():
                     # read1: whatever has arrived (up to size), so a cut connection still
                     # delivers the bytes before the cut and errors can name the file.
-                    chunk = raw.read1(self._size)
+                    chunk = raw.read1(self._size, decode_content=False)
                 if not chunk:
                     self._complete = True
                     return

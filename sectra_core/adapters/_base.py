@@ -140,7 +140,8 @@ class VersionAdapter:
             all_headers["Accept-Encoding"] = "identity"
         all_headers.update(op.headers)
         return HttpRequest(
-            ep.method, url, all_headers, body, stream=ep.body is Body.STREAM, idempotent=ep.idempotent
+            ep.method, url, all_headers, body, stream=ep.body is Body.STREAM, idempotent=ep.idempotent,
+            route=ep.path, binary=ep.body is Body.BYTES,
         )
 
     def parse_response(self, op: Operation[Any], request: HttpRequest, response: HttpResponse) -> Any:
@@ -149,10 +150,11 @@ class VersionAdapter:
         status = response.status
         accepted = status in ep.ok or (ep.body in (Body.EMPTY, Body.STREAM) and 200 <= status < 300)
         if not accepted:
-            raise status_error(status, ep.method, request.path, response.body)
+            # The route, not the path: paths hold accession numbers (spec §4.5) and slide ids.
+            raise status_error(status, ep.method, request.shown, response.body)
         value: Any
         if ep.body is Body.JSON:
-            value = self.from_wire(ep, s.decode(ep.decoder, response.body, f"{ep.method} {request.path}"))
+            value = self.from_wire(ep, s.decode(ep.decoder, response.body, f"{ep.method} {request.shown}"))
         elif ep.body is Body.BYTES:
             value = response.body
         elif ep.body is Body.EMPTY:

@@ -42,6 +42,17 @@ class WireStruct(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=Tru
 
     __str__ = __repr__
 
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        """The fields for rich's pretty printer, redacted as in ``repr``.
+
+        msgspec gives every Struct a ``__rich_repr__`` of all fields, which rich prefers to
+        ``__repr__``: without this, ``rich.print(info)`` showed tokens and PHI.
+        """
+        return [
+            (name, "<redacted>" if name in self.__redact__ and value is not None else value)
+            for name, value in ((n, getattr(self, n)) for n in self.__struct_fields__)
+        ]
+
 
 _encoder = msgspec.json.Encoder()
 

@@ -75,6 +75,10 @@ class Token(msgspec.Struct, kw_only=True):
     def __repr__(self) -> str:
         return f"Token(token_type={self.token_type!r}, expires_in={self.expires_in!r})"
 
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        """What rich shows: the repr's fields (msgspec's own would include the token)."""
+        return [("token_type", self.token_type), ("expires_in", self.expires_in)]
+
 
 class LaunchSlide(WireStruct, omit_defaults=False):
     """A slide in external-launch data."""

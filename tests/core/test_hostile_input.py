@@ -16,8 +16,11 @@ from hypothesis import strategies as st
 from sectra_core import api
 from sectra_core import schemas as s
 from sectra_core import webhook as w
-from sectra_core.errors import SectraError
-from sectra_core.http import HttpResponse
+from sectra_core.errors import MultipartError, SectraError
+from sectra_core.headers import digits, header_int, merge_headers
+from sectra_core.http import HttpRequest, HttpResponse
+from sectra_core.multipart import MultipartDecoder
+from sectra_core.retry import parse_retry_after
 from sectra_core.plugins import make_plugins
 from sectra_core.sansio import parse_image_notification, parse_invocation, parse_token
 
@@ -168,3 +171,33 @@ def test_the_real_payloads_decode() -> None:
 def test_deep_nesting_is_a_decode_error() -> None:
     deep = b'{"applicationId": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     only_sdk_errors(parse_invocation, JSON, deep)
+
+
+@FAST
+@given(st.text(max_size=60) | st.from_regex(r"[0-9]{15,25}", fullmatch=True) | st.sampled_from(["²", "٣", "9" * 5000]))
+def test_digit_headers_give_only_sdk_errors(value: str) -> None:
+    """Retry-After, Content-Length (response and part) and repeated fields: never a bare ValueError
+    (``"²".isdigit()`` is True, ``int("9" * 5000)`` passes Python's limit; issue #12, hole 9)."""
+    for header in (value, f"{value}, {value}", f"1, {value}"):
+        after = parse_retry_after(header)
+        assert after is None or after >= 0
+    n = digits(value)
+    assert n is None or (value.strip().isascii() and value.strip().isdigit() and n == int(value))
+    only_sdk_errors(header_int, {"content-length": value}, "content-length", MultipartError)
+    only_sdk_errors(MultipartDecoder("B").receive_data, f"--B\r\nContent-Length: {value}\r\n\r\nx\r\n--B--\r\n".encode())
+    assert set(merge_headers([("Retry-After", value), ("retry-after", value)])) == {"retry-after"}
+
+
+@FAST
+@given(st.text(max_size=30), st.text(max_size=30), st.text(max_size=30))
+def test_request_targets_and_header_values_give_only_sdk_errors(path: str, query: str, header: str) -> None:
+    """Whatever a caller or a plugin puts in a URL or header: valid bytes for both transports, or
+    ConfigurationError (h11 raised LocalProtocolError for a space, http.client a bare ValueError)."""
+    import h11
+
+    try:
+        request = HttpRequest("GET", f"http://h:1/{path}?{query}", {"X-Sectra-SoftwareVersion": header})
+    except SectraError:
+        return
+    target = request.url[len("http://h:1"):]
+    h11.Request(method="GET", target=target, headers=[("Host", "h"), *request.headers.items()])  # h11 accepts it

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sectra_core.errors import DownloadError, MultipartError, SectraError
+from sectra_core.errors import DownloadError, MultipartError, ResponseTooLargeError, SectraError
 from sectra_core.multipart import (
     NEED_DATA,
     Finished,
@@ -235,3 +235,27 @@ def test_encoded_bodies_are_refused() -> None:
         files_decoder({"content-type": "application/octet-stream", "content-encoding": "gzip"})
     assert isinstance(files_decoder({"content-type": "application/octet-stream", "content-encoding": "identity"}),
                       SingleFileDecoder)
+
+
+def test_the_part_count_is_capped() -> None:
+    """A million tiny parts took a client to hundreds of MB (issue #12, hole 5): past
+    ``max_parts`` the next part is refused before it is announced."""
+    body = b"".join(b'--B\r\nContent-Disposition: attachment; filename="f%d"\r\n\r\nx\r\n' % i for i in range(4)) + b"--B--\r\n"
+    assert len(decode(MultipartDecoder("B", max_parts=4), [body])) == 4
+    decoder = MultipartDecoder("B", max_parts=3)
+    with pytest.raises(ResponseTooLargeError, match="more than 3 parts"):
+        decoder.receive_data(body)
+    started = []
+    while (event := decoder.next_event()) is not NEED_DATA:
+        if isinstance(event, PartStarted):
+            started.append(event.filename)
+    assert started == ["f0", "f1", "f2"]
+
+
+@pytest.mark.parametrize("length", ["²", "٣", "9" * 5000, "+1", "1_0", " "])
+def test_part_content_length_must_be_ascii_digits(length: str) -> None:
+    body = f'--B\r\nContent-Length: {length}\r\n\r\nx\r\n--B--\r\n'.encode()
+    with pytest.raises(MultipartError, match="content-length header .* not a number of bytes"):
+        MultipartDecoder("B").receive_data(body)
+    with pytest.raises(MultipartError, match="content-length header"):
+        files_decoder({"content-type": "application/octet-stream", "content-length": length})

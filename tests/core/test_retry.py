@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from typing import Any
 
@@ -77,6 +78,15 @@ def test_retry_after_is_honoured_and_the_deadline_stops_waiting() -> None:
     date = email.utils.formatdate(time.time() + 20, usegmt=True)
     assert 18 <= parse_retry_after(date) <= 21  # type: ignore[operator]
     assert parse_retry_after("soon") is None and parse_retry_after("") is None
+
+
+def test_retry_after_digits_are_ascii_and_bounded() -> None:
+    """``"²".isdigit()`` is True and ``float("²")`` a bare ValueError; 5,000 digits pass
+    Python's int-string limit (issue #12, hole 9). Sent twice, the longer wait counts (hole 11)."""
+    assert parse_retry_after("²") is None and parse_retry_after("٣") is None and parse_retry_after("+5") is None
+    assert parse_retry_after("9" * 5000) == math.inf  # past any deadline: the 429 is the answer
+    assert parse_retry_after("1, 30") == 30.0 and parse_retry_after("30, 1") == 30.0
+    assert parse_retry_after("1, ²") is None and parse_retry_after("Mon, 01 Jan 99999 00:00:00 GMT") is None
 
 
 def test_jitter_spreads_the_waits() -> None:

@@ -145,7 +145,10 @@ def test_status_errors(status: int, exc: type[Exception]) -> None:
         run(state(api_version="5.0"), api.get_result_by_result_id("app", 7),
             HttpResponse(status, {}, b'{"error": "boom"}\n\n' + b"x" * 1000))
     message = str(err.value)
-    assert f"HTTP {status}" in message and "/applications/app/results/7" in message and "boom" in message
+    # The route, never the path (ids, accession numbers); the body only on request (it may hold PHI).
+    assert f"HTTP {status}" in message and "/applications/{app_id}/results/{result_id}" in message
+    assert "/results/7" not in message and "boom" not in message and "withheld" in message
+    assert "boom" in err.value.body_excerpt  # type: ignore[attr-defined]
     assert len(message) < 400 and SECRET not in message
 
 

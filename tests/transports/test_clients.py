@@ -217,7 +217,7 @@ def test_wrong_token_is_401(make_client: Callable[..., Any], mock: MockSectraSer
 def test_strict_mock_404s_unknown_slides(make_client: Callable[..., Any], make_mock: Callable[..., MockSectraServer], tmp_path: Path) -> None:
     server = make_mock(strict=True)
     with make_client(server) as client:
-        with pytest.raises(NotFoundError, match="/slides/nope/info"):
+        with pytest.raises(NotFoundError, match=r"GET /slides/\{slide_id\}/info answered HTTP 404"):
             client.get_image_metadata("nope")
         with pytest.raises(NotFoundError):
             client.download_slide_files("nope", tmp_path)
