@@ -222,6 +222,8 @@ def cmd_app_check(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"info: apiVersion {report.info.api_version}, softwareVersion {report.info.software_version}\n")
     if report.answer is not None:
         out.write(f"create answered with stored result {report.answer.id}: {report.answer.display_result}\n")
+    for warning in report.warnings:
+        out.write(f"WARNING: {warning}\n")
     for problem in report.problems:
         out.write(f"PROBLEM: {problem}\n")
     out.write("ok\n" if report.ok else f"{len(report.problems)} problem(s)\n")
