@@ -6,7 +6,7 @@
     sectra results list SLIDE --app APP           the app's results on a slide
     sectra results get RESULT_ID --app APP        one result
     sectra mock serve [--port N] [--slides-dir D] a mock Sectra server (folder of slides)
-    sectra app check URL [--slide S]              check an app's registration; fire a test create
+    sectra app check URL [--slide S] [--slides-dir D]  check an app's registration; fire a test create
 
 Server and credentials: ``--url``/``SECTRA_URL``; a bearer token from ``SECTRA_TOKEN`` (or
 ``--token``, which other users of the machine can see in the process list), or ``--username``
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import io
 import os
 import signal
 import sys
@@ -180,6 +181,20 @@ def slides_from_dir(folder: Path) -> dict[str, list[Path]]:
     return slides
 
 
+def _load_slides_dir(server: Any, folder: str | None, out: TextIO) -> dict[str, list[Path]]:
+    """Add a ``--slides-dir`` to ``server`` and say, per slide, what the mock made of it."""
+    slides = slides_from_dir(Path(folder)) if folder else {}
+    for slide_id, files in slides.items():
+        info = server.add_slide_files(slide_id, files)
+        size = f"{info.image_size.width}x{info.image_size.height}"
+        if info.station_name == "SYNTHETIC":
+            out.write(f"  {slide_id}: {len(files)} file(s), not a slide OpenSlide reads: SYNTHETIC metadata and tiles\n")
+        else:
+            mime = info.file_format.mime_type if info.file_format else "?"
+            out.write(f"  {slide_id}: {len(files)} file(s), {mime} {size} px, {info.microns_per_pixel} um/px\n")
+    return slides
+
+
 def cmd_mock_serve(args: argparse.Namespace, out: TextIO) -> int:
     from sectra_mock import MockSectraServer
 
@@ -188,15 +203,16 @@ def cmd_mock_serve(args: argparse.Namespace, out: TextIO) -> int:
 
     faults = [Fault.parse(text) for text in args.fault or ()]
     server = MockSectraServer(token=token, api_version=args.api_version or "1.10", strict=args.strict,
-                              latency=args.latency, faults=faults, callback_host=args.callback_host)
-    slides = slides_from_dir(Path(args.slides_dir)) if args.slides_dir else {}
-    for slide_id, files in slides.items():
-        server.add_slide_files(slide_id, files)
+                              invent_slides=args.invent_slides, latency=args.latency, faults=faults,
+                              callback_host=args.callback_host)
+    listing = io.StringIO()
+    slides = _load_slides_dir(server, args.slides_dir, listing)
     stop = args.stop_event or threading.Event()
     with server.run(port=args.port, host=args.host):
         out.write(f"mock Sectra server at {server.url} (IA-API {server.api_version}), {len(slides)} slides\n")
-        for slide_id, files in slides.items():
-            out.write(f"  {slide_id}: {len(files)} file(s)\n")
+        out.write(listing.getvalue())
+        out.write("demo slides: slide-001 (SVS, label), slide-002 (SVS, no label), slide-003 (DICOM WSI); "
+                  f"unknown slide ids are {'invented' if args.invent_slides else '404'}\n")
         out.write("token: set SECTRA_TOKEN to the one you chose (default dev-token); Ctrl-C stops\n")
         out.flush()
         try:
@@ -212,6 +228,7 @@ def cmd_app_check(args: argparse.Namespace, out: TextIO) -> int:
     from sectra_mock import MockSectraServer
 
     mock = MockSectraServer(token=secrets.token_urlsafe(16), callback_host=args.callback_host)
+    _load_slides_dir(mock, args.slides_dir, out)
     with mock.run(host=args.mock_host, port=args.mock_port):
         report = mock.check_app(args.url, slide_id=None if args.no_invoke else args.slide)
     if report.registration is not None:
@@ -283,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--slides-dir", help="folder of slides: sub-folders are slides, files are one-file slides")
     q.add_argument("--token", help="the token clients must send (default: SECTRA_TOKEN or dev-token)")
     q.add_argument("--api-version", help="IA-API version or adapter name (default 1.10)")
-    q.add_argument("--strict", action="store_true", help="404 for unknown slides instead of inventing them")
+    q.add_argument("--strict", action="store_true", help="unknown fields in request bodies are a 400 (default: a warning)")
+    q.add_argument("--invent-slides", action="store_true", help="invent metadata for unknown slide ids (default: 404)")
     q.add_argument("--latency", type=float, default=0.0, help="seconds added before every answer")
     q.add_argument("--callback-host", help="the host name put into invocations' callbackInfo (default: the bound address)")
     q.add_argument("--fault", action="append", metavar="KIND[:ROUTE][,OPT=VAL...]",
@@ -294,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     asub = p.add_subparsers(dest="app_command", required=True)
     q = asub.add_parser("check", help="check an app's registration and fire a test create through a mock")
     q.add_argument("url", help="the app's registered URL")
-    q.add_argument("--slide", default="slide-001", help="slide id for the test invocation")
+    q.add_argument("--slide", default="slide-001", help="slide id for the test invocation (default: a demo slide)")
+    q.add_argument("--slides-dir", help="folder of real slides (as for mock serve); --slide names one of them")
     q.add_argument("--no-invoke", action="store_true", help="only check registration and info")
     q.add_argument("--mock-host", default="127.0.0.1", help="where the embedded mock listens (0.0.0.0: every interface)")
     q.add_argument("--mock-port", type=int, default=0, help="the embedded mock's port (default: any free one)")
