@@ -6,7 +6,7 @@
     sectra results list SLIDE --app APP           the app's results on a slide
     sectra results get RESULT_ID --app APP        one result
     sectra mock serve [--port N] [--slides-dir D] a mock Sectra server (folder of slides; --launch ACC)
-    sectra app check URL [--slide S]              check an app's registration; fire a test create
+    sectra app check URL [--slide S] [--slides-dir D]  check an app's registration; fire a test create
                                                   (the app must trust the mock: --mock-port and
                                                   SECTRA_TRUSTED_CALLBACKS on the app's side)
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import errno
 import getpass
+import io
 import ipaddress
 import os
 import signal
@@ -280,6 +281,20 @@ def _warn_if_exposed(host: str, err: TextIO) -> None:
     err.flush()
 
 
+def _load_slides_dir(server: Any, folder: str | None, out: TextIO) -> dict[str, list[Path]]:
+    """Add a ``--slides-dir`` to ``server`` and say, per slide, what the mock made of it."""
+    slides = slides_from_dir(Path(folder)) if folder else {}
+    for slide_id, files in slides.items():
+        info = server.add_slide_files(slide_id, files)
+        size = f"{info.image_size.width}x{info.image_size.height}"
+        if info.station_name == "SYNTHETIC":
+            out.write(f"  {slide_id}: {len(files)} file(s), not a slide OpenSlide reads: SYNTHETIC metadata and tiles\n")
+        else:
+            mime = info.file_format.mime_type if info.file_format else "?"
+            out.write(f"  {slide_id}: {len(files)} file(s), {mime} {size} px, {info.microns_per_pixel} um/px\n")
+    return slides
+
+
 def cmd_mock_serve(args: argparse.Namespace, out: TextIO) -> int:
     from sectra_mock import MockSectraServer
 
@@ -289,17 +304,17 @@ def cmd_mock_serve(args: argparse.Namespace, out: TextIO) -> int:
     limits = {name: getattr(args, name) for name in ("max_request_bytes", "max_results_per_slide", "max_stored_result_bytes")
               if getattr(args, name) is not None}
     server = MockSectraServer(token=token, api_version=args.api_version or "1.10", strict=args.strict,
-                              latency=args.latency, faults=faults, callback_host=args.callback_host,
-                              session_token=session, **limits)
-    slides = slides_from_dir(Path(args.slides_dir)) if args.slides_dir else {}
-    for slide_id, files in slides.items():
-        server.add_slide_files(slide_id, files)
+                              invent_slides=args.invent_slides, latency=args.latency, faults=faults,
+                              callback_host=args.callback_host, session_token=session, **limits)
+    listing = io.StringIO()
+    slides = _load_slides_dir(server, args.slides_dir, listing)
     _warn_if_exposed(args.host, sys.stderr)
     stop = args.stop_event or threading.Event()
     with server.run(port=args.port, host=args.host):
         out.write(f"mock Sectra server at {server.url} (IA-API {server.api_version}), {len(slides)} slides\n")
-        for slide_id, files in slides.items():
-            out.write(f"  {slide_id}: {len(files)} file(s)\n")
+        out.write(listing.getvalue())
+        out.write("demo slides: slide-001 (SVS, label), slide-002 (SVS, no label), slide-003 (DICOM WSI); "
+                  f"unknown slide ids are {'invented' if args.invent_slides else '404'}\n")
         # The session token is the mock's own development secret: external-launch URLs need it.
         out.write(f"session token: {server.session_token}\n")
         for request_id in args.launch or ():
@@ -327,6 +342,7 @@ def cmd_app_check(args: argparse.Namespace, out: TextIO) -> int:
         )
     mock = MockSectraServer(token=secrets.token_urlsafe(16), callback_host=args.callback_host)
     _warn_if_exposed(args.mock_host, sys.stderr)
+    _load_slides_dir(mock, args.slides_dir, out)
     with mock.run(host=args.mock_host, port=args.mock_port):
         origin = origin_of(mock.callback_info().url)
         report = mock.check_app(args.url, slide_id=None if args.no_invoke else args.slide)
@@ -338,6 +354,8 @@ def cmd_app_check(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"info: apiVersion {report.info.api_version}, softwareVersion {report.info.software_version}\n")
     if report.answer is not None:
         out.write(f"create answered with stored result {report.answer.id}: {report.answer.display_result}\n")
+    for warning in report.warnings:
+        out.write(f"WARNING: {warning}\n")
     for problem in report.problems:
         out.write(f"PROBLEM: {problem}\n")
         if problem.startswith("create invocation:") and "HTTP 403" in problem:
@@ -476,7 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--slides-dir", help="folder of slides: sub-folders are slides, files are one-file slides (default: none)")
     q.add_argument("--token", help="the token clients must send (default: env SECTRA_TOKEN or dev-token)")
     q.add_argument("--api-version", help="IA-API version or adapter name (default 1.10)")
-    q.add_argument("--strict", action="store_true", help="404 for unknown slides instead of inventing them")
+    q.add_argument("--strict", action="store_true", help="unknown fields in request bodies are a 400 (default: a warning)")
+    q.add_argument("--invent-slides", action="store_true", help="invent metadata for unknown slide ids (default: 404)")
     q.add_argument("--latency", type=float, default=0.0, help="seconds added before every answer (default %(default)s)")
     q.add_argument("--callback-host", help="the host name put into invocations' callbackInfo (default: the bound address)")
     q.add_argument("--fault", action="append", metavar="KIND[:ROUTE][,OPT=VAL...]", type=_fault,
@@ -496,7 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     asub = p.add_subparsers(dest="app_command", required=True, parser_class=_Parser)
     q = asub.add_parser("check", help="check an app's registration and fire a test create through a mock")
     q.add_argument("url", help="the app's registered URL, with its scheme (http://host:port/path)")
-    q.add_argument("--slide", default="slide-001", help="slide id for the test invocation (default %(default)s)")
+    q.add_argument("--slide", default="slide-001", help="slide id for the test invocation (default %(default)s, a demo slide)")
+    q.add_argument("--slides-dir", help="folder of real slides (as for mock serve); --slide names one of them")
     q.add_argument("--no-invoke", action="store_true", help="only check registration and info")
     q.add_argument("--mock-host", default="127.0.0.1", help="where the embedded mock listens (default %(default)s; 0.0.0.0: every interface)")
     q.add_argument("--mock-port", type=_port, default=0, help="the embedded mock's port (default: any free one)")

@@ -92,7 +92,20 @@ def content_disposition_filename(value: str) -> str | None:
         ext = _ext_value(params["filename*"])
         if ext is not None:
             return ext
-    return params.get("filename")
+    name = params.get("filename")
+    return None if name is None else _utf8_from_latin1(name)
+
+
+def _utf8_from_latin1(name: str) -> str:
+    # Transports decode header bytes as latin-1 (RFC 9110 §5.5), so a server that puts the UTF-8
+    # name in plain ``filename="..."`` (the mock does, for Sectra's downloader) arrives as
+    # "PrÃ¤parat". Undo that when the bytes are valid UTF-8; a real latin-1 name is not, and stays.
+    if name.isascii():
+        return name
+    try:
+        return name.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return name
 
 
 def boundary_of(content_type: str) -> str | None:

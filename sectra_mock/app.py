@@ -1,9 +1,12 @@
 """The mock's Quart app, built from the core's endpoint table through a version adapter.
 
 Routes come from :data:`sectra_core.operations.ENDPOINTS` filtered by the adapter (an endpoint the
-emulated version lacks is a 404, as on a real older server); request bodies are decoded with the
-same Structs the client encodes with, strictly (unknown fields are a 400, so client bugs fail
-loudly, principle 10); responses are encoded with the same Structs the client decodes.
+emulated version lacks is a 404, as on a real older server), each with and without a trailing
+slash (Sectra's own whole-slide example posts to ``.../results/``, spec §4.11). Request bodies are
+decoded with the same tolerant Structs the client uses (``null`` for an optional field is absent);
+unknown fields are accepted and recorded in ``server.warnings``, or a 400 in strict mode
+(principle 10). Responses are encoded with the same Structs the client decodes; a primitive
+``content`` sent as one object is echoed as one object (spec §5.6).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import trio
-from quart import Response, request
+from quart import Response, g, request
 from quart_trio import QuartTrio
 
 from sectra_core import schemas as s
@@ -23,7 +26,9 @@ from sectra_core.errors import DecodeError, ValidationError
 from sectra_core.geometry import Pyramid
 from sectra_core.operations import Endpoint
 
-from .payloads import content_disposition, multipart_length, multipart_parts, png, random_boundary
+from . import shapes
+from .payloads import content_disposition, multipart_length, multipart_parts, random_boundary
+from .slides import TILE_FORMATS, solid_tile
 from .state import Conflict, Full, Missing
 
 if TYPE_CHECKING:
@@ -106,14 +111,41 @@ async def case_images_by_slide(server: MockSectraServer, ep: Endpoint, p: dict[s
 
 
 async def tile(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
-    pyramid = Pyramid.from_image_info(server.state.slide(p["slide_id"]).info)
-    try:
-        _x, _y, w, h = pyramid.tile_box(p["level"], p["col"], p["row"])
-    except ValidationError as exc:
-        return error(404, str(exc))
-    # Solid PNG tiles of the right size for their level (spec §6). Real servers send the
-    # requested format; generating JPEG needs an encoder the mock does not carry.
-    return Response(png(w, h, (200 + p["level"] % 50, 150, 200)), 200, content_type="image/png")
+    slide = server.state.slide(p["slide_id"])
+    fmt = str(p["ext"]).lower()
+    if fmt not in TILE_FORMATS:
+        return error(404, f"no tile format {p['ext']!r}: use one of {', '.join(TILE_FORMATS)} (availableTileFormats)")
+    focal = p.get("focal_plane", "0")
+    if focal not in {f.id for f in slide.info.focal_planes or ()} | {"0"}:
+        return error(404, f"no focal plane {focal!r} (see focalPlanes)")
+    optical = q.get("opticalPath")
+    if optical is not None and optical not in {o.id for o in slide.info.optical_paths or ()} | {"0"}:
+        return error(404, f"no optical path {optical!r} (see opticalPaths)")
+    level, col, row = p["level"], p["col"], p["row"]
+    pil_format, mime = TILE_FORMATS[fmt]
+    # jpg and jpeg are the same bytes; a cached tile is answered without a thread hop.
+    key = (slide.info.id, id(slide.image), level, col, row, pil_format)
+    data = server.tile_cache.get(key)
+    if data is None:
+        if slide.image is not None:
+            grid = slide.image.level_grid(level)
+            if grid is None or not (0 <= col < grid[0] and 0 <= row < grid[1]):
+                return error(404, f"no tile ({col}, {row}) at level {level} of slide {slide.info.id!r}")
+            data = await trio.to_thread.run_sync(
+                slide.image.render_tile, level, col, row, fmt, limiter=server.tile_limiter(),
+            )
+        else:
+            # No pixels (files that are not a slide, metadata-only slides): one colour per level,
+            # of the right size (spec §6), in the requested format.
+            try:
+                _x, _y, w, h = Pyramid.from_image_info(slide.info).tile_box(level, col, row)
+            except ValidationError as exc:
+                return error(404, str(exc))
+            data = await trio.to_thread.run_sync(
+                solid_tile, w, h, fmt, (200 + level % 50, 150, 200), limiter=server.tile_limiter(),
+            )
+        server.tile_cache.put(key, data)
+    return Response(data, 200, content_type=mime)
 
 
 async def label(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
@@ -146,23 +178,36 @@ async def application(server: MockSectraServer, ep: Endpoint, p: dict[str, Any],
 
 
 async def create_result(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
-    if server.state.strict:
-        server.state.slide(body.slide_id)
-    return _json(server, ep, server.state.create_result(p["app_id"], body), 201)
+    server.state.slide(body.slide_id)  # a result on an unknown slide: 404, as for every slide route
+    stored = server.state.create_result(p["app_id"], body)
+    return _result_json(server, ep, p["app_id"], stored, 201)
 
 
 async def get_result(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
-    return _json(server, ep, server.state.get_result(p["app_id"], p["result_id"]))
+    return _result_json(server, ep, p["app_id"], server.state.get_result(p["app_id"], p["result_id"]))
+
+
+def _result_json(server: MockSectraServer, ep: Endpoint, app_id: str, value: Any, status: int = 200) -> Response:
+    # Echo a primitive ``content`` in the shape it was sent (spec §5.6): the Structs keep a list.
+    raw = g.get("raw_json")
+    if raw is not None and ep.request is not None:
+        server.state.set_single_content(app_id, value, shapes.sent_single_content(raw))
+    singles = server.state.single_content_ids(app_id)
+    body = server.adapter.encode_response(ep, value)
+    if singles:
+        body = shapes.echo_single_content(body, singles)
+    return Response(body, status, content_type="application/json")
 
 
 async def update_result(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
     if body.id is not None and str(body.id) != p["result_id"]:
         return error(400, "the body's id does not match the URL")
-    return _json(server, ep, server.state.update_result(p["app_id"], p["result_id"], body))
+    return _result_json(server, ep, p["app_id"], server.state.update_result(p["app_id"], p["result_id"], body))
 
 
 async def slide_results(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
-    return _json(server, ep, server.state.results_for_slide(p["app_id"], p["slide_id"]))
+    server.state.slide(p["slide_id"])
+    return _result_json(server, ep, p["app_id"], server.state.results_for_slide(p["app_id"], p["slide_id"]))
 
 
 async def attachment(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
@@ -212,6 +257,7 @@ async def token(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: di
 
 
 async def launch_data(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dict[str, str], body: Any) -> Response:
+    q = shapes.launch_query(q, request.args)
     missing = [k for k in ("requestId", "sessionToken", "appId") if not q.get(k)]
     if missing:
         return error(400, f"missing query parameters: {', '.join(missing)}")
@@ -295,12 +341,17 @@ def _view(server: MockSectraServer, ep: Endpoint, handler: Handler) -> Callable[
             assert isinstance(raw, bytes)
             try:
                 body = server.adapter.decode_request(ep, raw)
+                g.raw_json = msgspec.json.decode(raw)  # valid JSON: the typed decode succeeded
             except DecodeError as exc:
                 return error(400, str(exc))
-            if server.strict_bodies:
-                unknown = s.unknown_fields(body, msgspec.json.decode(raw))
-                if unknown:
-                    return error(400, f"unknown fields: {', '.join(unknown[:10])}")
+            unknown = s.unknown_fields(body, g.raw_json)
+            if unknown:
+                listed = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+                if server.strict_bodies:
+                    return error(400, f"unknown fields: {listed}")
+                # Real servers evidently accept them (Sectra's basic example sends
+                # $.resultVersion, spec §5.6): accept, and tell the test.
+                server.warn(f"{ep.method} {request.path}: unknown fields accepted: {listed}")
         try:
             return await handler(server, ep, params, query, body)
         except Missing as exc:
@@ -321,11 +372,12 @@ def create_app(server: MockSectraServer) -> QuartTrio:
     # buffering a chunked one once it passes it (issue 12, hole 5).
     app.config["MAX_CONTENT_LENGTH"] = server.max_request_bytes
     for ep in server.endpoints().values():
-        app.add_url_rule(
-            server.adapter.route(ep), endpoint=ep.name,
-            view_func=_view(server, ep, HANDLERS.get(ep.name, not_implemented)),
-            methods=[ep.method],
-        )
+        view = _view(server, ep, HANDLERS.get(ep.name, not_implemented))
+        route = server.adapter.route(ep)
+        # Both forms on every route (spec §4.11: ".../results/" is what Sectra's whole-slide
+        # example and viewer backend post to); no redirect, which a POST would not survive.
+        for rule in (route, route.rstrip("/") + "/"):
+            app.add_url_rule(rule, endpoint=ep.name, view_func=view, methods=[ep.method], strict_slashes=False)
 
     @app.errorhandler(404)
     async def not_found(_exc: Exception) -> Response:

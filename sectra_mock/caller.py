@@ -32,12 +32,14 @@ Flow = Generator[HttpRequest, HttpResponse, T]
 
 @dataclass
 class AppCheck:
-    """What :meth:`AppCaller.check_app` found: the app's registration, info, answer and problems."""
+    """What :meth:`AppCaller.check_app` found: the app's registration, info, answer, problems
+    (the check fails) and warnings (worth fixing, but Sectra copes, e.g. an app without ``/info``)."""
 
     registration: s.Registration | None = None
     info: s.ApplicationInfo | None = None
     answer: s.ResultResponse | None = None
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -126,10 +128,15 @@ class _Calls:
             response = yield w.get_request(app_url)
             report.registration = w.decode_registration(response)
             report.problems += w.check_registration(report.registration, app_url, response.body)
-            report.info = w.decode_app_info((yield w.get_request(app_url.rstrip("/") + "/info")))
         except SectraError as exc:
             report.problems.append(f"{type(exc).__name__}: {exc}")
             return report
+        try:
+            report.info = w.decode_app_info((yield w.get_request(app_url.rstrip("/") + "/info")))
+        except SectraError as exc:
+            # Sectra's own basic example has no /info (spec §3 W2) and works: warn, go on.
+            report.warnings.append(f"GET {app_url.rstrip('/')}/info failed ({type(exc).__name__}: {exc}); "
+                                   "Sectra may use it to negotiate the API version")
         if slide_id is not None:
             reg = report.registration
             invocation = self.create(

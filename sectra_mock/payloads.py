@@ -110,9 +110,14 @@ def _blocks(seed: int, size: int) -> tuple[bytes, bytes]:
 
 
 def content_disposition(filename: str) -> str:
-    """``attachment; filename="..."`` plus RFC 5987 ``filename*`` when the name is not plain ASCII."""
-    ascii_name = filename.encode("ascii", "replace").decode("ascii").replace("\\", "\\\\").replace('"', '\\"')
-    value = f'attachment; filename="{ascii_name}"'
+    """``attachment; filename="<the name, UTF-8>"`` plus RFC 5987 ``filename*`` when it is not ASCII.
+
+    The UTF-8 name goes into ``filename=`` too, never a ``?`` stand-in: Sectra's downloader and
+    the other peer clients read only ``filename=`` (spec §7) and would save ``Pr?parat.dcm``.
+    Quotes and backslashes are escaped; control characters (header injection) become ``_``.
+    """
+    plain = "".join("_" if ord(ch) < 32 or ord(ch) == 127 else ch for ch in filename)
+    value = 'attachment; filename="' + plain.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if not filename.isascii():
         value += f"; filename*=UTF-8''{quote(filename, safe='')}"
     return value

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlencode
 
+import msgspec
 import trio
 
 from sectra_core import schemas as s
@@ -36,9 +37,11 @@ from sectra_transports.asgi import AsgiServer
 
 from .app import MAX_REQUEST_BYTES, create_app
 from .caller import AppCaller, AppCheck, AsyncAppCaller, _Calls
+from .demo_slides import DEMO_ACCESSION, DEMO_SLIDES, ensure_demo_slides
 from .faults import Fault, FaultInjector, Faults
-from .payloads import FileSource, SyntheticFile
-from .state import MAX_RESULTS_PER_SLIDE, MAX_STORED_RESULT_BYTES, MockState, disk_files
+from .payloads import DiskFile, FileSource, SyntheticFile
+from .slides import TileCache, open_slide_files, synthetic_marker, tile_cache_bytes_from_env
+from .state import MAX_RESULTS_PER_SLIDE, MAX_STORED_RESULT_BYTES, MockState, disk_files, plausible_image_info
 
 __all__ = ["MockSectraServer"]
 
@@ -49,8 +52,19 @@ class MockSectraServer:
 
     ``api_version`` is an adapter name (``"5.0"``, ``"3.4"``) or an IA-API version (``"1.10"``,
     ``"1.9"``, ``"1.8"``); the mock answers ``/info`` with it and serves only the endpoints that
-    version has. ``strict``: unknown slides and applications are 404 instead of invented.
-    ``strict_bodies`` (default on): request bodies with unknown fields are a 400.
+    version has.
+
+    Slides: a fresh mock holds the demo slides (``demo_slides=True``: ``slide-001`` to
+    ``slide-003``, real pixels, see :mod:`sectra_mock.demo_slides`); ``slide_files`` /
+    :meth:`add_slide_files` add real slide files read by OpenSlide. An unknown slide id is a 404 on
+    every route, as on a real server; ``invent_slides=True`` invents plausible metadata instead.
+    ``tile_size``: the DZI tile size served (Sectra uses 240); ``tile_cache_bytes``: the byte
+    budget of the encoded-tile cache (default ``$SECTRA_MOCK_TILE_CACHE_MB`` or 64 MiB; 0: off).
+
+    Bodies are read as tolerantly as a real server evidently reads them (spec §11.1): unknown
+    fields are accepted and recorded in :attr:`warnings` (and logged). ``strict=True`` makes them
+    a 400 and unknown applications a 404, so a client bug fails loudly. ``strict_bodies`` overrides
+    ``strict`` for bodies alone.
     ``users`` maps usernames to passwords for ``/token`` login. ``graceful_timeout``: how long a
     stop waits for requests still in flight (idle keep-alive connections close at once).
     ``latency``: seconds added before every answer, to model the network distance to a PACS.
@@ -79,7 +93,11 @@ class MockSectraServer:
         slides: Mapping[str, s.ImageInfo] | Iterable[s.ImageInfo] | None = None,
         slide_files: Mapping[str, Path | str | list[Path | str]] | None = None,
         strict: bool = False,
-        strict_bodies: bool = True,
+        strict_bodies: bool | None = None,
+        invent_slides: bool = False,
+        demo_slides: bool = True,
+        tile_size: int = 240,
+        tile_cache_bytes: int | None = None,
         users: Mapping[str, str] | None = None,
         session_token: str | None = None,
         token_lifetime: int = 3600,
@@ -117,7 +135,18 @@ class MockSectraServer:
         self.session_token = session_token or secrets.token_urlsafe(32)
         self.token_lifetime = token_lifetime
         self.max_request_bytes = max_request_bytes
-        self.strict_bodies = strict_bodies
+        self.strict_bodies = strict if strict_bodies is None else strict_bodies
+        #: What the mock accepted but a stricter server might not (unknown fields, files that are
+        #: not slides), oldest first; tests read it. Each is logged as a warning too.
+        self.warnings: list[str] = []
+        self._warn_lock = threading.Lock()
+        if tile_size < 1:
+            raise ConfigurationError("tile_size must be >= 1")
+        self.tile_size = tile_size
+        self.tile_cache = TileCache(tile_cache_bytes_from_env() if tile_cache_bytes is None else tile_cache_bytes)
+        #: Worker threads decoding and encoding tiles at once (the event loop stays free).
+        self.tile_threads = 4
+        self._limiter: tuple[trio.lowlevel.TrioToken, trio.CapacityLimiter] | None = None
         self.graceful_timeout = graceful_timeout
         self.latency = latency
         self.callback_host = callback_host
@@ -130,8 +159,10 @@ class MockSectraServer:
         self._launches: dict[str, str | None] = {}
         self.logins = 0
         self._token_lock = threading.Lock()
-        self.state = MockState(strict=strict, max_results_per_slide=max_results_per_slide,
+        self.state = MockState(strict=strict, invent_slides=invent_slides, max_results_per_slide=max_results_per_slide,
                                max_stored_result_bytes=max_stored_result_bytes)
+        if demo_slides:
+            self._add_demo_slides()
         for info in (slides.values() if isinstance(slides, Mapping) else slides or ()):
             self.add_slide(info)
         for slide_id, paths in (slide_files or {}).items():
@@ -168,15 +199,73 @@ class MockSectraServer:
         return {n: e for n, e in self.adapter.endpoints.items() if parse_version(e.since) <= version}
 
     def add_slide(self, info: s.ImageInfo, *, label: bytes | None = b"") -> None:
-        """Add (or replace) a slide's metadata. ``label=None``: the slide has no label (204)."""
+        """Add (or replace) a slide's metadata. ``label=None``: the slide has no label (204).
+
+        A slide that has pixels keeps them while its ``imageSize`` stays the same."""
+        self.tile_cache.drop(info.id)
         self.state.add_slide(info, label=label)
 
-    def add_slide_files(self, slide_id: str, files: Path | str | Iterable[Path | str]) -> None:
-        """Serve these files on disk (read in chunks on each request) as the slide's files."""
-        self.state.add_files(slide_id, disk_files(files))
+    def add_slide_files(
+        self, slide_id: str, files: Path | str | Iterable[Path | str], *, info: s.ImageInfo | None = None,
+    ) -> s.ImageInfo:
+        """Serve these files on disk (read in chunks on each request) as the slide's files.
+
+        When OpenSlide reads them (any one file of a multi-file slide such as DICOM WSI), the
+        slide's size, MPP, file format, label and tiles come from the pixels; the LIS and PHI
+        fields are invented (or taken from ``info``). Files that are not a slide are still
+        served, with clearly synthetic metadata (``stationName: SYNTHETIC``) and a warning.
+        Returns the slide's metadata.
+        """
+        sources = disk_files(files)
+        paths = [src.path for src in sources if isinstance(src, DiskFile)]
+        base = info or plausible_image_info(slide_id)
+        old = self.state.slide(slide_id) if self.state.has_slide(slide_id) else None
+        if old is not None and old.image is not None:
+            self.tile_cache.drop(slide_id)
+        image = open_slide_files(paths, self.tile_size)
+        if image is None:
+            self.warn(f"slide {slide_id!r}: {', '.join(p.name for p in paths[:3])} is not a slide OpenSlide can "
+                      "read; served as files with synthetic metadata and one-colour tiles")
+            synthetic = synthetic_marker(base, paths) if info is None else base
+            self.state.add_slide(synthetic, label=b"" if old is None else old.label, files=sources)
+            return synthetic
+        full = msgspec.structs.replace(base, id=slide_id, **image.image_fields())
+        self.state.add_slide(full, label=image.label_png(), image=image, files=sources)
+        return full
+
+    def _add_demo_slides(self) -> None:
+        try:
+            found = ensure_demo_slides()
+        except ImportError as exc:  # pragma: no cover - the mock extra installs numpy/Pillow/pydicom
+            self.warn(f"demo slides need the slides extra ({exc}); slide-001..003 get synthetic metadata")
+            for demo in DEMO_SLIDES:
+                self.state.add_slide(synthetic_marker(plausible_image_info(demo.slide_id, DEMO_ACCESSION), []))
+            return
+        for demo in DEMO_SLIDES:
+            base = plausible_image_info(demo.slide_id, DEMO_ACCESSION)
+            base = msgspec.structs.replace(
+                base, staining=s.DisplayName(display_name=demo.staining), block=s.DisplayName(display_name=demo.block),
+                lis_slide_id=f"DEMO-{demo.slide_id} {demo.block} 1 {demo.staining}",
+            )
+            self.add_slide_files(demo.slide_id, found[demo.slide_id], info=base)
+
+    def tile_limiter(self) -> trio.CapacityLimiter:
+        """The limiter of tile worker threads (``tile_threads``), one per trio run."""
+        token = trio.lowlevel.current_trio_token()
+        if self._limiter is None or self._limiter[0] is not token:
+            self._limiter = (token, trio.CapacityLimiter(self.tile_threads))
+        return self._limiter[1]
+
+    def warn(self, message: str) -> None:
+        """Record ``message`` in :attr:`warnings` and log it (never a token or PHI: callers pass
+        field paths, file names and slide ids only)."""
+        with self._warn_lock:
+            self.warnings.append(message)
+        log.warning("%s", message)
 
     def add_synthetic_slide(self, slide_id: str, size_bytes: int, n_files: int = 1) -> list[FileSource]:
-        """Serve ``n_files`` generated files totalling ``size_bytes`` (no disk, constant memory)."""
+        """Serve ``n_files`` generated files totalling ``size_bytes`` (no disk, constant memory)
+        as the slide's files, instead of any it had (a demo slide keeps its metadata and pixels)."""
         if n_files < 1 or size_bytes < 0:
             raise ConfigurationError("n_files must be >= 1 and size_bytes >= 0")
         base, extra = divmod(size_bytes, n_files)
@@ -184,7 +273,7 @@ class MockSectraServer:
             SyntheticFile(name=f"i{i:04d},0000b.dcm", size=base + (1 if i < extra else 0), seed=i)
             for i in range(n_files)
         ]
-        self.state.add_files(slide_id, sources)
+        self.state.add_files(slide_id, sources, replace=True)
         return sources
 
     @property
@@ -269,7 +358,8 @@ class MockSectraServer:
         return self.state.results_for_slide(app_id, slide_id)
 
     def image_info(self, slide_id: str) -> s.ImageInfo:
-        """The slide's full metadata as the mock holds it (invented on first use unless strict)."""
+        """The slide's full metadata as the mock holds it (an unknown id raises ``Missing`` unless
+        ``invent_slides``)."""
         return self.state.slide(slide_id).info
 
     # --- running ---------------------------------------------------------------------------------

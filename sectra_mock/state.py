@@ -13,12 +13,16 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from sectra_core import schemas as s
 
 from .payloads import DiskFile, FileSource, SyntheticFile, png
+
+if TYPE_CHECKING:
+    from .slides import SlideImage
 
 __all__ = ["MockSlide", "MockState", "plausible_image_info", "new_version_id", "Conflict", "Missing", "Full"]
 
@@ -47,11 +51,13 @@ def new_version_id() -> str:
 
 @dataclass
 class MockSlide:
-    """One slide the mock knows: full metadata (with PHI), files, and its label (None → 204)."""
+    """One slide the mock knows: full metadata (with PHI), files, its label (None → 204), and the
+    OpenSlide image its tiles are cut from (None: tiles of one colour, the metadata is invented)."""
 
     info: s.ImageInfo
     files: list[FileSource] = field(default_factory=list)
     label: bytes | None = None
+    image: SlideImage | None = None
 
 
 def plausible_image_info(slide_id: str, accession_number: str | None = None) -> s.ImageInfo:
@@ -97,7 +103,8 @@ def plausible_image_info(slide_id: str, accession_number: str | None = None) -> 
 class MockState:
     """Slides, results, quality control and applications, behind one lock.
 
-    ``strict``: unknown slide ids are 404 instead of being invented on first use.
+    Unknown slide ids are :class:`Missing` (404, as on a real server) unless ``invent_slides``,
+    which invents plausible metadata on first use. ``strict``: unknown applications are 404 too.
     ``max_results_per_slide``: how many results one application may keep on one slide;
     ``max_stored_result_bytes``: the JSON size of all stored results together. Results live in
     memory, so without these an app storing in a loop (or anyone holding a token) grows the mock
@@ -105,10 +112,11 @@ class MockState:
     """
 
     def __init__(
-        self, *, strict: bool = False, max_results_per_slide: int = MAX_RESULTS_PER_SLIDE,
-        max_stored_result_bytes: int = MAX_STORED_RESULT_BYTES,
+        self, *, strict: bool = False, invent_slides: bool = False,
+        max_results_per_slide: int = MAX_RESULTS_PER_SLIDE, max_stored_result_bytes: int = MAX_STORED_RESULT_BYTES,
     ) -> None:
         self.strict = strict
+        self.invent_slides = invent_slides
         self.max_results_per_slide = max_results_per_slide
         self.max_stored_result_bytes = max_stored_result_bytes
         self._stored_bytes = 0
@@ -122,38 +130,60 @@ class MockState:
         self._next_id: dict[str, int] = {}
         self._apps: dict[str, s.Application] = {}
         self._attachments: dict[tuple[str, str, str], bytes] = {}
+        #: app id → ids of results whose primitive ``content`` was sent as one object (echoed so).
+        self._single: dict[str, set[str]] = {}
 
     # --- slides ----------------------------------------------------------------------------------
 
-    def add_slide(self, info: s.ImageInfo, *, label: bytes | None = b"") -> MockSlide:
-        """Add or replace a slide. ``label=b""`` generates one; ``None`` means "no label" (204)."""
+    def add_slide(
+        self, info: s.ImageInfo, *, label: bytes | None = b"", image: SlideImage | None = None,
+        files: list[FileSource] | None = None,
+    ) -> MockSlide:
+        """Add or replace a slide. ``label=b""`` generates one; ``None`` means "no label" (204).
+        ``image``: the OpenSlide image tiles are cut from; ``files``: replace the served files
+        (default: keep a replaced slide's files)."""
         with self._lock:
             if label == b"":
                 label = png(160, 80, (250, 250, 250))
             old = self._slides.get(info.id)
-            slide = MockSlide(info=info, files=old.files if old else [], label=label)
+            if image is None and old is not None and old.image is not None:
+                # New metadata for a slide with pixels: keep the pixels unless the size changed.
+                if old.image.dimensions == (info.image_size.width, info.image_size.height):
+                    image = old.image
+            kept = old.files if old else []
+            slide = MockSlide(info=info, files=list(files) if files is not None else kept, label=label, image=image)
             self._slides[info.id] = slide
             return slide
 
     def slide(self, slide_id: str) -> MockSlide:
-        """The slide, invented on first use unless strict; :class:`Missing` otherwise."""
+        """The slide; :class:`Missing` (404) for an unknown id unless ``invent_slides``."""
         with self._lock:
             found = self._slides.get(slide_id)
             if found is None:
-                if self.strict:
-                    raise Missing(f"no slide {slide_id!r}")
+                if not self.invent_slides:
+                    raise Missing(
+                        f"no slide {slide_id!r} (add it with add_slide/add_slide_files, or "
+                        "start the mock with invent_slides=True)"
+                    )
                 found = self.add_slide(plausible_image_info(slide_id))
             return found
+
+    def has_slide(self, slide_id: str) -> bool:
+        """Whether the slide is known (never invents one)."""
+        with self._lock:
+            return slide_id in self._slides
 
     def slides(self) -> list[MockSlide]:
         """Every known slide."""
         with self._lock:
             return list(self._slides.values())
 
-    def add_files(self, slide_id: str, files: Iterable[FileSource]) -> None:
-        """Attach file sources to a slide (created if needed)."""
+    def add_files(self, slide_id: str, files: Iterable[FileSource], *, replace: bool = False) -> None:
+        """Attach file sources to a slide (created if needed); ``replace``: instead of its files."""
         with self._lock:
             slide = self._slides.get(slide_id) or self.add_slide(plausible_image_info(slide_id))
+            if replace:
+                slide.files.clear()
             slide.files.extend(files)
 
     def files(self, slide_id: str) -> list[FileSource]:
@@ -247,6 +277,20 @@ class MockState:
         """The app's results on a slide, oldest first."""
         with self._lock:
             return [r for r in self._results.get(app_id, {}).values() if r.slide_id == slide_id]
+
+    def set_single_content(self, app_id: str, stored: s.ResultResponse, single: bool) -> None:
+        """Remember whether ``stored``'s primitive content was sent as one object (spec §5.6)."""
+        with self._lock:
+            ids = self._single.setdefault(app_id, set())
+            if single:
+                ids.add(str(stored.id))
+            else:
+                ids.discard(str(stored.id))
+
+    def single_content_ids(self, app_id: str) -> frozenset[str]:
+        """Ids of the app's results to echo with a single-object primitive ``content``."""
+        with self._lock:
+            return frozenset(self._single.get(app_id, ()))
 
     def add_attachment(self, app_id: str, result_id: str, name: str, data: bytes) -> None:
         """Store attachment bytes for a result."""

@@ -18,8 +18,9 @@ TOKEN = "test-token-5ecret"
 
 @pytest.fixture
 def mock() -> Iterator[MockSectraServer]:
-    """A running mock (thread mode) with a known token."""
-    server = MockSectraServer(token=TOKEN)
+    """A running mock (thread mode) with a known token; it invents any slide it is asked for
+    (these tests exercise the protocol on arbitrary slide ids; a fresh mock would 404 them)."""
+    server = MockSectraServer(token=TOKEN, invent_slides=True)
     with server.run(port=0):
         yield server
 
@@ -30,6 +31,7 @@ def make_mock(make_sectra_mock: Callable[..., MockSectraServer]) -> Callable[...
 
     def make(**kwargs: object) -> MockSectraServer:
         kwargs.setdefault("token", TOKEN)
+        kwargs.setdefault("invent_slides", True)
         return make_sectra_mock(**kwargs)
 
     return make

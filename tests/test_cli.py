@@ -208,6 +208,26 @@ def test_app_check(tmp_path: Path) -> None:
         assert run("app", "check", bad_base, "--no-invoke")[0] == 1
 
 
+def test_app_check_on_a_real_slide_from_a_folder(tmp_path: Path) -> None:
+    import shutil
+
+    from sectra_mock.demo_slides import ensure_demo_slides
+
+    shutil.copy(ensure_demo_slides()["slide-002"][0], tmp_path / "my-scan.svs")
+    seen: list[s.ImageInfo] = []
+    app = AnalysisApp(application_id="px", display_name="Pixels", manufacturer="M")
+
+    @app.on_create
+    async def create(ctx):  # type: ignore[no-untyped-def]
+        seen.append(await ctx.client.get_image_metadata(ctx.slide_id))
+        return s.Result(slide_id=ctx.slide_id, display_result="seen")
+
+    with AppServer(create_app(app, url_prefix="/px")).run() as base:
+        code, out = run("app", "check", f"{base}/px", "--slides-dir", str(tmp_path), "--slide", "my-scan")
+    assert code == 0 and "my-scan: 1 file(s), image/tiff 1536x2048 px, 0.5 um/px" in out, out
+    assert [(i.id, i.image_size.width, i.image_size.height) for i in seen] == [("my-scan", 1536, 2048)]
+
+
 def test_console_script_is_installed(mock: MockSectraServer) -> None:
     env = {**os.environ, "SECTRA_URL": mock.url, "SECTRA_TOKEN": TOKEN}
     done = subprocess.run([sys.executable, "-m", "sectra_client.cli", "info"], capture_output=True, text=True, env=env, timeout=60)

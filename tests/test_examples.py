@@ -28,9 +28,9 @@ def drawn(x: float, y: float, r: float) -> s.TaggedPolygonInput:
 async def test_patch_gallery_create_and_recount(sectra_mock: MockSectraServer, serve_sectra_app: Serve) -> None:
     app = patch_gallery.app
     url = await serve_sectra_app(app)
-    report = await sectra_mock.aio.check_app(url, slide_id="slide-1")  # fires a taggedPolygon create
+    report = await sectra_mock.aio.check_app(url, slide_id="slide-001")  # fires a taggedPolygon create
     assert report.ok, report.problems
-    stored = await sectra_mock.aio.trigger(url, application_id=app.application_id, slide_id="slide-1", input=drawn(0.3, 0.2, 0.05))
+    stored = await sectra_mock.aio.trigger(url, application_id=app.application_id, slide_id="slide-001", input=drawn(0.3, 0.2, 0.05))
     gallery = stored.data.result.content
     assert len(gallery.patches) == 36 and gallery.tags == patch_gallery.CLASSES
     assert all(0.25 <= p.position.x <= 0.35 for p in gallery.patches)
@@ -43,7 +43,7 @@ async def test_patch_gallery_create_and_recount(sectra_mock: MockSectraServer, s
     assert recounted.id == stored.id and recounted.display_properties == {"Tumour": 0, "Stroma": 0, "Other": 36}
     assert recounted.data.result.content.actions[0].state == 0
     with pytest.raises(Exception, match="500"):  # whole-slide input is refused with Sectra's error shape
-        await sectra_mock.aio.trigger(url, application_id=app.application_id, slide_id="slide-1")
+        await sectra_mock.aio.trigger(url, application_id=app.application_id, slide_id="slide-001")
 
 
 async def test_long_running_progress_and_final(sectra_mock: MockSectraServer, serve_sectra_app: Serve) -> None:
@@ -53,19 +53,20 @@ async def test_long_running_progress_and_final(sectra_mock: MockSectraServer, se
     try:
         sectra_mock.latency = 0.002
         url = await serve_sectra_app(app)
-        answer = await sectra_mock.aio.trigger(url, application_id=app.application_id, slide_id="slide-1")
+        answer = await sectra_mock.aio.trigger(url, application_id=app.application_id, slide_id="slide-001")
         assert answer.display_result == "Tissue map queued"
         with trio.fail_after(30):
             await runner.join()
-        [done] = sectra_mock.get_results(app.application_id, "slide-1")
+        [done] = sectra_mock.get_results(app.application_id, "slide-001")
         assert done.id == answer.id and done.display_result.startswith("Tissue in ")
-        info = sectra_mock.image_info("slide-1")
+        info = sectra_mock.image_info("slide-001")
         ys = [p.y for item in done.data.result.content for poly in item.polygons for p in poly.points]
         assert ys and max(ys) <= info.max_y
     finally:
         app.job_runner = old
 
 
+@pytest.mark.parametrize("sectra_mock_options", [{"invent_slides": True}], indirect=True)  # three new slides
 async def test_triage_keeps_only_he_breast(sectra_mock: MockSectraServer, serve_sectra_app: Serve) -> None:
     app = triage.app
     url = await serve_sectra_app(app)

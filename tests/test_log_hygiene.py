@@ -37,7 +37,7 @@ async def test_no_secret_or_phi_anywhere(start_sectra_mock: Callable[..., Awaita
     caplog.set_level(logging.DEBUG)
     mock = await start_sectra_mock(token=TOKEN, users={"ann": PASSWORD})
     info = msgspec.structs.replace(
-        mock.image_info("slide-1"), accession_number=PHI[2], lis_slide_id=PHI[3],
+        mock.image_info("slide-001"), accession_number=PHI[2], lis_slide_id=PHI[3],
         exam_free_fields=[{"name": "Patient", "value": PHI[0]}, {"name": "PID", "value": PHI[1]}],
     )
     mock.add_slide(info)
@@ -45,9 +45,9 @@ async def test_no_secret_or_phi_anywhere(start_sectra_mock: Callable[..., Awaita
 
     async with AsyncSectraClient(mock.url, TOKEN, retry=FAST) as client:
         mock.faults.add("status", "image_info", status=503, times=2)
-        got = await client.get_image_metadata("slide-1", extended=True, phi=True)
+        got = await client.get_image_metadata("slide-001", extended=True, phi=True)
         assert got.accession_number == PHI[2]
-        seen += [repr(client), repr(got), repr(mock.build_create("app", "slide-1"))]
+        seen += [repr(client), repr(got), repr(mock.build_create("app", "slide-001"))]
     async with AsyncSectraClient(mock.url, "wrong-" + TOKEN, retry=FAST) as bad:
         with pytest.raises(SectraError) as caught:
             await bad.get_info()
@@ -74,13 +74,13 @@ async def test_no_secret_or_phi_anywhere(start_sectra_mock: Callable[..., Awaita
         raise KeyError(f"{i.lis_slide_id} {PHI[1]}")
 
     url = await serve_sectra_app(app, debug=False)  # production logging (the fixture's default is development)
-    stored = await mock.aio.trigger(url, application_id="app", slide_id="slide-1")
+    stored = await mock.aio.trigger(url, application_id="app", slide_id="slide-001")
     with trio.fail_after(10):
         await runner.join()
     with pytest.raises(SectraError) as caught:
         await mock.aio.modify(url, stored, application_id="app")
     seen.append(str(caught.value))
-    [final] = mock.get_results("app", "slide-1")
+    [final] = mock.get_results("app", "slide-001")
     assert final.display_result == "Analysis failed (RuntimeError)"
     seen.append(s.encode(final).decode())
 

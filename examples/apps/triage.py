@@ -61,7 +61,7 @@ def main() -> None:
     from sectra_client.app import AppServer, create_app
     from sectra_client.mock_server import MockSectraServer
 
-    mock = MockSectraServer()
+    mock = MockSectraServer(invent_slides=True)  # invents the three slides' metadata on first use
     # The app calls back only origins it trusts (docs/app-guide.md): here, the mock just started.
     with mock.run(), AppServer(create_app(app, url_prefix="/triage", trusted_callbacks=[mock.url])).run() as base:
         for slide_id, staining, anatomy in [("s-he-breast", "HE", "Breast"), ("s-ki67", "Ki-67", "Breast"), ("s-he-colon", "HE", "Colon")]:

@@ -7,15 +7,28 @@ import functools
 import gc
 import threading
 from collections.abc import Iterator
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Optional, TypeVar
 
 import msgspec
 
 from ..errors import DecodeError
 
-__all__ = ["WireStruct", "decoder", "decode", "encode", "unknown_fields"]
+__all__ = ["WireStruct", "Nullable", "fill_nulls", "decoder", "decode", "encode", "unknown_fields"]
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    #: A field that reads ``null`` as "absent": ``Nullable[list[Polygon]] = []``. To type checkers it
+    #: is the plain type (the value is never None after decoding); to msgspec it is ``T | None``,
+    #: and the Struct's ``__post_init__`` calls :func:`fill_nulls` to put the default back.
+    #: Sectra's own pydantic clients send ``null`` for every unset optional field (spec §11.1).
+    Nullable = Annotated[T, "null reads as the default"]
+else:
+    class Nullable:
+        """``Nullable[X]`` is ``Optional[X]`` for msgspec (see the TYPE_CHECKING branch)."""
+
+        def __class_getitem__(cls, item: Any) -> Any:
+            return Optional[item]
 
 
 class WireStruct(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=True):
@@ -52,6 +65,28 @@ class WireStruct(msgspec.Struct, rename="camel", kw_only=True, omit_defaults=Tru
             (name, "<redacted>" if name in self.__redact__ and value is not None else value)
             for name, value in ((n, getattr(self, n)) for n in self.__struct_fields__)
         ]
+
+
+@functools.cache
+def _null_defaults(cls: type[msgspec.Struct]) -> tuple[tuple[str, Any, Any], ...]:
+    found = []
+    for f in msgspec.structs.fields(cls):
+        if f.default is not None and f.default is not msgspec.NODEFAULT:
+            found.append((f.name, f.default, None))
+        elif f.default_factory is not msgspec.NODEFAULT:
+            found.append((f.name, None, f.default_factory))
+    return tuple(found)
+
+
+def fill_nulls(obj: msgspec.Struct) -> None:
+    """Replace ``None`` in every field that has a non-None default by that default (a fresh copy).
+
+    Called from ``__post_init__`` of Structs with :data:`Nullable` fields, so code never sees None.
+    """
+    for name, default, factory in _null_defaults(type(obj)):
+        if getattr(obj, name) is None:
+            value = factory() if factory is not None else (default.copy() if isinstance(default, (list, dict)) else default)
+            setattr(obj, name, value)
 
 
 _encoder = msgspec.json.Encoder()

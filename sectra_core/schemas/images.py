@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from ._base import WireStruct
+from ._base import Nullable, WireStruct, fill_nulls
 from .common import DisplayName, Size
 
 __all__ = [
@@ -96,6 +96,7 @@ PHI_FIELDS: Final = frozenset(
 )
 
 #: Fields only sent with ``scope=extended`` (spec §5.4 marks this split as inferred).
+#: ``qualityControl`` is in both scopes: Sectra's contrib README reads it from the basic scope.
 EXTENDED_FIELDS: Final = frozenset(
     {
         "body_part",
@@ -103,7 +104,6 @@ EXTENDED_FIELDS: Final = frozenset(
         "exam_description",
         "station_name",
         "priority",
-        "quality_control",
         "series_instance_uid",
     }
 )
@@ -124,10 +124,10 @@ class ImageInfo(WireStruct):
     image_size: Size
     tile_size: Size
     microns_per_pixel: float | None = None
-    focal_planes: list[FocalPlane] = []
-    optical_paths: list[OpticalPath] = []
+    focal_planes: Nullable[list[FocalPlane]] = []
+    optical_paths: Nullable[list[OpticalPath]] = []
     stored_tile_format: TileFormat | None = None
-    available_tile_formats: list[TileFormat] = []
+    available_tile_formats: Nullable[list[TileFormat]] = []
     file_format: FileFormat | None = None
     staining: DisplayName | None = None
     block: DisplayName | None = None
@@ -146,6 +146,9 @@ class ImageInfo(WireStruct):
     exam_id: str | None = None
     exam_date_time: str | None = None
     exam_free_fields: list[dict[str, str]] | None = None
+
+    def __post_init__(self) -> None:
+        fill_nulls(self)
 
     @property
     def max_y(self) -> float:

@@ -6,7 +6,7 @@ from typing import Any, Final
 
 import msgspec
 
-from ._base import WireStruct
+from ._base import Nullable, WireStruct, fill_nulls
 from .common import CallbackInfo
 
 __all__ = [
@@ -53,7 +53,10 @@ class Registration(WireStruct, omit_defaults=False):
     input_template: InputTemplate = msgspec.field(
         default_factory=lambda: InputTemplate(type=InputType.WHOLE_SLIDE)
     )
-    context: dict[str, Any] = {}
+    context: Nullable[dict[str, Any]] = {}
+
+    def __post_init__(self) -> None:
+        fill_nulls(self)
 
 
 class Application(WireStruct):
@@ -91,11 +94,17 @@ class LaunchBlock(WireStruct, omit_defaults=False):
     """A block and its slides in external-launch data."""
 
     name: str = ""
-    slides: list[LaunchSlide] = []
+    slides: Nullable[list[LaunchSlide]] = []
+
+    def __post_init__(self) -> None:
+        fill_nulls(self)
 
 
 class LaunchResponse(WireStruct):
     """``GET /launchdata``: callback info plus the case's blocks and slides (spec §4.3)."""
 
     callback_info: CallbackInfo
-    blocks: list[LaunchBlock] = []
+    blocks: Nullable[list[LaunchBlock]] = []
+
+    def __post_init__(self) -> None:
+        fill_nulls(self)

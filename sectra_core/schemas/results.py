@@ -1,7 +1,8 @@
 """Analysis results: primitives, patch collections, attachments (spec §4.11-4.15, §5.6).
 
 Decoding is tolerant of what Sectra itself sends (spec §9.2): primitive ``content`` as one object or
-a list (always a list after decoding), ``null`` context, attachments and actions, a missing
+a list (always a list after decoding), ``null`` for any optional field or one with a default
+(read as the default: what Sectra's pydantic clients send, spec §11.1), a missing
 ``applicationVersion``, a result ``id`` given as int or string. Encoding is canonical: lists,
 camelCase, no nulls for absent values.
 """
@@ -12,7 +13,7 @@ from typing import Any, Final, Union
 
 import msgspec
 
-from ._base import WireStruct
+from ._base import Nullable, WireStruct, fill_nulls
 from .common import Point, Polygon
 
 __all__ = [
@@ -56,8 +57,11 @@ class Arc(WireStruct, omit_defaults=False):
 
     center: Point
     radius: float
-    start_angle: float = 0.0
-    end_angle: float = 6.283185307179586
+    start_angle: Nullable[float] = 0.0
+    end_angle: Nullable[float] = 6.283185307179586
+
+    def __post_init__(self) -> None:
+        fill_nulls(self)
 
 
 class Label(WireStruct, gc=False):
@@ -71,38 +75,50 @@ class PrimitiveItem(WireStruct):
     """A group of drawn objects sharing one style."""
 
     style: Style | None = None
-    polygons: list[Polygon] = []
-    polylines: list[Polyline] = []
-    arcs: list[Arc] = []
-    labels: list[Label] = []
+    polygons: Nullable[list[Polygon]] = []
+    polylines: Nullable[list[Polyline]] = []
+    arcs: Nullable[list[Arc]] = []
+    labels: Nullable[list[Label]] = []
+
+    def __post_init__(self) -> None:
+        fill_nulls(self)
 
 
 class PrimitiveResult(WireStruct, omit_defaults=False, tag_field="type", tag="primitive"):
     """Result content of ``type: primitive``: polygons, polylines, arcs and labels."""
 
-    content: list[PrimitiveItem] | PrimitiveItem = []
+    content: Nullable[list[PrimitiveItem] | PrimitiveItem] = []
 
     def __post_init__(self) -> None:
         # Sectra's own example apps send a single object here; every typed model sends a list
-        # (spec §5.6 [C]). Accept both, keep one shape in memory and on output.
+        # (spec §5.6 [C]). Accept both, keep one shape in memory and on output (the mock echoes
+        # the shape a client sent, see sectra_mock.shapes).
         if isinstance(self.content, PrimitiveItem):
             self.content = [self.content]
+        elif self.content is None:
+            self.content = []
 
 
 class PatchStatus(WireStruct, omit_defaults=False):
     """A status flag of a patch gallery, e.g. ``allowVerify``."""
 
-    value: bool = True
-    message: str = ""
+    value: Nullable[bool] = True
+    message: Nullable[str] = ""
+
+    def __post_init__(self) -> None:
+        fill_nulls(self)
 
 
 class PatchAction(WireStruct, omit_defaults=False):
     """A button in the patch gallery; ``state == 1`` in a ``modify`` invocation means it was pressed."""
 
     id: str
-    state: int = 0
-    name: str = ""
-    tooltip: str = ""
+    state: Nullable[int] = 0
+    name: Nullable[str] = ""
+    tooltip: Nullable[str] = ""
+
+    def __post_init__(self) -> None:
+        fill_nulls(self)
 
 
 class Patch(WireStruct, omit_defaults=False, gc=False):
@@ -124,24 +140,26 @@ class PatchContent(WireStruct, omit_defaults=False):
     optional on input (``null`` or missing) and always a list after decoding.
     """
 
-    description: str = ""
-    polygons: list[Polygon] = []
-    patches: list[Patch] = []
-    tags: list[str] = []
-    patch_size: int = 64
-    magnification: float = 10.0
-    statuses: dict[str, PatchStatus] = msgspec.field(default_factory=_allow_verify)
+    description: Nullable[str] = ""
+    polygons: Nullable[list[Polygon]] = []
+    patches: Nullable[list[Patch]] = []
+    tags: Nullable[list[str]] = []
+    patch_size: Nullable[int] = 64
+    magnification: Nullable[float] = 10.0
+    statuses: Nullable[dict[str, PatchStatus]] = msgspec.field(default_factory=_allow_verify)
     actions: list[PatchAction] | None = []
 
     def __post_init__(self) -> None:
-        if self.actions is None:
-            self.actions = []
+        fill_nulls(self)
 
 
 class PatchCollectionResult(WireStruct, omit_defaults=False, tag_field="type", tag="patchCollection"):
     """Result content of ``type: patchCollection``: a gallery of patches."""
 
-    content: PatchContent = msgspec.field(default_factory=PatchContent)
+    content: Nullable[PatchContent] = msgspec.field(default_factory=PatchContent)
+
+    def __post_init__(self) -> None:
+        fill_nulls(self)
 
 
 ResultContent = Union[PrimitiveResult, PatchCollectionResult]
@@ -169,7 +187,10 @@ class Attachment(WireStruct, omit_defaults=False):
     """A file attached to a result."""
 
     name: str
-    state: str = AttachmentState.NEW
+    state: Nullable[str] = AttachmentState.NEW
+
+    def __post_init__(self) -> None:
+        fill_nulls(self)
 
 
 class Result(WireStruct):
@@ -177,10 +198,13 @@ class Result(WireStruct):
 
     slide_id: str
     display_result: str | None = None
-    display_properties: dict[str, str | int | float] = {}
+    display_properties: Nullable[dict[str, str | int | float]] = {}
     application_version: str | None = None
     attachments: list[Attachment] | None = None
-    data: ResultData = msgspec.field(default_factory=ResultData)
+    data: Nullable[ResultData] = msgspec.field(default_factory=ResultData)
+
+    def __post_init__(self) -> None:
+        fill_nulls(self)
 
     def content_fields(self) -> dict[str, Any]:
         """The :class:`Result` fields by name, without a subclass's ``id``/``versionId``."""

@@ -58,7 +58,7 @@ MOCK_CHILD = """
 import sys
 sys.path.insert(0, sys.argv[1])
 from sectra_mock import MockSectraServer
-m = MockSectraServer(token="t")
+m = MockSectraServer(token="t", invent_slides=True)  # 20 slides the clients name
 for k in range({slides}):
     m.add_synthetic_slide(f"big{{k}}", 256 * 2**20, n_files=4)
 with m.run():

@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from sectra_core.errors import NotFoundError
+
 from sectra_client import SectraClient
 from sectra_mock import MockSectraServer
 from sectra_transports.trio import AsyncSectraClient
@@ -13,7 +15,9 @@ from sectra_transports.trio import AsyncSectraClient
 
 async def test_trio_fixture_serves_in_the_test_nursery(sectra_mock: MockSectraServer) -> None:
     async with AsyncSectraClient(url=sectra_mock.url, token=sectra_mock.token) as client:
-        assert (await client.get_image_metadata("s1")).id == "s1"
+        assert (await client.get_image_metadata("slide-001")).id == "slide-001"  # a demo slide
+        with pytest.raises(NotFoundError):  # unknown slides are 404, as on a real server
+            await client.get_image_metadata("s1")
 
 
 @pytest.mark.parametrize("sectra_mock_options", [{"api_version": "3.4", "token": "t34"}, {"strict": True}], indirect=True)

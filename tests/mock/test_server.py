@@ -42,16 +42,21 @@ def test_unknown_routes_are_json_404(mock: MockSectraServer) -> None:
     assert r.status == 404 and r.headers["Content-Type"] == "application/json"
 
 
-def test_request_bodies_are_strict(mock: MockSectraServer, make_mock: Callable[..., MockSectraServer]) -> None:
+def test_unknown_fields_are_warnings_by_default_and_400_when_strict(mock: MockSectraServer, make_mock: Callable[..., MockSectraServer]) -> None:
     good = {"slideId": "s", "displayResult": "x", "data": {"result": {"type": "primitive", "content": []}}}
     assert send(mock, "POST", "/applications/a/results", good).status == 201
-    typo = {**good, "resultVersion": "1.0"}  # the misspelling in Sectra's basic example (spec §5.6)
+    assert mock.warnings == []
+    # The misspelling Sectra's basic example sends (spec §5.6): real servers evidently accept it.
+    typo = {**good, "resultVersion": "1.0"}
     r = send(mock, "POST", "/applications/a/results", typo)
-    assert r.status == 400 and "resultVersion" in json.loads(r.data)["error"]
+    assert r.status == 201
+    assert mock.warnings == ["POST /applications/a/results: unknown fields accepted: $.resultVersion"]
     r = send(mock, "POST", "/applications/a/results", {"displayResult": "no slide"})
-    assert r.status == 400 and "slideId" in json.loads(r.data)["error"]
-    lenient = make_mock(strict_bodies=False)
-    assert send(lenient, "POST", "/applications/a/results", typo).status == 201
+    assert r.status == 400 and "slideId" in json.loads(r.data)["error"]  # a missing field stays a 400
+    strict = make_mock(strict=True)
+    r = send(strict, "POST", "/applications/a/results", typo)
+    assert r.status == 400 and "resultVersion" in json.loads(r.data)["error"] and strict.warnings == []
+    assert send(make_mock(strict=True, strict_bodies=False), "POST", "/applications/a/results", typo).status == 201
 
 
 def test_update_accepts_all_known_body_shapes(mock: MockSectraServer) -> None:
@@ -68,7 +73,8 @@ def test_update_accepts_all_known_body_shapes(mock: MockSectraServer) -> None:
 def test_scope_and_phi_filtering_accepts_python_true(mock: MockSectraServer) -> None:
     basic = json.loads(get(mock, "/slides/s/info").data)
     full = json.loads(get(mock, "/slides/s/info?scope=extended&includePHI=True").data)
-    assert "accessionNumber" not in basic and "stationName" not in basic and "qualityControl" not in basic
+    assert "accessionNumber" not in basic and "stationName" not in basic
+    assert basic["qualityControl"]["status"] == "NotSet"  # both scopes: contrib reads it from basic
     assert full["accessionNumber"] and full["stationName"] and full["qualityControl"]["status"] == "NotSet"
     assert basic["focalPlanes"] == [{"id": "0", "offsetUm": 0.0}]  # fields other clients require
 

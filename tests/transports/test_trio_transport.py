@@ -141,9 +141,9 @@ async def test_mock_closes_connection_close_requests_promptly(sectra_mock: MockS
 async def test_fetch_tiles_bounded_and_unwrapped(sectra_mock: MockSectraServer) -> None:
     async with AsyncSectraClient(sectra_mock.url, sectra_mock.token) as client:
         keys = [(12, c, r) for c in range(4) for r in range(3)]
-        tiles = await client.fetch_tiles("s", keys, concurrency=4)
-        assert set(tiles) == set(keys) and all(t.startswith(b"\x89PNG") for t in tiles.values())
+        tiles = await client.fetch_tiles("slide-001", keys, concurrency=4)  # a demo slide: real JPEGs
+        assert set(tiles) == set(keys) and all(t.startswith(b"\xff\xd8") for t in tiles.values())
         from sectra_core.errors import NotFoundError
 
         with pytest.raises(NotFoundError):  # one bad tile: the error itself, not an ExceptionGroup
-            await client.fetch_tiles("s", [*keys, (12, 999, 0)], concurrency=4)
+            await client.fetch_tiles("slide-001", [*keys, (12, 999, 0)], concurrency=4)

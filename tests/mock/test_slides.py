@@ -1,0 +1,194 @@
+"""Real slides in the mock: demo slides, OpenSlide metadata, DZI tiles with real pixels, labels, 404s."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openslide
+import pytest
+import urllib3
+from openslide.deepzoom import DeepZoomGenerator
+from PIL import Image
+
+from sectra_client import SectraClient
+from sectra_core.errors import NotFoundError
+from sectra_mock import MockSectraServer
+from sectra_mock.demo_slides import DEMO_SLIDES, ensure_demo_slides
+from tests.conftest import TOKEN
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+http = urllib3.PoolManager()
+ROOT = Path(__file__).resolve().parents[2]
+#: Mean absolute difference per channel that JPEG re-encoding may add.
+JPEG_NOISE = 6.0
+
+
+def get(server: MockSectraServer, path: str, method: str = "GET", body: bytes | None = None) -> urllib3.BaseHTTPResponse:
+    headers = {**AUTH, "Content-Type": "application/json"} if body is not None else AUTH
+    return http.request(method, server.url + path, headers=headers, body=body)
+
+
+def pixels(data: bytes) -> Any:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
+
+
+@pytest.fixture
+def demo(make_mock: Callable[..., MockSectraServer]) -> MockSectraServer:
+    """A mock as a new user gets it: demo slides, unknown slides 404."""
+    return make_mock(invent_slides=False)
+
+
+@pytest.mark.parametrize("slide_id", [d.slide_id for d in DEMO_SLIDES])
+def test_tiles_are_openslides_deepzoom_tiles(demo: MockSectraServer, slide_id: str) -> None:
+    """Tiles decode to the same pixels as DeepZoomGenerator.get_tile on the same file (spec §6)."""
+    files = ensure_demo_slides()[slide_id]
+    reference = DeepZoomGenerator(openslide.OpenSlide(str(files[0])), tile_size=240, overlap=0, limit_bounds=False)
+    info = demo.image_info(slide_id)
+    top = reference.level_count - 1
+    assert (info.tile_size.width, reference.level_dimensions[top]) == (240, (info.image_size.width, info.image_size.height))
+    with SectraClient(url=demo.url, token=TOKEN) as client:
+        for level, col, row in [(top, 0, 0), (top, 3, 2), (top, *(n - 1 for n in reference.level_tiles[top])),
+                                (top - 1, 1, 1), (top - 3, 0, 0), (0, 0, 0)]:
+            expected = np.asarray(reference.get_tile(level, (col, row)).convert("RGB"), dtype=np.int16)
+            jpg = client.get_tile(slide_id, level=level, col=col, row=row)
+            got = pixels(jpg)
+            assert got.shape == expected.shape, (level, col, row)
+            # JPEG re-encoding noise only (quality 85, 4:2:0 chroma: 1 to 5 levels on these busy
+            # tiles); the PNG below must match exactly.
+            assert np.abs(got - expected).mean() < JPEG_NOISE, (level, col, row)
+            png = client.get_tile(slide_id, level=level, col=col, row=row, ext="png")
+            assert np.array_equal(pixels(png), expected), (level, col, row)  # lossless: identical
+
+
+def test_tile_formats_and_content_types(demo: MockSectraServer) -> None:
+    for ext, mime, magic in [("jpg", "image/jpeg", b"\xff\xd8"), ("jpeg", "image/jpeg", b"\xff\xd8"), ("png", "image/png", b"\x89PNG")]:
+        r = get(demo, f"/images/slide-001_files/12/1_1.{ext}")
+        assert r.status == 200 and r.headers["Content-Type"] == mime and r.data.startswith(magic)
+        r = get(demo, f"/images/slide-001_files/12/1_1_0.{ext}")  # focal plane 0
+        assert r.status == 200 and r.headers["Content-Type"] == mime
+    for path in ["/images/slide-001_files/12/1_1.gif", "/images/slide-001_files/12/1_1_7.jpg",
+                 "/images/slide-001_files/13/0_0.jpg", "/images/slide-001_files/12/10_0.jpg",
+                 "/images/slide-001_files/12/0_0.jpg?opticalPath=5"]:
+        assert get(demo, path).status == 404, path
+
+
+def test_repeated_tiles_come_from_the_cache(make_mock: Callable[..., MockSectraServer]) -> None:
+    server = make_mock(tile_cache_bytes=1 << 20)
+    first = get(server, "/images/slide-003_files/11/2_1.jpg").data
+    misses, hits = server.tile_cache.misses, server.tile_cache.hits
+    assert get(server, "/images/slide-003_files/11/2_1.jpeg").data == first  # same bytes, jpg == jpeg
+    assert (server.tile_cache.misses, server.tile_cache.hits) == (misses, hits + 1)
+    for col in range(9):  # more than a 1 MiB budget would hold as PNG: the cache stays within it
+        get(server, f"/images/slide-003_files/11/{col}_0.png")
+    assert 0 < server.tile_cache.bytes <= 1 << 20
+    off = make_mock(tile_cache_bytes=0)
+    get(off, "/images/slide-003_files/11/2_1.jpg")
+    assert len(off.tile_cache) == 0
+
+
+def test_metadata_comes_from_the_file(demo: MockSectraServer) -> None:
+    by_id = {d.slide_id: d for d in DEMO_SLIDES}
+    for slide_id, mime in [("slide-001", "image/tiff"), ("slide-002", "image/tiff"), ("slide-003", "application/dicom")]:
+        info = json.loads(get(demo, f"/slides/{slide_id}/info").data)
+        d = by_id[slide_id]
+        assert info["imageSize"] == {"width": d.width, "height": d.height}
+        assert info["micronsPerPixel"] == pytest.approx(d.mpp)
+        assert info["fileFormat"] == {"mimeType": mime}
+        assert info["storedTileFormat"] == {"mimeType": "image/jpeg", "extension": "jpg"}
+        assert {"mimeType": "image/jpeg", "extension": "jpg"} in info["availableTileFormats"]
+        assert info["focalPlanes"] == [{"id": "0", "offsetUm": 0.0}]
+    [case] = {json.loads(get(demo, f"/slides/{i}/info?includePHI=true").data)["accessionNumber"] for i in by_id}
+    listed = json.loads(get(demo, f"/requests/{case}/images/info").data)
+    assert [x["id"] for x in listed] == ["slide-001", "slide-002", "slide-003"]
+
+
+def test_labels_are_the_files_label_images(demo: MockSectraServer) -> None:
+    files = ensure_demo_slides()
+    for slide_id in ("slide-001", "slide-003"):
+        r = get(demo, f"/slides/{slide_id}/label")
+        assert r.status == 200 and r.headers["Content-Type"] == "image/png"
+        label = openslide.OpenSlide(str(files[slide_id][0])).associated_images["label"]
+        assert np.array_equal(pixels(r.data), np.asarray(label.convert("RGB"), dtype=np.int16))
+    assert get(demo, "/slides/slide-002/label").status == 204  # the file has no label
+
+
+def test_unknown_slides_are_404_on_every_route(demo: MockSectraServer, tmp_path: Path) -> None:
+    routes = [("GET", "/slides/slide-01/info"), ("GET", "/slides/slide-01/label"), ("GET", "/slides/slide-01/files"),
+              ("GET", "/slides/slide-01/request/images/info"), ("GET", "/images/slide-01_files/0/0_0.jpg"),
+              ("GET", "/images/slide-01_files/0/0_0_0.jpg"), ("GET", "/applications/a/results/slide/slide-01"),
+              ("GET", "/slides/slide-01/info/")]
+    for method, path in routes:
+        r = get(demo, path, method)
+        assert r.status == 404 and "slide-01" in json.loads(r.data)["error"], path
+    qc = b'{"applicationVersion": "1", "qualityControl": {"status": "QualityOk", "versionId": ""}}'
+    assert get(demo, "/slides/slide-01/qualityControl", "PUT", qc).status == 404
+    assert get(demo, "/applications/a/results", "POST", b'{"slideId": "slide-01"}').status == 404
+    with SectraClient(url=demo.url, token=TOKEN) as client, pytest.raises(NotFoundError):
+        client.download_slide_files("slide-01", tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing invented, nothing saved
+    assert not demo.state.has_slide("slide-01")
+
+
+def test_multi_file_dicom_slide_downloads_all_parts(demo: MockSectraServer, tmp_path: Path) -> None:
+    files = ensure_demo_slides()["slide-003"]
+    with SectraClient(url=demo.url, token=TOKEN) as client:
+        got = client.download_slide_files("slide-003", tmp_path)
+    assert [p.name for p in got] == [f.name for f in files] and len(files) == 4  # 3 levels + label
+    assert all(p.read_bytes() == f.read_bytes() for p, f in zip(got, files))
+    assert openslide.OpenSlide.detect_format(str(got[0])) == "dicom"  # the download opens as a slide
+
+
+def test_files_that_are_not_slides_get_synthetic_metadata(make_mock: Callable[..., MockSectraServer], tmp_path: Path) -> None:
+    note = tmp_path / "notes.txt"
+    note.write_text("not a slide")
+    server = make_mock(invent_slides=False)
+    info = server.add_slide_files("notes", [note])
+    assert info.station_name == "SYNTHETIC" and "notes.txt" in (info.specimen.description or "")  # type: ignore[union-attr]
+    assert any("notes.txt" in w and "not a slide" in w for w in server.warnings)
+    r = get(server, "/images/notes_files/0/0_0.jpg")
+    assert r.status == 200 and r.headers["Content-Type"] == "image/jpeg"  # one colour, but the format asked for
+    assert get(server, "/slides/notes/files").data == b"not a slide"
+    # A real slide file under another id: metadata from the file, not invented.
+    svs = ensure_demo_slides()["slide-002"]
+    real = server.add_slide_files("mine", svs)
+    assert (real.image_size.width, real.image_size.height, real.station_name) == (1536, 2048, "SCANNER1")
+
+
+def test_demo_slides_are_deterministic_and_written_atomically(tmp_path: Path) -> None:
+    # Two processes racing to fill one empty cache folder, and a third folder: identical bytes.
+    code = "import sys; from pathlib import Path; from sectra_mock.demo_slides import ensure_demo_slides; ensure_demo_slides(Path(sys.argv[1]))"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "a")], env=env) for _ in range(2)]
+    assert [p.wait(120) for p in procs] == [0, 0]
+    assert subprocess.run([sys.executable, "-c", code, str(tmp_path / "b")], env=env, timeout=120).returncode == 0
+    names = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert names and all(not n.name.startswith(".") and not n.name.endswith(".part") for n in names)
+    assert sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file()) == names
+    assert all((tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes() for n in names)
+    assert sum((tmp_path / "a" / n).stat().st_size for n in names) < 5 * 2**20  # small
+
+
+def test_slides_dir_of_real_slides_in_the_cli(tmp_path: Path) -> None:
+    from sectra_client.cli import _load_slides_dir
+
+    files = ensure_demo_slides()
+    shutil.copytree(files["slide-003"][0].parent, tmp_path / "case-dicom")
+    shutil.copy(files["slide-001"][0], tmp_path / "scan.svs")
+    (tmp_path / "readme.txt").write_text("hello")
+    server = MockSectraServer(token=TOKEN)
+    out = io.StringIO()
+    _load_slides_dir(server, str(tmp_path), out)
+    text = out.getvalue()
+    assert "case-dicom: 4 file(s), application/dicom 2000x1500 px, 0.25 um/px" in text
+    assert "scan: 1 file(s), image/tiff 2400x1800 px" in text
+    assert "readme: 1 file(s), not a slide OpenSlide reads: SYNTHETIC" in text
+    assert server.image_info("case-dicom").file_format.mime_type == "application/dicom"  # type: ignore[union-attr]
