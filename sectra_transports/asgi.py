@@ -81,7 +81,12 @@ class BodyDeadline:
             await self.app(scope, receive, send)
             return
         deadline = trio.current_time() + self.timeout
-        body_done = started = timed_out = False
+        started = timed_out = False
+        # A request without Content-Length or Transfer-Encoding has no body (RFC 9112 §6.3): its
+        # answer must not be marked Connection: close just because the app never read the (empty)
+        # body, or every GET would lose keep-alive.
+        framing = {name.lower(): value for name, value in scope.get("headers", ()) if name.lower() in (b"content-length", b"transfer-encoding")}
+        body_done = not framing or framing.get(b"content-length", b"").strip() == b"0" and b"transfer-encoding" not in framing
 
         async def timed_receive() -> dict[str, Any]:
             nonlocal body_done, started, timed_out

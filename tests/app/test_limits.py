@@ -174,3 +174,26 @@ def test_limits_are_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
         make_app()
     asgi = create_app(AnalysisApp(application_id="x", display_name="X", manufacturer="M", max_invocation_bytes=5000), body_timeout=7)
     assert asgi.config["MAX_CONTENT_LENGTH"] == 5000 and asgi.config["BODY_TIMEOUT"] == 7
+
+
+def test_bodyless_requests_keep_their_connection() -> None:
+    """The body deadline marks an answer ``Connection: close`` only when a body was still
+    coming: a GET (no Content-Length, no Transfer-Encoding) keeps keep-alive, on the mock and on
+    apps alike (they share the runner). Before: every answer closed its connection."""
+    import http.client
+
+    from sectra_mock import MockSectraServer
+
+    mock = MockSectraServer(token="t")
+    with mock.run(port=0):
+        host, port = mock.url.split("//")[1].split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        sockets = []
+        for _ in range(3):
+            conn.request("GET", "/info", headers={"Authorization": "Bearer t"})
+            answer = conn.getresponse()
+            answer.read()
+            assert answer.status == 200 and answer.getheader("connection") != "close"
+            sockets.append(conn.sock)
+        conn.close()
+    assert sockets[0] is not None and all(sock is sockets[0] for sock in sockets)

@@ -170,7 +170,7 @@ def test_no_proxy_and_loopback_bypass_the_environment_proxy(
     # Through the proxy while NO_PROXY does not name the host ...
     monkeypatch.setenv("NO_PROXY", "other.example,.elsewhere")
     assert make_client(_via(HOST, mock.url), allow_http=True).get_info().api_version == "1.10"
-    assert len(proxy.seen) == 1
+    assert len(proxy.seen) == 1, proxy.seen
     # ... and straight to the host (which does not resolve) once it does.
     monkeypatch.setenv("NO_PROXY", "other.example, pacs.example")
     with pytest.raises(ConnectError):
