@@ -174,12 +174,16 @@ def test_mock_serve_a_folder_of_slides(tmp_path: Path, monkeypatch: pytest.Monke
     assert not thread.is_alive() and "2 slides" in out.getvalue()
 
 
-def test_app_check(tmp_path: Path) -> None:
+def _free_port() -> int:
     import socket
 
-    with socket.socket() as sock:  # the port the check's mock will use: the app must trust it
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+        return int(sock.getsockname()[1])
+
+
+def test_app_check(tmp_path: Path) -> None:
+    port = _free_port()  # the port the check's mock will use: the app must trust it
     server = AppServer(create_app(patch_gallery.app, url_prefix="/gallery", trusted_callbacks=[f"http://127.0.0.1:{port}"]))
     untrusting = AppServer(create_app(patch_gallery.app, url_prefix="/gallery"))
     broken = AnalysisApp(application_id="b", display_name="B", manufacturer="M")
@@ -222,8 +226,10 @@ def test_app_check_on_a_real_slide_from_a_folder(tmp_path: Path) -> None:
         seen.append(await ctx.client.get_image_metadata(ctx.slide_id))
         return s.Result(slide_id=ctx.slide_id, display_result="seen")
 
-    with AppServer(create_app(app, url_prefix="/px")).run() as base:
-        code, out = run("app", "check", f"{base}/px", "--slides-dir", str(tmp_path), "--slide", "my-scan")
+    port = _free_port()  # the app trusts the check's mock at a port fixed in advance
+    with AppServer(create_app(app, url_prefix="/px", trusted_callbacks=[f"http://127.0.0.1:{port}"])).run() as base:
+        code, out = run("app", "check", f"{base}/px", "--slides-dir", str(tmp_path), "--slide", "my-scan",
+                        "--mock-port", str(port))
     assert code == 0 and "my-scan: 1 file(s), image/tiff 1536x2048 px, 0.5 um/px" in out, out
     assert [(i.id, i.image_size.width, i.image_size.height) for i in seen] == [("my-scan", 1536, 2048)]
 

@@ -156,6 +156,7 @@ def test_quality_control_in_basic_scope(mock: MockSectraServer) -> None:
 
 def test_launch_url_with_a_second_question_mark(mock: MockSectraServer) -> None:
     # Sectra's viewer backend appends "?appId=" to a launch URL that already has a query (spec §4.3).
+    mock.launch("A2025000000001")  # only launched requests have launch data
     r = http.request("GET", mock.url + f"/launchdata?requestId=A2025000000001&sessionToken={mock.session_token}?appId=viewer")
     assert r.status == 200, r.data
     data = json.loads(r.data)

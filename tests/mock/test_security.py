@@ -186,7 +186,7 @@ with m.run():
         sock = _raw_post(url, {"Transfer-Encoding": "chunked"}, timeout=60)
         with sock:
             try:
-                first = b'{"slideId": "s", "displayResult": "'
+                first = b'{"slideId": "slide-001", "displayResult": "'
                 sock.sendall(b"%x\r\n%s\r\n" % (len(first), first))
                 for _ in range(CHUNKED_MIB):
                     sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
@@ -195,7 +195,7 @@ with m.run():
                 pass  # the mock answered and closed: it will not read the rest
             status, body = _read_answer(sock)
         peak = _rss_kib(pid, "VmHWM")
-        stored = json.loads(get_url(url, "/applications/a/results/slide/s"))
+        stored = json.loads(get_url(url, "/applications/a/results/slide/slide-001"))
     growth_mib = (peak - before) / 1024
     print(f"mock RSS {before / 1024:.0f} MiB before, peak {peak / 1024:.0f} MiB after a {CHUNKED_MIB} MiB result POST")
     assert status == 413, (status, body[:200])  # before the fix: 201, the 320 MiB result stored
