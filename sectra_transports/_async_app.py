@@ -14,7 +14,8 @@ Import them from :mod:`sectra_transports.app_context` and :mod:`sectra_transport
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from collections.abc import Awaitable  # unasync: async only
 from typing import Any, TypeVar
 
 from sectra_core import schemas as s

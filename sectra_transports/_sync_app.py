@@ -16,7 +16,7 @@ Import them from :mod:`sectra_transports.app_context` and :mod:`sectra_transport
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sectra_core import schemas as s
