@@ -21,7 +21,7 @@ import msgspec
 
 from . import schemas as s
 
-__all__ = ["Body", "Endpoint", "Operation", "ENDPOINTS", "endpoint"]
+__all__ = ["Body", "Endpoint", "Operation", "Recovery", "ENDPOINTS", "endpoint"]
 
 T = TypeVar("T")
 
@@ -128,11 +128,28 @@ def endpoint(name: str) -> Endpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class Recovery(Generic[T]):
+    """How to tell whether an earlier, uncertain try of an operation landed after all.
+
+    ``lookup`` is sent (through the same flow, retries included) and ``pick`` turns its decoded
+    answer into the operation's result, or None when the earlier try did not land. Travels with
+    the operation, so the generic send flow needs no per-endpoint branches (docs/reliability.md).
+    """
+
+    lookup: Operation[Any]
+    pick: Callable[[Any], T | None]
+
+
+@dataclass(frozen=True, slots=True)
 class Operation(Generic[T]):
     """One call of an endpoint: path parameters, neutral query, JSON body and extra headers.
 
     The type parameter is what the call returns once decoded; ``convert``, if set, turns the
     decoded body (and the response, for its status and headers) into that value.
+
+    ``already_done``: for an operation that must not be repeated blindly (a ``POST`` of a new
+    result), how a retry first looks for what an uncertain try stored. ``read_back``: for an
+    update answered 409 after an uncertain try, how to read whether the earlier try landed.
     """
 
     endpoint: Endpoint
@@ -141,6 +158,8 @@ class Operation(Generic[T]):
     body: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
     convert: Callable[[Any, Any], T] | None = None
+    already_done: Recovery[T] | None = field(default=None, compare=False, repr=False)
+    read_back: Recovery[T] | None = field(default=None, compare=False, repr=False)
 
     @property
     def name(self) -> str:

@@ -8,9 +8,9 @@ What is repeated:
 * any request, ``POST`` included, when the connection could not even be opened (nothing was sent).
 
 A ``POST`` of a new result that may have reached the server (a timeout, a dropped connection, a
-5xx) is never repeated blindly: :func:`sectra_core.sansio.call` gives :func:`exchange` an
-``already_done`` lookup that lists the slide's results, and the stored one is returned if it is
-there (see docs/reliability.md).
+5xx) is never repeated blindly: :func:`sectra_core.sansio.call` gives :func:`exchange` the
+operation's ``already_done`` lookup (:func:`sectra_core.api.create_results` lists the slide's
+results), and the stored one is returned if it is there (see docs/reliability.md).
 
 A flow waits by yielding :class:`Sleep`; the driver sleeps with its transport's ``sleep``.
 """
@@ -105,7 +105,7 @@ def parse_retry_after(value: str, now: float | None = None) -> float | None:
 
 def exchange(
     request: HttpRequest, policy: RetryPolicy, clock: Callable[[], float], *, uncertain: list[bool] | None = None,
-    already_done: Callable[[], Generator[HttpRequest | Sleep, Any, T | None]] | None = None,
+    already_done: Callable[[], Generator[Any, Any, T | None]] | None = None,
 ) -> Generator[HttpRequest | Sleep, Any, HttpResponse | T]:
     """Send ``request`` until it gets an answer worth returning; raises the last transport error.
 

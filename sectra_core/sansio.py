@@ -13,13 +13,14 @@ import base64
 import logging
 import time
 from collections.abc import Callable, Generator, Mapping
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from . import schemas as s
 from .adapters import VersionAdapter, choose_adapter
 from .errors import AuthenticationError, ConfigurationError, DecodeError, TransportError, status_error
 from .http import HttpRequest, HttpResponse, ResponseLimits, check_header
-from .operations import Operation
+from .operations import Operation, Recovery
 from .plugins import Plugins
 from .retry import RetryPolicy, Sleep, exchange
 from .urls import normalize_base_url
@@ -34,6 +35,9 @@ __all__ = [
     "parse_token",
     "negotiate",
     "call",
+    "Locked",
+    "ready",
+    "send",
     "drive",
     "parse_invocation",
     "parse_image_notification",
@@ -44,8 +48,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: A flow yields requests (and :class:`Sleep`) and is sent responses (and None after a sleep).
-Flow = Generator["HttpRequest | Sleep", Any, T]
+#: A flow yields requests (and :class:`Sleep`, :class:`Locked`) and is sent responses (None after
+#: a sleep, the inner flow's result after a :class:`Locked`).
+Flow = Generator["HttpRequest | Sleep | Locked[Any]", Any, T]
 
 
 class ClientState:
@@ -187,8 +192,9 @@ class TokenRejected(Exception):
 def call(state: ClientState, op: Operation[T], *, retried: bool = False) -> Flow[T]:
     """One operation: check it exists in the negotiated version, send it, decode the answer.
 
-    With credentials, a 401/403 raises :class:`TokenRejected` (unless ``retried``) so the driver
-    can refresh the token and call again.
+    With credentials, a 401/403 raises :class:`TokenRejected` (unless ``retried``) so
+    :func:`send` can refresh the token and call again. What to do when an uncertain try may
+    have landed travels with the operation (``op.already_done``, ``op.read_back``).
     """
     adapter = state.adapter
     assert adapter is not None, "negotiate first"
@@ -198,38 +204,94 @@ def call(state: ClientState, op: Operation[T], *, retried: bool = False) -> Flow
     headers = state.request_headers() if op.endpoint.auth == "bearer" else {}
     request = adapter.build_request(op, state.base_url, headers)
     uncertain = [False]
-    # A new result whose POST may have landed is looked up before it is posted again.
-    already_done = (lambda: _find_stored(state, op)) if op.name == "create_result" else None
+    lookup = op.already_done
+    already_done = (lambda: _recover(state, lookup)) if lookup is not None else None
     response = yield from exchange(request, state.retry, state.clock, uncertain=uncertain, already_done=already_done)
-    if isinstance(response, s.ResultResponse):  # it had been stored after all
-        return response  # type: ignore[return-value]
-    if response.status == 409 and uncertain[0] and op.name == "update_result":
-        # An earlier try may have landed and changed the versionId: if the stored result is what
-        # we sent, the update is done; otherwise the 409 is real.
-        current = yield from call(state, _get_result(op))
-        if _same_result(op.body, current):
-            return current  # type: ignore[return-value]
+    if not isinstance(response, HttpResponse):  # it had landed after all: the recovered result
+        return response
+    if response.status == 409 and uncertain[0] and op.read_back is not None:
+        found = yield from _recover(state, op.read_back)
+        if found is not None:
+            return found
     if response.status in (401, 403) and state.credentials is not None and not retried:
         raise TokenRejected(generation, status_error(response.status, request.method, request.shown, response.body))
-    if op.name == "info" and response.status == 200:
-        value: Any = adapter.parse_response(op, request, response)
+    value = adapter.parse_response(op, request, response)
+    if isinstance(value, s.ApplicationInfo):  # whoever reads /info refreshes what we know of the server
         state.server_info = value
-        return value
-    return adapter.parse_response(op, request, response)
+    return value
+
+
+def _recover(state: ClientState, recovery: Recovery[T]) -> Flow[T | None]:
+    # Looks (with the same retries) whether an uncertain earlier try landed; None if it did not.
+    found = yield from call(state, recovery.lookup)
+    return recovery.pick(found)
+
+
+@dataclass(frozen=True, slots=True)
+class Locked(Generic[T]):
+    """Yielded by a flow: run ``flow()`` while holding the client's lock ``key`` and send back
+    its result (or throw in its error).
+
+    The flow is made only once the lock is held, so what it checks (is a login still due?) is
+    checked by one task or thread at a time. Keys: ``"token"`` (logging in) and ``"negotiate"``.
+    """
+
+    key: str
+    flow: Callable[[], Flow[T]]
+
+
+def _login_due(state: ClientState, generation: int | None) -> Flow[None]:
+    # Under the token lock: log in when due; after a rejection (``generation`` is the token it
+    # was sent with) only if no other task or thread refreshed meanwhile (spec §2.1).
+    now = state.clock()
+    stale = generation is not None and state.token_generation == generation
+    if stale or state.needs_token(now):
+        yield from login(state, now)
+
+
+def ready(state: ClientState) -> Flow[VersionAdapter]:
+    """Log in when due (``/info`` needs the bearer token too), then negotiate the adapter once."""
+    if state.needs_token(state.clock()):
+        yield Locked("token", lambda: _login_due(state, None))
+    if state.negotiated and state.adapter is not None:
+        return state.adapter
+    adapter: VersionAdapter = yield Locked("negotiate", lambda: negotiate(state))
+    return adapter
+
+
+def send(state: ClientState, op: Operation[T]) -> Flow[T]:
+    """The whole of one client call, for every transport: log in when due, negotiate, then
+    :func:`call` (gate, build, exchange with retry, decode), refreshing the token once after a
+    401/403 (spec §4.2). Clients drive it with a few lines (:func:`drive` and its twins)."""
+    yield from ready(state)
+    try:
+        return (yield from call(state, op))
+    except TokenRejected as rejected:
+        yield Locked("token", lambda: _login_due(state, rejected.generation))
+        return (yield from call(state, op, retried=True))
 
 
 def drive(
     flow: Flow[T], transmit: Callable[[HttpRequest], HttpResponse], sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """Run ``flow`` to completion, answering each request with ``transmit`` and each
-    :class:`Sleep` with ``sleep`` (the sync driver). Transport errors are thrown into the flow,
-    which retries or lets them propagate."""
+    """Run ``flow`` to completion, answering each request with ``transmit``, each :class:`Sleep`
+    with ``sleep`` and each :class:`Locked` by running its flow (no lock: one caller). Transport
+    errors are thrown into the flow, which retries or lets them propagate. The clients drive
+    flows with the same loop, holding real locks."""
     try:
         step = next(flow)
         while True:
             if isinstance(step, Sleep):
                 sleep(step.seconds)
                 step = flow.send(None)
+                continue
+            if isinstance(step, Locked):
+                try:
+                    value = drive(step.flow(), transmit, sleep)
+                except Exception as exc:
+                    step = flow.throw(exc)
+                else:
+                    step = flow.send(value)
                 continue
             try:
                 response = transmit(step)
@@ -239,30 +301,6 @@ def drive(
                 step = flow.send(response)
     except StopIteration as stop:
         return stop.value
-
-
-def _find_stored(state: ClientState, op: Operation[Any]) -> Flow[s.ResultResponse | None]:
-    """The stored result equal to the one ``op`` posts, if the slide has it (newest first).
-
-    Equal content is the test, so two identical results posted on purpose are told apart only
-    when nothing went wrong.
-    """
-    from .api import get_all_results
-
-    existing = yield from call(state, get_all_results(op.body.slide_id, op.params["app_id"]))
-    return next((r for r in reversed(existing) if _same_result(op.body, r)), None)
-
-
-def _get_result(op: Operation[Any]) -> Operation[s.ResultResponse]:
-    from .api import get_result_by_result_id
-
-    return get_result_by_result_id(op.params["app_id"], op.params["result_id"])
-
-
-def _same_result(sent: Any, current: s.ResultResponse) -> bool:
-    if not isinstance(sent, s.Result):
-        return False
-    return s.encode(sent.as_result()) == s.encode(current.as_result())
 
 
 class Credentials:

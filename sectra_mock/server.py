@@ -36,7 +36,7 @@ from sectra_core.versions import parse_version
 from sectra_transports.asgi import AsgiServer
 
 from .app import MAX_REQUEST_BYTES, create_app
-from .caller import AppCaller, AppCheck, AsyncAppCaller, _Calls
+from .caller import AppCaller, AppCheck, AsyncAppCaller, create_invocation
 from .demo_slides import DEMO_ACCESSION, DEMO_SLIDES, ensure_demo_slides
 from .faults import Fault, FaultInjector, Faults
 from .payloads import DiskFile, FileSource, SyntheticFile
@@ -449,7 +449,7 @@ class MockSectraServer:
         context: Any = None,
     ) -> s.CreateInvocation:
         """A realistic ``create`` invocation (whole slide unless ``input`` says otherwise)."""
-        return _Calls(self).create(application_id, slide_id, input, context)
+        return create_invocation(self, application_id, slide_id, input, context)
 
     def trigger(
         self, webhook_url: str, *, application_id: str | None = None, slide_id: str | None = None,

@@ -1,43 +1,46 @@
-"""The trio IA-API client. Import it as ``from sectra_transports.trio import AsyncSectraClient``.
+"""The IA-API client, written once for trio; ``scripts/unasync.py`` generates the blocking
+``_sync.py`` from it. Import the trio client from :mod:`sectra_transports.trio` and the blocking
+one from :mod:`sectra_transports.urllib3`.
 
-Same methods, arguments and return types as :class:`~sectra_transports.urllib3.SectraClient`,
-awaited. Structured concurrency throughout: helpers that fan out (``fetch_tiles``) run their tasks
-in a nursery they own, and a single failure surfaces as itself, not as an exception group.
+Both clients have the same methods, arguments and return types (awaited on trio). The protocol,
+login, negotiation, retries and token refresh included, is the core's :func:`sectra_core.sansio.send`
+flow; a client only drives it (:meth:`AsyncSectraClient._drive`). Fan-out helpers (``fetch_tiles``,
+``download_case``) run with bounded concurrency (a nursery on trio, a thread pool when blocking; see
+:mod:`sectra_transports._synchronization`), and a single failure surfaces as itself.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
+from collections.abc import Awaitable  # unasync: async only
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-import trio
-
-from sectra_core import api
+from sectra_core import api, sansio
 from sectra_core import schemas as s
 from sectra_core.adapters import VersionAdapter
+from sectra_core.errors import TransportError
 from sectra_core.files import Download, OnExists, Progress, case_folders
-from sectra_core.streaming import FileEvent, FileStream
 from sectra_core.http import BodyReader, HttpRequest, HttpResponse, ResponseLimits, keep_streaming
 from sectra_core.operations import Operation
 from sectra_core.plugins import Plugins, default_plugins
-from sectra_core.errors import TransportError
 from sectra_core.retry import RetryPolicy, Sleep
-from sectra_core.sansio import (
-    ClientState,
-    Credentials,
-    Flow,
-    TokenRejected,
-    call,
-    launch,
-    login,
-    negotiate,
-)
+from sectra_core.sansio import ClientState, Credentials, Flow, Locked
+from sectra_core.streaming import FileEvent, FileStream
 from sectra_core.transport import AsyncTransport, TransportOptions
 
 from ._methods import async_method
+from ._synchronization import (
+    AsyncClock,
+    AsyncLock,
+    AsyncTransportClock,
+    async_close_response,
+    async_default_transport,
+    async_feed_body,
+    async_run_bounded,
+)
 
 __all__ = ["AsyncSectraClient", "TileKey"]
 
@@ -47,32 +50,23 @@ T = TypeVar("T")
 TileKey = tuple[int, int, int]
 
 
-def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            yield from _leaves(exc)
-        else:
-            yield exc
-
-
-@contextmanager
-def single_errors() -> Iterator[None]:
-    """Let a nursery's lone failure out as itself: that we use a nursery is not the caller's business."""
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        leaves = list(_leaves(group))
-        if len(leaves) == 1:
-            raise leaves[0] from leaves[0].__cause__
-        raise
-
-
 class AsyncSectraClient:
-    """An async (trio) client for one IA-API base URL and token.
+    """A client for one IA-API base URL and token (from an invocation's ``callbackInfo``).
 
-    Nothing is sent by the constructor; the first call reads ``/info`` once (unless ``api_version``
-    pins an adapter). Safe to share between tasks. Use ``async with`` or call :meth:`aclose`.
-    Arguments are those of :class:`~sectra_transports.urllib3.SectraClient`.
+    Nothing is sent by the constructor. The first call reads ``/info`` once to pick the
+    API-version adapter, unless ``api_version`` pins one. Safe to share between tasks (trio) or
+    threads (blocking). Use ``async with`` or call :meth:`aclose`.
+
+    ``verify``: TLS verification (True, False, or a CA bundle path). ``allow_http``: permit plain
+    http to a non-loopback host (otherwise upgraded to https; ``_allow_http`` is the familiar
+    client's spelling of it). ``app_version`` is sent as ``X-Sectra-SoftwareVersion``.
+    ``transport`` replaces the default transport; ``plugins`` a custom plugin set.
+    ``proxy``: an http proxy URL, ``""`` for none; by default ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``.
+    ``limits``: how much of one answer is read into memory
+    (:class:`~sectra_core.http.ResponseLimits`: 64 MiB of JSON, 256 MiB for a tile, label or
+    attachment; ``SECTRA_MAX_JSON_BYTES`` / ``SECTRA_MAX_BINARY_BYTES`` change the defaults).
+    ``clock``: what token expiry and retry backoff read the time from and wait with (an object
+    with ``now()`` and ``sleep(seconds)``); by default the monotonic clock and the transport's sleep.
     """
 
     def __init__(
@@ -92,40 +86,47 @@ class AsyncSectraClient:
         credentials: Credentials | None = None,
         retry: RetryPolicy | None = None,
         limits: ResponseLimits | None = None,
+        clock: AsyncClock | None = None,
+        _allow_http: bool = False,
     ) -> None:
         plugins = plugins or default_plugins()
-        self._state = ClientState(
-            url, token or "", plugins=plugins, api_version=api_version, app_version=app_version,
-            allow_http=allow_http, credentials=credentials, retry=retry, limits=limits, clock=trio.current_time,
-        )
         if transport is None:
             options = TransportOptions(
                 verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout, proxy=proxy
             )
-            transport = plugins.make_transport("trio", options)
-            if transport is None:
-                from .trio import TrioTransport
-
-                transport = TrioTransport(options)
+            transport = async_default_transport(plugins, options)
         self._transport: AsyncTransport = transport
-        self._lock = trio.Lock()
-        self._token_lock = trio.Lock()
+        self._clock: AsyncClock = clock if clock is not None else AsyncTransportClock(transport)
+        self._state = ClientState(
+            url, token or "", plugins=plugins, api_version=api_version, app_version=app_version,
+            allow_http=allow_http or _allow_http, credentials=credentials, retry=retry, limits=limits,
+            clock=self._clock.now,
+        )
+        self._chunk_size = getattr(transport, "options", TransportOptions()).chunk_size
+        # One lock per Locked key of the core's flows: one login and one /info at a time.
+        self._locks = {"token": AsyncLock(), "negotiate": AsyncLock()}
 
     @classmethod
     def from_credentials(
         cls, url: str, username: str, password: str, application_id: str, **kwargs: Any
     ) -> AsyncSectraClient:
-        """A client that logs in with ``POST /token`` on first use; see ``SectraClient.from_credentials``."""
+        """A client that logs in with ``POST /token`` (HTTP Basic, spec §4.2) on first use.
+
+        The token is refreshed ``min(60 s, expires_in / 2)`` before it expires, and once more
+        after a 401/403; concurrent callers share one refresh.
+        """
         return cls(url, None, credentials=Credentials(username, password, application_id), **kwargs)
 
     @classmethod
     async def from_launch_url(
         cls, launch_url: str, app_id: str, **kwargs: Any
     ) -> tuple[AsyncSectraClient, s.LaunchResponse]:
-        """External launch: fetch ``/launchdata``; see ``SectraClient.from_launch_url``."""
+        """External launch (spec §4.3): fetch ``/launchdata`` and return a client for its callback
+        info together with the case's blocks and slides."""
         probe = cls(launch_url.split("/launchdata", 1)[0], "launch", **kwargs)
+        allow_http = kwargs.get("allow_http", False) or kwargs.get("_allow_http", False)
         try:
-            data = await probe._drive(launch(launch_url, app_id, allow_http=kwargs.get("allow_http", False)))
+            data = await probe._drive(sansio.launch(launch_url, app_id, allow_http=allow_http))
         finally:
             await probe.aclose()
         return cls(data.callback_info.url, data.callback_info.token, **kwargs), data
@@ -142,7 +143,7 @@ class AsyncSectraClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close pooled connections."""
+        """Close pooled connections. The client must not be used afterwards."""
         await self._transport.aclose()
 
     @property
@@ -153,22 +154,33 @@ class AsyncSectraClient:
     @property
     def adapter(self) -> Awaitable[VersionAdapter]:
         """``await client.adapter``: the API-version adapter in use (negotiated on first use)."""
-        return self._negotiate()
+        return self._ready()
 
     @property
     def version_info(self) -> Awaitable[s.ApplicationInfo]:
         """``await client.version_info``: the server's ``/info`` (read once, then cached)."""
+        return self._version_info()
 
-        async def read() -> s.ApplicationInfo:
-            await self._negotiate()
-            if self._state.server_info is None:
-                await self.get_info()
-            assert self._state.server_info is not None
-            return self._state.server_info
+    async def _ready(self) -> VersionAdapter:
+        return await self._drive(sansio.ready(self._state))
 
-        return read()
+    async def _version_info(self) -> s.ApplicationInfo:
+        await self._ready()
+        if self._state.server_info is None:
+            await self.get_info()
+        assert self._state.server_info is not None
+        return self._state.server_info
 
-    # --- driving flows ---------------------------------------------------------------------------
+    # --- driving the core's flows ----------------------------------------------------------------
+
+    async def send(self, op: Operation[T]) -> T:
+        """Send one operation and return what it decodes to: ``await client.send(api.get_tile(...))``.
+
+        Every method of this client is this call with a builder of :mod:`sectra_core.api`; a
+        plugin's own operations (e.g. a new endpoint of an adapter plugin) are sent the same way,
+        with the same login, version check, retries and token refresh.
+        """
+        return await self._drive(sansio.send(self._state, op))
 
     async def _exchange(self, request: HttpRequest) -> HttpResponse:
         response = await self._transport.handle_async_request(request)
@@ -181,52 +193,37 @@ class AsyncSectraClient:
                 if reader.feed(chunk):
                     break
         finally:
-            await _aclose(response)
+            await async_close_response(response)
         response.body = reader.body()
         response.stream = None
         response.closer = None  # read and released above
         return response
 
     async def _drive(self, flow: Flow[T]) -> T:
-        # The trio twin of sectra_core.sansio.drive.
+        # sectra_core.sansio.drive, with this client's transport, clock and locks.
         try:
             step = next(flow)
             while True:
                 if isinstance(step, Sleep):
-                    await self._transport.sleep(step.seconds)
+                    await self._clock.sleep(step.seconds)
                     step = flow.send(None)
-                    continue
-                try:
-                    response = await self._exchange(step)
-                except TransportError as exc:
-                    step = flow.throw(exc)
+                elif isinstance(step, Locked):
+                    try:
+                        async with self._locks[step.key]:
+                            value = await self._drive(step.flow())
+                    except Exception as exc:
+                        step = flow.throw(exc)
+                    else:
+                        step = flow.send(value)
                 else:
-                    step = flow.send(response)
+                    try:
+                        response = await self._exchange(step)
+                    except TransportError as exc:
+                        step = flow.throw(exc)
+                    else:
+                        step = flow.send(response)
         except StopIteration as stop:
             return stop.value
-
-    async def _negotiate(self) -> VersionAdapter:
-        if not self._state.negotiated and self._state.needs_token(trio.current_time()):
-            await self._login()  # /info needs the bearer token too
-        async with self._lock:
-            return await self._drive(negotiate(self._state))
-
-    async def _login(self, generation: int | None = None) -> None:
-        async with self._token_lock:
-            now = trio.current_time()
-            stale = generation is not None and self._state.token_generation == generation
-            if stale or self._state.needs_token(now):
-                await self._drive(login(self._state, now))
-
-    async def _send(self, op: Operation[T]) -> T:
-        if self._state.needs_token(trio.current_time()):
-            await self._login()
-        await self._negotiate()
-        try:
-            return await self._drive(call(self._state, op))
-        except TokenRejected as rejected:
-            await self._login(rejected.generation)
-            return await self._drive(call(self._state, op, retried=True))
 
     # --- operations (one line each; see sectra_core.api) -----------------------------------------
 
@@ -246,13 +243,18 @@ class AsyncSectraClient:
 
     @asynccontextmanager
     async def open_slide_files(self, slide_id: str) -> AsyncIterator[AsyncIterator[FileEvent]]:
-        """``async with client.open_slide_files(id) as files: async for event in files: ...``;
-        see ``SectraClient.open_slide_files``."""
-        response = await self._send(api.get_slide_files(slide_id))
+        """Stream a slide's files as events, without writing them anywhere (e.g. to object storage).
+
+        ``async with client.open_slide_files(id) as files: async for event in files: ...``; see
+        :mod:`sectra_core.streaming`. Names are checked as for downloads; a cut connection raises
+        :class:`~sectra_core.errors.DownloadInterrupted` naming the file. Leaving the block early
+        drops the connection instead of reading the rest.
+        """
+        response = await self.send(api.get_slide_files(slide_id))
         try:
             stream = FileStream(response.headers, fallback_name=slide_id)
         except BaseException:
-            await _aclose(response)
+            await async_close_response(response)
             raise
 
         async def events() -> AsyncGenerator[FileEvent, None]:
@@ -270,7 +272,7 @@ class AsyncSectraClient:
             yield iterator
         finally:
             await iterator.aclose()
-            await _aclose(response)
+            await async_close_response(response)
 
     async def download_slide_files(
         self,
@@ -280,28 +282,36 @@ class AsyncSectraClient:
         on_exists: OnExists = "error",
         progress: Callable[[Progress], None] | None = None,
     ) -> list[Path]:
-        """Stream a slide's files into ``output_dir``; see ``SectraClient.download_slide_files``.
+        """Stream a slide's original files into ``output_dir``; returns their paths in server order.
 
-        File writes are plain blocking writes of at most one chunk each (no hidden threads).
+        One file (``application/octet-stream``) or many (``multipart/related``). Memory use does not
+        grow with the slide. Each file appears under its final name only once complete; on any
+        error the partial file is removed and a :class:`~sectra_core.errors.DownloadError` (or
+        the HTTP error) says which file and why. ``on_exists``: ``"error"``, ``"skip"`` or
+        ``"overwrite"``. File writes are plain blocking writes of at most one chunk each.
         """
-        response = await self._send(api.get_slide_files(slide_id))
+        response = await self.send(api.get_slide_files(slide_id))
         download: Download | None = None
         try:
             download = Download(
                 response.headers, output_dir, on_exists=on_exists, progress=progress,
                 fallback_name=slide_id,
             )
-            async for chunk in response.stream:  # type: ignore[union-attr]
-                download.feed(chunk)
-                if download.skipped_whole:
-                    break  # an existing one-file slide: stop reading (the connection is dropped)
+            saving = download
+
+            def feed(chunk: bytes | bytearray, size: int) -> bool:
+                saving.feed(chunk, size)
+                # An existing one-file slide: stop reading (the connection is dropped).
+                return saving.skipped_whole
+
+            await async_feed_body(response, feed, self._chunk_size)
             return download.finish()
         except BaseException as exc:
             if download is None:
                 raise
             raise download.fail(exc)
         finally:
-            await _aclose(response)
+            await async_close_response(response)
 
     async def fetch_tiles(
         self,
@@ -315,27 +325,21 @@ class AsyncSectraClient:
     ) -> dict[TileKey, bytes]:
         """Fetch many tiles with at most ``concurrency`` requests in flight; returns bytes by key.
 
-        The first failure cancels the rest and is raised as itself.
+        The first failure stops the rest (trio cancels them; the blocking client starts no more)
+        and is raised as itself.
         """
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
-        await self._negotiate()
-        limiter = trio.CapacityLimiter(concurrency)
-        found: dict[TileKey, bytes] = {}
+        await self._ready()
+        keys = list(dict.fromkeys(tiles))
 
-        async def one(key: TileKey) -> None:
-            async with limiter:
-                level, col, row = key
-                found[key] = await self.get_tile(
-                    slide_id, level, col, row, ext=ext, focal_plane=focal_plane, optical_path=optical_path
-                )
+        async def one(key: TileKey) -> bytes:
+            level, col, row = key
+            return await self.get_tile(
+                slide_id, level, col, row, ext=ext, focal_plane=focal_plane, optical_path=optical_path
+            )
 
-        with single_errors():
-            async with trio.open_nursery() as nursery:
-                for key in dict.fromkeys(tiles):
-                    nursery.start_soon(one, key)
-        return found
-
+        return dict(zip(keys, await async_run_bounded(one, keys, concurrency, "sectra-tiles")))
 
     async def download_case(
         self,
@@ -349,8 +353,10 @@ class AsyncSectraClient:
     ) -> dict[str, list[Path]]:
         """Download every slide of a case (IA-API 1.9+), each into ``output_dir/<slide id>/``.
 
-        At most ``concurrency`` slides download at once, in a nursery this method owns; the first
-        failure cancels the others (their partial files are removed) and is raised as itself.
+        At most ``concurrency`` slides download at once; the first failure stops the others
+        (their partial files are removed) and is raised as itself. ``progress(slide_id, report)``
+        may be called from several tasks or threads. Returns the saved paths by slide id, in the
+        server's case order.
         """
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
@@ -358,26 +364,11 @@ class AsyncSectraClient:
             accession_number, accession_number_issuer_id=accession_number_issuer_id
         )
         targets = case_folders(output_dir, [s.id for s in slides])
-        limiter = trio.CapacityLimiter(concurrency)
-        found: dict[str, list[Path]] = {}
 
-        async def one(slide_id: str) -> None:
+        async def one(slide_id: str) -> list[Path]:
             report = (lambda p: progress(slide_id, p)) if progress else None
-            async with limiter:
-                found[slide_id] = await self.download_slide_files(
-                    slide_id, targets[slide_id], on_exists=on_exists, progress=report
-                )
+            return await self.download_slide_files(
+                slide_id, targets[slide_id], on_exists=on_exists, progress=report
+            )
 
-        with single_errors():
-            async with trio.open_nursery() as nursery:
-                for slide_id in targets:
-                    nursery.start_soon(one, slide_id)
-        return {slide_id: found[slide_id] for slide_id in targets}
-
-
-async def _aclose(response: HttpResponse) -> None:
-    closer: Any = response.closer
-    if closer is not None:
-        result = closer()
-        if result is not None:
-            await result
+        return dict(zip(targets, await async_run_bounded(one, targets, concurrency, "sectra-case")))

@@ -28,22 +28,22 @@ def _as_method(method: Any, build: Callable[..., Any]) -> None:
 
 
 def sync_method(build: Callable[P, Operation[T]]) -> Callable[Concatenate[Any, P], T]:
-    """A blocking client method that builds the operation and sends it with ``self._send``."""
+    """A blocking client method that builds the operation and sends it with ``self.send``."""
 
     @functools.wraps(build)
     def method(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
-        return self._send(build(*args, **kwargs))
+        return self.send(build(*args, **kwargs))
 
     _as_method(method, build)
     return method
 
 
 def async_method(build: Callable[P, Operation[T]]) -> Callable[Concatenate[Any, P], Awaitable[T]]:
-    """An async client method that builds the operation and awaits ``self._send``."""
+    """An async client method that builds the operation and awaits ``self.send``."""
 
     @functools.wraps(build)
     async def method(self: Any, *args: P.args, **kwargs: P.kwargs) -> T:
-        return await self._send(build(*args, **kwargs))
+        return await self.send(build(*args, **kwargs))
 
     _as_method(method, build)
     return method

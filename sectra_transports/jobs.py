@@ -9,26 +9,25 @@ instead of leaving "running" forever.
 
 Runners (``sectra_make_job_runner`` hook): :class:`TrioJobRunner` (default under quart-trio; the
 app's own nursery) and :class:`ExecutorJobRunner` (default under asyncio Quart; a thread pool).
+The jobs and their drivers are written once (``_async_app.py``; the blocking ones are generated
+by ``scripts/unasync.py``); the runners are here.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import inspect
-import logging
 import threading
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 
-from sectra_core import schemas as s
-from sectra_core.errors import ConfigurationError, JobCancelled, SectraError, safe_traceback
-from sectra_core.geometry import Pyramid
-from sectra_core.jobs import CallFlow, JobSpec, prepare_result, status_result, update_flow
+from sectra_core.errors import ConfigurationError
+from sectra_core.jobs import JobSpec
 
-from ._calls import arun_calls, run_calls
+from ._app_base import FINAL_STATUS_TIMEOUT, _mark_cancelled
+from ._async_app import AsyncJob, run_async_job
+from ._sync_app import SyncJob, run_sync_job
 
 __all__ = [
     "AsyncJob",
@@ -37,184 +36,8 @@ __all__ = [
     "run_sync_job",
     "TrioJobRunner",
     "ExecutorJobRunner",
+    "FINAL_STATUS_TIMEOUT",
 ]
-
-log = logging.getLogger("sectra_transports.jobs")
-
-# Tokens cancelled while sync work runs in a thread: checked by SyncJob.progress().
-_cancelled_tokens: set[str] = set()
-_cancelled_lock = threading.Lock()
-
-#: How long a failing or cancelled job may take to write its final status.
-FINAL_STATUS_TIMEOUT = 10.0
-
-
-class _JobBase:
-    """What both kinds of job share: the spec, progress throttling, the flows."""
-
-    #: Progress updates closer together than this (seconds) are skipped, except the last one.
-    min_interval = 1.0
-
-    def __init__(self, spec: JobSpec, client: Any) -> None:
-        self.spec = spec
-        self.client = client
-        self.info: s.ImageInfo | None = None
-        self._last_report = -float("inf")
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.spec.application_id} result {self.spec.result_id}>"
-
-    @property
-    def slide_id(self) -> str:
-        """The slide being analysed."""
-        return self.spec.slide_id
-
-    @property
-    def input(self) -> Any:
-        """The invocation's input (e.g. the drawn polygon), or None for a notification."""
-        return self.spec.input
-
-    def _due(self, fraction: float) -> bool:
-        now = time.monotonic()
-        if fraction < 1.0 and now - self._last_report < self.min_interval:
-            return False
-        self._last_report = now
-        return True
-
-    def _info_flow(self) -> CallFlow[s.ImageInfo]:
-        if self.info is None:
-            self.info = yield ("get_image_metadata", (self.spec.slide_id,), {})
-        return self.info
-
-    def _replace_flow(self, result: s.Result) -> CallFlow[s.ResultResponse]:
-        stored = yield from update_flow(self.spec.application_id, self.spec.result_id, self.spec.version_id, result)
-        self.spec = self.spec.with_version(stored.version_id)
-        return stored
-
-    def _status_flow(self, text: str, fraction: float | None) -> CallFlow[s.ResultResponse]:
-        info = yield from self._info_flow()
-        status = status_result(
-            self.spec.slide_id, info, text, app_version=self.spec.app_version, fraction=fraction,
-            context=self.spec.context,
-        )
-        return (yield from self._replace_flow(status))
-
-    def _finish_flow(self, result: s.Result) -> CallFlow[s.ResultResponse]:
-        return (yield from self._replace_flow(prepare_result(result, self.spec.slide_id, self.spec.app_version)))
-
-
-class AsyncJob(_JobBase):
-    """A background job on trio: ``client`` is an :class:`AsyncSectraClient`."""
-
-    async def image_info(self) -> s.ImageInfo:
-        """The slide's metadata (fetched once)."""
-        return await arun_calls(self._info_flow(), self.client)
-
-    async def pyramid(self) -> Pyramid:
-        """The slide's tile pyramid, for pixel ↔ Sectra coordinates."""
-        return Pyramid.from_image_info(await self.image_info())
-
-    async def progress(self, fraction: float, message: str = "Analysis running") -> None:
-        """Show progress on the job's result (at most once per :attr:`min_interval`)."""
-        fraction = min(max(fraction, 0.0), 1.0)
-        if self._due(fraction):
-            await arun_calls(self._status_flow(f"{message} ({round(100 * fraction)} %)", fraction), self.client)
-
-
-class SyncJob(_JobBase):
-    """A background job in a worker thread or process: ``client`` is a :class:`SectraClient`."""
-
-    @property
-    def cancelled(self) -> bool:
-        """Whether a ``cancel`` invocation asked this job to stop."""
-        token = self.spec.cancellation_token
-        with _cancelled_lock:
-            return token is not None and token in _cancelled_tokens
-
-    def image_info(self) -> s.ImageInfo:
-        """The slide's metadata (fetched once)."""
-        return run_calls(self._info_flow(), self.client)
-
-    def pyramid(self) -> Pyramid:
-        """The slide's tile pyramid, for pixel ↔ Sectra coordinates."""
-        return Pyramid.from_image_info(self.image_info())
-
-    def progress(self, fraction: float, message: str = "Analysis running") -> None:
-        """Show progress; raises :class:`JobCancelled` once the job was cancelled, so long loops stop."""
-        if self.cancelled:
-            raise JobCancelled(f"result {self.spec.result_id}: the analysis was cancelled")
-        fraction = min(max(fraction, 0.0), 1.0)
-        if self._due(fraction):
-            run_calls(self._status_flow(f"{message} ({round(100 * fraction)} %)", fraction), self.client)
-
-
-def _client_args(spec: JobSpec) -> dict[str, Any]:
-    return {"url": spec.callback.url, "token": spec.callback.token, "app_version": spec.app_version, **spec.client_options}
-
-
-def _log_failure(spec: JobSpec, exc: BaseException) -> None:
-    # Never exc_info: a foreign exception's message may quote PHI (see safe_traceback).
-    log.error("background analysis for result %s failed: %s", spec.result_id, safe_traceback(exc))
-
-
-def _failure_text(exc: BaseException) -> str:
-    # The type only: an exception's message may quote patient data (PHI never goes into results or logs).
-    return f"Analysis failed ({type(exc).__name__})"
-
-
-async def run_async_job(spec: JobSpec, work: Callable[[AsyncJob], Awaitable[s.Result]]) -> s.ResultResponse | None:
-    """Run async ``work`` to completion and store its result in place of the job's status result."""
-    from .trio import AsyncSectraClient
-
-    async with AsyncSectraClient(**_client_args(spec)) as client:
-        job = AsyncJob(spec, client)
-        try:
-            return await arun_calls(job._finish_flow(await work(job)), client)
-        except trio.Cancelled:
-            with trio.CancelScope(shield=True) as scope:
-                scope.deadline = trio.current_time() + FINAL_STATUS_TIMEOUT
-                await _quietly_async(arun_calls(job._status_flow("Analysis cancelled", None), client))
-            raise
-        except Exception as exc:
-            _log_failure(spec, exc)
-            with trio.move_on_after(FINAL_STATUS_TIMEOUT):
-                await _quietly_async(arun_calls(job._status_flow(_failure_text(exc), None), client))
-            return None
-
-
-async def _quietly_async(awaitable: Awaitable[Any]) -> None:
-    try:
-        await awaitable
-    except SectraError as exc:
-        log.warning("could not write the job's final status: %s", exc)
-
-
-def run_sync_job(spec: JobSpec, work: Callable[[SyncJob], s.Result]) -> s.ResultResponse | None:
-    """Run sync ``work`` and store its result; top-level so process pools can pickle it."""
-    from .urllib3 import SectraClient
-
-    with SectraClient(**_client_args(spec)) as client:
-        job = SyncJob(spec, client)
-        try:
-            return run_calls(job._finish_flow(work(job)), client)
-        except JobCancelled:
-            text = "Analysis cancelled"
-        except Exception as exc:
-            _log_failure(spec, exc)
-            text = _failure_text(exc)
-        finally:
-            with _cancelled_lock:
-                _cancelled_tokens.discard(spec.cancellation_token or "")
-        try:
-            run_calls(job._status_flow(text, None), client)
-        except SectraError as exc:
-            log.warning("could not write the job's final status: %s", exc)
-        return None
-
-
-def _mark_cancelled(token: str) -> None:
-    with _cancelled_lock:
-        _cancelled_tokens.add(token)
 
 
 class TrioJobRunner:

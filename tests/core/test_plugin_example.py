@@ -60,7 +60,7 @@ def test_new_operation_end_to_end(installed_example: None) -> None:
             assert client.adapter.name == "v5.1-thumbnails"  # negotiated from /info = 1.11
             # The route exists (from the plugin's endpoint); the mock has no handler for it: 501.
             with pytest.raises(HTTPStatusError, match="501"):
-                client._send(get_thumbnail("s"))
+                client.send(get_thumbnail("s"))
         with SectraClient(url=server.url, token="t", api_version="5.0", plugins=plugins) as old:
             with pytest.raises(UnsupportedFeatureError, match="thumbnail"):
-                old._send(get_thumbnail("s"))
+                old.send(get_thumbnail("s"))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import trio
+import trio.testing
 
 from sectra_client import SectraClient
 from sectra_core.errors import AuthenticationError, UnsupportedFeatureError
@@ -47,13 +48,77 @@ def test_refresh_once_after_401_even_when_many_calls_hit_it(make_mock: Callable[
     assert server.logins == 2
 
 
-def test_refresh_before_expiry(make_mock: Callable[..., MockSectraServer], from_credentials: Callable[..., Any]) -> None:
+class FakeClock:
+    """A clock for the blocking client: ``sleep`` advances ``now`` at once and is recorded."""
+
+    def __init__(self) -> None:
+        self.time = 1000.0
+        self.sleeps: list[float] = []
+
+    def now(self) -> float:
+        return self.time
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.time += seconds
+
+
+def test_refresh_before_expiry(make_mock: Callable[..., MockSectraServer]) -> None:
     server = make_mock(users={"user": "pass"}, token_lifetime=2)  # refreshed 1 s early
-    with from_credentials(server) as client:
+    clock = FakeClock()
+    with SectraClient.from_credentials(server.url, "user", "pass", "my-app", clock=clock) as client:
         client.get_info()
-        time.sleep(1.2)
+        clock.time += 0.9
+        client.get_info()
+        assert server.logins == 1  # not yet due
+        clock.time += 0.3
         client.get_info()
     assert server.logins == 2
+
+
+async def test_trio_refresh_before_expiry(start_sectra_mock: Callable[..., Any], autojump_clock: trio.testing.MockClock) -> None:
+    server = await start_sectra_mock(users={"user": "pass"}, token_lifetime=2)
+    async with AsyncSectraClient.from_credentials(server.url, "user", "pass", "my-app") as client:
+        await client.get_info()
+        autojump_clock.jump(0.9)
+        await client.get_info()
+        assert server.logins == 1
+        autojump_clock.jump(0.3)
+        await client.get_info()
+    assert server.logins == 2
+
+
+def test_retry_backoff_waits_on_the_injected_clock(make_mock: Callable[..., MockSectraServer]) -> None:
+    server = make_mock()
+    server.faults.add("status", "image_info", times=2, status=503, retry_after=30)
+    clock = FakeClock()
+    with SectraClient(server.url, server.token, clock=clock) as client:
+        assert client.get_image_metadata("s").id == "s"
+    assert clock.sleeps == [30.0, 30.0]  # the server's Retry-After, waited on the fake clock
+
+
+async def test_trio_retry_backoff_waits_on_trio_time(start_sectra_mock: Callable[..., Any], autojump_clock: trio.testing.MockClock) -> None:
+    server = await start_sectra_mock(invent_slides=True)
+    server.faults.add("status", "image_info", times=2, status=503, retry_after=30)
+    start = trio.current_time()
+    async with AsyncSectraClient(server.url, server.token) as client:
+        assert (await client.get_image_metadata("s")).id == "s"
+    assert trio.current_time() - start >= 60  # two Retry-After waits, in trio's (mock) time
+
+
+def test_both_clients_accept_the_familiar_allow_http_spelling() -> None:
+    # Was sync-only: AsyncSectraClient(..., _allow_http=True) raised TypeError.
+    assert SectraClient("http://pacs.example/ia", "t", _allow_http=True).url == "http://pacs.example/ia"
+    assert AsyncSectraClient("http://pacs.example/ia", "t", _allow_http=True).url == "http://pacs.example/ia"
+    assert AsyncSectraClient("http://pacs.example/ia", "t").url.startswith("https://")
+
+
+def test_public_send(make_client: Callable[..., Any], mock: MockSectraServer) -> None:
+    from sectra_core import api
+
+    with make_client(mock) as client:
+        info = client.send(api.get_image_metadata("s"))
+        assert info.id == "s" and info == client.get_image_metadata("s")
 
 
 def test_external_launch(mock: MockSectraServer, transport_name: str, portal: TrioPortal) -> None:

@@ -29,7 +29,7 @@ ADAPTER = VersionAdapter(
 
 
 def get_thumbnail(slide_id: str) -> Operation[bytes]:
-    """The new operation; send it with ``client._send(get_thumbnail(slide_id))``."""
+    """The new operation; send it with ``client.send(get_thumbnail(slide_id))``."""
     return Operation(THUMBNAIL, {"slide_id": slide_id})
 
 

@@ -1,0 +1,345 @@
+"""Everything that differs between the trio code and the blocking code, in one small module.
+
+The async sources (``_async.py``, ``_async_app.py``, ``sectra_mock/_caller_async.py``) are written
+once, against the ``Async*`` / ``async_*`` names here; ``scripts/unasync.py`` generates the blocking
+twins by swapping each for its plain name (``AsyncLock`` -> ``Lock``, ``async_run_bounded`` ->
+``run_bounded``). So where trio and threads must differ (a nursery with a ``CapacityLimiter`` vs a
+thread pool, a trio lock vs a thread lock, ``trio.current_time`` vs ``time.monotonic``), the
+difference lives here and not in a generated file (after httpcore's ``_synchronization.py``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
+
+import trio
+
+from sectra_core.http import HttpResponse
+from sectra_core.plugins import Plugins
+from sectra_core.transport import AsyncTransport, SyncTransport, TransportOptions
+
+__all__ = [
+    "AsyncClock",
+    "Clock",
+    "AsyncTransportClock",
+    "TransportClock",
+    "AsyncLock",
+    "Lock",
+    "async_run_bounded",
+    "run_bounded",
+    "async_close_response",
+    "close_response",
+    "async_feed_body",
+    "feed_body",
+    "async_default_transport",
+    "default_transport",
+    "single_errors",
+    "async_deadline",
+    "deadline",
+    "async_report_cancellation",
+    "report_cancellation",
+    "AsyncTransportPool",
+    "TransportPool",
+]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+# --- clocks ---------------------------------------------------------------------------------------
+
+
+class AsyncClock(Protocol):
+    """What the trio client reads the time from and waits with (token expiry, retry backoff).
+
+    ``now()`` is monotonic seconds. Under trio's ``MockClock`` (pytest-trio's ``autojump_clock``)
+    the default clock jumps with it, so tests need no wall-clock waits.
+    """
+
+    def now(self) -> float: ...
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class Clock(Protocol):
+    """What the blocking client reads the time from and waits with; tests pass a fake one."""
+
+    def now(self) -> float: ...
+    def sleep(self, seconds: float) -> None: ...
+
+
+class AsyncTransportClock:
+    """The default trio clock: ``trio.current_time`` and the transport's ``sleep``."""
+
+    def __init__(self, transport: AsyncTransport) -> None:
+        self._transport = transport
+
+    def now(self) -> float:
+        """Trio's clock (a ``MockClock`` in tests)."""
+        return trio.current_time()
+
+    async def sleep(self, seconds: float) -> None:
+        """The transport's sleep (``trio.sleep`` for the trio transport)."""
+        await self._transport.sleep(seconds)
+
+
+class TransportClock:
+    """The default blocking clock: ``time.monotonic`` and the transport's ``sleep``
+    (:class:`~sectra_core.transport.MockTransport` does not sleep)."""
+
+    def __init__(self, transport: SyncTransport) -> None:
+        self._transport = transport
+
+    def now(self) -> float:
+        """``time.monotonic()``."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """The transport's sleep (``time.sleep`` for urllib3)."""
+        self._transport.sleep(seconds)
+
+
+# --- locks ----------------------------------------------------------------------------------------
+
+
+class AsyncLock:
+    """A trio lock, for tasks of one trio run."""
+
+    def __init__(self) -> None:
+        self._lock = trio.Lock()
+
+    async def __aenter__(self) -> AsyncLock:
+        await self._lock.acquire()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None,
+    ) -> None:
+        self._lock.release()
+
+
+class Lock:
+    """A thread lock, for threads sharing one blocking client."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Lock:
+        self._lock.acquire()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None,
+    ) -> None:
+        self._lock.release()
+
+
+# --- bounded concurrency --------------------------------------------------------------------------
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+@contextmanager
+def single_errors() -> Iterator[None]:
+    """Let a nursery's lone failure out as itself: that we use a nursery is not the caller's business."""
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaves = list(_leaves(group))
+        if len(leaves) == 1:
+            raise leaves[0] from leaves[0].__cause__
+        raise
+
+
+async def async_run_bounded(
+    fn: Callable[[K], Awaitable[V]], items: Iterable[K], limit: int, name: str,
+) -> list[V]:
+    """``[await fn(item) for item in items]`` with at most ``limit`` running at once, in a nursery
+    this call owns; the first failure cancels the rest and is raised as itself (not as a group)."""
+    keys = list(items)
+    found: dict[int, V] = {}
+    limiter = trio.CapacityLimiter(limit)
+
+    async def one(index: int, item: K) -> None:
+        async with limiter:
+            found[index] = await fn(item)
+
+    with single_errors():
+        async with trio.open_nursery() as nursery:
+            for index, item in enumerate(keys):
+                nursery.start_soon(one, index, item, name=f"{name}-{index}")
+    return [found[index] for index in range(len(keys))]
+
+
+def run_bounded(fn: Callable[[K], V], items: Iterable[K], limit: int, name: str) -> list[V]:
+    """``[fn(item) for item in items]`` on a thread pool of ``limit`` threads named ``name``; the
+    first failure (in order) is raised once the calls in flight finish, and the queued ones never
+    start."""
+    with ThreadPoolExecutor(max_workers=limit, thread_name_prefix=name) as pool:
+        return list(pool.map(fn, items))
+
+
+# --- response bodies ------------------------------------------------------------------------------
+
+
+async def async_close_response(response: HttpResponse) -> None:
+    """Release a trio response's connection (its closer may be a coroutine function)."""
+    closer: Any = response.closer
+    if closer is not None:
+        result = closer()
+        if result is not None:
+            await result
+
+
+def close_response(response: HttpResponse) -> None:
+    """Release a blocking response's connection."""
+    response.close()
+
+
+async def async_feed_body(
+    response: HttpResponse, feed: Callable[[bytes | bytearray, int], bool], chunk_size: int,
+) -> None:
+    """Hand a streamed body to ``feed(chunk, size)`` chunk by chunk until it returns True (stop)."""
+    async for chunk in response.stream:  # type: ignore[union-attr]
+        if feed(chunk, len(chunk)):
+            return
+
+
+def feed_body(response: HttpResponse, feed: Callable[[bytes | bytearray, int], bool], chunk_size: int) -> None:
+    """As :func:`async_feed_body`; with ``readinto`` (urllib3) one buffer of ``chunk_size`` bytes
+    is refilled straight from the socket, so a download keeps nothing of it."""
+    if response.readinto is not None:
+        buffer = bytearray(chunk_size)
+        while n := response.readinto(buffer):
+            if feed(buffer, n):
+                return
+        return
+    for chunk in response.stream:  # type: ignore[union-attr]
+        if feed(chunk, len(chunk)):
+            return
+
+
+# --- default transports ---------------------------------------------------------------------------
+
+
+def async_default_transport(plugins: Plugins, options: TransportOptions) -> AsyncTransport:
+    """The trio client's transport: a plugin's, else :class:`~sectra_transports.trio.TrioTransport`."""
+    transport: AsyncTransport | None = plugins.make_transport("trio", options)
+    if transport is None:
+        from .trio import TrioTransport
+
+        transport = TrioTransport(options)
+    return transport
+
+
+def default_transport(plugins: Plugins, options: TransportOptions) -> SyncTransport:
+    """The blocking client's transport: a plugin's, else :class:`~sectra_transports.urllib3.Urllib3Transport`."""
+    transport: SyncTransport | None = plugins.make_transport("sync", options)
+    if transport is None:
+        from .urllib3 import Urllib3Transport
+
+        transport = Urllib3Transport(options)
+    return transport
+
+
+# --- cancellation ---------------------------------------------------------------------------------
+
+
+def async_deadline(seconds: float) -> AbstractContextManager[Any]:
+    """Give up on the block after ``seconds`` (a trio cancel scope)."""
+    return trio.move_on_after(seconds)
+
+
+def deadline(seconds: float) -> AbstractContextManager[Any]:
+    """Nothing: a thread cannot be interrupted; the blocking client's own timeouts bound the block."""
+    return nullcontext()
+
+
+@asynccontextmanager
+async def async_report_cancellation(report: Callable[[], Awaitable[None]], seconds: float) -> AsyncIterator[None]:
+    """When the block is cancelled (trio), run ``report`` shielded for at most ``seconds``, then
+    let the cancellation go on: a cancelled job still leaves a status the pathologist can read."""
+    try:
+        yield
+    except trio.Cancelled:
+        with trio.CancelScope(shield=True) as scope:
+            scope.deadline = trio.current_time() + seconds
+            await report()
+        raise
+
+
+@contextmanager
+def report_cancellation(report: Callable[[], None], seconds: float) -> Iterator[None]:
+    """Nothing to do: a thread is not cancelled from outside (jobs see :class:`JobCancelled` instead)."""
+    yield
+
+
+# --- transports for calls to apps (the mock playing Sectra) ---------------------------------------
+
+
+class AsyncTransportPool:
+    """Trio transports by read timeout, one per use: a trio socket belongs to the run that opened it,
+    and the mock's trio calls may come from many runs."""
+
+    def __init__(self, refusal: str = "") -> None:
+        self._refusal = refusal
+
+    @asynccontextmanager
+    async def transport(self, timeout: float) -> AsyncIterator[AsyncTransport]:
+        """A transport with ``timeout`` as its read timeout, closed after the block."""
+        from .trio import TrioTransport
+
+        async with TrioTransport(TransportOptions(read_timeout=timeout)) as transport:
+            yield transport
+
+    async def aclose(self) -> None:
+        """Nothing is kept between uses."""
+
+
+class TransportPool:
+    """urllib3 transports by read timeout, kept for reuse until :meth:`close`.
+
+    ``refusal``: the error raised when used from a trio task, where a blocking call would freeze
+    the very event loop that serves the other side (a deadlock, not a slow test).
+    """
+
+    def __init__(self, refusal: str = "") -> None:
+        self._refusal = refusal
+        self._transports: dict[float, SyncTransport] = {}
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def transport(self, timeout: float) -> Iterator[SyncTransport]:
+        """A pooled transport with ``timeout`` as its read timeout."""
+        from sectra_core.errors import ConfigurationError
+
+        from .urllib3 import Urllib3Transport
+
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            pass  # not in trio: blocking is fine
+        else:
+            raise ConfigurationError(self._refusal or "a blocking call inside a trio task would deadlock")
+        with self._guard:
+            transport = self._transports.get(timeout)
+            if transport is None:
+                transport = self._transports[timeout] = Urllib3Transport(TransportOptions(read_timeout=timeout, pool_size=4))
+        yield transport
+
+    def close(self) -> None:
+        """Drop pooled connections."""
+        with self._guard:
+            transports, self._transports = list(self._transports.values()), {}
+        for transport in transports:
+            transport.close()
