@@ -87,7 +87,7 @@ class AsyncSectraClient:
         read_timeout: float = 60.0,
         proxy: str | None = None,
         allow_http: bool = False,
-        transport: AsyncTransport | None = None,
+        transport: AsyncTransport | str | None = None,
         plugins: Plugins | None = None,
         credentials: Credentials | None = None,
         retry: RetryPolicy | None = None,
@@ -98,16 +98,10 @@ class AsyncSectraClient:
             url, token or "", plugins=plugins, api_version=api_version, app_version=app_version,
             allow_http=allow_http, credentials=credentials, retry=retry, limits=limits, clock=trio.current_time,
         )
-        if transport is None:
-            options = TransportOptions(
-                verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout, proxy=proxy
-            )
-            transport = plugins.make_transport("trio", options)
-            if transport is None:
-                from .trio import TrioTransport
-
-                transport = TrioTransport(options)
-        self._transport: AsyncTransport = transport
+        options = TransportOptions(verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout, proxy=proxy)
+        # An object is used as is; a name (or None: this module's built-in) is looked up among the
+        # registered transports, so an installed plugin never replaces it unasked.
+        self._transport: AsyncTransport = plugins.async_transport(transport, options)
         self._lock = trio.Lock()
         self._token_lock = trio.Lock()
 

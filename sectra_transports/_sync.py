@@ -51,8 +51,9 @@ class SectraClient:
 
     ``verify``: TLS verification (True, False, or a CA bundle path). ``allow_http``: permit plain
     http to a non-loopback host (otherwise upgraded to https). ``app_version`` is sent as
-    ``X-Sectra-SoftwareVersion``. ``transport`` replaces the urllib3 transport (e.g.
-    :class:`~sectra_core.transport.MockTransport`); ``plugins`` a custom plugin set.
+    ``X-Sectra-SoftwareVersion``. ``transport``: the built-in ``"urllib3"`` unless it names another
+    registered transport (``sectra_register_transports``) or is an object such as
+    :class:`~sectra_core.transport.MockTransport`; ``plugins`` a custom plugin set.
     ``proxy``: an http proxy URL, ``""`` for none; by default ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``.
     ``limits``: how much of one answer is read into memory
     (:class:`~sectra_core.http.ResponseLimits`: 64 MiB of JSON, 256 MiB for a tile, label or
@@ -71,7 +72,7 @@ class SectraClient:
         read_timeout: float = 60.0,
         proxy: str | None = None,
         allow_http: bool = False,
-        transport: SyncTransport | None = None,
+        transport: SyncTransport | str | None = None,
         plugins: Plugins | None = None,
         credentials: Credentials | None = None,
         retry: RetryPolicy | None = None,
@@ -83,17 +84,11 @@ class SectraClient:
             url, token or "", plugins=plugins, api_version=api_version, app_version=app_version,
             allow_http=allow_http or _allow_http, credentials=credentials, retry=retry, limits=limits, clock=time.monotonic,
         )
-        if transport is None:
-            options = TransportOptions(
-                verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout, proxy=proxy
-            )
-            transport = plugins.make_transport("sync", options)
-            if transport is None:
-                from .urllib3 import Urllib3Transport
-
-                transport = Urllib3Transport(options)
-        self._transport: SyncTransport = transport
-        self._chunk_size = getattr(transport, "options", TransportOptions()).chunk_size
+        options = TransportOptions(verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout, proxy=proxy)
+        # An object is used as is; a name (or None: this module's built-in) is looked up among the
+        # registered transports, so an installed plugin never replaces it unasked.
+        self._transport: SyncTransport = plugins.sync_transport(transport, options)
+        self._chunk_size = getattr(self._transport, "options", TransportOptions()).chunk_size
         self._lock = threading.Lock()
         self._token_lock = threading.Lock()
 
