@@ -54,3 +54,37 @@ def test_user_code_passes_mypy_strict(tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, "MYPYPATH": str(ROOT)},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]
+
+
+PLUGIN_CALLS = '''
+from typing import assert_type
+
+from sectra_core.adapters import VersionAdapter
+from sectra_core.jobs import JobRunner
+from sectra_core.plugins import make_plugins
+from sectra_core.transport import AsyncTransport, SyncTransport, TransportFactory, TransportOptions
+from sectra_mock.context import MockHandler
+
+plugins = make_plugins(entry_points=False)
+options = TransportOptions()
+assert_type(plugins.adapters(), dict[str, VersionAdapter])
+assert_type(plugins.adapter("5.0"), VersionAdapter)
+assert_type(plugins.transports(), dict[str, TransportFactory])
+assert_type(plugins.sync_transport("urllib3", options), SyncTransport)
+assert_type(plugins.async_transport(None, options), AsyncTransport)
+assert_type(plugins.mock_handlers(), dict[str, MockHandler])
+assert_type(plugins.make_job_runner("trio"), JobRunner | None)
+'''
+
+
+def test_the_plugin_facade_returns_precise_types(tmp_path: Path) -> None:
+    """Every call through the typed facade over ``pm.hook`` has a precise type, not ``Any``."""
+    pytest.importorskip("mypy")
+    import os
+
+    (tmp_path / "plugin_calls.py").write_text(PLUGIN_CALLS)
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--cache-dir", str(tmp_path / ".mypy_cache"), "plugin_calls.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, "MYPYPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]
