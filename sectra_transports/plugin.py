@@ -23,7 +23,14 @@ def _urllib3(options: TransportOptions) -> SyncTransport:
 
 
 def _trio(options: TransportOptions) -> AsyncTransport:
-    from .trio import TrioTransport
+    try:
+        from .trio import TrioTransport
+    except ModuleNotFoundError as exc:
+        if exc.name not in {"trio", "h11"}:
+            raise
+        raise ModuleNotFoundError(
+            f"the trio transport needs {exc.name!r}, which is not installed: pip install 'sectra-sdk[trio]'", name=exc.name,
+        ) from exc
 
     return TrioTransport(options)
 
