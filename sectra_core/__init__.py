@@ -20,7 +20,7 @@ from .multipart import MultipartDecoder, SingleFileDecoder, files_decoder
 from .operations import ENDPOINTS, Body, Endpoint, Operation
 from .plugins import Plugins, default_plugins, make_plugins
 from .sansio import ClientState, parse_image_notification, parse_invocation
-from .transport import MockTransport, TransportOptions
+from .transport import MockTransport, TransportFactory, TransportOptions
 
 __version__ = "0.1.0"
 
@@ -30,5 +30,5 @@ __all__ = [
     "HttpRequest", "HttpResponse", "MultipartDecoder", "SingleFileDecoder", "files_decoder",
     "ENDPOINTS", "Body", "Endpoint", "Operation", "Plugins", "default_plugins", "make_plugins",
     "ClientState", "parse_image_notification", "parse_invocation", "MockTransport",
-    "TransportOptions", "__version__",
+    "TransportFactory", "TransportOptions", "__version__",
 ] + errors.__all__

@@ -1,9 +1,17 @@
-"""Hook specifications for sectra-sdk plugins (entry-point group ``sectra``).
+"""Hook specifications for sectra-sdk plugins: the one place that says what a plugin can do.
 
-Hooks are synchronous factories and registrars, never ``async def``: pluggy has no async hooks,
-and a coroutine returned from a ``firstresult`` hook would stop the call before later plugins run.
-A plugin is any module or object with functions named like the specs below, marked with
-:data:`hookimpl`.
+Four plugin families, each one hook (docs/plugins.md has an example of each):
+
+* API-version adapters: ``sectra_register_adapters(register)``;
+* transports, by name: ``sectra_register_transports(register)``;
+* the mock's endpoint handlers, by endpoint name: ``sectra_register_mock_handlers(register)``;
+* background-job runners for analysis apps: ``sectra_make_job_runner(mode)``.
+
+Built-ins (``sectra_core.plugins.DEFAULT_PLUGINS``) implement them exactly as a third-party plugin
+does (entry-point group ``sectra``). Hooks are synchronous factories and registrars, never
+``async def``: pluggy has no async hooks, and a coroutine returned from a ``firstresult`` hook
+would stop the call before later plugins run. A plugin is any module or object with functions
+named like the specs below, marked with :data:`hookimpl`.
 """
 
 from __future__ import annotations
@@ -14,8 +22,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pluggy
 
 if TYPE_CHECKING:
+    from sectra_mock.context import MockHandler
+
     from .adapters import VersionAdapter
-    from .transport import TransportOptions
+    from .jobs import JobRunner
+    from .transport import TransportFactory
 
 __all__ = ["PROJECT", "hookimpl", "hookspec", "SectraSpecs"]
 
@@ -45,7 +56,8 @@ class SectraSpecs:
 
     @hookspec()
     def sectra_register_adapters(self, register: Callable[[VersionAdapter], None]) -> None:
-        """Called once when a plugin manager is built; call ``register(adapter)`` for each adapter.
+        """Called once per plugin manager, the first time adapters are needed; call
+        ``register(adapter)`` for each :class:`~sectra_core.adapters.VersionAdapter` the plugin adds.
 
         An adapter registered under a name that another plugin already registered replaces it, in
         plugin registration order (built-ins first, then entry points), so a third-party plugin can
@@ -54,23 +66,41 @@ class SectraSpecs:
 
     # --- transports ----------------------------------------------------------------------------
 
-    @hookspec(firstresult=True)
-    def sectra_make_transport(self, kind: str, options: TransportOptions) -> Any:
-        """Called when a client is created without an explicit ``transport=``.
+    @hookspec()
+    def sectra_register_transports(self, register: Callable[[TransportFactory], None]) -> None:
+        """Called once per plugin manager, the first time a client needs a transport; call
+        ``register(TransportFactory(name, kind, create))`` for each transport the plugin offers.
 
-        ``kind`` is ``"sync"`` (urllib3 client) or ``"trio"`` (async client). Return a transport
-        object (see :mod:`sectra_core.transport`) or None to let another plugin decide.
-        firstresult: first non-None wins.
+        A registered transport is used only by a client that names it (``transport="name"``): a
+        client made without ``transport=`` always uses its module's built-in one (``urllib3`` for
+        ``SectraClient``, ``trio`` for ``AsyncSectraClient``), so installing a plugin never swaps
+        the transport under existing code. Two plugins registering one name is a
+        :class:`~sectra_core.errors.ConfigurationError` naming both. Returns nothing.
+        """
+
+    # --- the mock server -------------------------------------------------------------------------
+
+    @hookspec()
+    def sectra_register_mock_handlers(self, register: Callable[[str, MockHandler], None]) -> None:
+        """Called once per mock server when it is built; call ``register(endpoint_name, handler)``
+        for each endpoint the plugin answers in the mock.
+
+        ``endpoint_name`` is an :class:`~sectra_core.operations.Endpoint`'s ``name`` (the built-in
+        ones, or one a plugin adapter adds); ``handler`` is ``async def handler(ctx: MockContext)
+        -> Response`` (see :mod:`sectra_mock.context`). An endpoint the server's adapter serves but
+        no plugin handles answers 501. Two plugins registering one endpoint name is a
+        :class:`~sectra_core.errors.ConfigurationError` naming both. Returns nothing.
         """
 
     # --- app side: background jobs -------------------------------------------------------------
 
     @hookspec(firstresult=True)
-    def sectra_make_job_runner(self, mode: str) -> Any:
+    def sectra_make_job_runner(self, mode: str) -> JobRunner | None:
         """Called when an analysis app is served and was declared without ``job_runner=``.
 
         ``mode`` is ``"trio"`` (served by quart-trio) or ``"asyncio"`` (served by Quart). Return
         an object with ``submit(spec, work)`` and ``cancel(cancellation_token)`` (see
         :class:`sectra_core.jobs.JobRunner`), e.g. one that hands jobs to a process pool or a
-        task queue, or None to let another plugin decide. firstresult: first non-None wins.
+        task queue, or None to let another plugin decide. The built-in runners are ``trylast``.
+        firstresult: first non-None wins.
         """

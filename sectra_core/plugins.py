@@ -1,9 +1,13 @@
-"""Building plugin managers: built-ins first, then entry points, then a typed facade over ``pm.hook``.
+"""Building plugin managers: built-ins, then entry points, then a typed facade over ``pm.hook``.
+
+Two paths, one each: the SDK's own plugins are the modules in :data:`DEFAULT_PLUGINS`; every
+other plugin arrives through the ``sectra`` entry-point group. The hooks are in
+:mod:`sectra_core.hookspecs`; call sites use :class:`Plugins`, whose methods return precise types.
 
 Environment:
 
 * ``SECTRA_LOAD_PLUGINS``: comma-separated distribution names; only their ``sectra`` entry points
-  load (built-in adapters always load). Empty string: no entry points at all.
+  load (the built-ins always load). Empty string: no entry points at all.
 * ``SECTRA_TRACE_PLUGINS``: any non-empty value logs every hook call at DEBUG level on the
   ``sectra_core.plugins`` logger.
 """
@@ -15,47 +19,73 @@ import importlib.metadata
 import logging
 import os
 import threading
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
 from .adapters import VersionAdapter
+from .errors import ConfigurationError
 from .hookspecs import PROJECT, SectraSpecs
-from .transport import TransportOptions
+from .transport import AsyncTransport, SyncTransport, TransportFactory, TransportKind, TransportOptions
 
-__all__ = ["DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "Plugins", "make_plugins", "default_plugins"]
+if TYPE_CHECKING:
+    from sectra_mock.context import MockHandler
+
+    from .jobs import JobRunner
+
+__all__ = [
+    "BUILTIN_TRANSPORTS", "DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "Plugins", "make_plugins", "default_plugins",
+]
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = PROJECT
 
-#: Built-in plugins, by registration name and module. The same names are declared as entry points
-#: in pyproject.toml, so an installed SDK and a source checkout load the same set exactly once.
+#: The SDK's own plugins, by registration name and module, registered before any entry point.
+#: Each module imports only ``sectra_core`` at load time (transports and the mock's handlers are
+#: imported when first used), so building a plugin manager never imports trio, urllib3 or Quart.
 DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("sectra-adapter-v3_4", "sectra_core.adapters.v3_4"),
     ("sectra-adapter-v5_0", "sectra_core.adapters.v5_0"),
+    ("sectra-transports", "sectra_transports.plugin"),
+    ("sectra-mock", "sectra_mock.plugin"),
 )
+
+#: The transport a client uses when it is not given ``transport=``: the one of the module it is
+#: imported from (``sectra_transports.urllib3`` / ``sectra_transports.trio``), never a plugin's.
+BUILTIN_TRANSPORTS: dict[TransportKind, str] = {"sync": "urllib3", "async": "trio"}
+
+#: The distribution that ships the built-ins. Installs made before they moved to DEFAULT_PLUGINS
+#: still list them as entry points; those are the same modules, not third-party plugins.
+_SDK_DISTRIBUTION = "sectra-sdk"
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class Plugins:
     """A typed facade over one pluggy ``PluginManager``.
 
-    Call sites use :meth:`adapters` and :meth:`make_transport` instead of ``pm.hook`` so they are
-    type-checked.
+    Call sites use these methods instead of ``pm.hook`` so that mypy sees what each hook yields.
+    Registrations are collected on first use and cached; :meth:`register` clears the cache.
     """
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
         self._adapters: dict[str, VersionAdapter] | None = None
+        self._transports: dict[str, TransportFactory] | None = None
         self._lock = threading.Lock()
 
-    def register(self, plugin: Any, name: str | None = None) -> None:
+    def register(self, plugin: object, name: str | None = None) -> None:
         """Register one more plugin (a module or object with hook implementations)."""
-        if name is None or not self.pm.has_plugin(name):
-            self.pm.register(plugin, name=name)
-            self.pm.check_pending()
-        self._adapters = None
+        self.pm.register(plugin, name=name)
+        self.pm.check_pending()
+        with self._lock:
+            self._adapters = None
+            self._transports = None
+
+    # --- adapters ---------------------------------------------------------------------------------
 
     def adapters(self) -> dict[str, VersionAdapter]:
         """Every registered adapter by name; later registrations replace earlier ones."""
@@ -79,30 +109,139 @@ class Plugins:
         try:
             return adapters[key]
         except KeyError:
-            from .errors import ConfigurationError
-
             raise ConfigurationError(
                 f"no API-version adapter {name!r}; known: {', '.join(sorted(adapters))}"
             ) from None
 
-    def make_transport(self, kind: str, options: TransportOptions) -> Any:
-        """A transport of ``kind`` (``"sync"`` or ``"trio"``) from the first plugin that offers one."""
-        return self.pm.hook.sectra_make_transport(kind=kind, options=options)
+    # --- transports -------------------------------------------------------------------------------
 
-    def make_job_runner(self, mode: str) -> Any:
+    def transports(self) -> dict[str, TransportFactory]:
+        """Every registered transport by name (``urllib3`` and ``trio`` are the built-ins).
+
+        Raises :class:`ConfigurationError` naming both plugins when two register the same name:
+        which one a client would get must never depend on installation order.
+        """
+        with self._lock:
+            if self._transports is None:
+                self._transports = self._by_name("sectra_register_transports", "transport", _by_factory_name)
+            return dict(self._transports)
+
+    def sync_transport(self, transport: SyncTransport | str | None, options: TransportOptions) -> SyncTransport:
+        """The transport a ``SectraClient`` uses: ``transport`` itself when it is an object, the
+        registered one it names, or the built-in ``urllib3`` when None."""
+        if transport is not None and not isinstance(transport, str):
+            return transport
+        made = self._factory(transport, "sync").create(options)
+        if not isinstance(made, SyncTransport):
+            raise ConfigurationError(f"the transport {transport!r} did not make a sync transport (handle_request, close, sleep)")
+        return made
+
+    def async_transport(self, transport: AsyncTransport | str | None, options: TransportOptions) -> AsyncTransport:
+        """The transport an ``AsyncSectraClient`` uses: ``transport`` itself when it is an object,
+        the registered one it names, or the built-in ``trio`` when None."""
+        if transport is not None and not isinstance(transport, str):
+            return transport
+        made = self._factory(transport, "async").create(options)
+        if not isinstance(made, AsyncTransport):
+            raise ConfigurationError(
+                f"the transport {transport!r} did not make an async transport (handle_async_request, aclose, sleep)"
+            )
+        return made
+
+    def _factory(self, name: str | None, kind: TransportKind) -> TransportFactory:
+        known = self.transports()
+        name = BUILTIN_TRANSPORTS[kind] if name is None else name
+        client = "SectraClient" if kind == "sync" else "AsyncSectraClient"
+        usable = sorted(n for n, f in known.items() if f.kind == kind)
+        factory = known.get(name)
+        if factory is None:
+            raise ConfigurationError(
+                f"no transport named {name!r}; {client} can use: {', '.join(usable) or 'none'}"
+                " (a plugin adds one with the sectra_register_transports hook)"
+            )
+        if factory.kind != kind:
+            raise ConfigurationError(
+                f"the transport {name!r} is {factory.kind}, but {client} needs a {kind} one: {', '.join(usable)}"
+            )
+        return factory
+
+    # --- the mock ---------------------------------------------------------------------------------
+
+    def mock_handlers(self) -> dict[str, MockHandler]:
+        """The mock's endpoint handlers by endpoint name, from every plugin (built-ins included).
+
+        Collected afresh for each call (a mock server calls it once when built). Raises
+        :class:`ConfigurationError` naming both plugins when two handle the same endpoint.
+        """
+        return self._by_name("sectra_register_mock_handlers", "mock handler", lambda register: register)
+
+    # --- analysis apps ----------------------------------------------------------------------------
+
+    def make_job_runner(self, mode: str) -> JobRunner | None:
         """A background-job runner for an app served in ``mode`` (``"trio"`` or ``"asyncio"``)."""
-        return self.pm.hook.sectra_make_job_runner(mode=mode)
+        runner: JobRunner | None = self.pm.hook.sectra_make_job_runner(mode=mode)
+        return runner
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _by_name(
+        self, hook: str, what: str, adapt: Callable[[Callable[[str, V], None]], Callable[..., None]],
+    ) -> dict[str, V]:
+        """Call ``hook`` plugin by plugin, so that a name registered twice names both plugins.
+
+        ``adapt`` turns the ``register(name, value)`` collector into the callback the hook passes.
+        """
+        found: dict[str, tuple[V, str]] = {}
+        for plugin_name, caller in self._per_plugin(hook):
+
+            def register(name: str, value: V, plugin_name: str = plugin_name) -> None:
+                if not isinstance(name, str) or not name:
+                    raise ConfigurationError(f"plugin {plugin_name!r} registered a {what} without a name")
+                if name in found:
+                    raise ConfigurationError(
+                        f"two plugins register the {what} {name!r}: {found[name][1]!r} and {plugin_name!r};"
+                        " uninstall one, or limit plugins with SECTRA_LOAD_PLUGINS"
+                    )
+                found[name] = (value, plugin_name)
+
+            caller(register=adapt(register))
+        return {name: value for name, (value, _plugin) in found.items()}
+
+    def _per_plugin(self, hook: str) -> Iterator[tuple[str, Any]]:
+        """(plugin name, a caller of ``hook`` limited to that plugin), in registration order."""
+        impls = getattr(self.pm.hook, hook).get_hookimpls()
+        plugins = [impl.plugin for impl in impls]
+        for impl in impls:
+            others = [p for p in plugins if p is not impl.plugin]
+            # A subset caller keeps pluggy's machinery (tracing, wrappers) for each plugin's call.
+            yield impl.plugin_name, self.pm.subset_hook_caller(hook, remove_plugins=others)
+
+
+def _by_factory_name(register: Callable[[str, TransportFactory], None]) -> Callable[[TransportFactory], None]:
+    """The ``register(factory)`` a transport plugin calls, checked, keyed by the factory's name."""
+
+    def register_factory(factory: TransportFactory) -> None:
+        if not isinstance(factory, TransportFactory) or factory.kind not in BUILTIN_TRANSPORTS:
+            raise ConfigurationError(
+                f"sectra_register_transports expects register(TransportFactory(name, 'sync' or 'async', create)),"
+                f" not {type(factory).__name__}"
+            )
+        register(factory.name, factory)
+
+    return register_factory
 
 
 def _entry_points(allowed: set[str] | None) -> Iterable[tuple[str, Any]]:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist is not None else ""
+        if dist == _SDK_DISTRIBUTION:
+            continue  # the built-ins: registered from DEFAULT_PLUGINS, the one path for them
         if allowed is not None and dist not in allowed:
             continue
         yield ep.name, ep
 
 
-def make_plugins(*, entry_points: bool = True, extra: Iterable[Any] = ()) -> Plugins:
+def make_plugins(*, entry_points: bool = True, extra: Iterable[object] = ()) -> Plugins:
     """Build a fresh plugin manager: built-ins, then ``sectra`` entry points, then ``extra`` plugins.
 
     Each client or test can have its own; nothing is built at import time.
@@ -115,13 +254,11 @@ def make_plugins(*, entry_points: bool = True, extra: Iterable[Any] = ()) -> Plu
         env = os.environ.get("SECTRA_LOAD_PLUGINS")
         allowed = None if env is None else {d.strip() for d in env.split(",") if d.strip()}
         for name, ep in _entry_points(allowed):
-            if pm.has_plugin(name) or pm.is_blocked(name):
-                continue
             try:
                 plugin = ep.load()
             except ImportError as exc:
-                # An optional extra that is not installed (e.g. the trio transport without trio).
-                log.debug("skipping plugin %s: %s", name, exc)
+                # A plugin whose own optional dependency is missing: skipped, and said why.
+                log.warning("skipping sectra plugin %s: %s", name, exc)
                 continue
             pm.register(plugin, name=name)
     for plugin in extra:

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from .http import HttpRequest, HttpResponse
 
-__all__ = ["TransportOptions", "SyncTransport", "AsyncTransport", "MockTransport"]
+__all__ = ["TransportOptions", "SyncTransport", "AsyncTransport", "MockTransport", "TransportFactory", "TransportKind"]
+
+#: ``"sync"``: a :class:`SyncTransport` for ``SectraClient``; ``"async"``: an :class:`AsyncTransport`
+#: (trio) for ``AsyncSectraClient``.
+TransportKind = Literal["sync", "async"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,20 @@ class AsyncTransport(Protocol):
     async def handle_async_request(self, request: HttpRequest) -> HttpResponse: ...
     async def aclose(self) -> None: ...
     async def sleep(self, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TransportFactory:
+    """A transport a plugin offers under ``name`` (``sectra_register_transports``).
+
+    ``create(options)`` builds one transport for one client; it is called only for a client that
+    names this transport (``transport="name"``), so a plugin may import its HTTP library inside it.
+    ``kind`` says which client can use it.
+    """
+
+    name: str
+    kind: TransportKind
+    create: Callable[[TransportOptions], SyncTransport | AsyncTransport] = field(repr=False)
 
 
 class MockTransport:

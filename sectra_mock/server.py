@@ -12,12 +12,11 @@ cancellation (hypercorn #184).
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -36,7 +35,9 @@ from sectra_core.versions import parse_version
 from sectra_transports.asgi import AsgiServer
 
 from .app import MAX_REQUEST_BYTES, create_app
+from .auth import MockAuth
 from .caller import AppCaller, AppCheck, AsyncAppCaller, create_invocation
+from .context import MockContext, MockHandler, MockRequest
 from .demo_slides import DEMO_ACCESSION, DEMO_SLIDES, ensure_demo_slides
 from .faults import Fault, FaultInjector, Faults
 from .payloads import DiskFile, FileSource, SyntheticFile
@@ -70,6 +71,12 @@ class MockSectraServer:
     ``latency``: seconds added before every answer, to model the network distance to a PACS.
     ``faults``: misbehaviours to inject from the start (more with ``server.faults.add``).
     ``callback_host``: the host name apps are told to call back (default: the bound address).
+    ``clock``: monotonic seconds for token expiry (default ``time.monotonic``); a test passes a
+    fake one and advances it instead of sleeping.
+
+    Endpoint handlers come from the ``sectra_register_mock_handlers`` hook of ``plugins`` (the
+    built-ins are a plugin too), so a plugin adapter's extra endpoint is answered by its plugin's
+    handler; one without a handler answers 501.
 
     Tokens: ``token`` is the operator's (yours, for tests and scripts) and reaches every
     application. Every token the mock hands out is bound to one application and is refused
@@ -106,6 +113,7 @@ class MockSectraServer:
         faults: Iterable[Fault | Mapping[str, Any]] = (),
         callback_host: str | None = None,
         plugins: Plugins | None = None,
+        clock: Callable[[], float] = time.monotonic,
         max_request_bytes: int = MAX_REQUEST_BYTES,
         max_results_per_slide: int = MAX_RESULTS_PER_SLIDE,
         max_stored_result_bytes: int = MAX_STORED_RESULT_BYTES,
@@ -128,12 +136,15 @@ class MockSectraServer:
             self.adapter = choose_adapter(adapters.values(), api_version)
             self.api_version = api_version
         self.software_version = software_version or self.adapter.software_version
-        self.token = token
-        self.users = dict(users or {})
-        #: The IDS7 user session external launches carry (spec §4.3 ``%user_session%``). Random,
-        #: so that nobody who merely reaches the mock can fetch launch data (issue 12, hole 1).
-        self.session_token = session_token or secrets.token_urlsafe(32)
-        self.token_lifetime = token_lifetime
+        #: Monotonic seconds, for token expiry (``ctx.clock`` in handlers).
+        self.clock = clock
+        #: Tokens, logins and launches (``ctx.auth`` in handlers). The IDS7 user session external
+        #: launches carry (spec §4.3 ``%user_session%``) is random unless given, so that nobody
+        #: who merely reaches the mock can fetch launch data (issue 12, hole 1).
+        self.auth = MockAuth(
+            token=token, users=users or {}, session_token=session_token or secrets.token_urlsafe(32),
+            token_lifetime=token_lifetime, clock=clock,
+        )
         self.max_request_bytes = max_request_bytes
         self.strict_bodies = strict if strict_bodies is None else strict_bodies
         #: What the mock accepted but a stricter server might not (unknown fields, files that are
@@ -150,15 +161,6 @@ class MockSectraServer:
         self.graceful_timeout = graceful_timeout
         self.latency = latency
         self.callback_host = callback_host
-        #: Tokens issued by /token login: token -> (application, expiry by time.monotonic()).
-        self._issued: dict[str, tuple[str, float]] = {}
-        #: The callback token of each application (invocations, launches): token -> application.
-        self._app_tokens: dict[str, str] = {}
-        self._token_of_app: dict[str, str] = {}
-        #: Requests launched with launch(): request id -> the application it is for (None: any).
-        self._launches: dict[str, str | None] = {}
-        self.logins = 0
-        self._token_lock = threading.Lock()
         self.state = MockState(strict=strict, invent_slides=invent_slides, max_results_per_slide=max_results_per_slide,
                                max_stored_result_bytes=max_stored_result_bytes)
         if demo_slides:
@@ -167,6 +169,8 @@ class MockSectraServer:
             self.add_slide(info)
         for slide_id, paths in (slide_files or {}).items():
             self.add_slide_files(slide_id, paths)
+        #: Endpoint name -> handler, from every plugin's ``sectra_register_mock_handlers``.
+        self.handlers: dict[str, MockHandler] = plugins.mock_handlers()
         self.app = create_app(self)
         #: Injected faults (see :mod:`sectra_mock.faults`): ``server.faults.add("status", "image_info")``.
         self.faults = Faults()
@@ -286,68 +290,76 @@ class MockSectraServer:
         """How many bytes of result JSON the mock keeps in all (507 past it)."""
         return self.state.max_stored_result_bytes
 
+    @property
+    def token(self) -> str:
+        """The operator's token: reaches every application."""
+        return self.auth.token
+
+    @property
+    def users(self) -> dict[str, str]:
+        """Usernames and passwords for ``/token`` login."""
+        return self.auth.users
+
+    @property
+    def session_token(self) -> str:
+        """The IDS7 user session external launches carry."""
+        return self.auth.session_token
+
+    @property
+    def token_lifetime(self) -> int:
+        """Seconds a ``/token`` token lives (by :attr:`clock`)."""
+        return self.auth.token_lifetime
+
+    @property
+    def logins(self) -> int:
+        """How many ``/token`` logins succeeded."""
+        return self.auth.logins
+
     def issue_token(self, application_id: str) -> str:
         """A fresh bearer token for ``application_id``, valid ``token_lifetime`` seconds (what
         ``/token`` hands out); refused on other applications' routes."""
-        token = secrets.token_urlsafe(24)
-        now = time.monotonic()
-        with self._token_lock:
-            self.logins += 1
-            # Expired tokens are dropped here, so repeated logins do not pile up in memory.
-            for old in [t for t, (_app, expiry) in self._issued.items() if expiry <= now]:
-                del self._issued[old]
-            self._issued[token] = (application_id, now + self.token_lifetime)
-        return token
+        return self.auth.issue_token(application_id)
 
     def revoke_tokens(self) -> None:
         """Invalidate every token issued by ``/token`` (as expiry would); the operator's ``token``
         and the applications' callback tokens stay."""
-        with self._token_lock:
-            self._issued.clear()
+        self.auth.revoke_tokens()
 
     def app_token(self, application_id: str) -> str:
         """The callback token the mock gives ``application_id`` (in invocations' ``callbackInfo``
         and in launch data): random, the same for the mock's lifetime, bound to that application."""
-        with self._token_lock:
-            token = self._token_of_app.get(application_id)
-            if token is None:
-                token = secrets.token_urlsafe(24)
-                self._token_of_app[application_id] = token
-                self._app_tokens[token] = application_id
-            return token
+        return self.auth.app_token(application_id)
 
     def token_scope(self, token: str) -> str | None | Literal[False]:
         """What ``token`` may reach: ``None`` every application (the operator's ``token``), an
         application id only that application, ``False`` nothing (unknown or expired)."""
-        if hmac.compare_digest(token.encode(), self.token.encode()):
-            return None
-        with self._token_lock:
-            app = self._app_tokens.get(token)
-            if app is not None:
-                return app
-            issued = self._issued.get(token)
-        if issued is not None and time.monotonic() < issued[1]:
-            return issued[0]
-        return False
+        return self.auth.token_scope(token)
 
     def accepts(self, token: str) -> bool:
         """Whether ``token`` is valid at all (the operator's, an application's, or an unexpired
         issued one); :meth:`token_scope` says for which applications."""
-        return self.token_scope(token) is not False
+        return self.auth.token_scope(token) is not False
 
     def launch(self, request_id: str, *, application_id: str | None = None) -> str:
         """Launch an external app on a case, as IDS7 does: returns the ``launchUrl`` the app is
         opened with (``{url}/launchdata?requestId=...&sessionToken=...``, spec §4.3). Only launched
         requests have launch data; ``application_id`` limits it to that application."""
-        with self._token_lock:
-            self._launches[request_id] = application_id
+        self.auth.record_launch(request_id, application_id)
         query = urlencode({"requestId": request_id, "sessionToken": self.session_token})
         return f"{self._public_url()}/launchdata?{query}"
 
     def launched(self, request_id: str) -> tuple[bool, str | None]:
         """Whether ``request_id`` was launched, and the application it was launched for."""
-        with self._token_lock:
-            return request_id in self._launches, self._launches.get(request_id)
+        return self.auth.launched(request_id)
+
+    def context(self, request: MockRequest) -> MockContext:
+        """The context a handler gets for ``request``: this server's parts, not the server."""
+        return MockContext(
+            adapter=self.adapter, state=self.state, auth=self.auth, clock=self.clock,
+            info=s.ApplicationInfo(api_version=self.api_version, software_version=self.software_version),
+            tile_cache=self.tile_cache, tile_limiter=self.tile_limiter, public_url=self._public_url(),
+            warn=self.warn, request=request,
+        )
 
     def add_attachment(self, app_id: str, result_id: int | str, name: str, data: bytes) -> None:
         """Attach bytes to a stored result (served by the attachments endpoint, with Range)."""

@@ -37,7 +37,6 @@ from ._synchronization import (
     AsyncLock,
     AsyncTransportClock,
     async_close_response,
-    async_default_transport,
     async_feed_body,
     async_run_bounded,
 )
@@ -81,7 +80,7 @@ class AsyncSectraClient:
         read_timeout: float = 60.0,
         proxy: str | None = None,
         allow_http: bool = False,
-        transport: AsyncTransport | None = None,
+        transport: AsyncTransport | str | None = None,
         plugins: Plugins | None = None,
         credentials: Credentials | None = None,
         retry: RetryPolicy | None = None,
@@ -90,12 +89,10 @@ class AsyncSectraClient:
         _allow_http: bool = False,
     ) -> None:
         plugins = plugins or default_plugins()
-        if transport is None:
-            options = TransportOptions(
-                verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout, proxy=proxy
-            )
-            transport = async_default_transport(plugins, options)
-        self._transport: AsyncTransport = transport
+        options = TransportOptions(verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout, proxy=proxy)
+        # An object is used as is; a name (or None: this module's built-in) is looked up among the
+        # registered transports, so an installed plugin never replaces it unasked.
+        transport = self._transport = plugins.async_transport(transport, options)
         self._clock: AsyncClock = clock if clock is not None else AsyncTransportClock(transport)
         self._state = ClientState(
             url, token or "", plugins=plugins, api_version=api_version, app_version=app_version,

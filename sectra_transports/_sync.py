@@ -38,7 +38,6 @@ from ._synchronization import (
     Lock,
     TransportClock,
     close_response,
-    default_transport,
     feed_body,
     run_bounded,
 )
@@ -82,7 +81,7 @@ class SectraClient:
         read_timeout: float = 60.0,
         proxy: str | None = None,
         allow_http: bool = False,
-        transport: SyncTransport | None = None,
+        transport: SyncTransport | str | None = None,
         plugins: Plugins | None = None,
         credentials: Credentials | None = None,
         retry: RetryPolicy | None = None,
@@ -91,12 +90,10 @@ class SectraClient:
         _allow_http: bool = False,
     ) -> None:
         plugins = plugins or default_plugins()
-        if transport is None:
-            options = TransportOptions(
-                verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout, proxy=proxy
-            )
-            transport = default_transport(plugins, options)
-        self._transport: SyncTransport = transport
+        options = TransportOptions(verify=verify, connect_timeout=connect_timeout, read_timeout=read_timeout, proxy=proxy)
+        # An object is used as is; a name (or None: this module's built-in) is looked up among the
+        # registered transports, so an installed plugin never replaces it unasked.
+        transport = self._transport = plugins.sync_transport(transport, options)
         self._clock: Clock = clock if clock is not None else TransportClock(transport)
         self._state = ClientState(
             url, token or "", plugins=plugins, api_version=api_version, app_version=app_version,

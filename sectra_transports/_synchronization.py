@@ -37,8 +37,6 @@ __all__ = [
     "close_response",
     "async_feed_body",
     "feed_body",
-    "async_default_transport",
-    "default_transport",
     "single_errors",
     "async_deadline",
     "deadline",
@@ -227,29 +225,6 @@ def feed_body(response: HttpResponse, feed: Callable[[bytes | bytearray, int], b
     for chunk in response.stream:  # type: ignore[union-attr]
         if feed(chunk, len(chunk)):
             return
-
-
-# --- default transports ---------------------------------------------------------------------------
-
-
-def async_default_transport(plugins: Plugins, options: TransportOptions) -> AsyncTransport:
-    """The trio client's transport: a plugin's, else :class:`~sectra_transports.trio.TrioTransport`."""
-    transport: AsyncTransport | None = plugins.make_transport("trio", options)
-    if transport is None:
-        from .trio import TrioTransport
-
-        transport = TrioTransport(options)
-    return transport
-
-
-def default_transport(plugins: Plugins, options: TransportOptions) -> SyncTransport:
-    """The blocking client's transport: a plugin's, else :class:`~sectra_transports.urllib3.Urllib3Transport`."""
-    transport: SyncTransport | None = plugins.make_transport("sync", options)
-    if transport is None:
-        from .urllib3 import Urllib3Transport
-
-        transport = Urllib3Transport(options)
-    return transport
 
 
 # --- cancellation ---------------------------------------------------------------------------------

@@ -1,35 +1,49 @@
-"""The built-in transports as one ``sectra`` plugin.
+"""The built-in transports and job runners as one ``sectra`` plugin (listed in ``DEFAULT_PLUGINS``).
 
-Imports a transport only when a client asks for it, so loading plugins for the sync client never
-imports trio (and the reverse).
+It registers the transports ``urllib3`` (sync) and ``trio`` (async) through the same hook a
+third-party transport plugin uses. Each is imported only when a client asks for it, so loading
+plugins for the sync client never imports trio (and the reverse).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from sectra_core.hookspecs import hookimpl
-from sectra_core.transport import TransportOptions
+from sectra_core.jobs import JobRunner
+from sectra_core.transport import AsyncTransport, SyncTransport, TransportFactory, TransportOptions
 
-__all__ = ["sectra_make_transport", "sectra_make_job_runner"]
+__all__ = ["sectra_register_transports", "sectra_make_job_runner"]
 
 
-@hookimpl(trylast=True)
-def sectra_make_transport(kind: str, options: TransportOptions) -> Any:
-    """``"sync"`` → :class:`Urllib3Transport`; ``"trio"`` → :class:`TrioTransport`; otherwise None."""
-    if kind == "sync":
-        from .urllib3 import Urllib3Transport
+def _urllib3(options: TransportOptions) -> SyncTransport:
+    from .urllib3 import Urllib3Transport
 
-        return Urllib3Transport(options)
-    if kind == "trio":
+    return Urllib3Transport(options)
+
+
+def _trio(options: TransportOptions) -> AsyncTransport:
+    try:
         from .trio import TrioTransport
+    except ModuleNotFoundError as exc:
+        if exc.name not in {"trio", "h11"}:
+            raise
+        raise ModuleNotFoundError(
+            f"the trio transport needs {exc.name!r}, which is not installed: pip install 'sectra-sdk[trio]'", name=exc.name,
+        ) from exc
 
-        return TrioTransport(options)
-    return None
+    return TrioTransport(options)
+
+
+@hookimpl
+def sectra_register_transports(register: Callable[[TransportFactory], None]) -> None:
+    """``urllib3`` → :class:`Urllib3Transport` (sync); ``trio`` → :class:`TrioTransport` (async)."""
+    register(TransportFactory("urllib3", "sync", _urllib3))
+    register(TransportFactory("trio", "async", _trio))
 
 
 @hookimpl(trylast=True)
-def sectra_make_job_runner(mode: str) -> Any:
+def sectra_make_job_runner(mode: str) -> JobRunner | None:
     """``"trio"`` → :class:`TrioJobRunner` (the app's nursery); ``"asyncio"`` → a thread pool."""
     from .jobs import ExecutorJobRunner, TrioJobRunner
 

@@ -43,14 +43,45 @@ def servers() -> tuple[type[MockSectraServer], type[AnalysisApp]]:
 def test_user_code_passes_mypy_strict(tmp_path: Path) -> None:
     """What a user writes first type-checks under ``mypy --strict`` (#17 item 7): the facade
     re-exports its names explicitly, and client methods return the decoded types."""
+    _mypy_strict(tmp_path, "user_app.py", USER_CODE)
+
+
+def _mypy_strict(tmp_path: Path, name: str, source: str) -> None:
+    """``source`` (as a user's module ``name``) passes ``mypy --strict``."""
     pytest.importorskip("mypy")
-    (tmp_path / "user_app.py").write_text(USER_CODE)
     import os
 
+    (tmp_path / name).write_text(source)
     done = subprocess.run(
         # --follow-imports=silent: the SDK is type-checked as an installed package would be (its own
         # modules are checked by the test above; here only the user's code is judged).
-        [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--cache-dir", str(tmp_path / ".mypy_cache"), "user_app.py"],
+        [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--cache-dir", str(tmp_path / ".mypy_cache"), name],
         cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, "MYPYPATH": str(ROOT)},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]
+
+
+PLUGIN_CALLS = '''
+from typing import assert_type
+
+from sectra_core.adapters import VersionAdapter
+from sectra_core.jobs import JobRunner
+from sectra_core.plugins import make_plugins
+from sectra_core.transport import AsyncTransport, SyncTransport, TransportFactory, TransportOptions
+from sectra_mock.context import MockHandler
+
+plugins = make_plugins(entry_points=False)
+options = TransportOptions()
+assert_type(plugins.adapters(), dict[str, VersionAdapter])
+assert_type(plugins.adapter("5.0"), VersionAdapter)
+assert_type(plugins.transports(), dict[str, TransportFactory])
+assert_type(plugins.sync_transport("urllib3", options), SyncTransport)
+assert_type(plugins.async_transport(None, options), AsyncTransport)
+assert_type(plugins.mock_handlers(), dict[str, MockHandler])
+assert_type(plugins.make_job_runner("trio"), JobRunner | None)
+'''
+
+
+def test_the_plugin_facade_returns_precise_types(tmp_path: Path) -> None:
+    """Every call through the typed facade over ``pm.hook`` has a precise type, not ``Any``."""
+    _mypy_strict(tmp_path, "plugin_calls.py", PLUGIN_CALLS)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import io
 import sys
 from pathlib import Path
 
+from typing import Any
+
 import pytest
 
-from sectra_core.errors import UnsupportedFeatureError
+from sectra_core.errors import HTTPStatusError, NotFoundError, UnsupportedFeatureError
 from sectra_core.plugins import make_plugins
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plugin_example"
@@ -45,22 +48,64 @@ def test_limiting_plugins_leaves_it_out(installed_example: None, monkeypatch: py
 
 
 def test_new_operation_end_to_end(installed_example: None) -> None:
+    """The plugin's endpoint works in the mock: routed from its adapter, answered by its handler."""
     from sectra_thumbnail_plugin import get_thumbnail
 
     from sectra_client import SectraClient
     from sectra_mock import MockSectraServer
 
-    from sectra_core.errors import HTTPStatusError
-
     plugins = make_plugins()
     server = MockSectraServer(token="t", api_version="1.11", plugins=plugins)
     assert server.adapter.name == "v5.1-thumbnails" and "thumbnail" in server.endpoints()
+    assert "thumbnail" in server.handlers
     with server.run(port=0):
         with SectraClient(url=server.url, token="t", plugins=plugins) as client:
             assert client.adapter.name == "v5.1-thumbnails"  # negotiated from /info = 1.11
-            # The route exists (from the plugin's endpoint); the mock has no handler for it: 501.
-            with pytest.raises(HTTPStatusError, match="501"):
-                client.send(get_thumbnail("s"))
+            _assert_thumbnail(client.send(get_thumbnail("slide-001")), server, "slide-001")
+            with pytest.raises(NotFoundError, match="404"):
+                client.send(get_thumbnail("no-such-slide"))
         with SectraClient(url=server.url, token="t", api_version="5.0", plugins=plugins) as old:
             with pytest.raises(UnsupportedFeatureError, match="thumbnail"):
-                old.send(get_thumbnail("s"))
+                old.send(get_thumbnail("slide-001"))
+
+
+async def test_new_operation_through_the_trio_client(installed_example: None, start_sectra_mock: Any) -> None:
+    from sectra_thumbnail_plugin import get_thumbnail
+
+    from sectra_transports.trio import AsyncSectraClient
+
+    plugins = make_plugins()
+    server = await start_sectra_mock(token="t", api_version="1.11", plugins=plugins)
+    async with AsyncSectraClient(url=server.url, token="t", plugins=plugins) as client:
+        assert (await client.adapter).name == "v5.1-thumbnails"
+        _assert_thumbnail(await client.send(get_thumbnail("slide-002")), server, "slide-002")
+
+
+def test_without_the_handler_the_endpoint_answers_501(installed_example: None) -> None:
+    """The route comes from the adapter; the answer only from a registered handler."""
+    import sectra_thumbnail_plugin
+
+    from sectra_client import SectraClient
+    from sectra_mock import MockSectraServer
+
+    plugins = make_plugins(entry_points=False)
+
+    class AdapterOnly:
+        sectra_register_adapters = staticmethod(sectra_thumbnail_plugin.sectra_register_adapters)
+
+    plugins.register(AdapterOnly(), name="adapter-only")
+    server = MockSectraServer(token="t", api_version="1.11", plugins=plugins)
+    with server.run(port=0), SectraClient(url=server.url, token="t", plugins=plugins) as client:
+        with pytest.raises(HTTPStatusError, match="501"):
+            client.send(sectra_thumbnail_plugin.get_thumbnail("slide-001"))
+
+
+def _assert_thumbnail(png: bytes, server: Any, slide_id: str) -> None:
+    from PIL import Image
+
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    with Image.open(io.BytesIO(png)) as image:
+        width, height = image.size
+    size = server.image_info(slide_id).image_size
+    assert max(width, height) <= 240 and max(width, height) > 120  # the deepest one-tile level
+    assert abs(width / height - size.width / size.height) < 0.05  # the whole slide, not a crop

@@ -72,3 +72,25 @@ def test_plugin_import_is_cheap() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_plugins_and_the_sync_client_work_without_the_trio_extra(tmp_path: Path) -> None:
+    """The built-in plugins load without trio; asking for the trio transport names the extra."""
+    (tmp_path / "sitecustomize.py").write_text(BLOCKER)
+    code = textwrap.dedent("""
+        import sys
+        from sectra_client import SectraClient
+        from sectra_core import TransportOptions, make_plugins
+        plugins = make_plugins()
+        assert sorted(plugins.transports()) == ["trio", "urllib3"], plugins.transports()
+        assert type(SectraClient("https://pacs.example/ia", "t", plugins=plugins)._transport).__name__ == "Urllib3Transport"
+        try:
+            plugins.async_transport(None, TransportOptions())
+        except ModuleNotFoundError as exc:
+            print(exc)
+        assert "trio" not in sys.modules and "quart" not in sys.modules
+    """)
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "pip install 'sectra-sdk[trio]'" in done.stdout

@@ -132,6 +132,42 @@ def test_token_login(make_mock: Callable[..., MockSectraServer]) -> None:
     assert http.request("POST", server.url + "/token?applicationId=app", body=b"grant_type=client_credentials", headers={**bad, **form}).status == 401
 
 
+class FakeClock:
+    """Monotonic seconds that move only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 5000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_issued_tokens_expire_by_the_injected_clock(make_mock: Callable[..., MockSectraServer]) -> None:
+    clock = FakeClock()
+    server = make_mock(users={"user": "pass"}, token_lifetime=60, clock=clock)
+    basic = {"Authorization": "Basic " + base64.b64encode(b"user:pass").decode(),
+             "Content-Type": "application/x-www-form-urlencoded"}
+    r = http.request("POST", server.url + "/token?applicationId=app", body=b"grant_type=client_credentials", headers=basic)
+    bearer = {"Authorization": "Bearer " + json.loads(r.data)["access_token"]}
+    clock.now += 59.9
+    assert get(server, "/info", bearer).status == 200
+    clock.now += 0.2  # past the 60 s lifetime: no sleeping, the mock's clock says so
+    assert get(server, "/info", bearer).status == 401
+    assert get(server, "/info").status == 200  # the operator's token never expires
+
+
+def test_a_client_logs_in_again_when_the_mocks_clock_expires_its_token(make_mock: Callable[..., MockSectraServer]) -> None:
+    from sectra_client import SectraClient
+
+    clock = FakeClock()
+    server = make_mock(users={"user": "pass"}, token_lifetime=3600, clock=clock)
+    with SectraClient.from_credentials(server.url, "user", "pass", "my-app") as client:
+        client.get_image_metadata("s")
+        clock.now += 3601  # the client's own clock still trusts the token: the mock answers 401
+        assert client.get_image_metadata("s").id == "s"  # refreshed once after the 401
+    assert server.logins == 2
+
+
 def test_launch_data(mock: MockSectraServer) -> None:
     acc = mock.image_info("s1").accession_number
     launch_url = mock.launch(acc)  # as IDS7 opens an external app (spec §4.3)
