@@ -16,13 +16,23 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-import trio
 
 from sectra_core.http import HttpResponse
 from sectra_core.plugins import Plugins
 from sectra_core.transport import AsyncTransport, SyncTransport, TransportOptions
+
+if TYPE_CHECKING:
+    import trio
+
+
+def _trio() -> Any:
+    # trio only when an async helper runs: the blocking client (and its generated code, which
+    # imports this module) must work without the trio extra installed.
+    import trio
+
+    return trio
 
 __all__ = [
     "AsyncClock",
@@ -78,7 +88,7 @@ class AsyncTransportClock:
 
     def now(self) -> float:
         """Trio's clock (a ``MockClock`` in tests)."""
-        return trio.current_time()
+        return _trio().current_time()
 
     async def sleep(self, seconds: float) -> None:
         """The transport's sleep (``trio.sleep`` for the trio transport)."""
@@ -108,7 +118,7 @@ class AsyncLock:
     """A trio lock, for tasks of one trio run."""
 
     def __init__(self) -> None:
-        self._lock = trio.Lock()
+        self._lock = _trio().Lock()
 
     async def __aenter__(self) -> AsyncLock:
         await self._lock.acquire()
@@ -166,6 +176,7 @@ async def async_run_bounded(
     this call owns; the first failure cancels the rest and is raised as itself (not as a group)."""
     keys = list(items)
     found: dict[int, V] = {}
+    trio = _trio()
     limiter = trio.CapacityLimiter(limit)
 
     async def one(index: int, item: K) -> None:
@@ -232,7 +243,7 @@ def feed_body(response: HttpResponse, feed: Callable[[bytes | bytearray, int], b
 
 def async_deadline(seconds: float) -> AbstractContextManager[Any]:
     """Give up on the block after ``seconds`` (a trio cancel scope)."""
-    return trio.move_on_after(seconds)
+    return _trio().move_on_after(seconds)
 
 
 def deadline(seconds: float) -> AbstractContextManager[Any]:
@@ -244,6 +255,7 @@ def deadline(seconds: float) -> AbstractContextManager[Any]:
 async def async_report_cancellation(report: Callable[[], Awaitable[None]], seconds: float) -> AsyncIterator[None]:
     """When the block is cancelled (trio), run ``report`` shielded for at most ``seconds``, then
     let the cancellation go on: a cancelled job still leaves a status the pathologist can read."""
+    trio = _trio()
     try:
         yield
     except trio.Cancelled:
@@ -301,9 +313,11 @@ class TransportPool:
         from .urllib3 import Urllib3Transport
 
         try:
+            import trio
+
             trio.lowlevel.current_task()
-        except RuntimeError:
-            pass  # not in trio: blocking is fine
+        except (ImportError, RuntimeError):
+            pass  # not in trio (or no trio at all): blocking is fine
         else:
             raise ConfigurationError(self._refusal or "a blocking call inside a trio task would deadlock")
         with self._guard:
