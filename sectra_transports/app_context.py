@@ -144,6 +144,12 @@ class _ContextBase:
     def _slide_key(self) -> _Key:
         return (self.application_id, self.slide_id)
 
+    def _running_result(self, work: Any) -> int | str | None:
+        # A queue runner answers a duplicate invocation with the result of the job already queued
+        # or running for this slide and work, instead of starting a second one (issue #16).
+        claim = getattr(self._runner, "claim", None)
+        return None if claim is None else claim(self.application_id, self.slide_id, work)  # type: ignore[no-any-return]
+
     def _start(self, stored: s.ResultResponse, work: Any) -> s.ResultResponse:
         if not isinstance(self.invocation, (s.CreateInvocation, s.ImageNotification)):
             raise ConfigurationError("background jobs start from create invocations or image notifications")
@@ -175,6 +181,9 @@ class AsyncInvocationContext(_ContextBase):
         """Store a "queued" result now, run ``work(job)`` in the background, return the stored
         result (the answer Sectra expects to a ``create``). ``reuse``: update the app's latest
         result on the slide instead of adding one."""
+        owner = None if getattr(self._runner, "claim", None) is None else await trio.to_thread.run_sync(self._running_result, work)
+        if owner is not None:
+            return await self.client.get_result_by_result_id(self.application_id, owner)
         flow = placeholder_flow(self.invocation, message, app_version=self.app.app_version, reuse=reuse)  # type: ignore[arg-type]
         if not reuse:
             return self._start(await arun_calls(flow, self.client), work)
@@ -203,6 +212,9 @@ class InvocationContext(_ContextBase):
 
     def start_job(self, work: Any, *, message: str = "Analysis queued", reuse: bool = False) -> s.ResultResponse:
         """See :meth:`AsyncInvocationContext.start_job`; ``work`` must be a plain function."""
+        owner = self._running_result(work)
+        if owner is not None:
+            return self.client.get_result_by_result_id(self.application_id, owner)  # type: ignore[no-any-return]
         flow = placeholder_flow(self.invocation, message, app_version=self.app.app_version, reuse=reuse)  # type: ignore[arg-type]
         if not reuse:
             return self._start(run_calls(flow, self.client), work)
