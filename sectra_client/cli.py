@@ -540,6 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="delete downloaded files older than AGE (90s, 15m, 24h, 7d) every little while")
     p.add_argument("--health-interval", type=_positive_float, default=30.0, metavar="SECONDS",
                    help="print a JSON health line this often (and at start and stop; default %(default)s)")
+    p.add_argument("--verbose", action="store_true", help="log at DEBUG (tokens and patient data are never logged)")
     p.add_argument("--shutdown-timeout", type=_positive_float, default=None, metavar="SECONDS",
                    help="on SIGTERM, wait this long for running jobs, then queue them again (default: wait)")
     p.set_defaults(func=cmd_worker)
@@ -557,7 +558,7 @@ def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
     app = load_app(args.app_ref)
     if not app.queue:
         raise UsageError(f"{args.app_ref} has no queue: AnalysisApp(queue=...), SECTRA_QUEUE or --queue-url")
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     purge = parse_age(args.purge_downloads_older_than) if args.purge_downloads_older_than else None
     worker = Worker(
         app, queue=args.queue, workers=args.workers, worker_type=args.worker_type, lease=args.lease,

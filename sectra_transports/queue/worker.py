@@ -32,6 +32,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+import msgspec
+
 from sectra_core import schemas as s
 from sectra_core.errors import AuthenticationError, ConfigurationError, SectraError, UntrustedOriginError, safe_traceback
 from sectra_core.jobs import JobSpec, status_result, update_flow
@@ -107,6 +109,7 @@ def purge_downloads(root: Path, older_than: float, *, now: float | None = None) 
         return 0
     cutoff = (time.time() if now is None else now) - older_than
     removed = 0
+    emptied: set[Path] = set()  # folders we took files from: their mtime is now, yet they are old
     for dirpath, dirnames, filenames in os.walk(root, topdown=False):
         here = Path(dirpath)
         for name in filenames:
@@ -115,6 +118,7 @@ def purge_downloads(root: Path, older_than: float, *, now: float | None = None) 
                 if path.lstat().st_mtime < cutoff:
                     path.unlink()
                     removed += 1
+                    emptied.add(here)
             except FileNotFoundError:
                 continue
         for name in dirnames:
@@ -123,8 +127,10 @@ def purge_downloads(root: Path, older_than: float, *, now: float | None = None) 
                 if sub.is_symlink():
                     if sub.lstat().st_mtime < cutoff:
                         sub.unlink()
-                elif not any(sub.iterdir()) and sub.stat().st_mtime < cutoff:
+                elif not any(sub.iterdir()) and (sub in emptied or sub.stat().st_mtime < cutoff):
+                    # A fresh empty folder may be a job's download starting: it stays.
                     sub.rmdir()
+                    emptied.add(here)
             except OSError:
                 continue  # in use again, or removed by another worker
     return removed
@@ -254,23 +260,40 @@ class Worker:
             return False
         return True
 
-    def _access(self, spec: JobSpec) -> bool:
-        """Whether the job can still reach Sectra (its token, or the fallback credentials)."""
+    @staticmethod
+    def _probe(spec: JobSpec) -> None:
         from ..urllib3 import SectraClient
 
+        with SectraClient(**_client_args(spec)) as client:
+            client.get_image_metadata(spec.slide_id)
+
+    def _access(self, spec: JobSpec) -> JobSpec | None:
+        """The spec to run the job with: as queued while its callback token works; else logged in
+        with the service credentials (``/token``, spec §4.2); None when access has expired."""
         try:
-            with SectraClient(**_client_args(spec)) as client:
-                client.get_image_metadata(spec.slide_id)
+            self._probe(spec)
+            return spec
         except AuthenticationError:
-            fallback = "the service credentials were refused too" if "credentials" in spec.client_options else (
-                f"no service credentials to fall back on (set {USERNAME_ENV} and {PASSWORD_ENV})"
-            )
-            log.error("job for result %s: access expired: the callback token was refused and %s", spec.result_id, fallback)
-            self._write_status(spec, ACCESS_EXPIRED)
-            return False
+            pass
         except SectraError:
-            return True  # not an access problem: the job's own run reports it in its result
-        return True
+            return spec  # not an access problem: the job's own run reports it in its result
+        if "credentials" in spec.client_options:
+            # The callback token was refused: log in with the service account from the start (a
+            # client holding a token only re-logs in after a 401 on a call, not on its first /info).
+            login = replace(spec, callback=msgspec.structs.replace(spec.callback, token=""))
+            try:
+                self._probe(login)
+                log.info("job for result %s: the callback token expired; continuing with the service login", spec.result_id)
+                return login
+            except AuthenticationError:
+                reason = "the service credentials were refused too"
+            except SectraError:
+                return login
+        else:
+            reason = f"no service credentials to fall back on (set {USERNAME_ENV} and {PASSWORD_ENV})"
+        log.error("job for result %s: access expired: the callback token was refused and %s", spec.result_id, reason)
+        self._write_status(spec, ACCESS_EXPIRED)
+        return None
 
     def execute(self, job_id: str) -> None:
         """Run the queued job ``job_id`` (called by the Huey task in a worker thread or process)."""
@@ -297,11 +320,11 @@ class Worker:
             token = spec.cancellation_token or f"sectra-job-{job_id}"
             spec = replace(spec, cancellation_token=token)
             with _Heartbeat(runner, record, lambda: _mark_cancelled(token)) as beat:
-                if self._access(spec):
-                    if is_async_work(work):
-                        ok = _run_async(spec, work, lambda: beat.cancelled) is not None
-                    else:
-                        ok = run_sync_job(spec, work) is not None
+                usable = self._access(spec)
+                if usable is not None and is_async_work(work):
+                    ok = _run_async(usable, work, lambda: beat.cancelled) is not None
+                elif usable is not None:
+                    ok = run_sync_job(usable, work) is not None
         except Exception as exc:  # the work could not even start (import error...): say so on the result
             log.error("job %s could not run: %s", job_id, safe_traceback(exc))
             self._write_status(spec, f"Analysis failed ({type(exc).__name__})")
