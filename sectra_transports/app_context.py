@@ -148,7 +148,7 @@ class _ContextBase:
         # A queue runner answers a duplicate invocation with the result of the job already queued
         # or running for this slide and work, instead of starting a second one (issue #16).
         claim = getattr(self._runner, "claim", None)
-        return None if claim is None else claim(self.application_id, self.slide_id, work)  # type: ignore[no-any-return]
+        return None if claim is None else claim(self.application_id, self.slide_id, work)
 
     def _start(self, stored: s.ResultResponse, work: Any) -> s.ResultResponse:
         if not isinstance(self.invocation, (s.CreateInvocation, s.ImageNotification)):
@@ -214,7 +214,7 @@ class InvocationContext(_ContextBase):
         """See :meth:`AsyncInvocationContext.start_job`; ``work`` must be a plain function."""
         owner = self._running_result(work)
         if owner is not None:
-            return self.client.get_result_by_result_id(self.application_id, owner)  # type: ignore[no-any-return]
+            return self.client.get_result_by_result_id(self.application_id, owner)
         flow = placeholder_flow(self.invocation, message, app_version=self.app.app_version, reuse=reuse)  # type: ignore[arg-type]
         if not reuse:
             return self._start(run_calls(flow, self.client), work)

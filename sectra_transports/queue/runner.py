@@ -240,7 +240,7 @@ class HueyJobRunner:
             if alive and time.time() - since < self.claim_ttl:
                 if result_id is not None:
                     log.info("a job for this slide is already queued or running: answered with result %s", result_id)
-                    return result_id  # type: ignore[no-any-return]
+                    return result_id
                 if time.monotonic() < deadline:
                     time.sleep(0.05)
                     continue

@@ -195,8 +195,8 @@ class Worker:
         self.queue = queue
         self.workers = workers
         self.worker_type = worker_type
-        env_dir = os.environ.get(DOWNLOADS_DIR_ENV)
-        self.downloads_dir = Path(downloads_dir or env_dir) if (downloads_dir or env_dir) else None
+        folder = downloads_dir or os.environ.get(DOWNLOADS_DIR_ENV)
+        self.downloads_dir = Path(folder) if folder else None
         if purge_older_than is not None and self.downloads_dir is None:
             raise ConfigurationError("purging downloads needs a downloads folder: --downloads-dir or SECTRA_DOWNLOADS_DIR")
         if self.downloads_dir is not None:
