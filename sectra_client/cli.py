@@ -540,6 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="delete downloaded files older than AGE (90s, 15m, 24h, 7d) every little while")
     p.add_argument("--health-interval", type=_positive_float, default=30.0, metavar="SECONDS",
                    help="print a JSON health line this often (and at start and stop; default %(default)s)")
+    p.add_argument("--check-token-after", type=float, default=30.0, metavar="SECONDS",
+                   help="check the callback token of a job that waited this long, falling back to the service "
+                        "account (env SECTRA_USERNAME/SECTRA_PASSWORD) if it expired (default %(default)s)")
     p.add_argument("--verbose", action="store_true", help="log at DEBUG (tokens and patient data are never logged)")
     p.add_argument("--shutdown-timeout", type=_positive_float, default=None, metavar="SECONDS",
                    help="on SIGTERM, wait this long for running jobs, then queue them again (default: wait)")
@@ -563,7 +566,7 @@ def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
     worker = Worker(
         app, queue=args.queue, workers=args.workers, worker_type=args.worker_type, lease=args.lease,
         downloads_dir=args.downloads_dir, purge_older_than=purge, health=out, health_interval=args.health_interval,
-        shutdown_timeout=args.shutdown_timeout,
+        shutdown_timeout=args.shutdown_timeout, check_token_after=args.check_token_after,
     )
     worker.run()
     return EXIT_OK

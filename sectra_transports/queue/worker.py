@@ -57,6 +57,8 @@ DOWNLOADS_DIR_ENV: Final = "SECTRA_DOWNLOADS_DIR"
 #: The worker's service account for jobs whose callback token expired (``/token`` login).
 USERNAME_ENV: Final = "SECTRA_USERNAME"
 PASSWORD_ENV: Final = "SECTRA_PASSWORD"
+#: A job queued at least this long (seconds) has its callback token checked before it runs.
+CHECK_TOKEN_AFTER: Final = 30.0
 #: Seconds between two polls of a running job's cancel flag.
 CANCEL_POLL: Final = 0.25
 
@@ -174,6 +176,8 @@ class Worker:
 
     ``service_credentials``: (username, password) for jobs whose token expired; default from
     ``SECTRA_USERNAME``/``SECTRA_PASSWORD``, else the app's ``client_options["credentials"]``.
+    ``check_token_after``: a job that waited this long in the queue (or runs again) first checks
+    its callback token, and falls back to the service credentials if it was refused.
     ``health``: where a JSON health line goes every ``health_interval`` seconds (and at start and
     stop). SIGTERM stops gracefully: running jobs finish, queued ones stay queued.
     """
@@ -183,6 +187,7 @@ class Worker:
         lease: float | None = None, downloads_dir: Path | str | None = None, purge_older_than: float | None = None,
         health: TextIO | None = None, health_interval: float = 30.0,
         service_credentials: tuple[str, str] | None = None, shutdown_timeout: float | None = None,
+        check_token_after: float = CHECK_TOKEN_AFTER,
     ) -> None:
         if workers < 1:
             raise ConfigurationError(f"--workers must be at least 1, got {workers}")
@@ -206,6 +211,7 @@ class Worker:
         self.health = health
         self.health_interval = health_interval
         self.shutdown_timeout = shutdown_timeout
+        self.check_token_after = check_token_after
         self._credentials = service_credentials or self._env_credentials()
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self.done = 0
@@ -320,7 +326,9 @@ class Worker:
             token = spec.cancellation_token or f"sectra-job-{job_id}"
             spec = replace(spec, cancellation_token=token)
             with _Heartbeat(runner, record, lambda: _mark_cancelled(token)) as beat:
-                usable = self._access(spec)
+                # A token is checked (one request) only on a job that waited: a fresh one is live.
+                waited = time.time() - record.since >= self.check_token_after or record.attempt > 1
+                usable = self._access(spec) if waited else spec
                 if usable is not None and is_async_work(work):
                     ok = _run_async(usable, work, lambda: beat.cancelled) is not None
                 elif usable is not None:

@@ -135,7 +135,8 @@ async def test_expired_token_falls_back_to_the_workers_service_credentials(
     answer = await mock.aio.trigger(url, invocation=invocation)
     mock.revoke_tokens()  # the job outlived its token while queued
     logins = mock.logins
-    worker = await start_worker(queue_url, mock, env={"SECTRA_USERNAME": "svc", "SECTRA_PASSWORD": "svc-pw"})
+    worker = await start_worker(queue_url, mock, "--check-token-after", "0",
+                                env={"SECTRA_USERNAME": "svc", "SECTRA_PASSWORD": "svc-pw"})
     await until(lambda: _texts(mock, "slide-t") == ["done"], "the job to finish with the service login")
     assert mock.get_results(APP, "slide-t")[0].id == answer.id
     assert mock.logins > logins
@@ -149,7 +150,7 @@ async def test_expired_token_without_credentials_fails_with_a_clear_text(
     await _create(mock, url, "slide-x")
     # The token is refused on the slide (expired) while the result store still takes the status.
     mock.faults.add("status", "image_info", status=401, times=1)
-    worker = await start_worker(queue_url, mock)
+    worker = await start_worker(queue_url, mock, "--check-token-after", "0")
     await until(lambda: _texts(mock, "slide-x") == [ACCESS_EXPIRED], "the access-expired result")
     await until(lambda: "access expired" in worker.stderr(), "the logged reason")
     assert "SECTRA_USERNAME" in worker.stderr()  # the log says how to fix it
