@@ -46,7 +46,7 @@ SUBS: list[tuple[str, str]] = [
     (r"\bAsyncTransport\b", "SyncTransport"),
     (r"\bAsync(Clock|TransportClock|Lock|TransportPool)\b", r"\1"),
     (r"\basync_transport\b", "sync_transport"),  # Plugins.async_transport / .sync_transport
-    (r"\basync_(run_bounded|close_response|feed_body|deadline|report_cancellation)\b", r"\1"),
+    (r"\basync_(run_bounded|close_response|feed_body|deadline|report_cancellation|run_blocking)\b", r"\1"),
     (r"\b_async_slide_lock\b", "_slide_lock"),
     (r"\b_async\b", "_sync"),
     (r"\bhandle_async_request\b", "handle_request"),

@@ -40,6 +40,8 @@ H = TypeVar("H", bound=Handler)
 MAX_INVOCATION_BYTES: Final = 1024 * 1024
 #: The environment variable read when ``max_invocation_bytes`` is not given.
 MAX_INVOCATION_BYTES_ENV: Final = "SECTRA_MAX_INVOCATION_BYTES"
+#: The environment variable read when ``queue`` is not given.
+QUEUE_ENV: Final = "SECTRA_QUEUE"
 #: Default seconds during which a repeated invocation gets the first one's answer.
 DEDUP_WINDOW: Final = 60.0
 
@@ -79,6 +81,10 @@ class AnalysisApp:
       ``SECTRA_MAX_INVOCATION_BYTES``); larger ones get 413 before they are buffered.
     * ``dedup_window``: seconds during which a repeated copy of an invocation (same body, token
       included) gets the first copy's answer instead of running again; 0 turns it off.
+
+    ``queue``: run background jobs on ``sectra worker`` processes through a durable queue
+    (``sqlite:///jobs.db`` or ``redis://host:6379/0``; None reads ``SECTRA_QUEUE``; needs the
+    ``queue`` extra). See docs/app-guide.md, "Running analyses on workers".
     """
 
     def __init__(
@@ -99,6 +105,7 @@ class AnalysisApp:
         trusted_callbacks: Iterable[str] | None = None,
         max_invocation_bytes: int | None = None,
         dedup_window: float = DEDUP_WINDOW,
+        queue: str | None = None,
     ) -> None:
         if registration is None:
             if not (application_id and display_name and manufacturer):
@@ -139,6 +146,10 @@ class AnalysisApp:
             raise ConfigurationError(f"dedup_window must be 0 (off) or positive, got {dedup_window}")
         self.dedup_window = float(dedup_window)
         self.job_runner = job_runner
+        #: The job queue's URL (issue #16), or None: jobs run in the serving process.
+        self.queue = queue if queue is not None else (os.environ.get(QUEUE_ENV, "").strip() or None)
+        if self.queue is not None and job_runner is not None:
+            raise ConfigurationError("give an app queue= or job_runner=, not both")
         self.plugins = plugins
         self._handlers: dict[str, Handler] = {}
 

@@ -159,6 +159,12 @@ class _ContextBase:
         # For sync handlers in worker threads (of the trio run, if any).
         return self._locks.hold_sync(self._slide_key, self._trio_token)
 
+    def _running_result(self, work: Any) -> int | str | None:
+        # A queue runner answers a duplicate invocation with the result of the job already queued
+        # or running for this slide and work, instead of starting a second one (issue #16).
+        claim = getattr(self._runner, "claim", None)
+        return None if claim is None else claim(self.application_id, self.slide_id, work)
+
     def _start(self, stored: s.ResultResponse, work: Any) -> s.ResultResponse:
         if not isinstance(self.invocation, (s.CreateInvocation, s.ImageNotification)):
             raise ConfigurationError("background jobs start from create invocations or image notifications")

@@ -34,7 +34,7 @@ from ._app_base import (
     log,
 )
 from ._async import AsyncSectraClient
-from ._synchronization import async_deadline, async_report_cancellation
+from ._synchronization import async_deadline, async_report_cancellation, async_run_blocking
 
 __all__ = ["arun_calls", "AsyncInvocationContext", "AsyncJob", "run_async_job"]
 
@@ -86,6 +86,10 @@ class AsyncInvocationContext(_ContextBase):
         result on the slide instead of adding one (one invocation per slide at a time)."""
         if not isinstance(self.invocation, (s.CreateInvocation, s.ImageNotification)):
             raise ConfigurationError("background jobs start from create invocations or image notifications")
+        if getattr(self._runner, "claim", None) is not None:
+            owner = await async_run_blocking(self._running_result, work)  # the queue's storage may block
+            if owner is not None:
+                return await self.client.get_result_by_result_id(self.application_id, owner)
         flow = placeholder_flow(self.invocation, message, app_version=self.app.app_version, reuse=reuse)
         if not reuse:
             return self._start(await arun_calls(flow, self.client), work)

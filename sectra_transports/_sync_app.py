@@ -35,7 +35,7 @@ from ._app_base import (
     log,
 )
 from ._sync import SectraClient
-from ._synchronization import deadline, report_cancellation
+from ._synchronization import deadline, report_cancellation, run_blocking
 
 __all__ = ["run_calls", "InvocationContext", "SyncJob", "run_sync_job"]
 
@@ -87,6 +87,10 @@ class InvocationContext(_ContextBase):
         result on the slide instead of adding one (one invocation per slide at a time)."""
         if not isinstance(self.invocation, (s.CreateInvocation, s.ImageNotification)):
             raise ConfigurationError("background jobs start from create invocations or image notifications")
+        if getattr(self._runner, "claim", None) is not None:
+            owner = run_blocking(self._running_result, work)  # the queue's storage may block
+            if owner is not None:
+                return self.client.get_result_by_result_id(self.application_id, owner)
         flow = placeholder_flow(self.invocation, message, app_version=self.app.app_version, reuse=reuse)
         if not reuse:
             return self._start(run_calls(flow, self.client), work)

@@ -47,6 +47,8 @@ __all__ = [
     "close_response",
     "async_feed_body",
     "feed_body",
+    "async_run_blocking",
+    "run_blocking",
     "single_errors",
     "async_deadline",
     "deadline",
@@ -236,6 +238,21 @@ def feed_body(response: HttpResponse, feed: Callable[[bytes | bytearray, int], b
     for chunk in response.stream:  # type: ignore[union-attr]
         if feed(chunk, len(chunk)):
             return
+
+
+# --- blocking calls ---------------------------------------------------------------------------------
+
+
+async def async_run_blocking(fn: Callable[..., V], *args: Any) -> V:
+    """``fn(*args)`` in a worker thread, so a blocking call (a queue's storage) leaves the trio
+    loop free."""
+    result: V = await _trio().to_thread.run_sync(fn, *args)
+    return result
+
+
+def run_blocking(fn: Callable[..., V], *args: Any) -> V:
+    """``fn(*args)``: blocking is what the blocking code does anyway."""
+    return fn(*args)
 
 
 # --- cancellation ---------------------------------------------------------------------------------

@@ -170,6 +170,10 @@ class _Dispatcher:
             return status, answer
 
     def runner(self) -> Any:
+        if self._runner is None and self.app.queue:
+            from .queue import runner_for
+
+            self._runner = runner_for(self.app)  # jobs go to `sectra worker` processes (issue #16)
         if self._runner is None:
             mode = "trio" if _in_trio() else "asyncio"
             self._runner = (self.app.plugins or default_plugins()).make_job_runner(mode)
@@ -205,7 +209,7 @@ class _Dispatcher:
                     value = await ctx.store(value) if value is not None else self._nothing(action, message)
         else:
             trio_token = trio.lowlevel.current_trio_token() if _in_trio() else None
-            if trio_token is not None and runner is not None:
+            if trio_token is not None and runner is not None and not getattr(runner, "thread_safe", False):
                 runner = _FromThread(runner, trio_token)
             value = await current_app.ensure_async(self._sync)(handler, action, message, url, runner, trio_token)
         # delete/cancel/notification handlers return None ({} and [] are implied); anything else

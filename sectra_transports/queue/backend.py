@@ -1,0 +1,113 @@
+"""Which Huey a queue URL names: ``sqlite:///path/jobs.db`` (embedded) or ``redis://host:6379/0``.
+
+One *control* Huey per app holds the SDK's own records (job leases, cancel flags, duplicate
+claims); each named queue (``default``, ``gpu``...) is a Huey of its own on the same storage, so
+workers started with ``--queue gpu`` take only the jobs routed there.
+
+A queued job carries its invocation's callback token, so the SQLite file is created 0600 before
+SQLite opens it (SQLite gives its ``-wal``/``-shm`` files the database file's mode).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import unquote, urlsplit
+
+from sectra_core.analysis_app import QUEUE_ENV
+from sectra_core.errors import ConfigurationError
+
+__all__ = ["QUEUE_ENV", "DEFAULT_QUEUE", "QueueBackend", "require_huey"]
+
+log = logging.getLogger("sectra_transports.queue")
+
+#: The queue jobs go to unless their work function names another (:func:`on_queue`).
+DEFAULT_QUEUE: Final = "default"
+
+
+def require_huey() -> Any:
+    """The ``huey`` module, or a ConfigurationError naming the extra to install."""
+    try:
+        import huey
+    except ImportError:
+        raise ConfigurationError(
+            'a job queue needs Huey: python -m pip install "sectra-sdk[queue]"'
+        ) from None
+    return huey
+
+
+def _private_file(path: Path) -> None:
+    """Create ``path`` 0600 if missing; tighten it (with a warning) if others may read it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        if mode & 0o077:
+            log.warning("queue file %s was readable by others (mode %o): set to 0600, it holds callback tokens", path, mode)
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
+class QueueBackend:
+    """The Huey instances behind one queue URL for one app.
+
+    ``url``: ``sqlite:///relative/or/absolute.db`` (``sqlite:////abs/path.db`` also works) or
+    ``redis://[:password@]host:port/db`` (``rediss://`` for TLS). ``name``: the app's id.
+    """
+
+    def __init__(self, url: str, name: str) -> None:
+        huey = require_huey()
+        self.url = url
+        self.name = name
+        parts = urlsplit(url)
+        self.kind = parts.scheme.lower()
+        if self.kind == "sqlite":
+            raw = unquote(parts.path)
+            if parts.netloc:
+                raw = unquote(parts.netloc) + raw  # sqlite://jobs.db: read as a relative path
+            elif raw.startswith("/") and not raw.startswith("//"):
+                raw = raw[1:]  # sqlite:///jobs.db → jobs.db; sqlite:////abs.db → /abs.db
+            if not raw:
+                raise ConfigurationError(f"queue URL {url!r} names no file; write sqlite:///jobs.db")
+            self.path: Path | None = Path(raw).expanduser().resolve()
+            _private_file(self.path)
+            self._make = lambda n: huey.SqliteHuey(n, filename=str(self.path), results=True)
+        elif self.kind in ("redis", "rediss", "unix"):
+            try:
+                import redis  # noqa: F401  (huey imports it lazily and says less)
+            except ImportError:
+                raise ConfigurationError(
+                    'a Redis queue needs the redis client: python -m pip install "sectra-sdk[queue]"'
+                ) from None
+            self.path = None
+            self._make = lambda n: huey.RedisHuey(n, url=url, results=True)
+        else:
+            raise ConfigurationError(
+                f"queue URL {self.display_url!r}: the scheme must be sqlite:// (one machine) or redis:// "
+                "(several machines), e.g. sqlite:///jobs.db"
+            )
+        self._hueys: dict[str, Any] = {}
+        #: The SDK's own records live here, apart from any queue's tasks.
+        self.control = self.huey(None)
+
+    @property
+    def display_url(self) -> str:
+        """The URL without a password, for logs and health output."""
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return parts._replace(netloc=f"***@{host}{port}").geturl()
+
+    def huey(self, queue: str | None) -> Any:
+        """The Huey of ``queue`` (None: the control records)."""
+        name = f"sectra.{self.name}" if queue is None else f"sectra.{self.name}.{queue}"
+        found = self._hueys.get(name)
+        if found is None:
+            found = self._hueys[name] = self._make(name)
+        return found

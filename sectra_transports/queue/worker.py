@@ -1,0 +1,462 @@
+"""``sectra worker APP_REF``: consume an app's job queue with the existing job drivers.
+
+A worker runs each dequeued job with :func:`~sectra_transports.jobs.run_sync_job` (or, for
+``async def`` work, :func:`~sectra_transports.jobs.run_async_job` under ``trio.run``), exactly as
+the in-process runners do: the job's result is updated with progress and replaced by the final
+result, keeping its id. Around that the worker adds what a queue needs:
+
+* **A lease.** While a job runs, a heartbeat refreshes its record; every worker's service thread
+  queues again a job whose heartbeat is older than the lease (its worker was killed). The re-run
+  owns the same result id, so the slide still ends with one final result.
+* **Cancellation across processes.** The heartbeat also polls the job's cancel flag and makes
+  the job's next ``progress()`` raise :class:`~sectra_core.errors.JobCancelled`.
+* **Expired tokens.** A job queued for hours may find its callback token refused (401/403). With
+  service credentials (``SECTRA_USERNAME``/``SECTRA_PASSWORD``, for trusted origins only) the
+  client logs in with ``/token`` instead; without them the result reads "Analysis failed: access
+  expired" where Sectra still accepts the write, and the failure is logged either way.
+* **Retention.** ``purge_older_than``: downloaded slide files under ``downloads_dir`` older than
+  that are deleted periodically (Sectra asks apps to clean up their WSI copies).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+import msgspec
+
+from sectra_core import schemas as s
+from sectra_core.errors import AuthenticationError, ConfigurationError, SectraError, UntrustedOriginError, safe_traceback
+from sectra_core.jobs import JobSpec, status_result, update_flow
+from sectra_core.sansio import Credentials
+
+from .._calls import run_calls
+from .._app_base import _client_args, _mark_cancelled
+from ..jobs import run_async_job, run_sync_job
+from .runner import HueyJobRunner, JobRecord, is_async_work, resolve_work, runner_for
+
+__all__ = [
+    "Worker", "load_app", "purge_downloads", "parse_age", "ACCESS_EXPIRED", "DOWNLOADS_DIR_ENV",
+    "USERNAME_ENV", "PASSWORD_ENV",
+]
+
+log = logging.getLogger("sectra_transports.queue.worker")
+
+#: The result text of a job whose callback token expired with no service credentials to fall back on.
+ACCESS_EXPIRED: Final = "Analysis failed: access expired"
+#: Where work functions put downloaded slide files (``sectra worker --downloads-dir``).
+DOWNLOADS_DIR_ENV: Final = "SECTRA_DOWNLOADS_DIR"
+#: The worker's service account for jobs whose callback token expired (``/token`` login).
+USERNAME_ENV: Final = "SECTRA_USERNAME"
+PASSWORD_ENV: Final = "SECTRA_PASSWORD"
+#: A job queued at least this long (seconds) has its callback token checked before it runs.
+CHECK_TOKEN_AFTER: Final = 30.0
+#: Seconds between two polls of a running job's cancel flag.
+CANCEL_POLL: Final = 0.25
+
+_AGE_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_age(text: str) -> float:
+    """Seconds in ``90``, ``90s``, ``15m``, ``24h`` or ``7d``; ConfigurationError otherwise."""
+    raw = text.strip().lower()
+    unit = _AGE_UNITS.get(raw[-1:], None)
+    number = raw[:-1] if unit is not None else raw
+    try:
+        value = float(number) * (unit or 1)
+    except ValueError:
+        raise ConfigurationError(f"age {text!r}: write a number with s, m, h or d, e.g. 24h") from None
+    if value <= 0:
+        raise ConfigurationError(f"age {text!r} must be positive")
+    return value
+
+
+def load_app(ref: str) -> Any:
+    """The :class:`~sectra_core.analysis_app.AnalysisApp` named by ``module:attr``."""
+    import importlib
+
+    from sectra_core.analysis_app import AnalysisApp
+
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise ConfigurationError(f"APP_REF {ref!r}: write module:attribute, e.g. myapp:app")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` would: the app's module sits next to it
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"APP_REF {ref!r}: cannot import {module_name!r} ({exc})") from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ConfigurationError(f"APP_REF {ref!r}: {module_name!r} has no {attr!r}") from None
+    if not isinstance(obj, AnalysisApp):
+        raise ConfigurationError(f"APP_REF {ref!r} is a {type(obj).__name__}, not an AnalysisApp")
+    return obj
+
+
+def purge_downloads(root: Path, older_than: float, *, now: float | None = None) -> int:
+    """Delete files under ``root`` not modified for ``older_than`` seconds, then emptied folders;
+    the number of files deleted. Symbolic links are removed, never followed."""
+    if not root.is_dir():
+        return 0
+    cutoff = (time.time() if now is None else now) - older_than
+    removed = 0
+    emptied: set[Path] = set()  # folders we took files from: their mtime is now, yet they are old
+    for dirpath, dirnames, filenames in os.walk(root, topdown=False):
+        here = Path(dirpath)
+        for name in filenames:
+            path = here / name
+            try:
+                if path.lstat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+                    emptied.add(here)
+            except FileNotFoundError:
+                continue
+        for name in dirnames:
+            sub = here / name
+            try:
+                if sub.is_symlink():
+                    if sub.lstat().st_mtime < cutoff:
+                        sub.unlink()
+                elif not any(sub.iterdir()) and (sub in emptied or sub.stat().st_mtime < cutoff):
+                    # A fresh empty folder may be a job's download starting: it stays.
+                    sub.rmdir()
+                    emptied.add(here)
+            except OSError:
+                continue  # in use again, or removed by another worker
+    return removed
+
+
+class _Heartbeat:
+    """Keeps a running job's lease and relays its cancel flag, in a thread of the job's process."""
+
+    def __init__(self, runner: HueyJobRunner, record: JobRecord, on_cancel: Callable[[], None]) -> None:
+        self.runner, self.record, self.on_cancel = runner, record, on_cancel
+        self.cancelled = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sectra-lease-{record.job_id[:8]}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        beat_every = self.runner.lease / 3
+        last = time.monotonic()
+        while not self._stop.wait(CANCEL_POLL):
+            try:
+                if not self.cancelled and self.runner.cancel_requested(self.record.job_id):
+                    self.cancelled = True
+                    self.on_cancel()
+                if time.monotonic() - last >= beat_every:
+                    last = time.monotonic()
+                    self.record.heartbeat = time.time()
+                    self.runner.save(self.record)
+            except Exception as exc:  # the queue's storage is briefly unreachable: keep beating
+                log.warning("job %s: heartbeat failed: %s", self.record.job_id, safe_traceback(exc))
+
+
+class Worker:
+    """Consumes one queue of ``app`` with ``workers`` threads or processes (``sectra worker``).
+
+    ``service_credentials``: (username, password) for jobs whose token expired; default from
+    ``SECTRA_USERNAME``/``SECTRA_PASSWORD``, else the app's ``client_options["credentials"]``.
+    ``check_token_after``: a job that waited this long in the queue (or runs again) first checks
+    its callback token, and falls back to the service credentials if it was refused.
+    ``health``: where a JSON health line goes every ``health_interval`` seconds (and at start and
+    stop). SIGTERM stops gracefully: running jobs finish, queued ones stay queued.
+    """
+
+    def __init__(
+        self, app: Any, *, queue: str = "default", workers: int = 1, worker_type: str = "process",
+        lease: float | None = None, downloads_dir: Path | str | None = None, purge_older_than: float | None = None,
+        health: TextIO | None = None, health_interval: float = 30.0,
+        service_credentials: tuple[str, str] | None = None, shutdown_timeout: float | None = None,
+        check_token_after: float = CHECK_TOKEN_AFTER,
+    ) -> None:
+        if workers < 1:
+            raise ConfigurationError(f"--workers must be at least 1, got {workers}")
+        if worker_type not in ("process", "thread"):
+            raise ConfigurationError(f"worker type must be 'process' or 'thread', got {worker_type!r}")
+        self.app = app
+        self.runner = runner_for(app)
+        if lease is not None:
+            self.runner.lease = lease
+        self.queue = queue
+        self.workers = workers
+        self.worker_type = worker_type
+        folder = downloads_dir or os.environ.get(DOWNLOADS_DIR_ENV)
+        self.downloads_dir = Path(folder) if folder else None
+        if purge_older_than is not None and self.downloads_dir is None:
+            raise ConfigurationError("purging downloads needs a downloads folder: --downloads-dir or SECTRA_DOWNLOADS_DIR")
+        if self.downloads_dir is not None:
+            # Work functions find the folder here (they run in this process or its children).
+            os.environ[DOWNLOADS_DIR_ENV] = str(self.downloads_dir)
+        self.purge_older_than = purge_older_than
+        self.health = health
+        self.health_interval = health_interval
+        self.shutdown_timeout = shutdown_timeout
+        self.check_token_after = check_token_after
+        self._credentials = service_credentials or self._env_credentials()
+        self.identity = f"{socket.gethostname()}:{os.getpid()}"
+        self.done = 0
+        self.failed = 0
+        self.requeued = 0
+        self.purged = 0
+        self._stop = threading.Event()
+        self.runner.executor = self.execute
+        self.runner.task(queue)  # registers the task before the consumer starts
+        self._hook_revoked()
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.app.application_id} queue {self.queue} x{self.workers}>"
+
+    @staticmethod
+    def _env_credentials() -> tuple[str, str] | None:
+        user, password = os.environ.get(USERNAME_ENV), os.environ.get(PASSWORD_ENV)
+        return (user, password) if user and password else None
+
+    # --- one job -------------------------------------------------------------------------------
+
+    def _trusted(self, spec: JobSpec) -> bool:
+        try:
+            self.app.trusted_callbacks.check(spec.callback.url)
+        except UntrustedOriginError:
+            return False
+        return True
+
+    def _prepared(self, spec: JobSpec) -> JobSpec:
+        """``spec`` with the worker's service credentials as a fallback for an expired token."""
+        creds = self._credentials
+        if creds is None:
+            app_creds = self.app.client_options.get("credentials")
+            if app_creds is None:
+                return spec
+            options = {**spec.client_options, "credentials": app_creds}
+        else:
+            # The client tries the callback token first; on 401/403 it logs in with these (§4.2).
+            options = {**spec.client_options, "credentials": Credentials(creds[0], creds[1], spec.application_id)}
+        return replace(spec, client_options={**self.app.client_options, **options})
+
+    def _write_status(self, spec: JobSpec, text: str) -> bool:
+        """Replace the job's result with a status ``text``, without reading the slide first."""
+        from ..urllib3 import SectraClient
+
+        status = status_result(spec.slide_id, None, text, app_version=spec.app_version, context=spec.context)
+        try:
+            with SectraClient(**_client_args(spec)) as client:
+                run_calls(update_flow(spec.application_id, spec.result_id, spec.version_id, status), client)
+        except SectraError as exc:
+            log.error("job for result %s: could not write %r: %s", spec.result_id, text, exc)
+            return False
+        return True
+
+    @staticmethod
+    def _probe(spec: JobSpec) -> None:
+        from ..urllib3 import SectraClient
+
+        with SectraClient(**_client_args(spec)) as client:
+            client.get_image_metadata(spec.slide_id)
+
+    def _access(self, spec: JobSpec) -> JobSpec | None:
+        """The spec to run the job with: as queued while its callback token works; else logged in
+        with the service credentials (``/token``, spec §4.2); None when access has expired."""
+        try:
+            self._probe(spec)
+            return spec
+        except AuthenticationError:
+            pass
+        except SectraError:
+            return spec  # not an access problem: the job's own run reports it in its result
+        if "credentials" in spec.client_options:
+            # The callback token was refused: log in with the service account from the start (a
+            # client holding a token only re-logs in after a 401 on a call, not on its first /info).
+            login = replace(spec, callback=msgspec.structs.replace(spec.callback, token=""))
+            try:
+                self._probe(login)
+                log.info("job for result %s: the callback token expired; continuing with the service login", spec.result_id)
+                return login
+            except AuthenticationError:
+                reason = "the service credentials were refused too"
+            except SectraError:
+                return login
+        else:
+            reason = f"no service credentials to fall back on (set {USERNAME_ENV} and {PASSWORD_ENV})"
+        log.error("job for result %s: access expired: the callback token was refused and %s", spec.result_id, reason)
+        self._write_status(spec, ACCESS_EXPIRED)
+        return None
+
+    def execute(self, job_id: str) -> None:
+        """Run the queued job ``job_id`` (called by the Huey task in a worker thread or process)."""
+        runner = self.runner
+        record = runner.record(job_id)
+        if record is None:
+            log.info("job %s already finished (a duplicate delivery): skipped", job_id)
+            return
+        spec = record.spec
+        if not self._trusted(spec):
+            log.error("job %s: its callback origin is not trusted by this worker's app: dropped", job_id)
+            runner.forget(record)
+            return
+        spec = self._prepared(spec)
+        if runner.cancel_requested(job_id):
+            self._write_status(spec, "Analysis cancelled")
+            runner.forget(record)
+            return
+        record.state, record.worker, record.heartbeat = "running", self.identity, time.time()
+        runner.save(record)
+        ok = False
+        try:
+            work = resolve_work(record.work)
+            token = spec.cancellation_token or f"sectra-job-{job_id}"
+            spec = replace(spec, cancellation_token=token)
+            with _Heartbeat(runner, record, lambda: _mark_cancelled(token)) as beat:
+                # A token is checked (one request) only on a job that waited: a fresh one is live.
+                waited = time.time() - record.since >= self.check_token_after or record.attempt > 1
+                usable = self._access(spec) if waited else spec
+                if usable is not None and is_async_work(work):
+                    ok = _run_async(usable, work, lambda: beat.cancelled) is not None
+                elif usable is not None:
+                    ok = run_sync_job(usable, work) is not None
+        except Exception as exc:  # the work could not even start (import error...): say so on the result
+            log.error("job %s could not run: %s", job_id, safe_traceback(exc))
+            self._write_status(spec, f"Analysis failed ({type(exc).__name__})")
+        except BaseException:
+            # Interrupted (shutdown timeout, second SIGTERM): queue it again now, not after the lease.
+            self._requeue(record)
+            raise
+        runner.forget(record)
+        if ok:
+            self.done += 1
+        else:
+            self.failed += 1
+
+    def _requeue(self, record: JobRecord) -> None:
+        record.state, record.worker, record.heartbeat = "queued", "", 0.0
+        record.attempt += 1
+        self.runner.enqueue(record)
+        self.requeued += 1
+
+    def _hook_revoked(self) -> None:
+        from huey.signals import SIGNAL_REVOKED
+
+        huey = self.runner.backend.huey(self.queue)
+
+        @huey.signal(SIGNAL_REVOKED)
+        def revoked(signal: str, task: Any, *args: Any, **kwargs: Any) -> None:
+            job_id = task.args[0] if task.args else None
+            record = self.runner.record(job_id) if job_id else None
+            if record is not None:
+                # A job cancelled while queued: its placeholder must not say "queued" forever.
+                self._write_status(self._prepared(record.spec), "Analysis cancelled")
+                self.runner.forget(record)
+
+    # --- the service thread: leases, retention, health ----------------------------------------
+
+    def reap(self) -> int:
+        """Queue again every job whose worker stopped beating for a lease; how many."""
+        now = time.time()
+        count = 0
+        for record in self.runner.records():
+            if record.state != "running" or now - record.heartbeat < self.runner.lease:
+                continue
+            # One reaper per lost attempt, whatever the number of workers (an atomic claim).
+            if not self.runner.storage.put_if_empty(f"reap:{record.job_id}:{record.attempt}", b"1"):
+                continue
+            log.warning("job %s: worker %s stopped beating %.0f s ago: queued again", record.job_id, record.worker,
+                        now - record.heartbeat)
+            self._requeue(record)
+            count += 1
+        return count
+
+    def health_report(self, state: str) -> dict[str, Any]:
+        """What the health line says."""
+        counts = self.runner.counts()
+        return {
+            "worker": self.identity, "state": state, "app": self.app.application_id, "queue": self.queue,
+            "backend": self.runner.backend.display_url, "workers": self.workers, "queued": counts["queued"],
+            "running": counts["running"], "done": self.done, "failed": self.failed, "requeued": self.requeued,
+            "purged_files": self.purged, "time": round(time.time(), 3),
+        }
+
+    def _say(self, state: str) -> None:
+        if self.health is None:
+            return
+        try:
+            self.health.write(json.dumps(self.health_report(state)) + "\n")
+            self.health.flush()
+        except Exception as exc:
+            log.warning("health output failed: %s", safe_traceback(exc))
+
+    def _service(self) -> None:
+        tick = min(self.runner.lease / 3, 1.0)
+        last_health = time.monotonic()
+        last_purge = -float("inf")
+        purge_every = min(self.purge_older_than / 4, 60.0) if self.purge_older_than else None
+        while not self._stop.wait(tick):
+            try:
+                self.reap()
+                if purge_every is not None and self.downloads_dir is not None and self.purge_older_than is not None:
+                    if time.monotonic() - last_purge >= purge_every:
+                        last_purge = time.monotonic()
+                        gone = purge_downloads(self.downloads_dir, self.purge_older_than)
+                        if gone:
+                            log.info("removed %d downloaded file(s) older than %.0f s", gone, self.purge_older_than)
+                            self.purged += gone
+                if time.monotonic() - last_health >= self.health_interval:
+                    last_health = time.monotonic()
+                    self._say("running")
+            except Exception as exc:
+                log.warning("worker service loop: %s", safe_traceback(exc))
+
+    def run(self) -> None:
+        """Consume until SIGTERM (graceful: running jobs finish) or SIGINT."""
+        consumer = self.runner.backend.huey(self.queue).create_consumer(
+            workers=self.workers, worker_type=self.worker_type, periodic=False, graceful_signal="TERM",
+            initial_delay=0.02, backoff=1.2, max_delay=0.25, check_worker_health=True, health_check_interval=1,
+            shutdown_timeout=self.shutdown_timeout,
+        )
+        service = threading.Thread(target=self._service, name="sectra-worker-service", daemon=True)
+        service.start()
+        self._say("ready")
+        try:
+            consumer.run()
+        finally:
+            self._stop.set()
+            service.join()
+            self._say("stopped")
+
+
+def _run_async(spec: JobSpec, work: Any, cancelled: Callable[[], bool]) -> s.ResultResponse | None:
+    import trio
+
+    async def main() -> s.ResultResponse | None:
+        result: list[s.ResultResponse | None] = [None]
+        async with trio.open_nursery() as nursery:
+            async def watch() -> None:
+                while not cancelled():
+                    await trio.sleep(CANCEL_POLL)
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch)
+            result[0] = await run_async_job(spec, work)
+            nursery.cancel_scope.cancel()
+        return result[0]
+
+    return trio.run(main)

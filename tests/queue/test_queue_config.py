@@ -1,0 +1,144 @@
+"""The queue's configuration and its mistakes: file modes, work references, usage errors through
+the real ``sectra worker`` entry point, duplicate claims switched off, retention by age."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sectra_core.analysis_app import AnalysisApp
+from sectra_core.errors import ConfigurationError
+from sectra_core.jobs import JobSpec
+from sectra_core import schemas as s
+from sectra_transports.queue import HueyJobRunner, on_queue, parse_age, purge_downloads
+from sectra_transports.queue.runner import resolve_work, work_ref
+from tests.queue.conftest import ROOT
+from tests.queue.queue_app import analyse
+
+
+def test_the_sqlite_file_is_created_0600_and_a_loose_one_tightened(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    fresh = tmp_path / "new" / "jobs.db"
+    HueyJobRunner(f"sqlite:///{fresh}", name="app")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+    loose = tmp_path / "loose.db"
+    loose.touch(mode=0o644)
+    os.chmod(loose, 0o644)
+    HueyJobRunner(f"sqlite:///{loose}", name="app")
+    assert stat.S_IMODE(loose.stat().st_mode) == 0o600
+    assert "readable by others" in caplog.text
+
+
+def test_bad_queue_urls_and_settings_say_what_to_write(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="sqlite:// .* or redis://"):
+        HueyJobRunner("amqp://user:secret@host/", name="app")
+    with pytest.raises(ConfigurationError, match="names no file"):
+        HueyJobRunner("sqlite:///", name="app")
+    with pytest.raises(ConfigurationError, match="app= or name="):
+        HueyJobRunner(f"sqlite:///{tmp_path}/j.db")
+    with pytest.raises(ConfigurationError, match="queue= or job_runner=, not both"):
+        AnalysisApp(application_id="a", display_name="A", manufacturer="M", queue="sqlite:///j.db", job_runner=object())
+    with pytest.raises(ConfigurationError, match="letters, digits"):
+        on_queue("gpu queue")
+    assert [parse_age(t) for t in ("90", "90s", "15m", "24h", "7d")] == [90, 90, 900, 86400, 604800]
+    with pytest.raises(ConfigurationError, match="e.g. 24h"):
+        parse_age("a day")
+
+
+def test_the_queue_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SECTRA_QUEUE", "redis://127.0.0.1:6379/3")
+    assert AnalysisApp(application_id="a", display_name="A", manufacturer="M").queue == "redis://127.0.0.1:6379/3"
+    monkeypatch.delenv("SECTRA_QUEUE")
+    assert AnalysisApp(application_id="a", display_name="A", manufacturer="M").queue is None
+
+
+def test_work_must_be_importable_by_the_worker() -> None:
+    assert resolve_work(work_ref(analyse)) is analyse
+    with pytest.raises(ConfigurationError, match="module level"):
+        work_ref(lambda job: None)
+
+    def nested(job: object) -> None: ...
+
+    with pytest.raises(ConfigurationError, match="module level"):
+        work_ref(nested)
+
+
+def _spec(slide: str, result_id: int, token: str) -> JobSpec:
+    callback = s.CallbackInfo(url="http://127.0.0.1:1/SectraPathologyServer/api", token="t")
+    return JobSpec("app", slide, callback, result_id, "v1", cancellation_token=token)
+
+
+def test_duplicate_claims_and_switching_them_off(tmp_path: Path) -> None:
+    runner = HueyJobRunner(f"sqlite:///{tmp_path}/j.db", name="app", claim_wait=0.2)
+    assert runner.claim("app", "s1", analyse) is None  # the first invocation may start the job
+    runner.submit(_spec("s1", 7, "tok-1"), analyse)
+    assert runner.claim("app", "s1", analyse) == 7  # a duplicate gets the running job's result
+    assert runner.claim("app", "s2", analyse) is None  # another slide is another job
+    [record] = [r for r in runner.records() if r.spec.slide_id == "s1"]
+    runner.forget(record)  # the job finished
+    assert runner.claim("app", "s1", analyse) is None
+    # A claim whose owner never stored its placeholder is taken over after claim_wait.
+    assert runner.claim("app", "s3", analyse) is None
+    started = time.monotonic()
+    assert runner.claim("app", "s3", analyse) is None
+    assert time.monotonic() - started >= 0.2
+    off = HueyJobRunner(f"sqlite:///{tmp_path}/k.db", name="app", dedup=False)
+    off.submit(_spec("s1", 7, "tok-2"), analyse)
+    assert off.claim("app", "s1", analyse) is None
+
+
+def test_the_queue_never_holds_the_apps_password(tmp_path: Path) -> None:
+    from sectra_core.sansio import Credentials
+
+    runner = HueyJobRunner(f"sqlite:///{tmp_path}/j.db", name="app")
+    spec = _spec("s1", 1, "tok")
+    runner.submit(JobSpec(**{**{f: getattr(spec, f) for f in spec.__dataclass_fields__},
+                             "client_options": {"credentials": Credentials("u", "pw-SECRET", "app"), "verify": False}}), analyse)
+    [record] = runner.records()
+    assert record.spec.client_options == {"verify": False}
+    assert b"pw-SECRET" not in (tmp_path / "j.db").read_bytes()
+    assert "tok" not in repr(record) and "http" not in repr(record)
+
+
+def test_purge_removes_old_files_only(tmp_path: Path) -> None:
+    old, new = tmp_path / "a" / "old.svs", tmp_path / "b" / "new.svs"
+    old.parent.mkdir()
+    new.parent.mkdir()
+    old.write_bytes(b"o")
+    new.write_bytes(b"n")
+    past = time.time() - 100
+    os.utime(old, (past, past))
+    (tmp_path / "fresh-empty").mkdir()
+    assert purge_downloads(tmp_path, 50) == 1
+    assert not old.exists() and not old.parent.exists()
+    assert new.exists() and (tmp_path / "fresh-empty").exists()
+    assert purge_downloads(tmp_path / "missing", 50) == 0
+
+
+def _sectra(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("SECTRA_")}
+    environ.update({"PYTHONPATH": str(ROOT), **(env or {})})
+    return subprocess.run([sys.executable, "-m", "sectra_client", *args], cwd=ROOT, env=environ,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("args", "env", "says"), [
+    (["worker", "nosuchmodule:app"], {}, "cannot import 'nosuchmodule'"),
+    (["worker", "tests.queue.queue_app"], {}, "write module:attribute"),
+    (["worker", "tests.queue.queue_app:make_app"], {}, "not an AnalysisApp"),
+    (["worker", "tests.queue.queue_app:nothing"], {}, "has no 'nothing'"),
+    (["worker", "tests.queue.queue_app:app", "--workers", "0"], {"SECTRA_QUEUE": "sqlite:///{tmp}/j.db"}, "at least 1"),
+    (["worker", "tests.queue.queue_app:app", "--purge-downloads-older-than", "1h"], {"SECTRA_QUEUE": "sqlite:///{tmp}/j.db"},
+     "needs a downloads folder"),
+    (["worker", "tests.queue.queue_app:app", "--queue-url", "ftp://x"], {}, "the scheme must be"),
+])
+def test_worker_usage_mistakes_exit_2_with_one_line(args: list[str], env: dict[str, str], says: str, tmp_path: Path) -> None:
+    done = _sectra(*args, env={k: v.format(tmp=tmp_path) for k, v in env.items()})
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sectra: error: ") and says in lines[0], done.stderr
