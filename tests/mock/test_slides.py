@@ -8,6 +8,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from sectra_client import SectraClient
 from sectra_core.errors import NotFoundError
 from sectra_mock import MockSectraServer
 from sectra_mock.demo_slides import DEMO_SLIDES, ensure_demo_slides
+from sectra_mock.slides import READ_AHEAD, SlideImage, open_slide_files
 from tests.conftest import TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -62,8 +65,8 @@ def test_tiles_are_openslides_deepzoom_tiles(demo: MockSectraServer, slide_id: s
             jpg = client.get_tile(slide_id, level=level, col=col, row=row)
             got = pixels(jpg)
             assert got.shape == expected.shape, (level, col, row)
-            # JPEG re-encoding noise only (quality 85, 4:2:0 chroma: 1 to 5 levels on these busy
-            # tiles); the PNG below must match exactly.
+            # JPEG re-encoding noise only (quality 75 as DeepZoom's reference server, 4:2:0
+            # chroma: 1 to 5 levels on these busy tiles); the PNG below must match exactly.
             assert np.abs(got - expected).mean() < JPEG_NOISE, (level, col, row)
             png = client.get_tile(slide_id, level=level, col=col, row=row, ext="png")
             assert np.array_equal(pixels(png), expected), (level, col, row)  # lossless: identical
@@ -93,6 +96,85 @@ def test_repeated_tiles_come_from_the_cache(make_mock: Callable[..., MockSectraS
     off = make_mock(tile_cache_bytes=0)
     get(off, "/images/slide-003_files/11/2_1.jpg")
     assert len(off.tile_cache) == 0
+
+
+def test_cold_tiles_read_ahead_and_render_once(make_mock: Callable[..., MockSectraServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold tile starts rendering the next ones in raster order; a tile asked for while it renders
+    (read-ahead or another request) is rendered once, not once per request."""
+    renders: list[tuple[int, int, int, str]] = []
+    original = SlideImage.render_tile
+
+    def slow_render(self: SlideImage, level: int, col: int, row: int, fmt: str) -> bytes:
+        renders.append((level, col, row, fmt))
+        time.sleep(0.2)  # long enough that the requests below overlap a render in flight
+        return original(self, level, col, row, fmt)
+
+    monkeypatch.setattr(SlideImage, "render_tile", slow_render)
+    server = make_mock(invent_slides=False)
+    cols = server.state.slide("slide-001").image.level_grid(12)[0]  # type: ignore[union-attr]
+    first = get(server, "/images/slide-001_files/12/0_0.jpg")
+    assert first.status == 200
+    # The next READ_AHEAD tiles of the row are being rendered (or done) without being asked for.
+    ahead = [(12, c, 0, "jpg") for c in range(1, READ_AHEAD + 1)]
+    assert READ_AHEAD < cols
+    deadline = time.monotonic() + 30
+    while len(renders) < 1 + READ_AHEAD:
+        assert time.monotonic() < deadline, renders
+        time.sleep(0.02)
+    assert renders[0] == (12, 0, 0, "jpg") and sorted(renders[1:]) == ahead
+    with ThreadPoolExecutor(8) as pool:  # 8 clients at once on 2 tiles: the read-ahead one, a cold one
+        paths = [f"/images/slide-001_files/12/{c}_0.jpg" for c in (1, 1, 1, 1, 7, 7, 7, 7)]
+        answers = list(pool.map(lambda path: get(server, path), paths))
+    assert all(a.status == 200 for a in answers)
+    assert len({a.data for a in answers[:4]}) == 1 and len({a.data for a in answers[4:]}) == 1
+    assert renders.count((12, 1, 0, "jpg")) == 1 and renders.count((12, 7, 0, "jpg")) == 1
+    # Row ends wrap to the next row; the level's last tile stops the read-ahead.
+    rows = server.state.slide("slide-001").image.level_grid(12)[1]  # type: ignore[union-attr]
+    get(server, f"/images/slide-001_files/12/{cols - 1}_{rows - 1}.png")
+    time.sleep(0.5)  # what a read-ahead would have started by now
+    assert [k for k in renders if k[3] == "png"] == [(12, cols - 1, rows - 1, "png")]
+    get(server, f"/images/slide-001_files/12/{cols - 1}_0.png")  # a row's last tile: the next row's first
+    deadline = time.monotonic() + 30
+    while len([k for k in renders if k[3] == "png"]) < 2 + READ_AHEAD:
+        assert time.monotonic() < deadline, renders
+        time.sleep(0.02)
+    assert sorted(k for k in renders if k[3] == "png")[:READ_AHEAD] == [(12, c, 1, "png") for c in range(READ_AHEAD)]
+
+
+def test_read_ahead_stays_off_with_the_cache_off(make_mock: Callable[..., MockSectraServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    renders: list[tuple[int, int, int]] = []
+    original = SlideImage.render_tile
+
+    def counted(self: SlideImage, level: int, col: int, row: int, fmt: str) -> bytes:
+        renders.append((level, col, row))
+        return original(self, level, col, row, fmt)
+
+    monkeypatch.setattr(SlideImage, "render_tile", counted)
+    server = make_mock(invent_slides=False, tile_cache_bytes=0)  # nowhere to keep a tile read ahead
+    assert get(server, "/images/slide-001_files/12/0_0.jpg").status == 200
+    time.sleep(0.3)  # what a read-ahead would have rendered by now
+    assert renders == [(12, 0, 0)]
+
+
+def test_transparent_regions_are_composited_like_deepzoom() -> None:
+    """The opaque fast path and the composite path both give DeepZoom's pixels exactly."""
+    image = open_slide_files(ensure_demo_slides()["slide-001"])
+    assert image is not None
+    real_read = image._slide.read_region
+
+    def partly_transparent(location: tuple[int, int], level: int, size: tuple[int, int]) -> Image.Image:
+        region = np.array(real_read(location, level, size))
+        region[:, : size[0] // 3, 3] = 0  # outside a scanned area: transparent
+        region[: size[1] // 4, :, 3] = 128  # and a half-transparent band
+        return Image.fromarray(region, "RGBA")
+
+    for patched in (False, True):
+        if patched:  # DeepZoomGenerator reads through the same handle attribute
+            image._slide.read_region = partly_transparent  # type: ignore[method-assign]
+        for level, col, row in [(12, 0, 0), (12, 9, 7), (11, 2, 1), (9, 0, 0), (0, 0, 0)]:
+            ours = np.asarray(image._deepzoom_tile(level, col, row))
+            theirs = np.asarray(image._dz.get_tile(level, (col, row)))
+            assert ours.shape == theirs.shape and np.array_equal(ours, theirs), (patched, level, col, row)
 
 
 def test_metadata_comes_from_the_file(demo: MockSectraServer) -> None:
