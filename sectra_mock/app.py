@@ -128,9 +128,9 @@ async def tile(server: MockSectraServer, ep: Endpoint, p: dict[str, Any], q: dic
         if grid is None or not (0 <= col < grid[0] and 0 <= row < grid[1]):
             return error(404, f"no tile ({col}, {row}) at level {level} of slide {slide.info.id!r}")
         # Cache, renders in flight and read-ahead (in the app's nursery): sectra_mock.slides.
-        data = await slide.image.tile(server.tile_cache, slide.info.id, level, col, row, fmt,
-                                      limiter=server.tile_limiter(), nursery=getattr(server.app, "nursery", None))
-        return Response(data, 200, content_type=mime)
+        pixels = await slide.image.tile(server.tile_cache, slide.info.id, level, col, row, fmt,
+                                        limiter=server.tile_limiter(), nursery=getattr(server.app, "nursery", None))
+        return Response(pixels, 200, content_type=mime)
     # jpg and jpeg are the same bytes; a cached tile is answered without a thread hop.
     key = (slide.info.id, None, level, col, row, pil_format)
     data = server.tile_cache.get(key)
