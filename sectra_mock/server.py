@@ -229,6 +229,8 @@ class MockSectraServer:
             synthetic = synthetic_marker(base, paths) if info is None else base
             self.state.add_slide(synthetic, label=b"" if old is None else old.label, files=sources)
             return synthetic
+        for note in image.notes:
+            self.warn(f"slide {slide_id!r}: {note}")
         full = msgspec.structs.replace(base, id=slide_id, **image.image_fields())
         self.state.add_slide(full, label=image.label_png(), image=image, files=sources)
         return full

@@ -224,15 +224,37 @@ class SlideImage:
             "image_size": s.Size(width=width, height=height),
             "tile_size": s.Size(width=self.tile_size, height=self.tile_size),
             "microns_per_pixel": float(mpp) if mpp else None,
-            # OpenSlide exposes neither focal planes nor optical paths (it reads one plane of
-            # brightfield RGB), so a slide from a file has exactly one of each.
+            # OpenSlide reads one focal plane of RGB pixels (its API has no Z or channel
+            # dimension, openslide/openslide#31; its DICOM reader refuses a Z-stack outright), so a
+            # slide from a file has one focal plane, and one optical path: the one its DICOM
+            # metadata declares (id and description, spec §5.4), else brightfield.
             "focal_planes": [s.FocalPlane(id="0", offset_um=0.0)],
-            "optical_paths": [s.OpticalPath(id="0", description="Brightfield")],
+            "optical_paths": [self._optical_path()],
             "stored_tile_format": self._stored_format(),
             "available_tile_formats": list(AVAILABLE_TILE_FORMATS),
             "file_format": s.FileFormat(mime_type=_FILE_FORMATS.get(self.vendor, "application/octet-stream")),
         }
         return fields
+
+    def _optical_path(self) -> s.OpticalPath:
+        props = self._slide.properties
+        path = "dicom.OpticalPathSequence[0]."
+        ident = props.get(path + "OpticalPathIdentifier")
+        if not ident:
+            return s.OpticalPath(id="0", description="Brightfield")
+        description = (props.get(path + "OpticalPathDescription")
+                       or props.get(path + "IlluminationTypeCodeSequence[0].CodeMeaning") or "")
+        return s.OpticalPath(id=ident, description=description)
+
+    @property
+    def notes(self) -> list[str]:
+        """What the file holds that the mock cannot serve (for the server's warnings)."""
+        declared = self._slide.properties.get("dicom.NumberOfOpticalPaths", "1")
+        if declared.isdigit() and int(declared) > 1:
+            kept = self._optical_path()
+            return [f"{self.path.name} declares {declared} optical paths; OpenSlide reads one set of RGB pixels, "
+                    f"so the slide reports and serves only optical path {kept.id!r} ({kept.description})"]
+        return []
 
     def _stored_format(self) -> s.TileFormat | None:
         props = self._slide.properties

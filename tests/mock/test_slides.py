@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -22,6 +23,7 @@ from openslide.deepzoom import DeepZoomGenerator
 from PIL import Image
 
 from sectra_client import SectraClient
+from sectra_core import schemas as s
 from sectra_core.errors import NotFoundError
 from sectra_mock import MockSectraServer
 from sectra_mock.demo_slides import DEMO_SLIDES, ensure_demo_slides
@@ -191,6 +193,47 @@ def test_metadata_comes_from_the_file(demo: MockSectraServer) -> None:
     [case] = {json.loads(get(demo, f"/slides/{i}/info?includePHI=true").data)["accessionNumber"] for i in by_id}
     listed = json.loads(get(demo, f"/requests/{case}/images/info").data)
     assert [x["id"] for x in listed] == ["slide-001", "slide-002", "slide-003"]
+
+
+def test_focal_planes_and_optical_paths_from_the_file(make_mock: Callable[..., MockSectraServer], tmp_path: Path) -> None:
+    """DICOM: the optical path its metadata declares (OpenSlide 4's dicom.* properties); a second
+    declared path is a warning (OpenSlide reads one set of pixels); a Z-stack OpenSlide refuses."""
+    import pydicom
+
+    server = make_mock(invent_slides=False)
+    assert server.image_info("slide-003").optical_paths == [s.OpticalPath(id="1", description="Brightfield illumination")]
+    assert server.image_info("slide-001").optical_paths == [s.OpticalPath(id="0", description="Brightfield")]
+    assert get(server, "/images/slide-003_files/10/0_0.jpg?opticalPath=1").status == 200
+    assert get(server, "/images/slide-003_files/10/0_0.jpg?opticalPath=2").status == 404
+
+    def variant(name: str, edit: Callable[[Any], None]) -> list[Path]:
+        folder = tmp_path / name
+        shutil.copytree(ensure_demo_slides()["slide-003"][0].parent, folder)
+        for part in sorted(folder.iterdir()):
+            ds = pydicom.dcmread(part)
+            if "VOLUME" in ds.ImageType:
+                edit(ds)
+                ds.save_as(part)
+        return sorted(folder.iterdir())
+
+    def two_paths(ds: Any) -> None:
+        second = copy.deepcopy(ds.OpticalPathSequence[0])
+        second.OpticalPathIdentifier, second.OpticalPathDescription = "2", "DAPI"
+        ds.OpticalPathSequence[0].OpticalPathDescription = "RGB"
+        ds.OpticalPathSequence.append(second)
+        ds.NumberOfOpticalPaths = 2
+
+    info = server.add_slide_files("two-paths", variant("two-paths", two_paths))
+    assert info.optical_paths == [s.OpticalPath(id="1", description="RGB")]
+    assert info.focal_planes == [s.FocalPlane(id="0", offset_um=0.0)]
+    assert any("two-paths" in w and "declares 2 optical paths" in w and "'1' (RGB)" in w for w in server.warnings)
+
+    def z_stack(ds: Any) -> None:
+        ds.TotalPixelMatrixFocalPlanes = 3
+
+    info = server.add_slide_files("z-stack", variant("z-stack", z_stack))
+    assert info.station_name == "SYNTHETIC"  # OpenSlide 4 refuses focal planes != 1: served as files
+    assert any("z-stack" in w and "not a slide OpenSlide can read" in w for w in server.warnings)
 
 
 def test_labels_are_the_files_label_images(demo: MockSectraServer) -> None:
