@@ -317,3 +317,13 @@ def test_slides_dir_of_real_slides_in_the_cli(tmp_path: Path) -> None:
     assert "scan: 1 file(s), image/tiff 2400x1800 px" in text
     assert "readme: 1 file(s), not a slide OpenSlide reads: SYNTHETIC" in text
     assert server.image_info("case-dicom").file_format.mime_type == "application/dicom"  # type: ignore[union-attr]
+
+
+def test_tiles_real_benchmark_runs_in_quick_mode() -> None:
+    """bench/tiles_real.py --quick: the three processes start, warm up, run a round and print the
+    ratios (a smoke run: it proves the script works, not how fast anything is)."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "tiles_real.py"), "--quick"], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert "24 tiles of slide-001.svs" in done.stdout
+    assert "x the floor's (target <= 1.5x)" in done.stdout and "x the floor's (target >= 0.5x)" in done.stdout
