@@ -377,9 +377,13 @@ class SlideImage:
                 return
             if len(self._ahead) > 64 * READ_AHEAD:  # read ahead but never asked for: forget
                 self._ahead.clear()
-            self._ahead.add(nxt)
             self._pending[nxt] = trio.Event()  # claimed now, so the next request waits for it
-            nursery.start_soon(self._ahead_task, cache, nxt, fmt, limiter)
+            try:
+                nursery.start_soon(self._ahead_task, cache, nxt, fmt, limiter)
+            except RuntimeError:  # the nursery is closed (the server is stopping): no read-ahead
+                self._pending.pop(nxt).set()
+                return
+            self._ahead.add(nxt)
 
     async def _ahead_task(self, cache: TileCache, key: tuple[Any, ...], fmt: str, limiter: trio.CapacityLimiter) -> None:
         try:

@@ -27,7 +27,7 @@ from sectra_core import schemas as s
 from sectra_core.errors import NotFoundError
 from sectra_mock import MockSectraServer
 from sectra_mock.demo_slides import DEMO_SLIDES, ensure_demo_slides
-from sectra_mock.slides import READ_AHEAD, SlideImage, open_slide_files
+from sectra_mock.slides import READ_AHEAD, SlideImage, TileCache, open_slide_files
 from tests.conftest import TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -327,3 +327,21 @@ def test_tiles_real_benchmark_runs_in_quick_mode() -> None:
     assert done.returncode == 0, done.stderr
     assert "24 tiles of slide-001.svs" in done.stdout
     assert "x the floor's (target <= 1.5x)" in done.stdout and "x the floor's (target >= 0.5x)" in done.stdout
+
+
+async def test_read_ahead_into_a_closed_nursery_leaves_nothing_pending() -> None:
+    """A server stopping (its nursery closed) serves the tile asked for, reads nothing ahead, and
+    leaves no tile marked "in flight" that a later request would wait on for ever."""
+    import trio
+
+    image = open_slide_files(ensure_demo_slides()["slide-001"])
+    assert image is not None
+    async with trio.open_nursery() as closed:
+        pass
+    cache, limiter = TileCache(), trio.CapacityLimiter(4)
+    data = await image.tile(cache, "s", 12, 0, 0, "jpg", limiter=limiter, nursery=closed)
+    assert data.startswith(b"\xff\xd8") and len(cache) == 1 and not image._pending
+    with trio.fail_after(60):  # the next tile is rendered on request, not waited for
+        async with trio.open_nursery() as live:
+            assert (await image.tile(cache, "s", 12, 1, 0, "jpg", limiter=limiter, nursery=live)).startswith(b"\xff\xd8")
+    assert len(cache) == 2 + READ_AHEAD  # the live nursery read ahead, and finished before it closed
