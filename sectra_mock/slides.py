@@ -8,9 +8,10 @@ field's reference implementation: level 0 is 1x1, overlap 0, edge tiles smaller)
 the file's ``label`` associated image (none: 204, spec §4.8).
 
 Concurrency: the mock runs on trio, so decoding and encoding run in worker threads
-(``trio.to_thread.run_sync``) bounded by one :class:`trio.CapacityLimiter` per server. OpenSlide
-handles are thread-safe (OpenSlide's API docs: "all functions are thread-safe"), so tiles of one
-slide render in parallel; only ``close`` waits for the reads in progress. Encoded tiles go into a
+(``trio.to_thread.run_sync``) bounded by one :class:`trio.CapacityLimiter` per server. Concurrent
+``read_region`` calls on one OpenSlide handle are safe and run in parallel (OpenSlide 3.3.1 release
+notes; the ``slides`` extra requires 4.x), so tiles of one slide render in parallel; only ``close``
+waits for the reads in progress. Encoded tiles go into a
 bounded LRU cache (:class:`TileCache`, a byte budget), checked on the event loop first, so a cached
 tile costs no thread hop at all.
 
