@@ -304,6 +304,10 @@ def cmd_mock_serve(args: argparse.Namespace, out: TextIO) -> int:
     faults = list(args.fault or ())  # parsed (and checked) by argparse: see _fault
     limits = {name: getattr(args, name) for name in ("max_request_bytes", "max_results_per_slide", "max_stored_result_bytes")
               if getattr(args, name) is not None}
+    if args.slide and not args.invoke:
+        raise UsageError("--slide names the slide for --invoke URL: give the app's URL too")
+    if args.invoke:
+        _app_url(args.invoke)
     server = MockSectraServer(token=token, api_version=args.api_version or "1.10", strict=args.strict,
                               invent_slides=args.invent_slides, latency=args.latency, faults=faults,
                               callback_host=args.callback_host, session_token=session, **limits)
@@ -322,31 +326,63 @@ def cmd_mock_serve(args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"launch {request_id}: {server.launch(request_id)}\n")
         out.write("token: set SECTRA_TOKEN to the one you chose (default dev-token); Ctrl-C stops\n")
         out.flush()
-        try:
+        try:  # Ctrl-C during an invocation stops the mock cleanly too
+            if args.invoke:
+                _invoke(server, args.invoke, args.slide or ["slide-001"], args.action, out)
+                out.write("still serving; Ctrl-C stops\n")
+                out.flush()
             stop.wait()
         except KeyboardInterrupt:
             pass
     return 0
 
 
-def cmd_app_check(args: argparse.Namespace, out: TextIO) -> int:
-    import secrets
-
-    from sectra_mock import MockSectraServer
-
-    from sectra_core.origins import TRUSTED_CALLBACKS_ENV, origin_of
-
-    if "://" not in args.url:
+def _app_url(url: str) -> str:
+    """An app's registered URL, refused without a scheme (the mock calls exactly that URL)."""
+    if "://" not in url:
         raise UsageError(
-            f"{args.url!r} has no scheme: give the app's registered URL in full, e.g. http://{args.url} "
+            f"{url!r} has no scheme: give the app's registered URL in full, e.g. http://{url} "
             "(the mock calls exactly that URL)"
         )
-    mock = MockSectraServer(token=secrets.token_urlsafe(16), callback_host=args.callback_host)
-    _warn_if_exposed(args.mock_host, sys.stderr)
-    _load_slides_dir(mock, args.slides_dir, out)
-    with mock.run(host=args.mock_host, port=args.mock_port):
-        origin = origin_of(mock.callback_info().url)
-        report = mock.check_app(args.url, slide_id=None if args.no_invoke else args.slide)
+    return url
+
+
+def _invoke(server: Any, url: str, slide_ids: Sequence[str], action: str, out: TextIO) -> bool:
+    """``mock serve --invoke``: per slide, fire ``action`` at the app behind ``url`` (its
+    registration says its id and input template) and print the stored result or the problems.
+    True when every invocation went through; the mock serves on either way."""
+    from sectra_core.origins import origin_of
+
+    missing = [] if server.state.invent_slides else [sid for sid in slide_ids if not server.state.has_slide(sid)]
+    if missing:
+        held = ", ".join(sl.info.id for sl in server.state.slides())
+        out.write(f"PROBLEM: --slide {', '.join(missing)}: no such slide in this mock (it holds {held}); "
+                  "nothing invoked\n")
+        return False
+    origin = origin_of(server.callback_info().url)
+    ok = True
+    for slide_id in slide_ids:
+        out.write(f"invoking {url} ({action}) on slide {slide_id}\n")
+        out.flush()
+        if action == "create":
+            report = server.check_app(url, slide_id=slide_id)
+        else:  # an image notification: the registration names the application
+            report = server.check_app(url, slide_id=None)
+            if report.registration is not None:
+                try:
+                    server.notify(url, slide_id, report.registration.application_id)
+                    out.write(f"notification for slide {slide_id} accepted\n")
+                except SectraError as exc:
+                    report.problems.append(f"notification: {type(exc).__name__}: {exc}")
+        _print_check(report, origin, out, mock_name="this mock", port_option="--port")
+        ok = ok and report.ok
+    return ok
+
+
+def _print_check(report: Any, origin: str, out: TextIO, *, mock_name: str, port_option: str) -> None:
+    """Print an app check's findings, with the fix for a callback origin the app does not trust."""
+    from sectra_core.origins import TRUSTED_CALLBACKS_ENV
+
     if report.registration is not None:
         reg = report.registration
         out.write(f"registration: {reg.application_id} \"{reg.display_name}\" by {reg.manufacturer}, "
@@ -359,13 +395,31 @@ def cmd_app_check(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"WARNING: {warning}\n")
     for problem in report.problems:
         out.write(f"PROBLEM: {problem}\n")
-        if problem.startswith("create invocation:") and "HTTP 403" in problem:
-            # The app refused the embedded mock as a callback origin, as it should refuse any
-            # origin it was not told to trust (docs/app-guide.md, "Trusted callbacks").
+        if problem.startswith(("create invocation:", "notification:")) and "HTTP 403" in problem:
+            # The app refused the mock as a callback origin, as it should refuse any origin it
+            # was not told to trust (docs/app-guide.md, "Trusted callbacks").
             out.write(
-                f"HINT: the app does not trust this check's mock at {origin}; start the app with "
-                f"{TRUSTED_CALLBACKS_ENV}={origin} and rerun with --mock-port {origin.rsplit(':', 1)[1]}\n"
+                f"HINT: the app does not trust {mock_name} at {origin}; start the app with "
+                f"{TRUSTED_CALLBACKS_ENV}={origin} and rerun with {port_option} {origin.rsplit(':', 1)[1]}\n"
             )
+    out.flush()
+
+
+def cmd_app_check(args: argparse.Namespace, out: TextIO) -> int:
+    import secrets
+
+    from sectra_mock import MockSectraServer
+
+    from sectra_core.origins import origin_of
+
+    _app_url(args.url)
+    mock = MockSectraServer(token=secrets.token_urlsafe(16), callback_host=args.callback_host)
+    _warn_if_exposed(args.mock_host, sys.stderr)
+    _load_slides_dir(mock, args.slides_dir, out)
+    with mock.run(host=args.mock_host, port=args.mock_port):
+        origin = origin_of(mock.callback_info().url)
+        report = mock.check_app(args.url, slide_id=None if args.no_invoke else args.slide)
+    _print_check(report, origin, out, mock_name="this check's mock", port_option="--mock-port")
     out.write("ok\n" if report.ok else f"{len(report.problems)} problem(s)\n")
     return 0 if report.ok else 1
 
@@ -505,6 +559,15 @@ def build_parser() -> argparse.ArgumentParser:
                                            "or a random one, printed at start)")
     q.add_argument("--launch", action="append", metavar="REQUEST_ID",
                    help="launch an external app on this accession number and print its launch URL; repeatable")
+    q.add_argument("--invoke", metavar="APP_URL",
+                   help="once serving, send an invocation to the app registered at APP_URL (with its scheme) "
+                        "and print the stored result or the problems; then keep serving. The app must trust "
+                        "this mock's origin (SECTRA_TRUSTED_CALLBACKS=http://127.0.0.1:PORT)")
+    q.add_argument("--slide", action="append", metavar="SLIDE_ID",
+                   help="the slide --invoke sends (repeatable; default slide-001); e.g. a slide of --slides-dir")
+    q.add_argument("--action", choices=["create", "notification"], default="create",
+                   help="what --invoke sends: a create shaped by the app's input template (default), or an "
+                        "image notification")
     q.add_argument("--max-request-bytes", type=int, help="largest request body accepted, 413 past it (default 64 MiB)")
     q.add_argument("--max-results-per-slide", type=int,
                    help="results one application may keep on one slide, 507 past it (default 10000)")

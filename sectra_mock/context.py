@@ -86,7 +86,8 @@ class MockContext:
     slides, results and applications. ``auth``: tokens and launches (:class:`MockAuth`).
     ``clock``: monotonic seconds (injectable: ``MockSectraServer(clock=...)``). ``tile_cache`` and
     ``tile_limiter()``: the encoded-tile cache and the worker threads for slow rendering.
-    ``public_url``: the base URL apps are told to call back. ``warn``: record a tolerated oddity
+    ``background``: the serving app's nursery, for work that may outlive the request (tile
+    read-ahead); None when the app is not serving. ``public_url``: the base URL apps are told to call back. ``warn``: record a tolerated oddity
     in ``server.warnings`` (never a token or PHI). ``request``: the request being answered.
     """
 
@@ -97,6 +98,7 @@ class MockContext:
     clock: Callable[[], float]
     tile_cache: TileCache
     tile_limiter: Callable[[], trio.CapacityLimiter]
+    background: trio.Nursery | None
     public_url: str
     warn: Callable[[str], None]
     request: MockRequest

@@ -105,27 +105,27 @@ async def tile(ctx: MockContext) -> Response:
         return ctx.error(404, f"no optical path {optical!r} (see opticalPaths)")
     level, col, row = p["level"], p["col"], p["row"]
     pil_format, mime = TILE_FORMATS[fmt]
+    if slide.image is not None:
+        grid = slide.image.level_grid(level)
+        if grid is None or not (0 <= col < grid[0] and 0 <= row < grid[1]):
+            return ctx.error(404, f"no tile ({col}, {row}) at level {level} of slide {slide.info.id!r}")
+        # Cache, renders in flight and read-ahead (in the app's nursery): sectra_mock.slides.
+        pixels = await slide.image.tile(ctx.tile_cache, slide.info.id, level, col, row, fmt,
+                                        limiter=ctx.tile_limiter(), nursery=ctx.background)
+        return ctx.bytes(pixels, mime)
     # jpg and jpeg are the same bytes; a cached tile is answered without a thread hop.
-    key = (slide.info.id, id(slide.image), level, col, row, pil_format)
+    key = (slide.info.id, None, level, col, row, pil_format)
     data = ctx.tile_cache.get(key)
     if data is None:
-        if slide.image is not None:
-            grid = slide.image.level_grid(level)
-            if grid is None or not (0 <= col < grid[0] and 0 <= row < grid[1]):
-                return ctx.error(404, f"no tile ({col}, {row}) at level {level} of slide {slide.info.id!r}")
-            data = await trio.to_thread.run_sync(
-                slide.image.render_tile, level, col, row, fmt, limiter=ctx.tile_limiter(),
-            )
-        else:
-            # No pixels (files that are not a slide, metadata-only slides): one colour per level,
-            # of the right size (spec §6), in the requested format.
-            try:
-                _x, _y, w, h = Pyramid.from_image_info(slide.info).tile_box(level, col, row)
-            except ValidationError as exc:
-                return ctx.error(404, str(exc))
-            data = await trio.to_thread.run_sync(
-                solid_tile, w, h, fmt, (200 + level % 50, 150, 200), limiter=ctx.tile_limiter(),
-            )
+        # No pixels (files that are not a slide, metadata-only slides): one colour per level,
+        # of the right size (spec §6), in the requested format.
+        try:
+            _x, _y, w, h = Pyramid.from_image_info(slide.info).tile_box(level, col, row)
+        except ValidationError as exc:
+            return ctx.error(404, str(exc))
+        data = await trio.to_thread.run_sync(
+            solid_tile, w, h, fmt, (200 + level % 50, 150, 200), limiter=ctx.tile_limiter(),
+        )
         ctx.tile_cache.put(key, data)
     return ctx.bytes(data, mime)
 

@@ -233,6 +233,8 @@ class MockSectraServer:
             synthetic = synthetic_marker(base, paths) if info is None else base
             self.state.add_slide(synthetic, label=b"" if old is None else old.label, files=sources)
             return synthetic
+        for note in image.notes:
+            self.warn(f"slide {slide_id!r}: {note}")
         full = msgspec.structs.replace(base, id=slide_id, **image.image_fields())
         self.state.add_slide(full, label=image.label_png(), image=image, files=sources)
         return full
@@ -357,7 +359,8 @@ class MockSectraServer:
         return MockContext(
             adapter=self.adapter, state=self.state, auth=self.auth, clock=self.clock,
             info=s.ApplicationInfo(api_version=self.api_version, software_version=self.software_version),
-            tile_cache=self.tile_cache, tile_limiter=self.tile_limiter, public_url=self._public_url(),
+            tile_cache=self.tile_cache, tile_limiter=self.tile_limiter,
+            background=getattr(self.app, "nursery", None), public_url=self._public_url(),
             warn=self.warn, request=request,
         )
 

@@ -8,11 +8,20 @@ field's reference implementation: level 0 is 1x1, overlap 0, edge tiles smaller)
 the file's ``label`` associated image (none: 204, spec §4.8).
 
 Concurrency: the mock runs on trio, so decoding and encoding run in worker threads
-(``trio.to_thread.run_sync``) bounded by one :class:`trio.CapacityLimiter` per server. Reads of one
-slide take that slide's lock (older OpenSlide releases were not safe for concurrent reads of one
-handle, and ``close`` must not race a read); the JPEG/PNG encode runs outside the lock, so one slide's
-tiles still encode in parallel. Encoded tiles go into a bounded LRU cache (:class:`TileCache`,
-a byte budget), checked on the event loop first, so a cached tile costs no thread hop at all.
+(``trio.to_thread.run_sync``) bounded by one :class:`trio.CapacityLimiter` per server. Concurrent
+``read_region`` calls on one OpenSlide handle are safe and run in parallel (OpenSlide 3.3.1 release
+notes; the ``slides`` extra requires 4.x), so tiles of one slide render in parallel; only ``close``
+waits for the reads in progress. Encoded tiles go into a
+bounded LRU cache (:class:`TileCache`, a byte budget), checked on the event loop first, so a cached
+tile costs no thread hop at all.
+
+Read-ahead (measured with ``bench/tiles_real.py``): a cold tile costs OpenSlide's decode plus a
+request's overhead, so a client reading tiles one at a time would wait for both in turn. After a
+cold tile the mock renders the next :data:`READ_AHEAD` tiles of the same level in raster order
+(the order analysis apps walk a slide and viewers fill a row) in the app's nursery while the answer
+goes out; a request for a tile in flight waits for it instead of rendering it twice, and a request
+that lands on a read-ahead tile moves the window on. Read-ahead only uses idle worker threads and
+leaves one free for requests.
 """
 
 from __future__ import annotations
@@ -27,12 +36,14 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import trio
 
 from sectra_core import schemas as s
 
 __all__ = [
     "TILE_FORMATS", "DEFAULT_TILE_CACHE_BYTES", "TileCache", "SlideImage", "open_slide_files",
-    "tile_cache_bytes_from_env", "solid_tile", "synthetic_marker", "AVAILABLE_TILE_FORMATS",
+    "tile_cache_bytes_from_env", "solid_tile", "synthetic_marker", "AVAILABLE_TILE_FORMATS", "READ_AHEAD",
+    "JPEG_QUALITY", "encode_image",
 ]
 
 log = logging.getLogger("sectra_mock")
@@ -53,7 +64,13 @@ AVAILABLE_TILE_FORMATS = [
 
 #: Default byte budget of the tile cache (64 MiB: about 4,000 JPEG tiles of 240x240).
 DEFAULT_TILE_CACHE_BYTES = 64 * 1024 * 1024
-_JPEG_QUALITY = 85
+#: JPEG quality of served tiles: 75, what OpenSlide's reference DeepZoom server (its
+#: ``deepzoom_server.py`` example) serves; within JPEG noise of the source and 1.5x faster to
+#: encode than 85 (bench/tiles_real.py's floor uses the same).
+JPEG_QUALITY = 75
+#: Tiles rendered ahead of a cold read (see the module docstring); at most the worker threads
+#: less one are busy reading ahead, so a request never waits behind a whole window of them.
+READ_AHEAD = 3
 
 #: OpenSlide vendor → the ``fileFormat`` MIME type reported for it.
 _FILE_FORMATS = {
@@ -94,6 +111,10 @@ class TileCache:
         self.misses = 0
         self._items: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __contains__(self, key: object) -> bool:
+        """Whether ``key`` is cached (without counting a hit or a miss or touching its age)."""
+        return key in self._items
 
     def get(self, key: tuple[Any, ...]) -> bytes | None:
         """The cached bytes for ``key`` (now most recently used), or None."""
@@ -136,7 +157,8 @@ def encode_image(image: Any, fmt: str) -> bytes:
     pil_format = TILE_FORMATS[fmt][0]
     buf = io.BytesIO()
     if pil_format == "JPEG":
-        image.convert("RGB").save(buf, "JPEG", quality=_JPEG_QUALITY)
+        # DeepZoom tiles are RGB already; convert() would copy them for nothing.
+        (image if image.mode == "RGB" else image.convert("RGB")).save(buf, "JPEG", quality=JPEG_QUALITY)
     else:
         image.save(buf, "PNG", compress_level=1)  # speed over size: tiles are cached anyway
     return buf.getvalue()
@@ -165,7 +187,16 @@ class SlideImage:
         # limit_bounds=False: Sectra's imageSize is the full level-0 size, and the pyramid
         # maths of spec §6 start from it; overlap 0 (spec §4.7).
         self._dz = DeepZoomGenerator(slide, tile_size=tile_size, overlap=0, limit_bounds=False)
-        self._lock = threading.Lock()
+        self._background = "#" + slide.properties.get("openslide.background-color", "ffffff")
+        self._level_tiles: list[tuple[int, int]] = [(int(c), int(r)) for c, r in self._dz.level_tiles]
+        # Reads in progress (any number at once); close() waits until there are none.
+        self._readers = 0
+        self._idle = threading.Condition()
+        self._closed = False
+        #: Tiles being rendered (on the event loop only): key -> set once it is cached or failed.
+        self._pending: dict[tuple[Any, ...], trio.Event] = {}
+        #: Read-ahead tiles not asked for yet: asking for one moves the window on.
+        self._ahead: set[tuple[Any, ...]] = set()
         self.vendor: str = slide.properties.get("openslide.vendor", "")
         # Iterate the names: ``in`` on OpenSlide's mapping would read and decode the image.
         self.has_label = "label" in list(slide.associated_images)
@@ -194,15 +225,37 @@ class SlideImage:
             "image_size": s.Size(width=width, height=height),
             "tile_size": s.Size(width=self.tile_size, height=self.tile_size),
             "microns_per_pixel": float(mpp) if mpp else None,
-            # OpenSlide exposes neither focal planes nor optical paths (it reads one plane of
-            # brightfield RGB), so a slide from a file has exactly one of each.
+            # OpenSlide reads one focal plane of RGB pixels (its API has no Z or channel
+            # dimension, openslide/openslide#31; its DICOM reader refuses a Z-stack outright), so a
+            # slide from a file has one focal plane, and one optical path: the one its DICOM
+            # metadata declares (id and description, spec §5.4), else brightfield.
             "focal_planes": [s.FocalPlane(id="0", offset_um=0.0)],
-            "optical_paths": [s.OpticalPath(id="0", description="Brightfield")],
+            "optical_paths": [self._optical_path()],
             "stored_tile_format": self._stored_format(),
             "available_tile_formats": list(AVAILABLE_TILE_FORMATS),
             "file_format": s.FileFormat(mime_type=_FILE_FORMATS.get(self.vendor, "application/octet-stream")),
         }
         return fields
+
+    def _optical_path(self) -> s.OpticalPath:
+        props = self._slide.properties
+        path = "dicom.OpticalPathSequence[0]."
+        ident = props.get(path + "OpticalPathIdentifier")
+        if not ident:
+            return s.OpticalPath(id="0", description="Brightfield")
+        description = (props.get(path + "OpticalPathDescription")
+                       or props.get(path + "IlluminationTypeCodeSequence[0].CodeMeaning") or "")
+        return s.OpticalPath(id=ident, description=description)
+
+    @property
+    def notes(self) -> list[str]:
+        """What the file holds that the mock cannot serve (for the server's warnings)."""
+        declared = self._slide.properties.get("dicom.NumberOfOpticalPaths", "1")
+        if declared.isdigit() and int(declared) > 1:
+            kept = self._optical_path()
+            return [f"{self.path.name} declares {declared} optical paths; OpenSlide reads one set of RGB pixels, "
+                    f"so the slide reports and serves only optical path {kept.id!r} ({kept.description})"]
+        return []
 
     def _stored_format(self) -> s.TileFormat | None:
         props = self._slide.properties
@@ -216,28 +269,146 @@ class SlideImage:
 
     def level_grid(self, level: int) -> tuple[int, int] | None:
         """``(columns, rows)`` at DZI ``level``, or None if there is no such level."""
-        if not 0 <= level < self.level_count:
+        if not 0 <= level < len(self._level_tiles):
             return None
-        cols, rows = self._dz.level_tiles[level]
-        return int(cols), int(rows)
+        return self._level_tiles[level]
+
+    def _begin_read(self) -> None:
+        with self._idle:
+            if self._closed:
+                raise RuntimeError(f"{self.path.name} is closed")
+            self._readers += 1
+
+    def _end_read(self) -> None:
+        with self._idle:
+            self._readers -= 1
+            self._idle.notify_all()
 
     def render_tile(self, level: int, col: int, row: int, fmt: str) -> bytes:
         """The encoded tile (blocking: call it in a worker thread). The caller checked the address."""
-        with self._lock:
-            image = self._dz.get_tile(level, (col, row))
+        self._begin_read()
+        try:
+            image = self._deepzoom_tile(level, col, row)
+        finally:
+            self._end_read()
         return encode_image(image, fmt)
+
+    def _deepzoom_tile(self, level: int, col: int, row: int) -> Any:
+        """``DeepZoomGenerator.get_tile``, the same pixels, less work for opaque regions.
+
+        DeepZoom composites every region onto the background through its alpha channel; where the
+        region is opaque (all of a slide's tissue area) that is a plain RGBA->RGB conversion, a
+        quarter of the cost (bench/tiles_real.py). tests/mock/test_slides.py holds PNG tiles
+        pixel-identical to ``get_tile``.
+        """
+        tile_info = getattr(self._dz, "_get_tile_info", None)
+        if tile_info is None:  # pragma: no cover - a future openslide-python without it
+            return self._dz.get_tile(level, (col, row))
+        from PIL import Image
+
+        region_args, size = tile_info(level, (col, row))
+        tile = self._slide.read_region(*region_args)
+        if tile.getchannel("A").getextrema() == (255, 255):
+            tile = tile.convert("RGB")
+        else:  # transparent parts (outside the scanned area): onto the background, as DeepZoom does
+            tile = Image.composite(tile, Image.new("RGB", tile.size, self._background), tile)
+        if tile.size != size:
+            tile.thumbnail(size, Image.Resampling.LANCZOS)
+        return tile
+
+    async def tile(
+        self, cache: TileCache, slide_id: str, level: int, col: int, row: int, fmt: str, *,
+        limiter: trio.CapacityLimiter, nursery: trio.Nursery | None = None,
+    ) -> bytes:
+        """The encoded tile at a checked address: from ``cache``, from a render in flight, or
+        rendered now in a worker thread (and cached). With a ``nursery`` (the app's), a cold tile
+        starts a read-ahead of the next tiles there (module docstring)."""
+        key = (slide_id, id(self), level, col, row, TILE_FORMATS[fmt][0])
+        data = cache.get(key)
+        if data is not None:
+            if key in self._ahead:  # the reader is following the read-ahead: keep ahead of it
+                self._ahead.discard(key)
+                self._read_ahead(cache, key, fmt, limiter, nursery)
+            return data
+        pending = self._pending.get(key)
+        if pending is not None:
+            await pending.wait()
+            data = cache.get(key)
+            if data is not None:
+                self._ahead.discard(key)
+                self._read_ahead(cache, key, fmt, limiter, nursery)
+                return data
+            # The read-ahead failed or its tile was evicted at once: render it here.
+        self._pending[key] = trio.Event()
+        data = await self._render(cache, key, fmt, limiter)
+        self._read_ahead(cache, key, fmt, limiter, nursery)
+        return data
+
+    async def _render(self, cache: TileCache, key: tuple[Any, ...], fmt: str, limiter: trio.CapacityLimiter) -> bytes:
+        # The caller claimed ``key`` in _pending (synchronously, so nobody renders it twice).
+        try:
+            _sid, _iid, level, col, row, _pil = key
+            data = await trio.to_thread.run_sync(self.render_tile, level, col, row, fmt, limiter=limiter)
+            cache.put(key, data)
+            return data
+        finally:
+            self._pending.pop(key).set()
+
+    def _read_ahead(
+        self, cache: TileCache, key: tuple[Any, ...], fmt: str, limiter: trio.CapacityLimiter,
+        nursery: trio.Nursery | None,
+    ) -> None:
+        # Only idle threads: read-ahead must never delay a tile somebody asked for. The cache
+        # must be on too, or a read-ahead tile would be rendered for nothing.
+        if nursery is None or cache.max_bytes == 0:
+            return
+        slide_id, iid, level, col, row, pil = key
+        cols, rows = self._level_tiles[level]
+        for _ in range(READ_AHEAD):
+            col += 1
+            if col == cols:
+                col, row = 0, row + 1
+                if row == rows:
+                    return
+            nxt = (slide_id, iid, level, col, row, pil)
+            if nxt in cache or nxt in self._pending:
+                continue
+            # One thread stays free for requests; read-ahead never queues behind itself.
+            if limiter.available_tokens < 2 or len(self._pending) >= limiter.total_tokens - 1:
+                return
+            if len(self._ahead) > 64 * READ_AHEAD:  # read ahead but never asked for: forget
+                self._ahead.clear()
+            self._pending[nxt] = trio.Event()  # claimed now, so the next request waits for it
+            try:
+                nursery.start_soon(self._ahead_task, cache, nxt, fmt, limiter)
+            except RuntimeError:  # the nursery is closed (the server is stopping): no read-ahead
+                self._pending.pop(nxt).set()
+                return
+            self._ahead.add(nxt)
+
+    async def _ahead_task(self, cache: TileCache, key: tuple[Any, ...], fmt: str, limiter: trio.CapacityLimiter) -> None:
+        try:
+            await self._render(cache, key, fmt, limiter)
+        except Exception as exc:  # a read-ahead must not take the server down; a request retries
+            log.debug("read-ahead of tile %s failed: %s", key[2:5], exc)
+            self._ahead.discard(key)
 
     def label_png(self) -> bytes | None:
         """The label associated image as PNG (lossless: it may hold a barcode), or None."""
         if not self.has_label:
             return None
-        with self._lock:
+        self._begin_read()
+        try:
             image = self._slide.associated_images["label"]
+        finally:
+            self._end_read()
         return encode_image(image, "png")
 
     def close(self) -> None:
-        """Close the OpenSlide handle."""
-        with self._lock:
+        """Close the OpenSlide handle once the reads in progress are done."""
+        with self._idle:
+            self._closed = True
+            self._idle.wait_for(lambda: self._readers == 0)
             self._slide.close()
 
 

@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -239,3 +240,100 @@ def test_console_script_is_installed(mock: MockSectraServer) -> None:
     done = subprocess.run([sys.executable, "-m", "sectra_client.cli", "info"], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0 and '"apiVersion": "1.10"' in done.stdout
     assert TOKEN not in done.stdout + done.stderr
+
+
+def test_mock_serve_invokes_an_app_on_a_real_slide(tmp_path: Path) -> None:
+    """``sectra mock serve --slides-dir --invoke URL --slide ID``, the real entry point in a
+    subprocess: the app's create reads the slide's real pixels back from the mock and stores a
+    result, which the command prints; it keeps serving; an untrusting app and an unknown slide
+    are one clear line each, and the mock serves on."""
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    from sectra_client import SectraClient
+    from sectra_mock.demo_slides import ensure_demo_slides
+
+    shutil.copy(ensure_demo_slides()["slide-002"][0], tmp_path / "my-scan.svs")
+    app = AnalysisApp(application_id="px", display_name="Pixels", manufacturer="M")
+
+    @app.on_create
+    async def create(ctx):  # type: ignore[no-untyped-def]
+        info = await ctx.client.get_image_metadata(ctx.slide_id)
+        level = 10  # 1536x2048 at level 11 is the full size; level 10 halves it
+        tile = await ctx.client.get_tile(ctx.slide_id, level=level, col=0, row=0)
+        grey = np.asarray(Image.open(io.BytesIO(tile)).convert("L"))
+        return s.Result(slide_id=ctx.slide_id, display_result=f"{info.image_size.width}x{info.image_size.height} mean {grey.mean():.1f}")
+
+    notified: list[str] = []
+
+    @app.on_notification
+    def note(ctx):  # type: ignore[no-untyped-def]
+        notified.append(ctx.slide_id)
+
+    port = _free_port()  # the app trusts the mock at a port fixed in advance
+    trusting = AppServer(create_app(app, url_prefix="/px", trusted_callbacks=[f"http://127.0.0.1:{port}"]))
+    untrusting = AppServer(create_app(app, url_prefix="/px"))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("SECTRA_TOKEN", None)
+    with trusting.run() as base, untrusting.run() as other:
+
+        def serve(*extra: str) -> tuple[subprocess.Popen[str], list[str]]:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "sectra_client", "mock", "serve", "--port", str(port), "--token", "t",
+                 "--slides-dir", str(tmp_path), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            assert proc.stdout is not None
+            lines: list[str] = []
+            deadline = time.monotonic() + 60
+            while not lines or lines[-1] != "still serving; Ctrl-C stops":
+                assert time.monotonic() < deadline and proc.poll() is None, (lines, proc.stderr and proc.stderr.read())
+                lines.append(proc.stdout.readline().rstrip("\n"))
+            return proc, lines
+
+        def stop(proc: subprocess.Popen[str]) -> None:
+            proc.send_signal(signal.SIGINT)  # Ctrl-C: a clean stop
+            proc.communicate(timeout=30)  # and closes the pipes
+            assert proc.returncode == 0
+
+        proc, lines = serve("--invoke", f"{base}/px", "--slide", "my-scan", "--slide", "slide-001")
+        try:
+            text = "\n".join(lines)
+            expected = np.asarray(_deepzoom_tile(tmp_path / "my-scan.svs", 10).convert("L")).mean()
+            assert f"invoking {base}/px (create) on slide my-scan" in text
+            stored = [line for line in lines if line.startswith("create answered with stored result")]
+            assert len(stored) == 2, lines
+            assert stored[0].split(": ", 1)[1].startswith("1536x2048 mean ")  # the file's size...
+            assert abs(float(stored[0].rsplit(" ", 1)[1]) - expected) < 2, (stored, expected)  # ...and pixels
+            assert stored[1].split(": ", 1)[1].startswith("2400x1800 mean "), stored  # demo slide-001
+            assert "PROBLEM" not in text
+            # Still serving: the stored results are there for any client to read.
+            with SectraClient(url=f"http://127.0.0.1:{port}", token="t", retry=NO_RETRY) as client:
+                [result] = client.get_all_results("my-scan", "px")
+                assert result.display_result and result.display_result.startswith("1536x2048 mean")
+        finally:
+            stop(proc)
+        proc, lines = serve("--invoke", f"{base}/px", "--slide", "my-scan", "--action", "notification")
+        stop(proc)
+        assert "notification for slide my-scan accepted" in lines and notified == ["my-scan"], lines
+        proc, lines = serve("--invoke", f"{other}/px", "--slide", "my-scan")
+        stop(proc)
+        text = "\n".join(lines)
+        assert "PROBLEM: create invocation:" in text and "HTTP 403" in text
+        assert f"HINT: the app does not trust this mock at http://127.0.0.1:{port}; start the app with " \
+               f"SECTRA_TRUSTED_CALLBACKS=http://127.0.0.1:{port} and rerun with --port {port}" in text
+        proc, lines = serve("--invoke", f"{base}/px", "--slide", "my-scna")
+        stop(proc)
+        assert any(line.startswith("PROBLEM: --slide my-scna: no such slide in this mock (it holds ") and "my-scan" in line
+                   for line in lines), lines
+    code, _ = run("mock", "serve", "--slide", "my-scan")  # --slide without --invoke: a usage error
+    assert code == 2
+    assert run("mock", "serve", "--invoke", "localhost:5000/px")[0] == 2  # no scheme
+
+
+def _deepzoom_tile(path: Path, level: int) -> Any:
+    """OpenSlide's own DZI tile (0, 0) at ``level`` of the file, read directly."""
+    import openslide
+    from openslide.deepzoom import DeepZoomGenerator
+
+    return DeepZoomGenerator(openslide.OpenSlide(str(path)), 240, 0, limit_bounds=False).get_tile(level, (0, 0))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,9 +23,11 @@ from openslide.deepzoom import DeepZoomGenerator
 from PIL import Image
 
 from sectra_client import SectraClient
+from sectra_core import schemas as s
 from sectra_core.errors import NotFoundError
 from sectra_mock import MockSectraServer
 from sectra_mock.demo_slides import DEMO_SLIDES, ensure_demo_slides
+from sectra_mock.slides import READ_AHEAD, SlideImage, TileCache, open_slide_files
 from tests.conftest import TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -62,8 +67,8 @@ def test_tiles_are_openslides_deepzoom_tiles(demo: MockSectraServer, slide_id: s
             jpg = client.get_tile(slide_id, level=level, col=col, row=row)
             got = pixels(jpg)
             assert got.shape == expected.shape, (level, col, row)
-            # JPEG re-encoding noise only (quality 85, 4:2:0 chroma: 1 to 5 levels on these busy
-            # tiles); the PNG below must match exactly.
+            # JPEG re-encoding noise only (quality 75 as DeepZoom's reference server, 4:2:0
+            # chroma: 1 to 5 levels on these busy tiles); the PNG below must match exactly.
             assert np.abs(got - expected).mean() < JPEG_NOISE, (level, col, row)
             png = client.get_tile(slide_id, level=level, col=col, row=row, ext="png")
             assert np.array_equal(pixels(png), expected), (level, col, row)  # lossless: identical
@@ -95,6 +100,85 @@ def test_repeated_tiles_come_from_the_cache(make_mock: Callable[..., MockSectraS
     assert len(off.tile_cache) == 0
 
 
+def test_cold_tiles_read_ahead_and_render_once(make_mock: Callable[..., MockSectraServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold tile starts rendering the next ones in raster order; a tile asked for while it renders
+    (read-ahead or another request) is rendered once, not once per request."""
+    renders: list[tuple[int, int, int, str]] = []
+    original = SlideImage.render_tile
+
+    def slow_render(self: SlideImage, level: int, col: int, row: int, fmt: str) -> bytes:
+        renders.append((level, col, row, fmt))
+        time.sleep(0.2)  # long enough that the requests below overlap a render in flight
+        return original(self, level, col, row, fmt)
+
+    monkeypatch.setattr(SlideImage, "render_tile", slow_render)
+    server = make_mock(invent_slides=False)
+    cols = server.state.slide("slide-001").image.level_grid(12)[0]  # type: ignore[union-attr]
+    first = get(server, "/images/slide-001_files/12/0_0.jpg")
+    assert first.status == 200
+    # The next READ_AHEAD tiles of the row are being rendered (or done) without being asked for.
+    ahead = [(12, c, 0, "jpg") for c in range(1, READ_AHEAD + 1)]
+    assert READ_AHEAD < cols
+    deadline = time.monotonic() + 30
+    while len(renders) < 1 + READ_AHEAD:
+        assert time.monotonic() < deadline, renders
+        time.sleep(0.02)
+    assert renders[0] == (12, 0, 0, "jpg") and sorted(renders[1:]) == ahead
+    with ThreadPoolExecutor(8) as pool:  # 8 clients at once on 2 tiles: the read-ahead one, a cold one
+        paths = [f"/images/slide-001_files/12/{c}_0.jpg" for c in (1, 1, 1, 1, 7, 7, 7, 7)]
+        answers = list(pool.map(lambda path: get(server, path), paths))
+    assert all(a.status == 200 for a in answers)
+    assert len({a.data for a in answers[:4]}) == 1 and len({a.data for a in answers[4:]}) == 1
+    assert renders.count((12, 1, 0, "jpg")) == 1 and renders.count((12, 7, 0, "jpg")) == 1
+    # Row ends wrap to the next row; the level's last tile stops the read-ahead.
+    rows = server.state.slide("slide-001").image.level_grid(12)[1]  # type: ignore[union-attr]
+    get(server, f"/images/slide-001_files/12/{cols - 1}_{rows - 1}.png")
+    time.sleep(0.5)  # what a read-ahead would have started by now
+    assert [k for k in renders if k[3] == "png"] == [(12, cols - 1, rows - 1, "png")]
+    get(server, f"/images/slide-001_files/12/{cols - 1}_0.png")  # a row's last tile: the next row's first
+    deadline = time.monotonic() + 30
+    while len([k for k in renders if k[3] == "png"]) < 2 + READ_AHEAD:
+        assert time.monotonic() < deadline, renders
+        time.sleep(0.02)
+    assert sorted(k for k in renders if k[3] == "png")[:READ_AHEAD] == [(12, c, 1, "png") for c in range(READ_AHEAD)]
+
+
+def test_read_ahead_stays_off_with_the_cache_off(make_mock: Callable[..., MockSectraServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    renders: list[tuple[int, int, int]] = []
+    original = SlideImage.render_tile
+
+    def counted(self: SlideImage, level: int, col: int, row: int, fmt: str) -> bytes:
+        renders.append((level, col, row))
+        return original(self, level, col, row, fmt)
+
+    monkeypatch.setattr(SlideImage, "render_tile", counted)
+    server = make_mock(invent_slides=False, tile_cache_bytes=0)  # nowhere to keep a tile read ahead
+    assert get(server, "/images/slide-001_files/12/0_0.jpg").status == 200
+    time.sleep(0.3)  # what a read-ahead would have rendered by now
+    assert renders == [(12, 0, 0)]
+
+
+def test_transparent_regions_are_composited_like_deepzoom() -> None:
+    """The opaque fast path and the composite path both give DeepZoom's pixels exactly."""
+    image = open_slide_files(ensure_demo_slides()["slide-001"])
+    assert image is not None
+    real_read = image._slide.read_region
+
+    def partly_transparent(location: tuple[int, int], level: int, size: tuple[int, int]) -> Image.Image:
+        region = np.array(real_read(location, level, size))
+        region[:, : size[0] // 3, 3] = 0  # outside a scanned area: transparent
+        region[: size[1] // 4, :, 3] = 128  # and a half-transparent band
+        return Image.fromarray(region, "RGBA")
+
+    for patched in (False, True):
+        if patched:  # DeepZoomGenerator reads through the same handle attribute
+            image._slide.read_region = partly_transparent  # type: ignore[method-assign]
+        for level, col, row in [(12, 0, 0), (12, 9, 7), (11, 2, 1), (9, 0, 0), (0, 0, 0)]:
+            ours = np.asarray(image._deepzoom_tile(level, col, row))
+            theirs = np.asarray(image._dz.get_tile(level, (col, row)))
+            assert ours.shape == theirs.shape and np.array_equal(ours, theirs), (patched, level, col, row)
+
+
 def test_metadata_comes_from_the_file(demo: MockSectraServer) -> None:
     by_id = {d.slide_id: d for d in DEMO_SLIDES}
     for slide_id, mime in [("slide-001", "image/tiff"), ("slide-002", "image/tiff"), ("slide-003", "application/dicom")]:
@@ -109,6 +193,47 @@ def test_metadata_comes_from_the_file(demo: MockSectraServer) -> None:
     [case] = {json.loads(get(demo, f"/slides/{i}/info?includePHI=true").data)["accessionNumber"] for i in by_id}
     listed = json.loads(get(demo, f"/requests/{case}/images/info").data)
     assert [x["id"] for x in listed] == ["slide-001", "slide-002", "slide-003"]
+
+
+def test_focal_planes_and_optical_paths_from_the_file(make_mock: Callable[..., MockSectraServer], tmp_path: Path) -> None:
+    """DICOM: the optical path its metadata declares (OpenSlide 4's dicom.* properties); a second
+    declared path is a warning (OpenSlide reads one set of pixels); a Z-stack OpenSlide refuses."""
+    import pydicom
+
+    server = make_mock(invent_slides=False)
+    assert server.image_info("slide-003").optical_paths == [s.OpticalPath(id="1", description="Brightfield illumination")]
+    assert server.image_info("slide-001").optical_paths == [s.OpticalPath(id="0", description="Brightfield")]
+    assert get(server, "/images/slide-003_files/10/0_0.jpg?opticalPath=1").status == 200
+    assert get(server, "/images/slide-003_files/10/0_0.jpg?opticalPath=2").status == 404
+
+    def variant(name: str, edit: Callable[[Any], None]) -> list[Path]:
+        folder = tmp_path / name
+        shutil.copytree(ensure_demo_slides()["slide-003"][0].parent, folder)
+        for part in sorted(folder.iterdir()):
+            ds = pydicom.dcmread(part)
+            if "VOLUME" in ds.ImageType:
+                edit(ds)
+                ds.save_as(part)
+        return sorted(folder.iterdir())
+
+    def two_paths(ds: Any) -> None:
+        second = copy.deepcopy(ds.OpticalPathSequence[0])
+        second.OpticalPathIdentifier, second.OpticalPathDescription = "2", "DAPI"
+        ds.OpticalPathSequence[0].OpticalPathDescription = "RGB"
+        ds.OpticalPathSequence.append(second)
+        ds.NumberOfOpticalPaths = 2
+
+    info = server.add_slide_files("two-paths", variant("two-paths", two_paths))
+    assert info.optical_paths == [s.OpticalPath(id="1", description="RGB")]
+    assert info.focal_planes == [s.FocalPlane(id="0", offset_um=0.0)]
+    assert any("two-paths" in w and "declares 2 optical paths" in w and "'1' (RGB)" in w for w in server.warnings)
+
+    def z_stack(ds: Any) -> None:
+        ds.TotalPixelMatrixFocalPlanes = 3
+
+    info = server.add_slide_files("z-stack", variant("z-stack", z_stack))
+    assert info.station_name == "SYNTHETIC"  # OpenSlide 4 refuses focal planes != 1: served as files
+    assert any("z-stack" in w and "not a slide OpenSlide can read" in w for w in server.warnings)
 
 
 def test_labels_are_the_files_label_images(demo: MockSectraServer) -> None:
@@ -192,3 +317,31 @@ def test_slides_dir_of_real_slides_in_the_cli(tmp_path: Path) -> None:
     assert "scan: 1 file(s), image/tiff 2400x1800 px" in text
     assert "readme: 1 file(s), not a slide OpenSlide reads: SYNTHETIC" in text
     assert server.image_info("case-dicom").file_format.mime_type == "application/dicom"  # type: ignore[union-attr]
+
+
+def test_tiles_real_benchmark_runs_in_quick_mode() -> None:
+    """bench/tiles_real.py --quick: the three processes start, warm up, run a round and print the
+    ratios (a smoke run: it proves the script works, not how fast anything is)."""
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "tiles_real.py"), "--quick"], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert "24 tiles of slide-001.svs" in done.stdout
+    assert "x the floor's (target <= 1.5x)" in done.stdout and "x the floor's (target >= 0.5x)" in done.stdout
+
+
+async def test_read_ahead_into_a_closed_nursery_leaves_nothing_pending() -> None:
+    """A server stopping (its nursery closed) serves the tile asked for, reads nothing ahead, and
+    leaves no tile marked "in flight" that a later request would wait on for ever."""
+    import trio
+
+    image = open_slide_files(ensure_demo_slides()["slide-001"])
+    assert image is not None
+    async with trio.open_nursery() as closed:
+        pass
+    cache, limiter = TileCache(), trio.CapacityLimiter(4)
+    data = await image.tile(cache, "s", 12, 0, 0, "jpg", limiter=limiter, nursery=closed)
+    assert data.startswith(b"\xff\xd8") and len(cache) == 1 and not image._pending
+    with trio.fail_after(60):  # the next tile is rendered on request, not waited for
+        async with trio.open_nursery() as live:
+            assert (await image.tile(cache, "s", 12, 1, 0, "jpg", limiter=limiter, nursery=live)).startswith(b"\xff\xd8")
+    assert len(cache) == 2 + READ_AHEAD  # the live nursery read ahead, and finished before it closed
