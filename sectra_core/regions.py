@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,8 @@ from .errors import DecodeError, ValidationError, require
 from .geometry import Pyramid
 
 __all__ = [
-    "TileKey", "DEFAULT_CACHE_BYTES", "SlideLevels", "region_size", "choose", "label_images", "decode_tiles", "RegionPlan", "plan_region", "plan_mpp", "decode_tile", "stitch",
+    "TileKey", "DEFAULT_CACHE_BYTES", "SlideLevels", "region_size", "choose", "label_images", "RegionPlan", "plan_region", "plan_mpp", "grid_mpp",
+    "batches", "decode_tile", "canvas", "paste", "stitch",
     "to_image", "resize", "slide_properties", "numpy", "pillow",
 ]
 
@@ -169,20 +170,66 @@ def plan_mpp(levels: SlideLevels, mpp: float, size: Iterable[int]) -> tuple[int,
     return level, (max(1, round(width * scale)), max(1, round(height * scale)))
 
 
+def grid_mpp(
+    levels: SlideLevels, mpp: float, size: Iterable[int], box: Iterable[int] | None = None,
+) -> tuple[int, tuple[int, int], list[tuple[int, int]]]:
+    """The regions that tile ``box`` (level-0 ``(x, y, width, height)``; the whole slide by default)
+    at ``mpp`` µm/px in ``size`` pixels, row by row: ``(level, pixels to read there, level-0 corners)``.
+
+    Corners step by ``size`` at ``mpp`` in level-0 pixels (rounded), so neighbouring regions
+    neither overlap nor leave gaps; the last row and column may reach past the slide (transparent).
+    """
+    width, height = region_size(size)
+    level, source = plan_mpp(levels, mpp, (width, height))
+    full_w, full_h = levels.level_dimensions[0]
+    if box is None:
+        x0, y0, bw, bh = 0, 0, full_w, full_h
+    else:
+        try:
+            x0, y0, bw, bh = (int(v) for v in box)
+        except (TypeError, ValueError):
+            raise ValidationError(f"box is (x, y, width, height) in level-0 pixels, got {box!r}") from None
+        if bw < 1 or bh < 1:
+            raise ValidationError(f"box must be at least 1x1 level-0 pixels, got {bw}x{bh}")
+    base = levels.pyramid.microns_per_pixel
+    assert base is not None  # plan_mpp refused an uncalibrated slide
+    step_x, step_y = width * mpp / base, height * mpp / base  # level-0 pixels per region
+    columns, rows = math.ceil(bw / step_x - 1e-9), math.ceil(bh / step_y - 1e-9)
+    corners = [(x0 + round(i * step_x), y0 + round(j * step_y)) for j in range(rows) for i in range(columns)]
+    return level, source, corners
+
+
+def batches(plans: Sequence[RegionPlan], max_tiles: int) -> list[range]:
+    """Consecutive plans grouped (as index ranges) so each group needs at most ``max_tiles`` distinct
+    tiles (a region needing more gets a group of its own): the windows a whole-slide iteration
+    fetches ahead of the caller."""
+    groups: list[range] = []
+    start, seen = 0, set[TileKey]()
+    for index, plan in enumerate(plans):
+        new = seen.union(plan.tiles)
+        if index > start and len(new) > max_tiles:
+            groups.append(range(start, index))
+            start, new = index, set(plan.tiles)
+        seen = new
+    if plans:
+        groups.append(range(start, len(plans)))
+    return groups
+
+
 def decode_tile(data: bytes, key: TileKey | None = None) -> Any:
-    """A tile's bytes (JPEG, PNG, anything Pillow reads) → an ``(h, w, 3)`` uint8 array."""
+    """A tile's bytes (JPEG, PNG, anything Pillow reads) → an ``(h, w, 3)`` uint8 array.
+
+    Thread-safe and mostly GIL-free (Pillow's decoders release it), so the transports run it in
+    worker threads as each tile arrives.
+    """
     np, image = numpy(), pillow()
     try:
         with image.open(io.BytesIO(data)) as tile:
-            return np.asarray(tile.convert("RGB"))
+            # JPEG tiles decode to RGB already: converting would copy every tile once more.
+            return np.asarray(tile if tile.mode == "RGB" else tile.convert("RGB"))
     except (OSError, ValueError) as exc:  # PIL.UnidentifiedImageError is an OSError
         where = f"tile {key}" if key is not None else "a tile"
         raise DecodeError(f"{where} is not an image Pillow can decode ({len(data)} bytes): {exc}") from None
-
-
-def decode_tiles(blobs: Mapping[TileKey, bytes]) -> dict[TileKey, Any]:
-    """:func:`decode_tile` for each of ``blobs`` (one call, so a transport can run it in one thread)."""
-    return {key: decode_tile(data, key) for key, data in blobs.items()}
 
 
 def choose(what: str, wanted: str | None, available: list[Any]) -> str | None:
@@ -205,27 +252,39 @@ def label_images(label: s.LabelImage | None) -> dict[str, Any]:
         raise DecodeError(f"the label image ({label.content_type}) is not an image Pillow can decode: {exc}") from None
 
 
+def canvas(plan: RegionPlan) -> Any:
+    """An empty region: ``(h, w, 4)`` uint8, all ``(0, 0, 0, 0)`` (transparent, as OpenSlide outside the slide)."""
+    np = numpy()
+    return np.zeros((plan.height, plan.width, 4), dtype=np.uint8)
+
+
+def paste(plan: RegionPlan, pyramid: Pyramid, out: Any, key: TileKey, pixels: Any) -> None:
+    """Paste one decoded tile (from :func:`decode_tile`) into ``out`` (from :func:`canvas`), opaque.
+
+    Tiles do not overlap (spec §6: overlap 0), so threads may paste different tiles of one region at
+    once. A tile of another size than spec §6 predicts (a server rounding level sizes down, spec §6
+    [I]) is pasted as far as it reaches rather than refused.
+    """
+    tx, ty, _, _ = pyramid.tile_box(*key)
+    th, tw = pixels.shape[:2]
+    # The overlap of the tile and the region, in level pixels.
+    left, top = max(tx, plan.x), max(ty, plan.y)
+    right, bottom = min(tx + tw, plan.x + plan.width), min(ty + th, plan.y + plan.height)
+    if right <= left or bottom <= top:
+        return
+    dst = out[top - plan.y:bottom - plan.y, left - plan.x:right - plan.x]
+    dst[..., :3] = pixels[top - ty:bottom - ty, left - tx:right - tx, :3]
+    dst[..., 3] = 255
+
+
 def stitch(plan: RegionPlan, pyramid: Pyramid, tiles: Mapping[TileKey, Any]) -> Any:
     """Paste decoded tiles (by key, from :func:`decode_tile`) into the region: ``(h, w, 4)`` uint8 RGBA.
 
-    Pixels no tile covers (outside the slide) are ``(0, 0, 0, 0)``, as OpenSlide's. A tile of
-    another size than spec §6 predicts (a server rounding level sizes down, spec §6 [I]) is pasted
-    as far as it reaches rather than refused.
+    Pixels no tile covers (outside the slide) are ``(0, 0, 0, 0)``, as OpenSlide's.
     """
-    np = numpy()
-    out = np.zeros((plan.height, plan.width, 4), dtype=np.uint8)
+    out = canvas(plan)
     for key in plan.tiles:
-        pixels = tiles[key]
-        tx, ty, _, _ = pyramid.tile_box(*key)
-        th, tw = pixels.shape[:2]
-        # The overlap of the tile and the region, in level pixels.
-        left, top = max(tx, plan.x), max(ty, plan.y)
-        right, bottom = min(tx + tw, plan.x + plan.width), min(ty + th, plan.y + plan.height)
-        if right <= left or bottom <= top:
-            continue
-        dst = out[top - plan.y:bottom - plan.y, left - plan.x:right - plan.x]
-        dst[..., :3] = pixels[top - ty:bottom - ty, left - tx:right - tx, :3]
-        dst[..., 3] = 255
+        paste(plan, pyramid, out, key, tiles[key])
     return out
 
 

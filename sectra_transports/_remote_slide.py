@@ -1,15 +1,16 @@
 """A remote slide with OpenSlide's interface, on the trio client: ``await client.open_slide(id)``.
 
 The hand-written source; :mod:`._remote_slide_sync` mirrors it line for line for the blocking
-client (awaits removed, ``trio.to_thread`` replaced by a direct call). The geometry, tile planning
-and stitching are pure code in :mod:`sectra_core.regions`; this class only fetches tiles (through
-the client's public ``fetch_tiles``, bounded concurrency in a nursery) and keeps them decoded in
-an LRU cache with a byte budget.
+client (awaits removed, a thread pool where this has a nursery). The geometry, tile planning and
+stitching are pure code in :mod:`sectra_core.regions`; this class fetches tiles (bounded
+concurrency in a nursery), decodes and pastes each in a worker thread as it arrives, and keeps
+them decoded in an LRU cache with a byte budget.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -100,27 +101,49 @@ class AsyncRemoteSlide:
 
     # --- pixels ----------------------------------------------------------------------------------
 
-    async def _tiles(self, keys: Iterable[regions.TileKey]) -> dict[regions.TileKey, Any]:
+    async def _load(self, keys: Iterable[regions.TileKey], on_tile: Callable[[regions.TileKey, Any], None]) -> None:
+        """Call ``on_tile(key, pixels)`` for each tile: cached ones at once, the others as each
+        arrives and is decoded, with at most ``concurrency`` requests in flight.
+
+        Decoding (and ``on_tile``) run in a worker thread as each tile arrives, overlapping the
+        requests still in flight: Pillow's decoder and numpy's copies release the GIL.
+        """
         # Cache keys name plane, path and format too: select() must never serve another plane's pixels.
         where = (self.slide_id, self.focal_plane, self.optical_path, self.ext)
-        found: dict[regions.TileKey, Any] = {}
         missing: list[regions.TileKey] = []
-        for key in keys:
+        for key in dict.fromkeys(keys):
             pixels = self.cache.get((where, key))
             if pixels is None:
                 missing.append(key)
             else:
-                found[key] = pixels
-        if missing:
-            blobs = await self._client.fetch_tiles(
-                self.slide_id, missing, ext=self.ext, focal_plane=self.focal_plane,
-                optical_path=self.optical_path, concurrency=self.concurrency,
-            )
-            # Decoding is CPU work: off the event loop (Pillow releases the GIL while decoding).
-            decoded = await trio.to_thread.run_sync(regions.decode_tiles, blobs)
-            for key, pixels in decoded.items():
-                self.cache.put((where, key), pixels, pixels.nbytes)
-            found.update(decoded)
+                on_tile(key, pixels)
+
+        def decode(key: regions.TileKey, data: bytes) -> None:
+            pixels = regions.decode_tile(data, key)
+            self.cache.put((where, key), pixels, pixels.nbytes)
+            on_tile(key, pixels)
+
+        async def one(key: regions.TileKey) -> None:
+            async with limiter:
+                level, col, row = key
+                data = await self._client.get_tile(
+                    self.slide_id, level, col, row, ext=self.ext, focal_plane=self.focal_plane,
+                    optical_path=self.optical_path,
+                )
+            # Outside the limiter: the next request starts while this tile decodes.
+            await trio.to_thread.run_sync(decode, key, data)
+
+        from ._async import single_errors  # here: _async imports this module
+
+        limiter = trio.CapacityLimiter(self.concurrency)
+        with single_errors():
+            async with trio.open_nursery() as nursery:
+                for key in missing:
+                    nursery.start_soon(one, key)
+
+    async def _tiles(self, keys: Iterable[regions.TileKey]) -> dict[regions.TileKey, Any]:
+        found: dict[regions.TileKey, Any] = {}
+        await self._load(keys, found.__setitem__)
         return found
 
     async def read_region(
@@ -129,11 +152,12 @@ class AsyncRemoteSlide:
         """OpenSlide's ``read_region``: ``location`` in level-0 pixels, ``size`` at ``level``.
 
         An RGBA ``PIL.Image`` (``(h, w, 4)`` uint8 numpy array with ``as_array=True``), fully
-        transparent outside the slide.
+        transparent outside the slide. Each tile is pasted as soon as it is decoded.
         """
         plan = regions.plan_region(self.levels, location, level, size)
-        array = regions.stitch(plan, self.pyramid, await self._tiles(plan.tiles))
-        return array if as_array else regions.to_image(array)
+        out = regions.canvas(plan)
+        await self._load(plan.tiles, lambda key, pixels: regions.paste(plan, self.pyramid, out, key, pixels))
+        return out if as_array else regions.to_image(out)
 
     async def read_region_mpp(
         self, location: tuple[float, float], mpp: float, size: tuple[int, int], *, as_array: bool = False,
@@ -158,6 +182,45 @@ class AsyncRemoteSlide:
         thumb.paste(tile, None, tile)
         thumb.thumbnail((width, height), regions.pillow().Resampling.LANCZOS)
         return thumb
+
+    def iter_regions(
+        self, mpp: float, size: tuple[int, int] = (256, 256), *, box: tuple[int, int, int, int] | None = None,
+        as_array: bool = False, prefetch: int | None = None,
+    ) -> AbstractAsyncContextManager[trio.abc.ReceiveChannel[tuple[tuple[int, int], Any]]]:
+        """Every region of ``size`` pixels at ``mpp`` µm/px covering the slide (or level-0 ``box``
+        ``(x, y, width, height)``), row by row: the model-inference pattern.
+
+        ``async with slide.iter_regions(0.5) as regions: async for (x, y), pixels in regions:``;
+        ``(x, y)`` is the region's level-0 corner, ``pixels`` what :meth:`read_region_mpp` returns
+        there. Tiles are fetched ahead of the caller in windows of ``prefetch`` tiles (default
+        ``4 * concurrency``), the next window while the caller works on this one, so memory stays
+        bounded by two windows whatever the slide's size.
+        """
+        level, source, corners = regions.grid_mpp(self.levels, mpp, size, box)
+        plans = [regions.plan_region(self.levels, corner, level, source) for corner in corners]
+        windows = regions.batches(plans, prefetch or 4 * self.concurrency)
+        return self._iter_regions(corners, plans, windows, regions.region_size(size), as_array)
+
+    @trio.as_safe_channel
+    async def _iter_regions(
+        self, corners: list[tuple[int, int]], plans: list[regions.RegionPlan], windows: list[range],
+        size: tuple[int, int], as_array: bool,
+    ) -> AsyncGenerator[tuple[tuple[int, int], Any], None]:
+        send, receive = trio.open_memory_channel[tuple[range, dict[regions.TileKey, Any]]](0)
+
+        async def fetch_ahead() -> None:
+            async with send:
+                for window in windows:
+                    tiles = await self._tiles(key for i in window for key in plans[i].tiles)
+                    await send.send((window, tiles))  # waits until the caller is done with the last window
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fetch_ahead)
+            async with receive:
+                async for window, tiles in receive:
+                    for i in window:
+                        array = regions.resize(regions.stitch(plans[i], self.pyramid, tiles), size)
+                        yield corners[i], array if as_array else regions.to_image(array)
 
     # --- lifecycle -------------------------------------------------------------------------------
 

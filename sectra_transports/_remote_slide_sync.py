@@ -1,13 +1,16 @@
 """A remote slide with OpenSlide's interface, on the blocking client: ``client.open_slide(id)``.
 
-Mirrors :mod:`._remote_slide` (the trio source) line for line: awaits removed, decoding called
-directly. Change both together. Tiles come through the client's ``fetch_tiles`` (its thread pool
-over the connection pool), decoded tiles stay in an LRU cache with a byte budget.
+Mirrors :mod:`._remote_slide` (the trio source) line for line: awaits removed, a thread pool
+where trio has a nursery. Change both together. Tiles are fetched ``concurrency`` at a time over
+the client's (thread-safe) connection pool and decoded by the worker that fetched them; decoded
+tiles stay in an LRU cache with a byte budget.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sectra_core import regions
@@ -96,26 +99,44 @@ class RemoteSlide:
 
     # --- pixels ----------------------------------------------------------------------------------
 
-    def _tiles(self, keys: Iterable[regions.TileKey]) -> dict[regions.TileKey, Any]:
+    def _load(self, keys: Iterable[regions.TileKey], on_tile: Callable[[regions.TileKey, Any], None]) -> None:
+        """Call ``on_tile(key, pixels)`` for each tile: cached ones at once, the others as each
+        arrives and is decoded, with at most ``concurrency`` requests in flight.
+
+        Decoding (and ``on_tile``) run in the pool's worker thread as each tile arrives, overlapping the
+        requests still in flight: Pillow's decoder and numpy's copies release the GIL.
+        """
         # Cache keys name plane, path and format too: select() must never serve another plane's pixels.
         where = (self.slide_id, self.focal_plane, self.optical_path, self.ext)
-        found: dict[regions.TileKey, Any] = {}
         missing: list[regions.TileKey] = []
-        for key in keys:
+        for key in dict.fromkeys(keys):
             pixels = self.cache.get((where, key))
             if pixels is None:
                 missing.append(key)
             else:
-                found[key] = pixels
-        if missing:
-            blobs = self._client.fetch_tiles(
-                self.slide_id, missing, ext=self.ext, focal_plane=self.focal_plane,
-                optical_path=self.optical_path, concurrency=self.concurrency,
+                on_tile(key, pixels)
+
+        def decode(key: regions.TileKey, data: bytes) -> None:
+            pixels = regions.decode_tile(data, key)
+            self.cache.put((where, key), pixels, pixels.nbytes)
+            on_tile(key, pixels)
+
+        def one(key: regions.TileKey) -> None:
+            level, col, row = key
+            data = self._client.get_tile(
+                self.slide_id, level, col, row, ext=self.ext, focal_plane=self.focal_plane,
+                optical_path=self.optical_path,
             )
-            decoded = regions.decode_tiles(blobs)
-            for key, pixels in decoded.items():
-                self.cache.put((where, key), pixels, pixels.nbytes)
-            found.update(decoded)
+            decode(key, data)
+
+        # The pool is the limiter: a worker fetches, then decodes while the others fetch.
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="sectra-region") as pool:
+            for _ in pool.map(one, missing):  # the first failure is raised here
+                pass
+
+    def _tiles(self, keys: Iterable[regions.TileKey]) -> dict[regions.TileKey, Any]:
+        found: dict[regions.TileKey, Any] = {}
+        self._load(keys, found.__setitem__)
         return found
 
     def read_region(
@@ -124,11 +145,12 @@ class RemoteSlide:
         """OpenSlide's ``read_region``: ``location`` in level-0 pixels, ``size`` at ``level``.
 
         An RGBA ``PIL.Image`` (``(h, w, 4)`` uint8 numpy array with ``as_array=True``), fully
-        transparent outside the slide.
+        transparent outside the slide. Each tile is pasted as soon as it is decoded.
         """
         plan = regions.plan_region(self.levels, location, level, size)
-        array = regions.stitch(plan, self.pyramid, self._tiles(plan.tiles))
-        return array if as_array else regions.to_image(array)
+        out = regions.canvas(plan)
+        self._load(plan.tiles, lambda key, pixels: regions.paste(plan, self.pyramid, out, key, pixels))
+        return out if as_array else regions.to_image(out)
 
     def read_region_mpp(
         self, location: tuple[float, float], mpp: float, size: tuple[int, int], *, as_array: bool = False,
@@ -153,6 +175,43 @@ class RemoteSlide:
         thumb.paste(tile, None, tile)
         thumb.thumbnail((width, height), regions.pillow().Resampling.LANCZOS)
         return thumb
+
+    @contextmanager
+    def iter_regions(
+        self, mpp: float, size: tuple[int, int] = (256, 256), *, box: tuple[int, int, int, int] | None = None,
+        as_array: bool = False, prefetch: int | None = None,
+    ) -> Iterator[Iterator[tuple[tuple[int, int], Any]]]:
+        """Every region of ``size`` pixels at ``mpp`` µm/px covering the slide (or level-0 ``box``
+        ``(x, y, width, height)``), row by row: the model-inference pattern.
+
+        ``with slide.iter_regions(0.5) as regions: for (x, y), pixels in regions:``; ``(x, y)`` is
+        the region's level-0 corner, ``pixels`` what :meth:`read_region_mpp` returns there. Tiles
+        are fetched ahead of the caller in windows of ``prefetch`` tiles (default
+        ``4 * concurrency``), the next window while the caller works on this one, so memory stays
+        bounded by two windows whatever the slide's size.
+        """
+        level, source, corners = regions.grid_mpp(self.levels, mpp, size, box)
+        plans = [regions.plan_region(self.levels, corner, level, source) for corner in corners]
+        windows = regions.batches(plans, prefetch or 4 * self.concurrency)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sectra-prefetch") as ahead:
+            yield self._iter_regions(ahead, corners, plans, windows, regions.region_size(size), as_array)
+
+    def _iter_regions(
+        self, ahead: ThreadPoolExecutor, corners: list[tuple[int, int]], plans: list[regions.RegionPlan],
+        windows: list[range], size: tuple[int, int], as_array: bool,
+    ) -> Iterator[tuple[tuple[int, int], Any]]:
+        def fetch_ahead(window: range) -> dict[regions.TileKey, Any]:
+            return self._tiles(key for i in window for key in plans[i].tiles)
+
+        pending = ahead.submit(fetch_ahead, windows[0]) if windows else None
+        for n, window in enumerate(windows):
+            assert pending is not None
+            tiles = pending.result()
+            # The next window is fetched while the caller works on this one.
+            pending = ahead.submit(fetch_ahead, windows[n + 1]) if n + 1 < len(windows) else None
+            for i in window:
+                array = regions.resize(regions.stitch(plans[i], self.pyramid, tiles), size)
+                yield corners[i], array if as_array else regions.to_image(array)
 
     # --- lifecycle -------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import pytest
 from sectra_core.cache import TileCache
 from sectra_core.errors import ConfigurationError, MissingExtraError, ValidationError
 from sectra_core.geometry import Pyramid
-from sectra_core.regions import SlideLevels, plan_mpp, plan_region, stitch
+from sectra_core.regions import SlideLevels, batches, grid_mpp, plan_mpp, plan_region, stitch
 
 
 def test_levels_are_the_dzi_pyramid_top_down() -> None:
@@ -78,3 +78,26 @@ def test_a_missing_extra_is_named(blocked: str, call: str, extra: str) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("MissingExtraError") and f"pip install 'sectra-sdk[{extra}]'" in out
     assert issubclass(MissingExtraError, ConfigurationError)
+
+
+def test_grid_covers_the_slide_at_a_resolution_without_gaps() -> None:
+    levels = SlideLevels(Pyramid(2400, 1800, 240, 0.25))
+    level, source, corners = grid_mpp(levels, 0.5, (256, 256))  # level 1 as is: 512 level-0 px a step
+    assert (level, source) == (1, (256, 256))
+    assert corners[:6] == [(0, 0), (512, 0), (1024, 0), (1536, 0), (2048, 0), (0, 512)] and len(corners) == 5 * 4
+    level, source, corners = grid_mpp(levels, 0.75, (100, 100), box=(1000, 600, 700, 300))  # 300 px a step
+    assert (level, source) == (1, (150, 150)) and corners == [(1000, 600), (1300, 600), (1600, 600)]
+    with pytest.raises(ValidationError, match="box must be at least 1x1"):
+        grid_mpp(levels, 0.5, (256, 256), box=(0, 0, 0, 10))
+    with pytest.raises(ValidationError, match=r"box is \(x, y, width, height\)"):
+        grid_mpp(levels, 0.5, (256, 256), box=(0, 0))  # type: ignore[arg-type]
+
+
+def test_batches_bound_the_tiles_fetched_ahead() -> None:
+    levels = SlideLevels(Pyramid(2400, 1800, 240, 0.25))
+    plans = [plan_region(levels, (x, 0), 0, (240, 240)) for x in range(0, 2400, 240)]  # one tile each
+    assert batches(plans, 4) == [range(0, 4), range(4, 8), range(8, 10)]
+    wide = [plan_region(levels, (0, 0), 0, (1200, 240)), plans[0], plans[1]]  # five tiles > 4: a window alone
+    assert batches(wide, 4) == [range(0, 1), range(1, 3)]
+    assert batches(wide, 5) == [range(0, 3)]  # the later plans' tiles are already in the first window
+    assert batches([], 4) == []

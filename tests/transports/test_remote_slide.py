@@ -241,3 +241,51 @@ def test_open_downloaded_refuses_files_that_are_no_slide(tmp_path: Path) -> None
         open_downloaded([note])
     with pytest.raises(NotSlideFileError, match="no files"):
         open_downloaded([])
+
+
+def iterate(slide: Any, *args: Any, stop: int | None = None, **options: Any) -> list[tuple[tuple[int, int], Any]]:
+    """``slide.iter_regions(...)`` as a list on either client (the trio one through its portal);
+    ``stop``: leave the loop after that many regions, as a caller that breaks out would."""
+    if isinstance(slide, PortalSlide):
+        async def collect() -> list[tuple[tuple[int, int], Any]]:
+            found = []
+            async with slide._slide.iter_regions(*args, **options) as regions:
+                async for item in regions:
+                    found.append(item)
+                    if len(found) == stop:
+                        break
+            return found
+
+        return slide._portal.run(collect)  # type: ignore[no-any-return]
+    found = []
+    with slide.iter_regions(*args, **options) as regions:
+        for item in regions:
+            found.append(item)
+            if len(found) == stop:
+                break
+    return found
+
+
+def test_iter_regions_yields_what_read_region_mpp_reads(open_remote: Callable[..., Any], demo: MockSectraServer) -> None:
+    """The whole-slide helper: every region, row by row, the same pixels as one read_region_mpp each,
+    however small the prefetch windows; a caller that stops early leaves nothing running."""
+    slide = open_remote("slide-001", cache_bytes=0)  # no client cache: every window fetches its own tiles
+    reference = open_remote("slide-001")
+    regions = iterate(slide, 1.0, (128, 128), as_array=True, prefetch=6)  # level 2 (600x450): 5x4 regions
+    assert [corner for corner, _ in regions] == [(x, y) for y in range(0, 1800, 512) for x in range(0, 2400, 512)]
+    for corner, pixels in regions:
+        assert np.array_equal(pixels, reference.read_region_mpp(corner, 1.0, (128, 128), as_array=True)), corner
+    edge = dict(regions)[(2048, 1536)]  # past the slide's corner: transparent there, as read_region
+    assert edge[0, 0, 3] == 255 and edge[-1, -1, 3] == 0
+    # A box at a resolution that needs resizing (0.75 µm/px from level 1), as images.
+    boxed = iterate(slide, 0.75, (100, 100), box=(600, 300, 900, 300))
+    assert [corner for corner, _ in boxed] == [(600, 300), (900, 300), (1200, 300)]
+    for corner, image in boxed:
+        assert image.mode == "RGBA" and image.size == (100, 100)
+        assert np.array_equal(np.asarray(image), reference.read_region_mpp(corner, 0.75, (100, 100), as_array=True))
+    served = demo.tile_cache.hits + demo.tile_cache.misses
+    assert len(iterate(slide, 0.25, (128, 128), prefetch=4, stop=2)) == 2  # level 0: 80 tiles, 285 regions
+    asked = demo.tile_cache.hits + demo.tile_cache.misses - served
+    assert 0 < asked <= 2 * 4  # two windows at most (the one read and the one ahead), not the slide's 80
+    with pytest.raises(ValidationError, match="positive"):
+        iterate(slide, -1.0)
