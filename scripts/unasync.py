@@ -34,9 +34,11 @@ SUBS: list[tuple[str, str]] = [
     # Modules.
     (r"\b_async_app\b", "_sync_app"),
     (r"\b_caller_async\b", "_caller_sync"),
+    (r"\b_remote_slide\b", "_remote_slide_sync"),
     # Public names that keep their familiar sync spelling.
     (r"\bAsyncSectraClient\b", "SectraClient"),
     (r"\bAsyncInvocationContext\b", "InvocationContext"),
+    (r"\bAsyncRemoteSlide\b", "RemoteSlide"),
     (r"\bAsyncAppCaller\b", "AppCaller"),
     (r"\bAsyncJob\b", "SyncJob"),
     (r"\brun_async_job\b", "run_sync_job"),

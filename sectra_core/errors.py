@@ -4,7 +4,8 @@ Every error the SDK raises on purpose derives from :class:`SectraError`::
 
     SectraError
     ├── ConfigurationError          bad URL, insecure http without opt-in, bad arguments
-    │   └── UntrustedOriginError    a callback URL or credentials target outside the trusted origins
+    │   ├── UntrustedOriginError    a callback URL or credentials target outside the trusted origins
+    │   └── MissingExtraError       an optional dependency is not installed (names the extra)
     ├── UnsupportedFeatureError     the negotiated IA-API version lacks the operation
     ├── TransportError              the request did not get an HTTP answer
     │   ├── ConnectError            could not connect (DNS, refused, TLS handshake)
@@ -38,11 +39,13 @@ from __future__ import annotations
 
 import builtins
 import os
+from typing import Any
 
 __all__ = [
     "SectraError",
     "ConfigurationError",
     "UntrustedOriginError",
+    "MissingExtraError",
     "UnsupportedFeatureError",
     "TransportError",
     "ConnectError",
@@ -87,6 +90,25 @@ class UntrustedOriginError(ConfigurationError):
 
     Raised before any request is sent to it.
     """
+
+
+class MissingExtraError(ConfigurationError, ImportError):
+    """A feature needs an optional dependency that is not installed; the message names the extra.
+
+    Also an :class:`ImportError`, so code that already guards the import keeps working.
+    """
+
+
+def require(module: str, extra: str, feature: str) -> Any:
+    """Import ``module`` for ``feature``, or raise :class:`MissingExtraError` naming ``extra``."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"{feature} needs {module!r}, which is not installed: pip install 'sectra-sdk[{extra}]'"
+        ) from exc
 
 
 class UnsupportedFeatureError(SectraError):

@@ -1,6 +1,6 @@
 """Slide files as a stream of events, for apps that send them elsewhere instead of to disk.
 
-    with client.open_slide_files(slide_id) as files:          # async with / async for on trio
+    with client.stream_slide_files(slide_id) as files:          # async with / async for on trio
         for event in files:
             if isinstance(event, FileStarted): upload = store.begin(event.name, event.size)
             elif isinstance(event, FileData): upload.write(event.data)   # valid until the next event

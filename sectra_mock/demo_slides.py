@@ -23,7 +23,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,16 +81,17 @@ def demo_slides_dir() -> Path:
     return base / "sectra-sdk" / "demo-slides" / VERSION
 
 
-def ensure_demo_slides(folder: Path | None = None) -> dict[str, list[Path]]:
+def ensure_demo_slides(folder: Path | None = None, slides: Iterable[DemoSlide] = DEMO_SLIDES) -> dict[str, list[Path]]:
     """Generate any missing demo slide into ``folder`` (default :func:`demo_slides_dir`).
 
     Returns slide id → its files (sorted). Generating all three takes about a second of CPU
-    (numpy and Pillow; it took 2.4 s before the nuclei were vectorised).
+    (numpy and Pillow; it took 2.4 s before the nuclei were vectorised). ``slides`` may name
+    others (a benchmark's bigger slide), cached and written the same way.
     """
     root = folder or demo_slides_dir()
     found: dict[str, list[Path]] = {}
     with _lock:  # threads of one process; other processes are handled by the atomic rename
-        for demo in DEMO_SLIDES:
+        for demo in slides:
             target = root / demo.folder_name
             if not target.is_dir():
                 root.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,6 @@ import io
 import logging
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ import msgspec
 import trio
 
 from sectra_core import schemas as s
+from sectra_core.cache import TileCache  # one LRU for the mock's encoded and the client's decoded tiles
 
 __all__ = [
     "TILE_FORMATS", "DEFAULT_TILE_CACHE_BYTES", "TileCache", "SlideImage", "open_slide_files",
@@ -99,57 +99,6 @@ def tile_cache_bytes_from_env() -> int:
     if mb < 0:
         raise ConfigurationError("SECTRA_MOCK_TILE_CACHE_MB must be >= 0")
     return int(mb * 1024 * 1024)
-
-
-class TileCache:
-    """A thread-safe LRU of encoded tiles with a byte budget (least recently used go first)."""
-
-    def __init__(self, max_bytes: int = DEFAULT_TILE_CACHE_BYTES) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self.hits = 0
-        self.misses = 0
-        self._items: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __contains__(self, key: object) -> bool:
-        """Whether ``key`` is cached (without counting a hit or a miss or touching its age)."""
-        return key in self._items
-
-    def get(self, key: tuple[Any, ...]) -> bytes | None:
-        """The cached bytes for ``key`` (now most recently used), or None."""
-        with self._lock:
-            data = self._items.get(key)
-            if data is None:
-                self.misses += 1
-                return None
-            self._items.move_to_end(key)
-            self.hits += 1
-            return data
-
-    def put(self, key: tuple[Any, ...], data: bytes) -> None:
-        """Store ``data``; evicts the oldest entries beyond the budget (a tile larger than the
-        whole budget is not stored)."""
-        if len(data) > self.max_bytes:
-            return
-        with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self.bytes -= len(old)
-            self._items[key] = data
-            self.bytes += len(data)
-            while self.bytes > self.max_bytes:
-                _, evicted = self._items.popitem(last=False)
-                self.bytes -= len(evicted)
-
-    def drop(self, prefix: Any) -> None:
-        """Forget every tile whose key starts with ``prefix`` (a slide replaced or removed)."""
-        with self._lock:
-            for key in [k for k in self._items if k[0] == prefix]:
-                self.bytes -= len(self._items.pop(key))
-
-    def __len__(self) -> int:
-        return len(self._items)
 
 
 def encode_image(image: Any, fmt: str) -> bytes:
@@ -419,22 +368,18 @@ def open_slide_files(files: Sequence[Path], tile_size: int = 240) -> SlideImage 
     in order. A missing ``openslide`` package (the ``slides`` extra) is logged once and treated as
     "not a slide", so the mock still serves the files.
     """
+    from sectra_core.errors import MissingExtraError, NotSlideFileError
+    from sectra_transports.downloaded import pick_slide
+
     try:
-        import openslide
-    except ImportError:  # pragma: no cover - the mock and test extras install it
+        path, slide = pick_slide(files)
+    except MissingExtraError:  # pragma: no cover - the mock and test extras install it
         log.warning("openslide-python is not installed (pip install 'sectra-sdk[slides]'): slide files get synthetic metadata")
         return None
-    for path in files:
-        path = Path(path)
-        try:
-            if openslide.OpenSlide.detect_format(str(path)) is None:
-                continue
-            slide = openslide.OpenSlide(str(path))
-        except (openslide.OpenSlideError, OSError, ValueError) as exc:
-            log.warning("%s looks like a slide but OpenSlide cannot read it: %s", path.name, exc)
-            continue
-        return SlideImage(path, slide, tile_size)
-    return None
+    except NotSlideFileError as exc:
+        log.info("no slide among the files: %s", exc)
+        return None
+    return SlideImage(path, slide, tile_size)
 
 
 def synthetic_marker(info: s.ImageInfo, files: Sequence[Path]) -> s.ImageInfo:

@@ -12,6 +12,7 @@ flow; a client only drives it (:meth:`AsyncSectraClient._drive`). Fan-out helper
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from collections.abc import Awaitable  # unasync: async only
 from contextlib import asynccontextmanager
@@ -25,12 +26,14 @@ from sectra_core.errors import TransportError
 from sectra_core.files import Download, OnExists, Progress, case_folders
 from sectra_core.http import BodyReader, HttpRequest, HttpResponse, ResponseLimits, keep_streaming
 from sectra_core.operations import Operation
+from sectra_core.regions import DEFAULT_CACHE_BYTES
 from sectra_core.plugins import Plugins, default_plugins
 from sectra_core.retry import RetryPolicy, Sleep
 from sectra_core.sansio import ClientState, Credentials, Flow, Locked
 from sectra_core.streaming import FileEvent, FileStream
 from sectra_core.transport import AsyncTransport, TransportOptions
 
+from ._remote_slide import AsyncRemoteSlide
 from ._methods import async_method
 from ._synchronization import (
     AsyncClock,
@@ -239,10 +242,10 @@ class AsyncSectraClient:
     set_quality_control = async_method(api.set_quality_control)
 
     @asynccontextmanager
-    async def open_slide_files(self, slide_id: str) -> AsyncIterator[AsyncIterator[FileEvent]]:
+    async def stream_slide_files(self, slide_id: str) -> AsyncIterator[AsyncIterator[FileEvent]]:
         """Stream a slide's files as events, without writing them anywhere (e.g. to object storage).
 
-        ``async with client.open_slide_files(id) as files: async for event in files: ...``; see
+        ``async with client.stream_slide_files(id) as files: async for event in files: ...``; see
         :mod:`sectra_core.streaming`. Names are checked as for downloads; a cut connection raises
         :class:`~sectra_core.errors.DownloadInterrupted` naming the file. Leaving the block early
         drops the connection instead of reading the rest.
@@ -270,6 +273,31 @@ class AsyncSectraClient:
         finally:
             await iterator.aclose()
             await async_close_response(response)
+
+    @asynccontextmanager
+    async def open_slide_files(self, slide_id: str) -> AsyncIterator[AsyncIterator[FileEvent]]:
+        """Deprecated alias of :meth:`stream_slide_files` (renamed so it is not mistaken for :meth:`open_slide`)."""
+        warnings.warn(
+            "open_slide_files() is renamed stream_slide_files(); the old name goes in the next release",
+            DeprecationWarning, stacklevel=3,
+        )
+        async with self.stream_slide_files(slide_id) as files:
+            yield files
+
+    async def open_slide(
+        self, slide_id: str, *, focal_plane: str | None = None, optical_path: str | None = None,
+        ext: str = "jpg", concurrency: int = 16, cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ) -> AsyncRemoteSlide:
+        """The slide as an ``openslide.OpenSlide`` look-alike read over the IA-API (docs/pixels.md).
+
+        Reads ``/info`` and the label now; tiles as regions need them, ``concurrency`` at a time,
+        kept decoded in an LRU of ``cache_bytes``. ``focal_plane``/``optical_path``: ids from the
+        slide info (default: the server's). ``ext``: the tile format (``"png"`` for lossless).
+        """
+        return await AsyncRemoteSlide.open(
+            self, slide_id, focal_plane=focal_plane, optical_path=optical_path, ext=ext,
+            concurrency=concurrency, cache_bytes=cache_bytes,
+        )
 
     async def download_slide_files(
         self,

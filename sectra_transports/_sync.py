@@ -14,6 +14,7 @@ flow; a client only drives it (:meth:`SectraClient._drive`). Fan-out helpers (``
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Generator, Iterator, Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,12 +27,14 @@ from sectra_core.errors import TransportError
 from sectra_core.files import Download, OnExists, Progress, case_folders
 from sectra_core.http import BodyReader, HttpRequest, HttpResponse, ResponseLimits, keep_streaming
 from sectra_core.operations import Operation
+from sectra_core.regions import DEFAULT_CACHE_BYTES
 from sectra_core.plugins import Plugins, default_plugins
 from sectra_core.retry import RetryPolicy, Sleep
 from sectra_core.sansio import ClientState, Credentials, Flow, Locked
 from sectra_core.streaming import FileEvent, FileStream
 from sectra_core.transport import SyncTransport, TransportOptions
 
+from ._remote_slide_sync import RemoteSlide
 from ._methods import sync_method
 from ._synchronization import (
     Clock,
@@ -240,10 +243,10 @@ class SectraClient:
     set_quality_control = sync_method(api.set_quality_control)
 
     @contextmanager
-    def open_slide_files(self, slide_id: str) -> Iterator[Iterator[FileEvent]]:
+    def stream_slide_files(self, slide_id: str) -> Iterator[Iterator[FileEvent]]:
         """Stream a slide's files as events, without writing them anywhere (e.g. to object storage).
 
-        ``with client.open_slide_files(id) as files: for event in files: ...``; see
+        ``with client.stream_slide_files(id) as files: for event in files: ...``; see
         :mod:`sectra_core.streaming`. Names are checked as for downloads; a cut connection raises
         :class:`~sectra_core.errors.DownloadInterrupted` naming the file. Leaving the block early
         drops the connection instead of reading the rest.
@@ -271,6 +274,31 @@ class SectraClient:
         finally:
             iterator.close()
             close_response(response)
+
+    @contextmanager
+    def open_slide_files(self, slide_id: str) -> Iterator[Iterator[FileEvent]]:
+        """Deprecated alias of :meth:`stream_slide_files` (renamed so it is not mistaken for :meth:`open_slide`)."""
+        warnings.warn(
+            "open_slide_files() is renamed stream_slide_files(); the old name goes in the next release",
+            DeprecationWarning, stacklevel=3,
+        )
+        with self.stream_slide_files(slide_id) as files:
+            yield files
+
+    def open_slide(
+        self, slide_id: str, *, focal_plane: str | None = None, optical_path: str | None = None,
+        ext: str = "jpg", concurrency: int = 16, cache_bytes: int = DEFAULT_CACHE_BYTES,
+    ) -> RemoteSlide:
+        """The slide as an ``openslide.OpenSlide`` look-alike read over the IA-API (docs/pixels.md).
+
+        Reads ``/info`` and the label now; tiles as regions need them, ``concurrency`` at a time,
+        kept decoded in an LRU of ``cache_bytes``. ``focal_plane``/``optical_path``: ids from the
+        slide info (default: the server's). ``ext``: the tile format (``"png"`` for lossless).
+        """
+        return RemoteSlide.open(
+            self, slide_id, focal_plane=focal_plane, optical_path=optical_path, ext=ext,
+            concurrency=concurrency, cache_bytes=cache_bytes,
+        )
 
     def download_slide_files(
         self,

@@ -20,10 +20,11 @@ from sectra_core.http import HttpRequest, HttpResponse, send_headers
 from sectra_core.transport import TransportOptions
 
 from ._async import AsyncSectraClient
+from ._remote_slide import AsyncRemoteSlide
 from ._proxy import Proxy, proxy_for
 from ._trio_errors import map_exceptions
 
-__all__ = ["TrioTransport", "AsyncSectraClient"]
+__all__ = ["TrioTransport", "AsyncSectraClient", "AsyncRemoteSlide"]
 
 # (scheme, host, port, proxy URL or ""): connections through a proxy are pooled apart.
 _Key = tuple[str, str, int, str]

@@ -19,10 +19,11 @@ from sectra_core.http import HttpRequest, HttpResponse, send_headers
 from sectra_core.transport import TransportOptions
 
 from ._errors import map_exceptions, map_read_exceptions
+from ._remote_slide_sync import RemoteSlide
 from ._proxy import proxy_for
 from ._sync import SectraClient
 
-__all__ = ["Urllib3Transport", "SectraClient"]
+__all__ = ["Urllib3Transport", "SectraClient", "RemoteSlide"]
 
 
 #: The route of the SDK request in flight on this thread (urllib3 logs from the calling thread).

@@ -11,7 +11,7 @@ import msgspec
 import pytest
 import trio
 
-from examples.apps import long_running, patch_gallery, triage
+from examples.apps import long_running, patch_gallery, tissue_outline, triage
 from sectra_client.app import TrioJobRunner
 from sectra_core import schemas as s
 from sectra_mock import MockSectraServer
@@ -85,3 +85,26 @@ def test_demos_run(script: str) -> None:
     done = subprocess.run([sys.executable, str(ROOT / script)], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert "failed" not in done.stdout.lower()
+
+
+async def test_tissue_outline_reads_pixels_and_posts_the_outline(sectra_mock: MockSectraServer, serve_sectra_app: Serve) -> None:
+    """The whole-slide app reads the demo slide at 8 µm/px through open_slide and outlines the tissue:
+    its tissue share matches the same threshold applied to OpenSlide's own pixels of the file."""
+    import numpy as np
+    import openslide
+
+    from sectra_core.builders import validate_result
+    from sectra_mock.demo_slides import ensure_demo_slides
+
+    url = await serve_sectra_app(tissue_outline.app)
+    stored = await sectra_mock.aio.trigger(url, application_id=tissue_outline.app.application_id, slide_id="slide-001")
+    validate_result(stored, max_y=0.75)
+    item, caption = stored.data.result.content  # outlines in their style, the caption label unstyled
+    assert caption.labels[0].label == stored.display_result
+    assert item.style == tissue_outline.OUTLINE and len(item.polygons) >= 1
+    assert all(3 <= len(p.points) <= 300 for p in item.polygons)
+    with openslide.OpenSlide(str(ensure_demo_slides()["slide-001"][0])) as local:
+        thumb = local.read_region((0, 0), 0, local.dimensions).resize((75, 56))  # 2400/32: 8 µm/px
+    expected = float(tissue_outline.tissue_mask(np.asarray(thumb)).mean()) * 100
+    assert stored.display_properties["Tissue %"] == pytest.approx(expected, abs=3)
+    assert 20 < expected < 80  # the demo slide is part tissue, part glass

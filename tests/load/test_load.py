@@ -90,7 +90,7 @@ def _rss_kib(pid: int, field: str) -> int:
 
 def test_mock_memory_stays_bounded_streaming_4_slides() -> None:
     async def stream(url: str, slide: str) -> int:
-        async with AsyncSectraClient(url, "t") as client, client.open_slide_files(slide) as files:
+        async with AsyncSectraClient(url, "t") as client, client.stream_slide_files(slide) as files:
             total = 0
             async for event in files:  # read and drop: only the mock's memory is measured
                 if isinstance(event, FileData):

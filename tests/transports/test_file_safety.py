@@ -43,13 +43,13 @@ def listing(folder: Path) -> dict[str, bytes]:
 
 
 def stream_all(client: Any, slide_id: str = "s") -> list[object]:
-    """Every event of ``open_slide_files`` (an async context on trio, run through the portal)."""
+    """Every event of ``stream_slide_files`` (an async context on trio, run through the portal)."""
     if isinstance(client, PortalClient):
         async def events() -> list[object]:
-            async with client._client.open_slide_files(slide_id) as files:
+            async with client._client.stream_slide_files(slide_id) as files:
                 return [event async for event in files]
         return list(client._portal.run(events))
-    with client.open_slide_files(slide_id) as files:
+    with client.stream_slide_files(slide_id) as files:
         return list(files)
 
 

@@ -294,13 +294,13 @@ url, transport = sys.argv[1:3]
 count = 0
 try:
     if transport == "urllib3":
-        with SectraClient(url, "t", api_version="5.0") as client, client.open_slide_files("s") as files:
+        with SectraClient(url, "t", api_version="5.0") as client, client.stream_slide_files("s") as files:
             for event in files:
                 count += isinstance(event, FileStarted)
     else:
         async def main():
             global count
-            async with AsyncSectraClient(url, "t", api_version="5.0") as client, client.open_slide_files("s") as files:
+            async with AsyncSectraClient(url, "t", api_version="5.0") as client, client.stream_slide_files("s") as files:
                 async for event in files:
                     count += isinstance(event, FileStarted)
         trio.run(main)

@@ -37,34 +37,34 @@ def test_sync_stream(mock: MockSectraServer) -> None:
     mock.add_synthetic_slide("single", 1_000, n_files=1)
     with SectraClient(mock.url, TOKEN, retry=NO_RETRY) as client:
         for slide in ("multi", "single"):
-            with client.open_slide_files(slide) as files:
+            with client.stream_slide_files(slide) as files:
                 assert collect(list(files)) == expected(mock, slide)
-        with client.open_slide_files("multi") as files:
+        with client.stream_slide_files("multi") as files:
             first = next(iter(files))  # leave early: the rest is not read, the connection dropped
             assert isinstance(first, FileStarted) and first.name == "i0000,0000b.dcm"
         assert client.get_image_metadata("multi").id == "multi"  # the client still works
         mock.faults.add("truncate", "files", after_bytes=1_500_000)
-        with pytest.raises(DownloadInterrupted, match="i0001"), client.open_slide_files("multi") as files:
+        with pytest.raises(DownloadInterrupted, match="i0001"), client.stream_slide_files("multi") as files:
             list(files)
         mock.faults.add("hostile_multipart", "files", variant="traversal")
-        with pytest.raises(UnsafeFilenameError), client.open_slide_files("multi") as files:
+        with pytest.raises(UnsafeFilenameError), client.stream_slide_files("multi") as files:
             list(files)
 
 
 async def test_trio_stream(sectra_mock: MockSectraServer) -> None:
     sectra_mock.add_synthetic_slide("multi", 3_000_001, n_files=3)
     async with AsyncSectraClient(sectra_mock.url, sectra_mock.token, retry=NO_RETRY) as client:
-        async with client.open_slide_files("multi") as files:
+        async with client.stream_slide_files("multi") as files:
             assert collect([e async for e in files]) == expected(sectra_mock, "multi")
-        async with client.open_slide_files("multi") as files:
+        async with client.stream_slide_files("multi") as files:
             async for event in files:
                 break  # early exit
         assert (await client.get_image_metadata("multi")).id == "multi"
         sectra_mock.faults.add("truncate", "files", after_bytes=1_500_000)
         with pytest.raises(DownloadInterrupted, match="i0001"):
-            async with client.open_slide_files("multi") as files:
+            async with client.stream_slide_files("multi") as files:
                 [e async for e in files]
         sectra_mock.faults.add("hostile_multipart", "files", variant="duplicate")
         with pytest.raises(Exception, match="twice"):
-            async with client.open_slide_files("multi") as files:
+            async with client.stream_slide_files("multi") as files:
                 [e async for e in files]

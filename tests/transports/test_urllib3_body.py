@@ -27,7 +27,7 @@ def test_downloads_fill_one_buffer_and_keep_the_connection(mock: MockSectraServe
     monkeypatch.setattr(transport._Body, "_readinto", counting)
     with SectraClient(mock.url, TOKEN) as client:
         paths = client.download_slide_files("big", tmp_path)
-        with client.open_slide_files("big") as events:  # the read1 path, for comparison
+        with client.stream_slide_files("big") as events:  # the read1 path, for comparison
             streamed: dict[str, bytearray] = {}
             for event in events:
                 if isinstance(event, FileStarted):

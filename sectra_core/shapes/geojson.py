@@ -1,0 +1,417 @@
+"""Sectra results ⇄ GeoJSON with QuPath's conventions (what QuPath, wsinfer, HistoQC, CellViT exchange).
+
+Coordinates are level-0 pixels (``x`` right, ``y`` down), i.e. Sectra's width-normalised points
+times the image *width* on both axes (spec §2.4). Each feature's ``properties`` follow QuPath:
+``objectType`` (``annotation``; ``detection`` for gallery patches), ``classification``
+(``{"name", "color": [r, g, b]}``), ``name`` (a label's text), ``color`` (an object's own colour,
+from the stroke style) and ``measurements`` (the numeric display properties; a patch's sort key).
+
+What GeoJSON cannot say natively travels in a ``sectra`` member, so ``from_geojson(to_geojson(r))``
+gives ``r`` back (within float rounding): the exact style, an arc's centre/radius/angles (its
+geometry is a polygon or line tracing it, for other tools), and at the collection level the result's
+slide id, display text and properties, application version, context and gallery settings.
+Collections from other tools need none of it: classes become styles (one primitive group per class,
+its colour as the stroke), holes become extra outlines (Sectra polygons have no holes), points
+become labels named after the object or its class.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Union
+
+import msgspec
+
+from .. import schemas as s
+from ..builders import PatchGalleryBuilder, PrimitiveBuilder, validate_result
+from ..errors import ValidationError
+from ..geometry import Pyramid
+
+__all__ = ["to_geojson", "from_geojson", "input_from_geojson", "Slide", "ARC_SEGMENTS"]
+
+#: What gives the slide's size: its ``ImageInfo`` or a :class:`~sectra_core.geometry.Pyramid`.
+Slide = Union[s.ImageInfo, Pyramid]
+#: Segments of the polygon that traces a full-circle arc for tools that have no arcs.
+ARC_SEGMENTS = 64
+#: Where class names of primitive groups are kept in ``data.context`` (Sectra has no class field).
+CLASSES_KEY = "geojsonClasses"
+
+_HEX = re.compile(r"#([0-9a-fA-F]{6})(?:[0-9a-fA-F]{2})?|#([0-9a-fA-F]{3})[0-9a-fA-F]?")
+_RGB = re.compile(r"rgba?\(\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)")
+
+
+def _pyramid(slide: Slide) -> Pyramid:
+    if isinstance(slide, Pyramid):
+        return slide
+    if isinstance(slide, s.ImageInfo):
+        return Pyramid.from_image_info(slide)
+    raise ValidationError(f"the slide's size comes from its ImageInfo or a Pyramid, got {type(slide).__name__}")
+
+
+def _rgb(css: str | None) -> list[int] | None:
+    """A CSS colour → QuPath's ``[r, g, b]`` (hex and rgb() forms; names are not guessed)."""
+    if not css:
+        return None
+    css = css.strip()
+    if m := _HEX.fullmatch(css):
+        if m.group(1):
+            return [int(m.group(1)[i:i + 2], 16) for i in (0, 2, 4)]
+        return [int(c * 2, 16) for c in m.group(2)]
+    if m := _RGB.match(css):
+        return [min(255, int(v)) for v in m.groups()]
+    return None
+
+
+def _css(color: Any) -> str | None:
+    """QuPath's colour (``[r, g, b]`` or a packed ARGB int, as older QuPath wrote) → ``#rrggbb``."""
+    if isinstance(color, int) and not isinstance(color, bool):
+        color = [(color >> 16) & 255, (color >> 8) & 255, color & 255]
+    if isinstance(color, (list, tuple)) and len(color) >= 3 and all(isinstance(v, (int, float)) for v in color[:3]):
+        return "#{:02x}{:02x}{:02x}".format(*(max(0, min(255, int(v))) for v in color[:3]))
+    return None
+
+
+# --- Sectra → GeoJSON ---------------------------------------------------------------------------
+
+
+class _Out:
+    def __init__(self, pyramid: Pyramid, measurements: dict[str, float]) -> None:
+        self.width = pyramid.width
+        self.measurements = measurements
+        self.features: list[dict[str, Any]] = []
+
+    def xy(self, p: s.Point) -> list[float]:
+        return [p.x * self.width, p.y * self.width]
+
+    def ring(self, points: list[s.Point]) -> list[list[float]]:
+        ring = [self.xy(p) for p in points]
+        return ring + [ring[0]]  # GeoJSON rings repeat their first position (RFC 7946 §3.1.6)
+
+    def add(self, geometry: dict[str, Any], *, object_type: str = "annotation", name: str | None = None,
+            cls: str | None = None, color: list[int] | None = None, sectra: dict[str, Any] | None = None,
+            measurements: dict[str, float] | None = None) -> None:
+        props: dict[str, Any] = {"objectType": object_type}
+        if name is not None:
+            props["name"] = name
+        if cls is not None:
+            props["classification"] = {"name": cls, **({"color": color} if color else {})}
+        if color is not None:
+            props["color"] = color
+        merged = {**self.measurements, **(measurements or {})}
+        if merged:
+            props["measurements"] = merged
+        if sectra:
+            props["sectra"] = sectra
+        self.features.append({"type": "Feature", "geometry": geometry, "properties": props})
+
+
+def _arc_geometry(out: _Out, arc: s.Arc) -> dict[str, Any]:
+    start, end = arc.start_angle, arc.end_angle
+    assert start is not None and end is not None  # fill_nulls gave the defaults
+    sweep = end - start
+    full = abs(sweep) >= 2 * math.pi - 1e-9
+    n = ARC_SEGMENTS if full else max(2, math.ceil(ARC_SEGMENTS * abs(sweep) / (2 * math.pi)))
+    cx, cy = out.xy(arc.center)
+    r = arc.radius * out.width
+    points = [[cx + r * math.cos(start + sweep * i / n), cy + r * math.sin(start + sweep * i / n)] for i in range(n + (0 if full else 1))]
+    if full:
+        return {"type": "Polygon", "coordinates": [points + [points[0]]]}
+    return {"type": "LineString", "coordinates": points}
+
+
+def _style(style: s.Style | None) -> dict[str, Any]:
+    return {} if style is None else {"style": msgspec.to_builtins(style)}
+
+
+def _primitives(out: _Out, result: s.PrimitiveResult, classes: list[Any]) -> None:
+    items = result.content if isinstance(result.content, list) else [result.content] if result.content else []
+    for i, item in enumerate(items):
+        cls = classes[i] if i < len(classes) and isinstance(classes[i], str) else None
+        color = _rgb(item.style.stroke_style) if item.style else None
+        common = {"item": i, **_style(item.style)}
+        for polygon in item.polygons:
+            out.add({"type": "Polygon", "coordinates": [out.ring(polygon.points)]}, cls=cls, color=color,
+                    sectra={"kind": "polygon", **common})
+        for line in item.polylines:
+            out.add({"type": "LineString", "coordinates": [out.xy(p) for p in line.points]}, cls=cls, color=color,
+                    sectra={"kind": "polyline", **common})
+        for arc in item.arcs:
+            exact = {"center": out.xy(arc.center), "radius": arc.radius * out.width,
+                     "startAngle": arc.start_angle, "endAngle": arc.end_angle}
+            out.add(_arc_geometry(out, arc), cls=cls, color=color, sectra={"kind": "arc", "arc": exact, **common})
+        for label in item.labels:
+            out.add({"type": "Point", "coordinates": out.xy(label.location)}, name=label.label, cls=cls, color=color,
+                    sectra={"kind": "label", **common})
+
+
+def _gallery(out: _Out, content: s.PatchContent) -> dict[str, Any]:
+    for polygon in content.polygons:
+        out.add({"type": "Polygon", "coordinates": [out.ring(polygon.points)]}, sectra={"kind": "region"})
+    for patch in content.patches:
+        tag = content.tags[patch.tag] if 0 <= patch.tag < len(content.tags) else None
+        out.add({"type": "Point", "coordinates": out.xy(patch.position)}, object_type="detection", cls=tag,
+                measurements={"sortKeyValue": patch.sort_key_value}, sectra={"kind": "patch", "tag": patch.tag})
+    settings = msgspec.to_builtins(content)
+    settings.pop("polygons", None)
+    settings.pop("patches", None)
+    return settings
+
+
+def to_geojson(shapes: s.Result | s.TaggedPolygonInput | s.MultiAreaInput, slide: Slide) -> dict[str, Any]:
+    """A result (or the tagged polygon / areas of a ``create`` invocation's ``input``) as a GeoJSON
+    FeatureCollection in level-0 pixels, QuPath's conventions (see the module docstring).
+
+    ``slide``: the slide's ``ImageInfo`` (or :class:`~sectra_core.geometry.Pyramid`), for its width.
+    """
+    out = _Out(_pyramid(slide), {})
+    meta: dict[str, Any]
+    if isinstance(shapes, s.TaggedPolygonInput):
+        c = shapes.content
+        out.add({"type": "Polygon", "coordinates": [out.ring(c.polygon.points)]}, cls=c.tag,
+                sectra={"kind": "taggedPolygon", "tags": c.tags, "tagIndex": c.tag_index})
+        meta = {"input": "taggedPolygon"}
+    elif isinstance(shapes, s.MultiAreaInput):
+        for polygon in shapes.content.polygons:
+            out.add({"type": "Polygon", "coordinates": [out.ring(polygon.points)]}, sectra={"kind": "area"})
+        meta = {"input": "multiArea"}
+    elif isinstance(shapes, s.Result):
+        props = shapes.display_properties or {}
+        # QuPath measurements are numbers; text display properties stay in the collection's member.
+        out.measurements = {k: float(v) for k, v in props.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        content = shapes.data.result
+        context = shapes.data.context
+        meta = {"slideId": shapes.slide_id, "displayResult": shapes.display_result, "displayProperties": dict(props),
+                "applicationVersion": shapes.application_version}
+        if isinstance(content, s.PrimitiveResult):
+            classes = context.get(CLASSES_KEY, []) if isinstance(context, dict) else []
+            _primitives(out, content, classes if isinstance(classes, list) else [])
+            meta["type"] = "primitive"
+        elif isinstance(content, s.PatchCollectionResult):
+            meta["type"] = "patchCollection"
+            meta["gallery"] = _gallery(out, content.content)
+        meta["context"] = context
+    else:
+        raise ValidationError(
+            f"to_geojson takes a Result or a TaggedPolygonInput/MultiAreaInput, got {type(shapes).__name__}"
+        )
+    return {"type": "FeatureCollection", "features": out.features, "sectra": meta}
+
+
+# --- GeoJSON → Sectra ---------------------------------------------------------------------------
+
+
+def _features(collection: Mapping[str, Any] | Iterable[Any]) -> list[dict[str, Any]]:
+    if isinstance(collection, Mapping):
+        kind = collection.get("type")
+        if kind == "FeatureCollection":
+            features = collection.get("features")
+        elif kind == "Feature":
+            features = [collection]
+        else:
+            raise ValidationError(f"expected a GeoJSON FeatureCollection or Feature, got type {kind!r}")
+    else:
+        features = list(collection)  # QuPath's "export as a list of features"
+    if not isinstance(features, list):
+        raise ValidationError("a FeatureCollection's 'features' must be a list")
+    for i, feature in enumerate(features):
+        if not isinstance(feature, Mapping) or feature.get("type") != "Feature" or not isinstance(feature.get("geometry"), Mapping):
+            raise ValidationError(f"features[{i}] is not a GeoJSON Feature with a geometry")
+    return features
+
+
+def _props(feature: Mapping[str, Any]) -> dict[str, Any]:
+    props = feature.get("properties")
+    return dict(props) if isinstance(props, Mapping) else {}
+
+
+def _class_of(props: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """A feature's class name and colour (CSS): QuPath's ``classification`` (or older ``classifications``)."""
+    cls = props.get("classification")
+    name = colour = None
+    if isinstance(cls, Mapping):
+        name = cls.get("name") if isinstance(cls.get("name"), str) else None
+        colour = _css(cls.get("color") if "color" in cls else cls.get("colorRGB"))
+        if name is None and isinstance(cls.get("names"), list):  # QuPath derived classes
+            name = ": ".join(str(n) for n in cls["names"])
+    return name, _css(props.get("color")) or colour
+
+
+def _rings(geometry: Mapping[str, Any], where: str) -> tuple[str, list[Any]]:
+    kind, coords = geometry.get("type"), geometry.get("coordinates")
+    if not isinstance(coords, list):
+        raise ValidationError(f"{where}: a {kind} geometry needs 'coordinates'")
+    if kind == "Polygon":
+        return "polygons", list(coords)  # holes drawn as extra outlines: Sectra polygons have no holes
+    if kind == "MultiPolygon":
+        return "polygons", [ring for polygon in coords for ring in polygon]
+    if kind == "LineString":
+        return "polylines", [coords]
+    if kind == "MultiLineString":
+        return "polylines", list(coords)
+    if kind == "Point":
+        return "points", [coords]
+    if kind == "MultiPoint":
+        return "points", list(coords)
+    raise ValidationError(f"{where}: geometry type {kind!r} has no Sectra counterpart")
+
+
+def _open_ring(ring: list[Any]) -> list[Any]:
+    return ring[:-1] if len(ring) > 1 and ring[0] == ring[-1] else ring
+
+
+def _style_of(sectra: Mapping[str, Any], colour: str | None, where: str) -> s.Style | None:
+    if isinstance(sectra.get("style"), Mapping):
+        try:
+            return msgspec.convert(sectra["style"], s.Style)
+        except msgspec.ValidationError as exc:
+            raise ValidationError(f"{where}: sectra.style: {exc}") from None
+    return s.Style(stroke_style=colour) if colour else None
+
+
+def _primitive_result(features: list[dict[str, Any]], pyramid: Pyramid) -> tuple[s.PrimitiveResult, list[str | None]]:
+    # One builder per group: the item index a Sectra export recorded, else (class, colour).
+    groups: dict[Any, tuple[PrimitiveBuilder, str | None]] = {}
+    for i, feature in enumerate(features):
+        where = f"features[{i}]"
+        props = _props(feature)
+        sectra = props.get("sectra") if isinstance(props.get("sectra"), Mapping) else {}
+        assert isinstance(sectra, Mapping)
+        name, colour = _class_of(props)
+        style = _style_of(sectra, colour, where)
+        key = ("item", sectra["item"]) if isinstance(sectra.get("item"), int) else ("class", name, colour)
+        if key not in groups:
+            groups[key] = (PrimitiveBuilder(pyramid), name)
+        builder = groups[key][0]
+        if sectra.get("kind") == "arc" and isinstance(sectra.get("arc"), Mapping):
+            arc = sectra["arc"]
+            center = pyramid.to_sectra(*arc["center"])
+            builder.arc(center, arc["radius"] / pyramid.width, arc["startAngle"], arc["endAngle"], style=style)
+            continue
+        kind, parts = _rings(feature["geometry"], where)
+        for part in parts:
+            if kind == "polygons":
+                builder.polygon_px(_open_ring(part), style=style)
+            elif kind == "polylines":
+                builder.polyline_px(part, style=style)
+            else:
+                text = props.get("name") or name or "point"
+                builder.label_px(part[0], part[1], str(text), style=style)
+    items: list[s.PrimitiveItem] = []
+    classes: list[str | None] = []
+    for builder, name in groups.values():
+        content = builder.content().content
+        assert isinstance(content, list)
+        items.extend(content)
+        classes.extend([name] * len(content))
+    return s.PrimitiveResult(content=items), classes
+
+
+def _gallery_result(features: list[dict[str, Any]], pyramid: Pyramid, settings: Mapping[str, Any]) -> s.PatchCollectionResult:
+    try:
+        template = msgspec.convert(dict(settings), s.PatchContent)
+    except msgspec.ValidationError as exc:
+        raise ValidationError(f"sectra.gallery: {exc}") from None
+    builder = PatchGalleryBuilder(template.tags, pyramid=pyramid, patch_size=template.patch_size or 64,
+                                  magnification=template.magnification or 10.0, description=template.description or "")
+    for i, feature in enumerate(features):
+        where = f"features[{i}]"
+        props = _props(feature)
+        sectra = props.get("sectra") if isinstance(props.get("sectra"), Mapping) else {}
+        assert isinstance(sectra, Mapping)
+        kind, parts = _rings(feature["geometry"], where)
+        for part in parts:
+            if kind == "polygons":
+                builder.region_px(_open_ring(part))
+            elif kind == "points":
+                name, _ = _class_of(props)
+                tag: int | str | None = sectra["tag"] if isinstance(sectra.get("tag"), int) else name
+                if tag is None:
+                    raise ValidationError(f"{where}: a patch needs a class naming one of the tags {template.tags!r}")
+                measurements = props.get("measurements")
+                sort_key = measurements.get("sortKeyValue", 0.0) if isinstance(measurements, Mapping) else 0.0
+                builder.patch_px(tag, part[0], part[1], sort_key=float(sort_key))
+            else:
+                raise ValidationError(f"{where}: a patch gallery holds region polygons and patch points, not lines")
+    content = builder.content()
+    content.content.statuses = template.statuses
+    content.content.actions = template.actions
+    return content
+
+
+def from_geojson(
+    collection: Mapping[str, Any] | Iterable[Any], slide: Slide, *, slide_id: str | None = None,
+    display_result: str | None = None, display_properties: dict[str, str | int | float] | None = None,
+    application_version: str | None = None,
+) -> s.Result:
+    """A GeoJSON FeatureCollection (level-0 pixels, e.g. from QuPath) → a validated :class:`Result`.
+
+    Built with :class:`~sectra_core.builders.PrimitiveBuilder` (or the gallery builder for a
+    collection :func:`to_geojson` made from a patch gallery): width-normalised (spec §2.4), every
+    point checked to lie on the slide. Arguments override what the collection's ``sectra`` member
+    says; ``slide_id`` defaults to it, or to the ``ImageInfo``'s id.
+    """
+    pyramid = _pyramid(slide)
+    features = _features(collection)
+    meta = collection.get("sectra") if isinstance(collection, Mapping) else None
+    meta = dict(meta) if isinstance(meta, Mapping) else {}
+    slide_id = slide_id or meta.get("slideId") or (slide.id if isinstance(slide, s.ImageInfo) else None)
+    if not slide_id:
+        raise ValidationError("from_geojson needs slide_id= (or the slide's ImageInfo) to know which slide it draws on")
+    context = meta.get("context")
+    if meta.get("type") == "patchCollection":
+        content: s.ResultContent = _gallery_result(features, pyramid, meta.get("gallery") or {})
+    else:
+        content, classes = _primitive_result(features, pyramid)
+        if any(c is not None for c in classes):
+            if context is None:
+                context = {}
+            if isinstance(context, dict):
+                context = {**context, CLASSES_KEY: classes}
+    if display_properties is None:
+        display_properties = meta.get("displayProperties") or {}
+    result = s.Result(
+        slide_id=slide_id,
+        display_result=display_result if display_result is not None else meta.get("displayResult"),
+        display_properties=dict(display_properties),
+        application_version=application_version if application_version is not None else meta.get("applicationVersion"),
+        data=s.ResultData(context=context if context is not None else {}, result=content),
+    )
+    validate_result(result, max_y=pyramid.max_y)
+    return result
+
+
+def input_from_geojson(collection: Mapping[str, Any] | Iterable[Any], slide: Slide) -> s.TaggedPolygonInput | s.MultiAreaInput:
+    """The reverse of :func:`to_geojson` for invocation input: one polygon → a tagged polygon
+    (tags from ``sectra`` or its class), several → a multi-area input (e.g. to script a mock invocation)."""
+    pyramid = _pyramid(slide)
+    polygons: list[s.Polygon] = []
+    tags: list[str] | None = None
+    tag_index: int | None = None
+    for i, feature in enumerate(_features(collection)):
+        props = _props(feature)
+        sectra = props.get("sectra") if isinstance(props.get("sectra"), Mapping) else {}
+        assert isinstance(sectra, Mapping)
+        kind, parts = _rings(feature["geometry"], f"features[{i}]")
+        if kind != "polygons":
+            raise ValidationError(f"features[{i}]: invocation input holds polygons only, got {feature['geometry'].get('type')}")
+        for part in parts:
+            b = PrimitiveBuilder(pyramid).polygon_px(_open_ring(part))
+            content = b.content().content
+            assert isinstance(content, list)
+            polygons.append(content[0].polygons[0])
+        if sectra.get("kind") == "taggedPolygon":
+            tags, tag_index = sectra.get("tags"), sectra.get("tagIndex")
+        elif (name := _class_of(props)[0]) is not None and tags is None:
+            tags, tag_index = [name], 0
+    if not polygons:
+        raise ValidationError("input_from_geojson found no polygon")
+    if len(polygons) == 1 and (tags is not None or _meta_input(collection) == "taggedPolygon"):
+        return s.TaggedPolygonInput(content=s.TaggedPolygonContent(polygon=polygons[0], tags=tags, tag_index=tag_index))
+    return s.MultiAreaInput(content=s.MultiAreaContent(polygons=polygons))
+
+
+def _meta_input(collection: Any) -> Any:
+    meta = collection.get("sectra") if isinstance(collection, Mapping) else None
+    return meta.get("input") if isinstance(meta, Mapping) else None

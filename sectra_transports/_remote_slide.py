@@ -1,0 +1,240 @@
+"""A remote slide with OpenSlide's interface, on the trio client: ``await client.open_slide(id)``.
+
+The hand-written source; :mod:`._remote_slide_sync` mirrors it line for line for the blocking
+client (awaits removed, a thread pool where this has a nursery). The geometry, tile planning and
+stitching are pure code in :mod:`sectra_core.regions`; this class fetches tiles (bounded
+concurrency in a nursery), decodes and pastes each in a worker thread as it arrives, and keeps
+them decoded in an LRU cache with a byte budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from sectra_core import regions
+from sectra_core import schemas as s
+from sectra_core.cache import TileCache
+from sectra_core.geometry import Pyramid
+
+from ._synchronization import single_errors
+
+if TYPE_CHECKING:
+    from ._async import AsyncSectraClient
+
+__all__ = ["AsyncRemoteSlide"]
+
+
+class AsyncRemoteSlide:
+    """One slide read through the IA-API with ``openslide.OpenSlide``'s interface; methods that read
+    pixels are awaited (``read_region``, ``read_region_mpp``, ``get_thumbnail``).
+
+    Levels come from the DZI pyramid (spec §6): level ``k`` has downsample ``2**k``. Created by
+    ``await client.open_slide(slide_id)``; ``async with`` it or call :meth:`close` (which drops the
+    cache; the client stays open).
+    """
+
+    def __init__(
+        self, client: AsyncSectraClient, info: s.ImageInfo, label: s.LabelImage | None, *,
+        focal_plane: str | None = None, optical_path: str | None = None, ext: str = "jpg",
+        concurrency: int = 16, cache_bytes: int = regions.DEFAULT_CACHE_BYTES,
+    ) -> None:
+        self._client = client
+        self.info = info
+        self.slide_id = info.id
+        self.pyramid = Pyramid.from_image_info(info)
+        self.levels = regions.SlideLevels(self.pyramid)
+        self.properties: Mapping[str, str] = regions.slide_properties(info, self.levels)
+        self.associated_images: Mapping[str, Any] = regions.label_images(label)
+        self.color_profile = None  # Sectra does not say which colour space its tiles are in
+        self.ext = ext
+        self.concurrency = concurrency
+        self.cache = TileCache(cache_bytes)
+        self.focal_plane: str | None = None
+        self.optical_path: str | None = None
+        self.select(focal_plane=focal_plane, optical_path=optical_path)
+
+    @classmethod
+    async def open(cls, client: AsyncSectraClient, slide_id: str, **options: Any) -> AsyncRemoteSlide:
+        """Read the slide's info and label, then return the slide (see ``client.open_slide``)."""
+        info = await client.get_image_metadata(slide_id)
+        label = await client.get_label_image(slide_id)
+        return cls(client, info, label, **options)
+
+    def __repr__(self) -> str:
+        return f"AsyncRemoteSlide({self.slide_id!r}, {self.dimensions[0]}x{self.dimensions[1]})"
+
+    # --- OpenSlide's attributes ------------------------------------------------------------------
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        """Level-0 ``(width, height)``."""
+        return self.levels.level_dimensions[0]
+
+    @property
+    def level_count(self) -> int:
+        """Number of levels."""
+        return self.levels.level_count
+
+    @property
+    def level_dimensions(self) -> tuple[tuple[int, int], ...]:
+        """``(width, height)`` of each level."""
+        return self.levels.level_dimensions
+
+    @property
+    def level_downsamples(self) -> tuple[float, ...]:
+        """Downsample of each level relative to level 0 (exactly ``2**k``)."""
+        return self.levels.level_downsamples
+
+    def get_best_level_for_downsample(self, downsample: float) -> int:
+        """The level to read for ``downsample`` (OpenSlide's rule: the largest not above it)."""
+        return self.levels.best_level_for_downsample(downsample)
+
+    def level_for_mpp(self, mpp: float) -> int:
+        """The coarsest level no coarser than ``mpp`` µm/px (see :meth:`read_region_mpp`)."""
+        return self.levels.level_for_mpp(mpp)
+
+    def select(self, *, focal_plane: str | None = None, optical_path: str | None = None) -> None:
+        """Read from another focal plane / optical path from now on (ids from the slide info)."""
+        self.focal_plane = regions.choose("focal plane", focal_plane, self.info.focal_planes)
+        self.optical_path = regions.choose("optical path", optical_path, self.info.optical_paths)
+
+    # --- pixels ----------------------------------------------------------------------------------
+
+    async def _load(self, keys: Iterable[regions.TileKey], on_tile: Callable[[regions.TileKey, Any], None]) -> None:
+        """Call ``on_tile(key, pixels)`` for each tile: cached ones at once, the others as each
+        arrives and is decoded, with at most ``concurrency`` requests in flight.
+
+        Decoding (and ``on_tile``) run in a worker thread as each tile arrives, overlapping the
+        requests still in flight: Pillow's decoder and numpy's copies release the GIL.
+        """
+        # Cache keys name plane, path and format too: select() must never serve another plane's pixels.
+        where = (self.slide_id, self.focal_plane, self.optical_path, self.ext)
+        missing: list[regions.TileKey] = []
+        for key in dict.fromkeys(keys):
+            pixels = self.cache.get((where, key))
+            if pixels is None:
+                missing.append(key)
+            else:
+                on_tile(key, pixels)
+
+        def decode(key: regions.TileKey, data: bytes) -> None:
+            pixels = regions.decode_tile(data, key)
+            self.cache.put((where, key), pixels, pixels.nbytes)
+            on_tile(key, pixels)
+
+        async def one(key: regions.TileKey) -> None:
+            async with limiter:
+                level, col, row = key
+                data = await self._client.get_tile(
+                    self.slide_id, level, col, row, ext=self.ext, focal_plane=self.focal_plane,
+                    optical_path=self.optical_path,
+                )
+            # Outside the limiter: the next request starts while this tile decodes.
+            await trio.to_thread.run_sync(decode, key, data)
+
+        limiter = trio.CapacityLimiter(self.concurrency)
+        with single_errors():
+            async with trio.open_nursery() as nursery:
+                for key in missing:
+                    nursery.start_soon(one, key)
+
+    async def _tiles(self, keys: Iterable[regions.TileKey]) -> dict[regions.TileKey, Any]:
+        found: dict[regions.TileKey, Any] = {}
+        await self._load(keys, found.__setitem__)
+        return found
+
+    async def read_region(
+        self, location: tuple[float, float], level: int, size: tuple[int, int], *, as_array: bool = False,
+    ) -> Any:
+        """OpenSlide's ``read_region``: ``location`` in level-0 pixels, ``size`` at ``level``.
+
+        An RGBA ``PIL.Image`` (``(h, w, 4)`` uint8 numpy array with ``as_array=True``), fully
+        transparent outside the slide. Each tile is pasted as soon as it is decoded.
+        """
+        plan = regions.plan_region(self.levels, location, level, size)
+        out = regions.canvas(plan)
+        await self._load(plan.tiles, lambda key, pixels: regions.paste(plan, self.pyramid, out, key, pixels))
+        return out if as_array else regions.to_image(out)
+
+    async def read_region_mpp(
+        self, location: tuple[float, float], mpp: float, size: tuple[int, int], *, as_array: bool = False,
+    ) -> Any:
+        """A region of ``size`` pixels at ``mpp`` µm/px, its top-left at level-0 ``location``.
+
+        Reads the coarsest level that is at least that fine and resizes (Lanczos) when the level
+        is finer than asked; as :meth:`read_region` otherwise.
+        """
+        level, source = regions.plan_mpp(self.levels, mpp, size)
+        region = await self.read_region(location, level, source, as_array=True)
+        array = regions.resize(region, regions.region_size(size))
+        return array if as_array else regions.to_image(array)
+
+    async def get_thumbnail(self, size: tuple[int, int]) -> Any:
+        """An RGB ``PIL.Image`` fitting in ``size``, on white (OpenSlide's ``get_thumbnail``)."""
+        width, height = regions.region_size(size)
+        downsample = max(dim / thumb for dim, thumb in zip(self.dimensions, (width, height)))
+        level = self.get_best_level_for_downsample(downsample)
+        tile = await self.read_region((0, 0), level, self.level_dimensions[level])
+        thumb = regions.pillow().new("RGB", tile.size, "#ffffff")
+        thumb.paste(tile, None, tile)
+        thumb.thumbnail((width, height), regions.pillow().Resampling.LANCZOS)
+        return thumb
+
+    def iter_regions(
+        self, mpp: float, size: tuple[int, int] = (256, 256), *, box: tuple[int, int, int, int] | None = None,
+        as_array: bool = False, prefetch: int | None = None,
+    ) -> AbstractAsyncContextManager[trio.abc.ReceiveChannel[tuple[tuple[int, int], Any]]]:
+        """Every region of ``size`` pixels at ``mpp`` µm/px covering the slide (or level-0 ``box``
+        ``(x, y, width, height)``), row by row: the model-inference pattern.
+
+        ``async with slide.iter_regions(0.5) as regions: async for (x, y), pixels in regions:``;
+        ``(x, y)`` is the region's level-0 corner, ``pixels`` what :meth:`read_region_mpp` returns
+        there. Tiles are fetched ahead of the caller in windows of ``prefetch`` tiles (default
+        ``4 * concurrency``), the next window while the caller works on this one, so memory stays
+        bounded by two windows whatever the slide's size.
+        """
+        level, source, corners = regions.grid_mpp(self.levels, mpp, size, box)
+        plans = [regions.plan_region(self.levels, corner, level, source) for corner in corners]
+        windows = regions.batches(plans, prefetch or 4 * self.concurrency)
+        return self._iter_regions(corners, plans, windows, regions.region_size(size), as_array)
+
+    @trio.as_safe_channel
+    async def _iter_regions(
+        self, corners: list[tuple[int, int]], plans: list[regions.RegionPlan], windows: list[range],
+        size: tuple[int, int], as_array: bool,
+    ) -> AsyncGenerator[tuple[tuple[int, int], Any], None]:
+        send, receive = trio.open_memory_channel[tuple[range, dict[regions.TileKey, Any]]](0)
+
+        async def fetch_ahead() -> None:
+            async with send:
+                for window in windows:
+                    tiles = await self._tiles(key for i in window for key in plans[i].tiles)
+                    await send.send((window, tiles))  # waits until the caller is done with the last window
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fetch_ahead)
+            async with receive:
+                async for window, tiles in receive:
+                    for i in window:
+                        array = regions.resize(regions.stitch(plans[i], self.pyramid, tiles), size)
+                        yield corners[i], array if as_array else regions.to_image(array)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Drop the tile cache (the client is not closed: it may serve other slides)."""
+        self.cache.clear()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, awaitable."""
+        self.close()
+
+    async def __aenter__(self) -> AsyncRemoteSlide:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()

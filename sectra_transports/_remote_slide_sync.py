@@ -1,0 +1,226 @@
+"""A remote slide with OpenSlide's interface, on the blocking client: ``client.open_slide(id)``.
+
+Mirrors :mod:`._remote_slide` (the trio source) line for line: awaits removed, a thread pool
+where trio has a nursery. Change both together. Tiles are fetched ``concurrency`` at a time over
+the client's (thread-safe) connection pool and decoded by the worker that fetched them; decoded
+tiles stay in an LRU cache with a byte budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from sectra_core import regions
+from sectra_core import schemas as s
+from sectra_core.cache import TileCache
+from sectra_core.geometry import Pyramid
+
+if TYPE_CHECKING:
+    from ._sync import SectraClient
+
+__all__ = ["RemoteSlide"]
+
+class RemoteSlide:
+    """One slide read through the IA-API with ``openslide.OpenSlide``'s interface; methods that read
+    the methods block while they read.
+
+    Levels come from the DZI pyramid (spec §6): level ``k`` has downsample ``2**k``. Created by
+    ``client.open_slide(slide_id)``; use it in ``with`` or call :meth:`close` (which drops the
+    cache; the client stays open).
+    """
+
+    def __init__(
+        self, client: SectraClient, info: s.ImageInfo, label: s.LabelImage | None, *,
+        focal_plane: str | None = None, optical_path: str | None = None, ext: str = "jpg",
+        concurrency: int = 16, cache_bytes: int = regions.DEFAULT_CACHE_BYTES,
+    ) -> None:
+        self._client = client
+        self.info = info
+        self.slide_id = info.id
+        self.pyramid = Pyramid.from_image_info(info)
+        self.levels = regions.SlideLevels(self.pyramid)
+        self.properties: Mapping[str, str] = regions.slide_properties(info, self.levels)
+        self.associated_images: Mapping[str, Any] = regions.label_images(label)
+        self.color_profile = None  # Sectra does not say which colour space its tiles are in
+        self.ext = ext
+        self.concurrency = concurrency
+        self.cache = TileCache(cache_bytes)
+        self.focal_plane: str | None = None
+        self.optical_path: str | None = None
+        self.select(focal_plane=focal_plane, optical_path=optical_path)
+
+    @classmethod
+    def open(cls, client: SectraClient, slide_id: str, **options: Any) -> RemoteSlide:
+        """Read the slide's info and label, then return the slide (see ``client.open_slide``)."""
+        info = client.get_image_metadata(slide_id)
+        label = client.get_label_image(slide_id)
+        return cls(client, info, label, **options)
+
+    def __repr__(self) -> str:
+        return f"RemoteSlide({self.slide_id!r}, {self.dimensions[0]}x{self.dimensions[1]})"
+
+    # --- OpenSlide's attributes ------------------------------------------------------------------
+
+    @property
+    def dimensions(self) -> tuple[int, int]:
+        """Level-0 ``(width, height)``."""
+        return self.levels.level_dimensions[0]
+
+    @property
+    def level_count(self) -> int:
+        """Number of levels."""
+        return self.levels.level_count
+
+    @property
+    def level_dimensions(self) -> tuple[tuple[int, int], ...]:
+        """``(width, height)`` of each level."""
+        return self.levels.level_dimensions
+
+    @property
+    def level_downsamples(self) -> tuple[float, ...]:
+        """Downsample of each level relative to level 0 (exactly ``2**k``)."""
+        return self.levels.level_downsamples
+
+    def get_best_level_for_downsample(self, downsample: float) -> int:
+        """The level to read for ``downsample`` (OpenSlide's rule: the largest not above it)."""
+        return self.levels.best_level_for_downsample(downsample)
+
+    def level_for_mpp(self, mpp: float) -> int:
+        """The coarsest level no coarser than ``mpp`` µm/px (see :meth:`read_region_mpp`)."""
+        return self.levels.level_for_mpp(mpp)
+
+    def select(self, *, focal_plane: str | None = None, optical_path: str | None = None) -> None:
+        """Read from another focal plane / optical path from now on (ids from the slide info)."""
+        self.focal_plane = regions.choose("focal plane", focal_plane, self.info.focal_planes)
+        self.optical_path = regions.choose("optical path", optical_path, self.info.optical_paths)
+
+    # --- pixels ----------------------------------------------------------------------------------
+
+    def _load(self, keys: Iterable[regions.TileKey], on_tile: Callable[[regions.TileKey, Any], None]) -> None:
+        """Call ``on_tile(key, pixels)`` for each tile: cached ones at once, the others as each
+        arrives and is decoded, with at most ``concurrency`` requests in flight.
+
+        Decoding (and ``on_tile``) run in the pool's worker thread as each tile arrives, overlapping the
+        requests still in flight: Pillow's decoder and numpy's copies release the GIL.
+        """
+        # Cache keys name plane, path and format too: select() must never serve another plane's pixels.
+        where = (self.slide_id, self.focal_plane, self.optical_path, self.ext)
+        missing: list[regions.TileKey] = []
+        for key in dict.fromkeys(keys):
+            pixels = self.cache.get((where, key))
+            if pixels is None:
+                missing.append(key)
+            else:
+                on_tile(key, pixels)
+
+        def decode(key: regions.TileKey, data: bytes) -> None:
+            pixels = regions.decode_tile(data, key)
+            self.cache.put((where, key), pixels, pixels.nbytes)
+            on_tile(key, pixels)
+
+        def one(key: regions.TileKey) -> None:
+            level, col, row = key
+            data = self._client.get_tile(
+                self.slide_id, level, col, row, ext=self.ext, focal_plane=self.focal_plane,
+                optical_path=self.optical_path,
+            )
+            decode(key, data)
+
+        # The pool is the limiter: a worker fetches, then decodes while the others fetch.
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="sectra-region") as pool:
+            for _ in pool.map(one, missing):  # the first failure is raised here
+                pass
+
+    def _tiles(self, keys: Iterable[regions.TileKey]) -> dict[regions.TileKey, Any]:
+        found: dict[regions.TileKey, Any] = {}
+        self._load(keys, found.__setitem__)
+        return found
+
+    def read_region(
+        self, location: tuple[float, float], level: int, size: tuple[int, int], *, as_array: bool = False,
+    ) -> Any:
+        """OpenSlide's ``read_region``: ``location`` in level-0 pixels, ``size`` at ``level``.
+
+        An RGBA ``PIL.Image`` (``(h, w, 4)`` uint8 numpy array with ``as_array=True``), fully
+        transparent outside the slide. Each tile is pasted as soon as it is decoded.
+        """
+        plan = regions.plan_region(self.levels, location, level, size)
+        out = regions.canvas(plan)
+        self._load(plan.tiles, lambda key, pixels: regions.paste(plan, self.pyramid, out, key, pixels))
+        return out if as_array else regions.to_image(out)
+
+    def read_region_mpp(
+        self, location: tuple[float, float], mpp: float, size: tuple[int, int], *, as_array: bool = False,
+    ) -> Any:
+        """A region of ``size`` pixels at ``mpp`` µm/px, its top-left at level-0 ``location``.
+
+        Reads the coarsest level that is at least that fine and resizes (Lanczos) when the level
+        is finer than asked; as :meth:`read_region` otherwise.
+        """
+        level, source = regions.plan_mpp(self.levels, mpp, size)
+        region = self.read_region(location, level, source, as_array=True)
+        array = regions.resize(region, regions.region_size(size))
+        return array if as_array else regions.to_image(array)
+
+    def get_thumbnail(self, size: tuple[int, int]) -> Any:
+        """An RGB ``PIL.Image`` fitting in ``size``, on white (OpenSlide's ``get_thumbnail``)."""
+        width, height = regions.region_size(size)
+        downsample = max(dim / thumb for dim, thumb in zip(self.dimensions, (width, height)))
+        level = self.get_best_level_for_downsample(downsample)
+        tile = self.read_region((0, 0), level, self.level_dimensions[level])
+        thumb = regions.pillow().new("RGB", tile.size, "#ffffff")
+        thumb.paste(tile, None, tile)
+        thumb.thumbnail((width, height), regions.pillow().Resampling.LANCZOS)
+        return thumb
+
+    @contextmanager
+    def iter_regions(
+        self, mpp: float, size: tuple[int, int] = (256, 256), *, box: tuple[int, int, int, int] | None = None,
+        as_array: bool = False, prefetch: int | None = None,
+    ) -> Iterator[Iterator[tuple[tuple[int, int], Any]]]:
+        """Every region of ``size`` pixels at ``mpp`` µm/px covering the slide (or level-0 ``box``
+        ``(x, y, width, height)``), row by row: the model-inference pattern.
+
+        ``with slide.iter_regions(0.5) as regions: for (x, y), pixels in regions:``; ``(x, y)`` is
+        the region's level-0 corner, ``pixels`` what :meth:`read_region_mpp` returns there. Tiles
+        are fetched ahead of the caller in windows of ``prefetch`` tiles (default
+        ``4 * concurrency``), the next window while the caller works on this one, so memory stays
+        bounded by two windows whatever the slide's size.
+        """
+        level, source, corners = regions.grid_mpp(self.levels, mpp, size, box)
+        plans = [regions.plan_region(self.levels, corner, level, source) for corner in corners]
+        windows = regions.batches(plans, prefetch or 4 * self.concurrency)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sectra-prefetch") as ahead:
+            yield self._iter_regions(ahead, corners, plans, windows, regions.region_size(size), as_array)
+
+    def _iter_regions(
+        self, ahead: ThreadPoolExecutor, corners: list[tuple[int, int]], plans: list[regions.RegionPlan],
+        windows: list[range], size: tuple[int, int], as_array: bool,
+    ) -> Iterator[tuple[tuple[int, int], Any]]:
+        def fetch_ahead(window: range) -> dict[regions.TileKey, Any]:
+            return self._tiles(key for i in window for key in plans[i].tiles)
+
+        pending = ahead.submit(fetch_ahead, windows[0]) if windows else None
+        for n, window in enumerate(windows):
+            assert pending is not None
+            tiles = pending.result()
+            # The next window is fetched while the caller works on this one.
+            pending = ahead.submit(fetch_ahead, windows[n + 1]) if n + 1 < len(windows) else None
+            for i in window:
+                array = regions.resize(regions.stitch(plans[i], self.pyramid, tiles), size)
+                yield corners[i], array if as_array else regions.to_image(array)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Drop the tile cache (the client is not closed: it may serve other slides)."""
+        self.cache.clear()
+
+    def __enter__(self) -> RemoteSlide:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
