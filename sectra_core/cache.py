@@ -37,15 +37,17 @@ class TileCache:
         """Whether ``key`` is cached (without counting a hit or a miss or touching its age)."""
         return key in self._items
 
-    def get(self, key: Hashable) -> Any:
-        """The cached value for ``key`` (now most recently used), or None."""
+    def get(self, key: Hashable, *, count: bool = True) -> Any:
+        """The cached value for ``key`` (now most recently used), or None. ``count=False``: a
+        second look for the same request (after waiting on a render in flight), which must not
+        count as another hit or miss."""
         with self._lock:
             entry = self._items.get(key)
             if entry is None:
-                self.misses += 1
+                self.misses += count
                 return None
             self._items.move_to_end(key)
-            self.hits += 1
+            self.hits += count
             return entry[0]
 
     def put(self, key: Hashable, value: Any, nbytes: int | None = None) -> None:

@@ -282,7 +282,7 @@ class SlideImage:
         pending = self._pending.get(key)
         if pending is not None:
             await pending.wait()
-            data = cache.get(key)
+            data = cache.get(key, count=False)  # this request's miss is counted already
             if data is not None:
                 self._ahead.discard(key)
                 self._read_ahead(cache, key, fmt, limiter, nursery)

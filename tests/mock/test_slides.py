@@ -338,7 +338,7 @@ async def test_read_ahead_into_a_closed_nursery_leaves_nothing_pending() -> None
     assert image is not None
     async with trio.open_nursery() as closed:
         pass
-    cache, limiter = TileCache(), trio.CapacityLimiter(4)
+    cache, limiter = TileCache(64 * 2**20), trio.CapacityLimiter(4)
     data = await image.tile(cache, "s", 12, 0, 0, "jpg", limiter=limiter, nursery=closed)
     assert data.startswith(b"\xff\xd8") and len(cache) == 1 and not image._pending
     with trio.fail_after(60):  # the next tile is rendered on request, not waited for

@@ -27,8 +27,11 @@ from sectra_transports.trio import AsyncSectraClient
 from tests.conftest import TOKEN
 from tests.transports.conftest import PortalClient, TrioPortal
 
-#: Mean absolute difference per channel that the mock's JPEG re-encoding may add (as test_slides).
-JPEG_NOISE = 6.0
+#: Mean absolute difference per channel that the mock's JPEG re-encoding may add. The mock encodes
+#: at quality 75 (OpenSlide's deepzoom_server's); slide-003's DICOM tiles are JPEG already, so its
+#: regions carry two generations of JPEG noise (measured 6.04 at q75). PNG tiles are compared
+#: exactly in test_lossless_tiles_are_exact_where_levels_match.
+JPEG_NOISE = 7.0
 
 
 class PortalSlide:
