@@ -51,8 +51,8 @@ from sectra_core.errors import (
     TimeoutError,
     UnsupportedFeatureError,
 )
-from sectra_core.files import Progress
-from sectra_core.progressbar import ProgressBar
+from sectra_core.io.files import Progress
+from sectra_core.io.progressbar import ProgressBar
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
@@ -334,7 +334,7 @@ def cmd_app_check(args: argparse.Namespace, out: TextIO) -> int:
 
     from sectra_mock import MockSectraServer
 
-    from sectra_core.origins import TRUSTED_CALLBACKS_ENV, origin_of
+    from sectra_core.app.origins import TRUSTED_CALLBACKS_ENV, origin_of
 
     if "://" not in args.url:
         raise UsageError(
@@ -554,7 +554,7 @@ def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
     """``sectra worker``: consume the app's queue until SIGTERM (graceful) or Ctrl-C."""
     import logging
 
-    from sectra_transports.queue import Worker, load_app, parse_age
+    from sectra_transports.app.queue import Worker, load_app, parse_age
 
     if args.queue_url:
         os.environ["SECTRA_QUEUE"] = args.queue_url  # before the app's module builds the app

@@ -4,7 +4,7 @@ A flow yields :class:`~sectra_core.http.HttpRequest` values and is sent
 :class:`~sectra_core.http.HttpResponse` values back; its return value is the result. The sync and
 trio clients each drive flows with a loop of a few lines (see :func:`drive`), so version
 negotiation, status checks and decoding exist once (principle 3, after httpx's ``auth_flow``).
-Webhook input is decoded here too (:func:`parse_invocation`, like gidgethub's ``Event.from_http``).
+The app side (webhook input and answers) is :mod:`sectra_core.app.messages`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from . import schemas as s
 from .adapters import VersionAdapter, choose_adapter
 from .errors import AuthenticationError, ConfigurationError, DecodeError, TransportError, status_error
 from .http import HttpRequest, HttpResponse, ResponseLimits, check_header
-from .operations import Operation, Recovery
+from .endpoints import Operation, Recovery
 from .plugins import Plugins
 from .retry import RetryPolicy, Sleep, exchange
 from .urls import normalize_base_url
@@ -39,9 +39,6 @@ __all__ = [
     "ready",
     "send",
     "drive",
-    "parse_invocation",
-    "parse_image_notification",
-    "response_headers",
 ]
 
 log = logging.getLogger(__name__)
@@ -381,32 +378,6 @@ def launch(launch_url: str, app_id: str, *, allow_http: bool = False) -> Flow[s.
 
 
 _LAUNCH = s.decoder(s.LaunchResponse)
-_INVOCATION = s.decoder(s.Invocation)
-_NOTIFICATION = s.decoder(s.ImageNotification)
-
-
-def _json_body(headers: Mapping[str, str], body: bytes) -> bytes:
-    ctype = {k.lower(): v for k, v in headers.items()}.get("content-type", "application/json")
-    if "json" not in ctype.lower():
-        raise DecodeError(f"expected a JSON body, got Content-Type {ctype!r}")
-    return body
-
-
-def parse_invocation(headers: Mapping[str, str], body: bytes) -> s.Invocation:
-    """Decode an invocation Sectra POSTed to the app (spec §5.3): create, modify, cancel or delete."""
-    return s.decode(_INVOCATION, _json_body(headers, body), "invocation")
-
-
-def parse_image_notification(headers: Mapping[str, str], body: bytes) -> s.ImageNotification:
-    """Decode an image notification POSTed to ``{appUrl}/imagenotification`` (spec §5.3.6)."""
-    return s.decode(_NOTIFICATION, _json_body(headers, body), "image notification")
-
-
-def response_headers(api_version: str, software_version: str) -> dict[str, str]:
-    """Headers an app puts on its answers to Sectra: its min API version and its own version (§2.2)."""
-    return {"X-Sectra-ApiVersion": api_version, "X-Sectra-SoftwareVersion": software_version}
-
-
 def basic_auth(username: str, password: str) -> dict[str, str]:
     """An HTTP Basic ``Authorization`` header (for ``/token`` login, spec §4.2)."""
     raw = f"{username}:{password}".encode()

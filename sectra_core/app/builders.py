@@ -19,9 +19,9 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Union
 
-from . import schemas as s
-from .errors import ValidationError
-from .geometry import Pyramid
+from .. import schemas as s
+from ..errors import ValidationError
+from ..geometry import Pyramid
 
 __all__ = ["PointLike", "PrimitiveBuilder", "PatchGalleryBuilder", "validate_result"]
 

@@ -8,7 +8,7 @@
         info = await ctx.client.get_image_metadata(ctx.slide_id)
         return PrimitiveBuilder(Pyramid.from_image_info(info)).label((0.1, 0.1), "hi").build(...)
 
-Nothing here does I/O: :func:`sectra_transports.webhook.create_app` serves the declaration over
+Nothing here does I/O: :func:`sectra_transports.app.server.create_app` serves the declaration over
 HTTP and hands each handler a context with a ready client. Handlers that are not declared get
 Sectra's default answers: ``modify`` echoes the result unchanged, ``delete`` and notifications
 answer ``{}``, ``cancel`` answers ``[]`` after cancelling a background job started for the same
@@ -22,10 +22,10 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
-from . import schemas as s
-from .errors import ConfigurationError, UntrustedOriginError
+from .. import schemas as s
+from ..errors import ConfigurationError, UntrustedOriginError
 from .origins import TRUSTED_CALLBACKS_ENV, TrustedOrigins
-from .sansio import response_headers
+from .messages import response_headers
 
 __all__ = ["ACTIONS", "AnalysisApp", "Handler", "MAX_INVOCATION_BYTES", "MAX_INVOCATION_BYTES_ENV", "DEDUP_WINDOW"]
 
@@ -67,7 +67,7 @@ class AnalysisApp:
     and ``context``. ``url`` is filled in from each registration request. ``api_version``: the
     minimum IA-API version the app needs (reported on ``/info`` and in ``X-Sectra-ApiVersion``).
     ``client_options`` go to every client the toolkit creates (e.g. ``verify="/etc/ca.pem"``).
-    ``job_runner``: where :meth:`start_job <sectra_transports.app_context.AsyncInvocationContext.start_job>`
+    ``job_runner``: where :meth:`start_job <sectra_transports.app.contexts.AsyncInvocationContext.start_job>`
     runs work; None asks the ``sectra_make_job_runner`` hook.
 
     Hardening (docs/reliability.md, "Security"):

@@ -3,8 +3,8 @@
 The pattern (spec §1.4): answer the invocation at once with a stored "analysis queued" result,
 do the work in the background, update that same result with progress, and finally replace it with
 the real result, keeping its id (apps cannot delete results). Every step is a *call flow*: a
-generator that yields :class:`~sectra_core.operations.Operation` values (built with
-:mod:`sectra_core.api`) and is sent what each decodes to (or has its SDK error thrown in).
+generator that yields :class:`~sectra_core.endpoints.Operation` values (built with
+:mod:`sectra_core.operations`) and is sent what each decodes to (or has its SDK error thrown in).
 ``yield from perform(op)`` keeps the result's type for mypy. The drivers (``run_calls`` /
 ``arun_calls`` in ``sectra_transports``) hand each operation to ``client.send``, so the two
 clients cannot behave differently.
@@ -21,12 +21,12 @@ from typing import Any, Protocol, TypeVar
 
 import msgspec
 
-from . import api
-from . import schemas as s
+from .. import operations
+from .. import schemas as s
 from .builders import PrimitiveBuilder, validate_result
-from .errors import ConflictError, ValidationError
-from .geometry import Pyramid
-from .operations import Operation
+from ..errors import ConflictError, ValidationError
+from ..geometry import Pyramid
+from ..endpoints import Operation
 
 __all__ = [
     "CallFlow",
@@ -125,8 +125,8 @@ def store_flow(invocation: s.Invocation, result: s.Result, app_version: str | No
     app_id = invocation.application_id
     if isinstance(invocation, s.ModifyInvocation):
         current = invocation.input
-        return (yield from perform(api.update_results(app_id, current.id, result, version_id=current.version_id)))
-    return (yield from perform(api.create_results(app_id, result)))
+        return (yield from perform(operations.update_results(app_id, current.id, result, version_id=current.version_id)))
+    return (yield from perform(operations.create_results(app_id, result)))
 
 
 def placeholder_flow(
@@ -142,31 +142,31 @@ def placeholder_flow(
     app_id, slide_id = invocation.application_id, invocation.slide_id
     info = getattr(invocation, "image_info", None)
     if info is None:
-        info = yield from perform(api.get_image_metadata(slide_id))
+        info = yield from perform(operations.get_image_metadata(slide_id))
     placeholder = status_result(slide_id, info, text, app_version=app_version, fraction=0.0)
     if reuse:
-        existing = yield from perform(api.get_all_results(slide_id, app_id))
+        existing = yield from perform(operations.get_all_results(slide_id, app_id))
         if existing:
             last = existing[-1]
             try:
-                updated = yield from perform(api.update_results(app_id, last.id, placeholder, version_id=last.version_id))
+                updated = yield from perform(operations.update_results(app_id, last.id, placeholder, version_id=last.version_id))
             except ConflictError:
                 # Another invocation (another worker, another process) replaced the result between
                 # our read and our write: adopt what it stored instead of failing or overwriting.
                 # Both jobs then own that one result; apps cannot delete a second (spec §1.4).
-                return (yield from perform(api.get_result_by_result_id(app_id, last.id)))
+                return (yield from perform(operations.get_result_by_result_id(app_id, last.id)))
             return updated
-    return (yield from perform(api.create_results(app_id, placeholder)))
+    return (yield from perform(operations.create_results(app_id, placeholder)))
 
 
 def update_flow(app_id: str, result_id: int | str, version_id: str, result: s.Result) -> CallFlow[s.ResultResponse]:
     """Replace a result the job owns. If someone else changed it meanwhile (409), re-read and retry
     once: the job's result is the newer truth, and losing it would leave "running" forever."""
     try:
-        return (yield from perform(api.update_results(app_id, result_id, result, version_id=version_id)))
+        return (yield from perform(operations.update_results(app_id, result_id, result, version_id=version_id)))
     except ConflictError:
-        current = yield from perform(api.get_result_by_result_id(app_id, result_id))
-        return (yield from perform(api.update_results(app_id, result_id, result, version_id=current.version_id)))
+        current = yield from perform(operations.get_result_by_result_id(app_id, result_id))
+        return (yield from perform(operations.update_results(app_id, result_id, result, version_id=current.version_id)))
 
 
 def job_spec(

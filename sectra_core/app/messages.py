@@ -25,14 +25,17 @@ from typing import Any, Final
 
 import msgspec
 
-from . import schemas as s
-from .errors import (
+from .. import schemas as s
+from ..errors import (
     ConfigurationError, DecodeError, DownloadError, HTTPStatusError, SectraError, TransportError,
     UntrustedOriginError, ValidationError, excerpt, status_error,
 )
-from .http import HttpRequest, HttpResponse
+from ..http import HttpRequest, HttpResponse
 
 __all__ = [
+    "parse_invocation",
+    "parse_image_notification",
+    "response_headers",
     "NOTIFICATION_PATH",
     "JSON_HEADERS",
     "notification_url",
@@ -285,3 +288,31 @@ def check_registration(registration: s.Registration, requested_url: str, raw: by
         elif context and len(json.dumps(context)) > 4096:
             problems.append("context is larger than 4 KiB; keep it small, it travels with every invocation")
     return problems
+
+
+# --- webhook input (what Sectra POSTs to the app) ---------------------------------------------
+
+_INVOCATION = s.decoder(s.Invocation)
+_NOTIFICATION = s.decoder(s.ImageNotification)
+
+
+def _json_body(headers: Mapping[str, str], body: bytes) -> bytes:
+    ctype = {k.lower(): v for k, v in headers.items()}.get("content-type", "application/json")
+    if "json" not in ctype.lower():
+        raise DecodeError(f"expected a JSON body, got Content-Type {ctype!r}")
+    return body
+
+
+def parse_invocation(headers: Mapping[str, str], body: bytes) -> s.Invocation:
+    """Decode an invocation Sectra POSTed to the app (spec §5.3): create, modify, cancel or delete."""
+    return s.decode(_INVOCATION, _json_body(headers, body), "invocation")
+
+
+def parse_image_notification(headers: Mapping[str, str], body: bytes) -> s.ImageNotification:
+    """Decode an image notification POSTed to ``{appUrl}/imagenotification`` (spec §5.3.6)."""
+    return s.decode(_NOTIFICATION, _json_body(headers, body), "image notification")
+
+
+def response_headers(api_version: str, software_version: str) -> dict[str, str]:
+    """Headers an app puts on its answers to Sectra: its min API version and its own version (§2.2)."""
+    return {"X-Sectra-ApiVersion": api_version, "X-Sectra-SoftwareVersion": software_version}

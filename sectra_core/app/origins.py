@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
-from .errors import ConfigurationError, UntrustedOriginError
+from ..errors import ConfigurationError, UntrustedOriginError
 
 __all__ = ["TRUSTED_CALLBACKS_ENV", "origin_of", "TrustedOrigins"]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import (
+from ..errors import (
     DownloadError,
     DownloadInterrupted,
     DuplicateFilenameError,
@@ -26,8 +26,8 @@ from .errors import (
     TransportError,
     UnsafeFilenameError,
 )
-from .headers import digits
-from .multipart import NEED_DATA, Finished, PartData, PartEnded, PartStarted
+from ..headers import digits
+from ..multipart import NEED_DATA, Finished, PartData, PartEnded, PartStarted
 
 __all__ = ["safe_filename", "name_key", "claim_name", "Progress", "FileSink", "OnExists", "Download", "case_folders"]
 
@@ -367,7 +367,7 @@ class Download:
         progress: Callable[[Progress], None] | None = None,
         fallback_name: str | None = None,
     ) -> None:
-        from .multipart import files_decoder
+        from ..multipart import files_decoder
 
         self.decoder = files_decoder(headers)
         self.sink = FileSink(
@@ -397,7 +397,7 @@ class Download:
         rest of the body is that file, so the caller stops reading and drops the connection
         instead of downloading bytes that would be thrown away (#17 item 5). In a multipart body
         a skipped part's bytes must still be read to reach the next part; they are not written."""
-        from .multipart import SingleFileDecoder
+        from ..multipart import SingleFileDecoder
 
         return isinstance(self.decoder, SingleFileDecoder) and self.sink.skipping
 

@@ -1,4 +1,4 @@
-"""A progress bar for downloads, fed by :class:`~sectra_core.files.Progress` reports.
+"""A progress bar for downloads, fed by :class:`~sectra_core.io.files.Progress` reports.
 
 On a terminal it is a `tqdm <https://tqdm.github.io/>`_ bar: it fits the terminal's width (and
 follows a resize), and shows rate and time left. Elsewhere (a log file, a pipe, CI) it writes a

@@ -8,7 +8,7 @@
 
 :class:`FileStream` is the sans-IO part both clients use: it decodes the ``/slides/{id}/files``
 response (one ``octet-stream`` file or ``multipart/related``, spec §7), checks each name with the
-same rules as downloads (:func:`~sectra_core.files.safe_filename`, no repeats, not even up to case
+same rules as downloads (:func:`~sectra_core.io.files.safe_filename`, no repeats, not even up to case
 or Unicode normalisation), and reports a body cut short as
 :class:`~sectra_core.errors.MultipartError`. An answer that is no slide file (an HTML or JSON
 page sent with status 200) raises :class:`~sectra_core.errors.NotSlideFileError` before any event.
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from .files import claim_name, interrupted, safe_filename
-from .multipart import NEED_DATA, Finished, PartData, PartEnded, PartStarted, files_decoder
+from ..multipart import NEED_DATA, Finished, PartData, PartEnded, PartStarted, files_decoder
 
 __all__ = ["FileStarted", "FileData", "FileEnded", "FileEvent", "FileStream"]
 

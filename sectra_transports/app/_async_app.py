@@ -1,15 +1,15 @@
 """The app toolkit's I/O half, written once for trio; ``scripts/unasync.py`` generates the blocking
 ``_sync_app.py`` from it.
 
-* :func:`arun_calls` drives a core call flow (:mod:`sectra_core.jobs`): each
-  :class:`~sectra_core.operations.Operation` it yields goes to ``client.send``; SDK errors are
+* :func:`arun_calls` drives a core call flow (:mod:`sectra_core.app.jobs`): each
+  :class:`~sectra_core.endpoints.Operation` it yields goes to ``client.send``; SDK errors are
   thrown back into the flow to handle or pass on.
 * :class:`AsyncInvocationContext`: what an ``async def`` handler receives (the blocking twin, for
   plain ``def`` handlers run in a worker thread, is ``InvocationContext``).
 * :class:`AsyncJob` and :func:`run_async_job`: a background analysis that owns one stored result
   (the blocking twins: ``SyncJob``, ``run_sync_job``).
 
-Import them from :mod:`sectra_transports.app_context` and :mod:`sectra_transports.jobs`.
+Import them from :mod:`sectra_transports.app.contexts` and :mod:`sectra_transports.app.runners`.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 from sectra_core import schemas as s
 from sectra_core.errors import ConfigurationError, JobCancelled, SectraError
 from sectra_core.geometry import Pyramid
-from sectra_core.jobs import CallFlow, JobSpec, placeholder_flow, store_flow
+from sectra_core.app.jobs import CallFlow, JobSpec, placeholder_flow, store_flow
 
-from ._app_base import (
+from ._base import (
     FINAL_STATUS_TIMEOUT,
     _client_args,
     _ContextBase,
@@ -33,8 +33,8 @@ from ._app_base import (
     _log_failure,
     log,
 )
-from ._async import AsyncSectraClient
-from ._synchronization import async_deadline, async_report_cancellation, async_run_blocking
+from .._async import AsyncSectraClient
+from .._synchronization import async_deadline, async_report_cancellation, async_run_blocking
 
 __all__ = ["arun_calls", "AsyncInvocationContext", "AsyncJob", "run_async_job"]
 

@@ -136,7 +136,7 @@ class AsgiServer:
         self.body_timeout = body_timeout
         self.read_timeout = read_timeout
         self.keep_alive_timeout = keep_alive_timeout
-        self.log = log or logging.getLogger("sectra_transports.asgi")
+        self.log = log or logging.getLogger("sectra_transports.app.asgi")
         self.name = name
         self._url: str | None = None
         self._shutdown: trio.Event | None = None

@@ -23,9 +23,9 @@ from typing import Any
 import trio
 
 from sectra_core.errors import ConfigurationError
-from sectra_core.jobs import JobSpec
+from sectra_core.app.jobs import JobSpec
 
-from ._app_base import FINAL_STATUS_TIMEOUT, _mark_cancelled
+from ._base import FINAL_STATUS_TIMEOUT, _mark_cancelled
 from ._async_app import AsyncJob, run_async_job
 from ._sync_app import SyncJob, run_sync_job
 

@@ -1,4 +1,4 @@
-"""Serve an :class:`~sectra_core.analysis_app.AnalysisApp` over HTTP: a Quart blueprint or a whole app.
+"""Serve an :class:`~sectra_core.app.declaration.AnalysisApp` over HTTP: a Quart blueprint or a whole app.
 
     from sectra_client.app import AnalysisApp, create_app
     asgi_app = create_app(app)                  # quart-trio; mode="asyncio" for plain Quart
@@ -32,22 +32,22 @@ from quart import Blueprint, Quart, Response, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
 from sectra_core import schemas as s
-from sectra_core import webhook as w
-from sectra_core.webhook import released
-from sectra_core.analysis_app import ACTIONS, AnalysisApp
+from sectra_core.app import messages as w
+from sectra_core.app.messages import released
+from sectra_core.app.declaration import ACTIONS, AnalysisApp
 from sectra_core.config import debug_enabled
 from sectra_core.errors import ConfigurationError, UntrustedOriginError, ValidationError
-from sectra_core.origins import TRUSTED_CALLBACKS_ENV, TrustedOrigins
+from sectra_core.app.origins import TRUSTED_CALLBACKS_ENV, TrustedOrigins
 from sectra_core.plugins import default_plugins
-from sectra_core.sansio import parse_image_notification, parse_invocation
+from sectra_core.app.messages import parse_image_notification, parse_invocation
 
-from .app_context import AsyncInvocationContext, InvocationContext, SlideLocks
+from .contexts import AsyncInvocationContext, InvocationContext, SlideLocks
 from .asgi import BODY_TIMEOUT, KEEP_ALIVE_TIMEOUT, READ_TIMEOUT, AsgiServer
-from .jobs import TrioJobRunner
+from .runners import TrioJobRunner
 
 __all__ = ["create_blueprint", "create_app", "AppServer", "released"]
 
-log = logging.getLogger("sectra_transports.webhook")
+log = logging.getLogger("sectra_transports.app.server")
 
 Answer = tuple[int, bytes]
 
@@ -200,7 +200,7 @@ class _Dispatcher:
         if inspect.iscoroutinefunction(handler):
             if not _in_trio():
                 raise ConfigurationError("async handlers use the trio client: serve the app with mode='trio'")
-            from .trio import AsyncSectraClient
+            from ..trio import AsyncSectraClient
 
             async with AsyncSectraClient(**self._client_args(message, url)) as client:
                 ctx = AsyncInvocationContext(self.app, message, client, runner, self._locks)
@@ -217,7 +217,7 @@ class _Dispatcher:
         return w.encode_answer(action, value)
 
     def _sync(self, handler: Any, action: str, message: Any, url: str, runner: Any, trio_token: Any) -> Any:
-        from .urllib3 import SectraClient
+        from ..urllib3 import SectraClient
 
         with SectraClient(**self._client_args(message, url)) as client:
             ctx = InvocationContext(self.app, message, client, runner, self._locks, trio_token)
@@ -367,7 +367,7 @@ class AppServer(AsgiServer):
 
     ``AppServer(create_app(app)).run()`` / ``await nursery.start(server.serve)``; ``url`` is the
     base URL (add the blueprint's ``url_prefix`` to get the registered URL). ``body_timeout``,
-    ``read_timeout``, ``keep_alive_timeout``: see :mod:`sectra_transports.asgi`.
+    ``read_timeout``, ``keep_alive_timeout``: see :mod:`sectra_transports.app.asgi`.
     """
 
     def __init__(
