@@ -1,0 +1,13 @@
+"""Deprecated alias of :mod:`sectra_core.io.files` (file writing and downloads); it warns on import and goes in the next release."""
+
+from sectra_core.io.files import *  # noqa: F401,F403
+from sectra_core.io.files import __all__ as __all__
+
+from sectra_core._moved import moved as _moved
+
+_module = _moved(__name__, "sectra_core.io.files")
+
+
+def __getattr__(name: str) -> object:
+    """Names of :mod:`sectra_core.io.files` outside its ``__all__`` still resolve through the old path."""
+    return getattr(_module, name)
