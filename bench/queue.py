@@ -41,8 +41,8 @@ import urllib3  # noqa: E402
 
 from sectra_client.app import AnalysisApp, AppServer, PrimitiveBuilder, create_app  # noqa: E402
 from sectra_core import schemas as s  # noqa: E402
-from sectra_core.webhook import invocation_request  # noqa: E402
-from sectra_transports.jobs import ExecutorJobRunner, SyncJob  # noqa: E402
+from sectra_core.app.messages import invocation_request  # noqa: E402
+from sectra_transports.app.runners import ExecutorJobRunner, SyncJob  # noqa: E402
 
 APP_ID = "bench-queue"
 TOKEN = "bench-token"

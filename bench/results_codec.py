@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 import msgspec  # noqa: E402
 
 from bench._common import best_of  # noqa: E402
-from sectra_core import api  # noqa: E402
+from sectra_core import operations  # noqa: E402
 from sectra_core import schemas as s  # noqa: E402
 from sectra_core.http import HttpResponse  # noqa: E402
 from sectra_core.plugins import make_plugins  # noqa: E402
@@ -124,7 +124,7 @@ def gallery_payload(patches: int) -> dict:  # type: ignore[type-arg]
 
 def measure_ours_and_bare(body: bytes, repeat: int) -> dict[str, float]:
     adapter = make_plugins(entry_points=False).adapter("5.0")
-    get_op = api.get_result_by_result_id("app", 1)
+    get_op = operations.get_result_by_result_id("app", 1)
     get_req = adapter.build_request(get_op, "https://pacs.example/ia", {})
     bare_dec = msgspec.json.Decoder(BResult)
     bare_enc = msgspec.json.Encoder()
@@ -134,10 +134,10 @@ def measure_ours_and_bare(body: bytes, repeat: int) -> dict[str, float]:
     }
     # Encoding: one decoded value alive at a time, as in an app that builds one big result.
     to_store = adapter.parse_response(get_op, get_req, HttpResponse(200, {}, body)).as_result()
-    wire = adapter.build_request(api.create_results("app", to_store), "https://pacs.example/ia", {}).body or b""
+    wire = adapter.build_request(operations.create_results("app", to_store), "https://pacs.example/ia", {}).body or b""
     assert s.decode(s.decoder(s.Result), wire, "round trip") == to_store  # what goes out is what came in
     times["ours_encode"] = best_of(repeat, lambda: adapter.build_request(
-        api.create_results("app", to_store), "https://pacs.example/ia", {}))
+        operations.create_results("app", to_store), "https://pacs.example/ia", {}))
     del to_store
     bare_value = bare_dec.decode(body)
     times["bare_encode"] = best_of(repeat, lambda: bare_enc.encode(bare_value))

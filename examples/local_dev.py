@@ -18,7 +18,7 @@ import tempfile
 from sectra_client import SectraClient, schemas as s
 from sectra_client.app import AnalysisApp, AppServer, InvocationContext, PrimitiveBuilder, create_app
 from sectra_client.mock_server import MockSectraServer
-from sectra_core.progressbar import ProgressBar
+from sectra_core.io.progressbar import ProgressBar
 
 app = AnalysisApp(
     application_id="my-app", display_name="File census", manufacturer="Example Lab", app_version="0.1.0",

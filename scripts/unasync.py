@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: (async source, generated blocking file), relative to the repository root.
 FILES = [
     ("sectra_transports/_async.py", "sectra_transports/_sync.py"),
-    ("sectra_transports/_async_app.py", "sectra_transports/_sync_app.py"),
+    ("sectra_transports/app/_async_app.py", "sectra_transports/app/_sync_app.py"),
     ("sectra_mock/_caller_async.py", "sectra_mock/_caller_sync.py"),
 ]
 

@@ -5,13 +5,13 @@
 See ``docs/app-guide.md``. Serving needs the ``app`` extra (Quart, quart-trio, hypercorn).
 """
 
-from sectra_core.analysis_app import AnalysisApp
-from sectra_core.builders import PatchGalleryBuilder, PrimitiveBuilder, validate_result
+from sectra_core.app.declaration import AnalysisApp
+from sectra_core.app.builders import PatchGalleryBuilder, PrimitiveBuilder, validate_result
 from sectra_core.geometry import Pyramid
-from sectra_core.jobs import JobSpec
-from sectra_transports.app_context import AsyncInvocationContext, InvocationContext
-from sectra_transports.jobs import AsyncJob, ExecutorJobRunner, SyncJob, TrioJobRunner
-from sectra_transports.webhook import AppServer, create_app, create_blueprint, released
+from sectra_core.app.jobs import JobSpec
+from sectra_transports.app.contexts import AsyncInvocationContext, InvocationContext
+from sectra_transports.app.runners import AsyncJob, ExecutorJobRunner, SyncJob, TrioJobRunner
+from sectra_transports.app.server import AppServer, create_app, create_blueprint, released
 
 __all__ = [
     "AnalysisApp", "PatchGalleryBuilder", "PrimitiveBuilder", "validate_result", "Pyramid", "JobSpec",

@@ -51,8 +51,8 @@ from sectra_core.errors import (
     TimeoutError,
     UnsupportedFeatureError,
 )
-from sectra_core.files import Progress
-from sectra_core.progressbar import ProgressBar
+from sectra_core.io.files import Progress
+from sectra_core.io.progressbar import ProgressBar
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
@@ -351,7 +351,7 @@ def _invoke(server: Any, url: str, slide_ids: Sequence[str], action: str, out: T
     """``mock serve --invoke``: per slide, fire ``action`` at the app behind ``url`` (its
     registration says its id and input template) and print the stored result or the problems.
     True when every invocation went through; the mock serves on either way."""
-    from sectra_core.origins import origin_of
+    from sectra_core.app.origins import origin_of
 
     missing = [] if server.state.invent_slides else [sid for sid in slide_ids if not server.state.has_slide(sid)]
     if missing:
@@ -381,7 +381,7 @@ def _invoke(server: Any, url: str, slide_ids: Sequence[str], action: str, out: T
 
 def _print_check(report: Any, origin: str, out: TextIO, *, mock_name: str, port_option: str) -> None:
     """Print an app check's findings, with the fix for a callback origin the app does not trust."""
-    from sectra_core.origins import TRUSTED_CALLBACKS_ENV
+    from sectra_core.app.origins import TRUSTED_CALLBACKS_ENV
 
     if report.registration is not None:
         reg = report.registration
@@ -410,7 +410,7 @@ def cmd_app_check(args: argparse.Namespace, out: TextIO) -> int:
 
     from sectra_mock import MockSectraServer
 
-    from sectra_core.origins import origin_of
+    from sectra_core.app.origins import origin_of
 
     _app_url(args.url)
     mock = MockSectraServer(token=secrets.token_urlsafe(16), callback_host=args.callback_host)
@@ -617,7 +617,7 @@ def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
     """``sectra worker``: consume the app's queue until SIGTERM (graceful) or Ctrl-C."""
     import logging
 
-    from sectra_transports.queue import Worker, load_app, parse_age
+    from sectra_transports.app.queue import Worker, load_app, parse_age
 
     if args.queue_url:
         os.environ["SECTRA_QUEUE"] = args.queue_url  # before the app's module builds the app

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from sectra_mock.context import MockHandler
 
     from .adapters import VersionAdapter
-    from .jobs import JobRunner
+    from .app.jobs import JobRunner
     from .transport import TransportFactory
 
 __all__ = ["PROJECT", "hookimpl", "hookspec", "SectraSpecs"]
@@ -85,7 +85,7 @@ class SectraSpecs:
         """Called once per mock server when it is built; call ``register(endpoint_name, handler)``
         for each endpoint the plugin answers in the mock.
 
-        ``endpoint_name`` is an :class:`~sectra_core.operations.Endpoint`'s ``name`` (the built-in
+        ``endpoint_name`` is an :class:`~sectra_core.endpoints.Endpoint`'s ``name`` (the built-in
         ones, or one a plugin adapter adds); ``handler`` is ``async def handler(ctx: MockContext)
         -> Response`` (see :mod:`sectra_mock.context`). An endpoint the server's adapter serves but
         no plugin handles answers 501. Two plugins registering one endpoint name is a
@@ -100,7 +100,7 @@ class SectraSpecs:
 
         ``mode`` is ``"trio"`` (served by quart-trio) or ``"asyncio"`` (served by Quart). Return
         an object with ``submit(spec, work)`` and ``cancel(cancellation_token)`` (see
-        :class:`sectra_core.jobs.JobRunner`), e.g. one that hands jobs to a process pool or a
+        :class:`sectra_core.app.jobs.JobRunner`), e.g. one that hands jobs to a process pool or a
         task queue, or None to let another plugin decide. The built-in runners are ``trylast``.
         firstresult: first non-None wins.
         """

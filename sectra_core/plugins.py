@@ -32,7 +32,7 @@ from .transport import AsyncTransport, SyncTransport, TransportFactory, Transpor
 if TYPE_CHECKING:
     from sectra_mock.context import MockHandler
 
-    from .jobs import JobRunner
+    from .app.jobs import JobRunner
 
 __all__ = [
     "BUILTIN_TRANSPORTS", "DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "Plugins", "make_plugins", "default_plugins",

@@ -8,8 +8,8 @@ What is repeated:
 * any request, ``POST`` included, when the connection could not even be opened (nothing was sent).
 
 A ``POST`` of a new result that may have reached the server (a timeout, a dropped connection, a
-5xx) is never repeated blindly: :func:`sectra_core.sansio.call` gives :func:`exchange` the
-operation's ``already_done`` lookup (:func:`sectra_core.api.create_results` lists the slide's
+5xx) is never repeated blindly: :func:`sectra_core.flows.call` gives :func:`exchange` the
+operation's ``already_done`` lookup (:func:`sectra_core.operations.create_results` lists the slide's
 results), and the stored one is returned if it is there (see docs/reliability.md).
 
 A flow waits by yielding :class:`Sleep`; the driver sleeps with its transport's ``sleep``.

@@ -2,6 +2,11 @@
 # Edit sectra_mock/_caller_async.py and run `python scripts/unasync.py` (CI runs it with --check).
 """The mock's calls to an app, written once for trio; ``scripts/unasync.py`` generates the blocking
 ``_caller_sync.py`` (``AppCaller``) from it. Import both from :mod:`sectra_mock.caller`.
+
+Each call is one layer: a message built by :mod:`sectra_mock.app_messages` (a sans-IO flow), sent
+through this caller's pooled transport. :class:`~sectra_mock.server.MockSectraServer` *is* the
+blocking ``AppCaller`` (``server.trigger(...)``), and ``server.aio`` an ``AppCaller`` of it,
+so no call is written more than once (issue #13).
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sectra_core import schemas as s
-from sectra_core import webhook as w
+from sectra_core.app import messages as w
 from sectra_core.errors import SectraError
 from sectra_transports._synchronization import TransportPool, close_response
 
@@ -34,14 +39,15 @@ __all__ = ["AppCaller"]
 
 class AppCaller:
     """Calls from the mock to an app, as Sectra makes them: ``server.aio.trigger(...)`` from
-    trio code (the blocking ``AppCaller`` serves ``server.trigger(...)``).
+    trio code (the blocking ``AppCaller`` is the server itself: ``server.trigger(...)``).
 
-    Sectra does not repeat invocations, so neither does this: no retries. A non-200 or
+    ``mock`` is the server whose state the messages are built from (its slides, its callback
+    tokens). Sectra does not repeat invocations, so neither does this: no retries. A non-200 or
     wrong-shaped answer raises an SDK error.
     """
 
-    def __init__(self, server: MockSectraServer) -> None:
-        self._server = server
+    def __init__(self, mock: MockSectraServer) -> None:
+        self._mock = mock
         self._pool = TransportPool(BLOCKING_IN_TRIO)
 
     def _drive(self, flow: Flow[Any], timeout: float) -> Any:
@@ -64,7 +70,7 @@ class AppCaller:
             except StopIteration as stop:
                 return stop.value
 
-    def close(self) -> None:
+    def close_connections(self) -> None:
         """Drop pooled connections to apps."""
         self._pool.close()
 
@@ -73,43 +79,49 @@ class AppCaller:
         input: s.CreateInput | None = None, invocation: s.Invocation | None = None,
         context: Any = None, timeout: float = 30.0,
     ) -> Any:
-        """POST ``invocation``, or a ``create`` built from ``application_id``/``slide_id``/``input``."""
-        flow = trigger_flow(self._server, webhook_url, application_id, slide_id, input, invocation, context)
+        """POST an invocation to an app's webhook and return its decoded answer.
+
+        Either ``invocation`` (sent as is) or ``application_id`` + ``slide_id`` (a ``create``
+        built as :meth:`~sectra_mock.server.MockSectraServer.build_create` does; ``input=`` for a
+        tagged polygon or several areas). A ``create``/``modify`` answer is decoded as a
+        :class:`ResultResponse`; a wrong-shaped or non-200 answer raises an SDK error.
+        """
+        flow = trigger_flow(self._mock, webhook_url, application_id, slide_id, input, invocation, context)
         return self._drive(flow, timeout)
 
     def modify(
         self, webhook_url: str, result: s.ResultResponse, *, application_id: str, press: str | None = None,
         context: Any = None, timeout: float = 30.0,
     ) -> s.ResultResponse:
-        """Send ``modify`` with ``result`` as input; ``press`` marks that gallery button pressed."""
-        message = modify_invocation(self._server, result, application_id, context, press)
+        """Send ``modify`` with the stored ``result`` as input; ``press="id"`` marks that gallery button pressed."""
+        message = modify_invocation(self._mock, result, application_id, context, press)
         return self._drive(send_flow(webhook_url, message, "modify"), timeout)
 
     def cancel(
         self, webhook_url: str, *, application_id: str, slide_id: str, cancellation_token: str | None = None,
         context: Any = None, timeout: float = 30.0,
     ) -> list[Any]:
-        """Send ``cancel`` (the token of the ``create`` being cancelled); the app answers ``[]``."""
-        message = cancel_invocation(self._server, application_id, slide_id, cancellation_token, context)
+        """Send ``cancel`` for the ``create`` that carried ``cancellation_token``; the app answers ``[]``."""
+        message = cancel_invocation(self._mock, application_id, slide_id, cancellation_token, context)
         return self._drive(send_flow(webhook_url, message, "cancel"), timeout)
 
     def delete(
         self, webhook_url: str, result: s.ResultResponse, *, application_id: str, context: Any = None,
         timeout: float = 30.0,
     ) -> dict[str, Any]:
-        """Send ``delete`` for ``result``; the app answers ``{}``."""
-        message = delete_invocation(self._server, result, application_id, context)
+        """Send ``delete`` for a stored result; the app answers ``{}``."""
+        message = delete_invocation(self._mock, result, application_id, context)
         return self._drive(send_flow(webhook_url, message, "delete"), timeout)
 
     def notify(
         self, webhook_url: str, slide_id: str, application_id: str = "my-app", *, context: Any = None,
         timeout: float = 30.0,
     ) -> dict[str, Any]:
-        """POST an image notification to ``<webhook_url>/imagenotification``; the app answers ``{}``."""
-        message = image_notification(self._server, application_id, slide_id, context)
+        """POST an image notification (with the slide's ``imageInfo``) to ``<webhook_url>/imagenotification``."""
+        message = image_notification(self._mock, application_id, slide_id, context)
         return self._drive(send_flow(w.notification_url(webhook_url), message, "notification"), timeout)
 
     def check_app(self, app_url: str, slide_id: str | None = None, *, timeout: float = 30.0) -> AppCheck:
-        """Fetch and check the app's registration and info; with ``slide_id`` also fire a ``create``
-        matching its input template and check that the answer is a result stored here."""
-        return self._drive(check_flow(self._server, app_url, slide_id), timeout)
+        """Fetch and check an app's registration and info; with ``slide_id`` also fire a ``create``
+        shaped by its input template and check the answer is a result stored here."""
+        return self._drive(check_flow(self._mock, app_url, slide_id), timeout)

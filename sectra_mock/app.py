@@ -1,6 +1,6 @@
 """The mock's Quart app, built from the core's endpoint table through a version adapter.
 
-Routes come from :data:`sectra_core.operations.ENDPOINTS` filtered by the adapter (an endpoint the
+Routes come from :data:`sectra_core.endpoints.ENDPOINTS` filtered by the adapter (an endpoint the
 emulated version lacks is a 404, as on a real older server), each with and without a trailing
 slash (Sectra's own whole-slide example posts to ``.../results/``, spec §4.11). Request bodies are
 decoded with the same tolerant Structs the client uses (``null`` for an optional field is absent);
@@ -23,7 +23,7 @@ from quart_trio import QuartTrio
 
 from sectra_core import schemas as s
 from sectra_core.errors import DecodeError
-from sectra_core.operations import Endpoint
+from sectra_core.endpoints import Endpoint
 
 from .context import MockContext, MockHandler, MockRequest, error
 from .state import Conflict, Full, Missing

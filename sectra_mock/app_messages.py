@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sectra_core import schemas as s
-from sectra_core import webhook as w
+from sectra_core.app import messages as w
 from sectra_core.errors import ConfigurationError, SectraError
 from sectra_core.geometry import Pyramid
 from sectra_core.http import HttpRequest, HttpResponse

@@ -22,7 +22,7 @@ from quart import Response
 
 from sectra_core import schemas as s
 from sectra_core.adapters import VersionAdapter
-from sectra_core.operations import Endpoint
+from sectra_core.endpoints import Endpoint
 
 from .auth import MockAuth
 from .state import MockState

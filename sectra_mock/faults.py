@@ -20,7 +20,7 @@ Kinds:
                    or ``duplicate``
 ================== ==================================================================================
 
-``route`` is an endpoint name (``"image_info"``, ``"files"``, see ``sectra_core.operations``), a
+``route`` is an endpoint name (``"image_info"``, ``"files"``, see ``sectra_core.endpoints``), a
 path pattern starting with ``/`` (``fnmatch``: ``"/slides/*/files"``), or None for every request.
 ``times``: how many matching requests the fault hits (None: all of them). Faults are applied by an
 ASGI wrapper around the mock's app, so they act on the real bytes, below Quart.
@@ -66,7 +66,7 @@ class Fault:
         if self.kind == "hostile_multipart" and self.variant not in VARIANTS:
             raise ConfigurationError(f"unknown hostile multipart {self.variant!r}; one of {', '.join(VARIANTS)}")
         if self.route is not None and not self.route.startswith("/"):
-            from sectra_core.operations import ENDPOINTS
+            from sectra_core.endpoints import ENDPOINTS
 
             # An unknown name would never match a request: the fault would silently never fire.
             if self.route not in ENDPOINTS:

@@ -1,4 +1,4 @@
-"""The mock's built-in endpoint handlers, one per endpoint name of :data:`sectra_core.operations.ENDPOINTS`.
+"""The mock's built-in endpoint handlers, one per endpoint name of :data:`sectra_core.endpoints.ENDPOINTS`.
 
 Each is ``async def handler(ctx: MockContext) -> Response`` (see :mod:`sectra_mock.context`) and
 is registered by :mod:`sectra_mock.plugin` through the ``sectra_register_mock_handlers`` hook,

@@ -7,7 +7,7 @@
   parametrise it indirectly (``@pytest.mark.parametrize("sectra_mock_options", [...], indirect=True)``).
 * ``make_sectra_mock`` (sync) and ``start_sectra_mock`` (trio): factories for several servers with
   their own options in one test; all are stopped at teardown.
-* ``serve_sectra_app`` (trio): serves an :class:`~sectra_core.analysis_app.AnalysisApp` in the
+* ``serve_sectra_app`` (trio): serves an :class:`~sectra_core.app.declaration.AnalysisApp` in the
   test's nursery and returns its registered URL, for ``await sectra_mock.aio.trigger(url, ...)``.
   The app trusts the callback origins of the mocks this test started so far (and any
   ``trusted_callbacks=`` given), no other: apps call back only trusted origins.
@@ -138,7 +138,7 @@ async def serve_sectra_app(
     mode) and returns its registered URL (base URL + ``url_prefix``). The app trusts the callback
     origins of the mocks this test started before the call, plus ``trusted_callbacks=``."""
     _need("serve_sectra_app", _APP)
-    from sectra_transports.webhook import AppServer, create_app
+    from sectra_transports.app.server import AppServer, create_app
 
     servers: list[Any] = []
 
@@ -164,7 +164,7 @@ def serve_sectra_app_thread(_sectra_mocks_started: list[MockSectraServer]) -> It
     Like ``serve_sectra_app``, the app trusts the mocks this test started before the call, plus
     ``trusted_callbacks=``."""
     _need("serve_sectra_app_thread", _APP)
-    from sectra_transports.webhook import AppServer, create_app
+    from sectra_transports.app.server import AppServer, create_app
 
     servers: list[Any] = []
 

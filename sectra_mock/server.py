@@ -28,15 +28,15 @@ import trio
 from sectra_core import schemas as s
 from sectra_core.adapters import VersionAdapter, choose_adapter
 from sectra_core.errors import ConfigurationError
-from sectra_core.operations import Endpoint
+from sectra_core.endpoints import Endpoint
 from sectra_core.plugins import Plugins, default_plugins
 from sectra_core.versions import parse_version
 
-from sectra_transports.asgi import AsgiServer
+from sectra_transports.app.asgi import AsgiServer
 
 from .app import MAX_REQUEST_BYTES, create_app
 from .auth import MockAuth
-from .caller import AppCaller, AppCheck, AsyncAppCaller, create_invocation
+from .caller import AppCaller, AsyncAppCaller, create_invocation
 from .context import MockContext, MockHandler, MockRequest
 from .demo_slides import DEMO_ACCESSION, DEMO_SLIDES, ensure_demo_slides
 from .faults import Fault, FaultInjector, Faults
@@ -48,7 +48,7 @@ __all__ = ["MockSectraServer"]
 
 log = logging.getLogger("sectra_mock")
 
-class MockSectraServer:
+class MockSectraServer(AppCaller):
     """A mock Sectra Pathology server speaking the IA-API.
 
     ``api_version`` is an adapter name (``"5.0"``, ``"3.4"``) or an IA-API version (``"1.10"``,
@@ -180,7 +180,9 @@ class MockSectraServer:
         self._server = AsgiServer(
             FaultInjector(self.app, self.faults, self._route_of), graceful_timeout=graceful_timeout, log=log, name="mock",
         )
-        self._calls = AppCaller(self)
+        # The calls to apps (trigger, modify, cancel, delete, notify, check_app) are AppCaller's,
+        # written once in _caller_async.py: each builds its message from this server's state.
+        AppCaller.__init__(self, self)
         #: The same calls to apps from trio code: ``await server.aio.trigger(...)``.
         self.aio = AsyncAppCaller(self)
 
@@ -422,7 +424,7 @@ class MockSectraServer:
 
     def stop(self) -> None:
         """Stop a server started with :meth:`start` and wait for its thread."""
-        self._calls.close()
+        self.close_connections()
         self._server.stop()
 
     @contextmanager
@@ -441,6 +443,9 @@ class MockSectraServer:
         self.stop()
 
     # --- talking to apps -------------------------------------------------------------------------
+    # trigger / modify / cancel / delete / notify / check_app are inherited from AppCaller (written
+    # once in _caller_async.py): each builds its message from this server (sectra_mock.app_messages)
+    # and sends it through the caller's pooled transport, one layer. ``server.aio`` has the same on trio.
 
     def _public_url(self) -> str:
         # callback_host replaces the host, for apps that reach the mock by another name (an app
@@ -465,41 +470,3 @@ class MockSectraServer:
     ) -> s.CreateInvocation:
         """A realistic ``create`` invocation (whole slide unless ``input`` says otherwise)."""
         return create_invocation(self, application_id, slide_id, input, context)
-
-    def trigger(
-        self, webhook_url: str, *, application_id: str | None = None, slide_id: str | None = None,
-        input: s.CreateInput | None = None, invocation: s.Invocation | None = None,
-        context: Any = None, timeout: float = 30.0,
-    ) -> Any:
-        """POST an invocation to an app's webhook and return its decoded answer.
-
-        Either ``invocation`` (sent as is) or ``application_id`` + ``slide_id`` (a ``create``
-        built with :meth:`build_create`; ``input=`` for a tagged polygon or several areas). A
-        ``create``/``modify`` answer is decoded as a :class:`ResultResponse`; a wrong-shaped or
-        non-200 answer raises an SDK error. From trio code use ``await server.aio.trigger(...)``.
-        """
-        return self._calls.trigger(
-            webhook_url, application_id=application_id, slide_id=slide_id, input=input,
-            invocation=invocation, context=context, timeout=timeout,
-        )
-
-    def modify(self, webhook_url: str, result: s.ResultResponse, *, application_id: str, press: str | None = None, context: Any = None) -> s.ResultResponse:
-        """Send ``modify`` with the stored ``result``; ``press="id"`` marks a gallery button pressed."""
-        return self._calls.modify(webhook_url, result, application_id=application_id, press=press, context=context)
-
-    def cancel(self, webhook_url: str, *, application_id: str, slide_id: str, cancellation_token: str | None = None) -> list[Any]:
-        """Send ``cancel`` for the ``create`` that carried ``cancellation_token``; the app answers ``[]``."""
-        return self._calls.cancel(webhook_url, application_id=application_id, slide_id=slide_id, cancellation_token=cancellation_token)
-
-    def delete(self, webhook_url: str, result: s.ResultResponse, *, application_id: str) -> dict[str, Any]:
-        """Send ``delete`` for a stored result; the app answers ``{}``."""
-        return self._calls.delete(webhook_url, result, application_id=application_id)
-
-    def notify(self, webhook_url: str, slide_id: str, application_id: str = "my-app") -> dict[str, Any]:
-        """POST an image notification (with the slide's ``imageInfo``) to ``<webhook_url>/imagenotification``."""
-        return self._calls.notify(webhook_url, slide_id, application_id)
-
-    def check_app(self, app_url: str, slide_id: str | None = None) -> AppCheck:
-        """Fetch and check an app's registration and info; with ``slide_id`` also fire a ``create``
-        shaped by its input template and check the answer is a result stored here."""
-        return self._calls.check_app(app_url, slide_id)

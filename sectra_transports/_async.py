@@ -3,7 +3,7 @@
 one from :mod:`sectra_transports.urllib3`.
 
 Both clients have the same methods, arguments and return types (awaited on trio). The protocol,
-login, negotiation, retries and token refresh included, is the core's :func:`sectra_core.sansio.send`
+login, negotiation, retries and token refresh included, is the core's :func:`sectra_core.flows.send`
 flow; a client only drives it (:meth:`AsyncSectraClient._drive`). Fan-out helpers (``fetch_tiles``,
 ``download_case``) run with bounded concurrency (a nursery on trio, a thread pool when blocking; see
 :mod:`sectra_transports._synchronization`), and a single failure surfaces as itself.
@@ -19,18 +19,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sectra_core import api, sansio
+from sectra_core import flows, operations
 from sectra_core import schemas as s
 from sectra_core.adapters import VersionAdapter
 from sectra_core.errors import TransportError
-from sectra_core.files import Download, OnExists, Progress, case_folders
+from sectra_core.io.files import Download, OnExists, Progress, case_folders
 from sectra_core.http import BodyReader, HttpRequest, HttpResponse, ResponseLimits, keep_streaming
-from sectra_core.operations import Operation
+from sectra_core.endpoints import Operation
 from sectra_core.regions import DEFAULT_CACHE_BYTES
 from sectra_core.plugins import Plugins, default_plugins
 from sectra_core.retry import RetryPolicy, Sleep
-from sectra_core.sansio import ClientState, Credentials, Flow, Locked
-from sectra_core.streaming import FileEvent, FileStream
+from sectra_core.flows import ClientState, Credentials, Flow, Locked
+from sectra_core.io.streaming import FileEvent, FileStream
 from sectra_core.transport import AsyncTransport, TransportOptions
 
 from ._remote_slide import AsyncRemoteSlide
@@ -126,7 +126,7 @@ class AsyncSectraClient:
         probe = cls(launch_url.split("/launchdata", 1)[0], "launch", **kwargs)
         allow_http = kwargs.get("allow_http", False) or kwargs.get("_allow_http", False)
         try:
-            data = await probe._drive(sansio.launch(launch_url, app_id, allow_http=allow_http))
+            data = await probe._drive(flows.launch(launch_url, app_id, allow_http=allow_http))
         finally:
             await probe.aclose()
         return cls(data.callback_info.url, data.callback_info.token, **kwargs), data
@@ -162,7 +162,7 @@ class AsyncSectraClient:
         return self._version_info()
 
     async def _ready(self) -> VersionAdapter:
-        return await self._drive(sansio.ready(self._state))
+        return await self._drive(flows.ready(self._state))
 
     async def _version_info(self) -> s.ApplicationInfo:
         await self._ready()
@@ -174,13 +174,13 @@ class AsyncSectraClient:
     # --- driving the core's flows ----------------------------------------------------------------
 
     async def send(self, op: Operation[T]) -> T:
-        """Send one operation and return what it decodes to: ``await client.send(api.get_tile(...))``.
+        """Send one operation and return what it decodes to: ``await client.send(operations.get_tile(...))``.
 
-        Every method of this client is this call with a builder of :mod:`sectra_core.api`; a
+        Every method of this client is this call with a builder of :mod:`sectra_core.operations`; a
         plugin's own operations (e.g. a new endpoint of an adapter plugin) are sent the same way,
         with the same login, version check, retries and token refresh.
         """
-        return await self._drive(sansio.send(self._state, op))
+        return await self._drive(flows.send(self._state, op))
 
     async def _exchange(self, request: HttpRequest) -> HttpResponse:
         response = await self._transport.handle_async_request(request)
@@ -200,7 +200,7 @@ class AsyncSectraClient:
         return response
 
     async def _drive(self, flow: Flow[T]) -> T:
-        # sectra_core.sansio.drive, with this client's transport, clock and locks.
+        # sectra_core.flows.drive, with this client's transport, clock and locks.
         try:
             step = next(flow)
             while True:
@@ -225,32 +225,32 @@ class AsyncSectraClient:
         except StopIteration as stop:
             return stop.value
 
-    # --- operations (one line each; see sectra_core.api) -----------------------------------------
+    # --- operations (one line each; see sectra_core.operations) -----------------------------------------
 
-    get_info = async_method(api.get_info)
-    get_image_metadata = async_method(api.get_image_metadata)
-    get_image_infos_in_case = async_method(api.get_image_infos_in_case)
-    get_image_infos_in_case_by_slide_id = async_method(api.get_image_infos_in_case_by_slide_id)
-    get_label_image = async_method(api.get_label_image)
-    get_tile = async_method(api.get_tile)
-    get_application = async_method(api.get_application)
-    create_results = async_method(api.create_results)
-    get_result_by_result_id = async_method(api.get_result_by_result_id)
-    get_all_results = async_method(api.get_all_results)
-    update_results = async_method(api.update_results)
-    get_attachment = async_method(api.get_attachment)
-    set_quality_control = async_method(api.set_quality_control)
+    get_info = async_method(operations.get_info)
+    get_image_metadata = async_method(operations.get_image_metadata)
+    get_image_infos_in_case = async_method(operations.get_image_infos_in_case)
+    get_image_infos_in_case_by_slide_id = async_method(operations.get_image_infos_in_case_by_slide_id)
+    get_label_image = async_method(operations.get_label_image)
+    get_tile = async_method(operations.get_tile)
+    get_application = async_method(operations.get_application)
+    create_results = async_method(operations.create_results)
+    get_result_by_result_id = async_method(operations.get_result_by_result_id)
+    get_all_results = async_method(operations.get_all_results)
+    update_results = async_method(operations.update_results)
+    get_attachment = async_method(operations.get_attachment)
+    set_quality_control = async_method(operations.set_quality_control)
 
     @asynccontextmanager
     async def stream_slide_files(self, slide_id: str) -> AsyncIterator[AsyncIterator[FileEvent]]:
         """Stream a slide's files as events, without writing them anywhere (e.g. to object storage).
 
         ``async with client.stream_slide_files(id) as files: async for event in files: ...``; see
-        :mod:`sectra_core.streaming`. Names are checked as for downloads; a cut connection raises
+        :mod:`sectra_core.io.streaming`. Names are checked as for downloads; a cut connection raises
         :class:`~sectra_core.errors.DownloadInterrupted` naming the file. Leaving the block early
         drops the connection instead of reading the rest.
         """
-        response = await self.send(api.get_slide_files(slide_id))
+        response = await self.send(operations.get_slide_files(slide_id))
         try:
             stream = FileStream(response.headers, fallback_name=slide_id)
         except BaseException:
@@ -315,7 +315,7 @@ class AsyncSectraClient:
         the HTTP error) says which file and why. ``on_exists``: ``"error"``, ``"skip"`` or
         ``"overwrite"``. File writes are plain blocking writes of at most one chunk each.
         """
-        response = await self.send(api.get_slide_files(slide_id))
+        response = await self.send(operations.get_slide_files(slide_id))
         download: Download | None = None
         try:
             download = Download(

@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sectra_core.operations import Operation
+from sectra_core.endpoints import Operation
 
 __all__ = ["sync_method", "async_method"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sectra_core.hookspecs import hookimpl
-from sectra_core.jobs import JobRunner
+from sectra_core.app.jobs import JobRunner
 from sectra_core.transport import AsyncTransport, SyncTransport, TransportFactory, TransportOptions
 
 __all__ = ["sectra_register_transports", "sectra_make_job_runner"]
@@ -45,7 +45,7 @@ def sectra_register_transports(register: Callable[[TransportFactory], None]) -> 
 @hookimpl(trylast=True)
 def sectra_make_job_runner(mode: str) -> JobRunner | None:
     """``"trio"`` → :class:`TrioJobRunner` (the app's nursery); ``"asyncio"`` → a thread pool."""
-    from .jobs import ExecutorJobRunner, TrioJobRunner
+    from .app.runners import ExecutorJobRunner, TrioJobRunner
 
     if mode == "trio":
         return TrioJobRunner()

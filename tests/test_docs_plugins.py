@@ -67,7 +67,7 @@ def test_transport_example(caplog: pytest.LogCaptureFixture, mock: MockSectraSer
 
 
 def test_job_runner_example() -> None:
-    from sectra_transports.jobs import ExecutorJobRunner, TrioJobRunner
+    from sectra_transports.app.runners import ExecutorJobRunner, TrioJobRunner
 
     plugins = plugins_with(example("A job runner: a bigger thread pool for apps served by plain Quart"))
     runner = plugins.make_job_runner("asyncio")

@@ -93,7 +93,7 @@ async def test_tissue_outline_reads_pixels_and_posts_the_outline(sectra_mock: Mo
     import numpy as np
     import openslide
 
-    from sectra_core.builders import validate_result
+    from sectra_core.app.builders import validate_result
     from sectra_mock.demo_slides import ensure_demo_slides
 
     url = await serve_sectra_app(tissue_outline.app)

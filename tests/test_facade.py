@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sectra_client import SectraClient
 from sectra_client.mock_server import MockSectraServer
-from sectra_core.sansio import parse_invocation
+from sectra_core.app.messages import parse_invocation
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,7 @@ from sectra_core import schemas as s
 from sectra_client import SectraClient
 from sectra_core.errors import SectraError, ServerError
 from sectra_core.retry import RetryPolicy
-from sectra_core.sansio import Credentials
+from sectra_core.flows import Credentials
 from sectra_mock import MockSectraServer
 from sectra_transports.trio import AsyncSectraClient
 from tests.conftest import RawServer

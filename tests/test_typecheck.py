@@ -65,7 +65,7 @@ PLUGIN_CALLS = '''
 from typing import assert_type
 
 from sectra_core.adapters import VersionAdapter
-from sectra_core.jobs import JobRunner
+from sectra_core.app.jobs import JobRunner
 from sectra_core.plugins import make_plugins
 from sectra_core.transport import AsyncTransport, SyncTransport, TransportFactory, TransportOptions
 from sectra_mock.context import MockHandler

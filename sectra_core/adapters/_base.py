@@ -12,7 +12,7 @@ import msgspec
 from .. import schemas as s
 from ..errors import UnsupportedFeatureError, status_error
 from ..http import HttpRequest, HttpResponse
-from ..operations import ENDPOINTS, Body, Endpoint, Operation
+from ..endpoints import ENDPOINTS, Body, Endpoint, Operation
 from ..versions import parse_version
 
 __all__ = ["INT_PARAMS", "VersionAdapter", "choose_adapter"]

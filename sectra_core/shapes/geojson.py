@@ -25,7 +25,7 @@ from typing import Any, Union
 import msgspec
 
 from .. import schemas as s
-from ..builders import PatchGalleryBuilder, PrimitiveBuilder, validate_result
+from ..app.builders import PatchGalleryBuilder, PrimitiveBuilder, validate_result
 from ..errors import ValidationError
 from ..geometry import Pyramid
 
@@ -347,7 +347,7 @@ def from_geojson(
 ) -> s.Result:
     """A GeoJSON FeatureCollection (level-0 pixels, e.g. from QuPath) → a validated :class:`Result`.
 
-    Built with :class:`~sectra_core.builders.PrimitiveBuilder` (or the gallery builder for a
+    Built with :class:`~sectra_core.app.builders.PrimitiveBuilder` (or the gallery builder for a
     collection :func:`to_geojson` made from a patch gallery): width-normalised (spec §2.4), every
     point checked to lie on the slide. Arguments override what the collection's ``sectra`` member
     says; ``slide_id`` defaults to it, or to the ``ImageInfo``'s id.

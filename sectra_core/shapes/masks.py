@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import schemas as s
-from ..builders import PrimitiveBuilder
+from ..app.builders import PrimitiveBuilder
 from ..errors import ValidationError, require
 from ..geometry import Pyramid
 

@@ -20,10 +20,10 @@ import trio
 
 from sectra_client.app import AnalysisApp, AsyncJob, PrimitiveBuilder, SyncJob, TrioJobRunner
 from sectra_core import schemas as s
-from sectra_core import webhook as w
+from sectra_core.app import messages as w
 from sectra_core.errors import UntrustedOriginError
 from sectra_core.http import HttpRequest
-from sectra_core.sansio import Credentials
+from sectra_core.flows import Credentials
 from sectra_mock import MockSectraServer
 from sectra_transports.trio import TrioTransport
 from tests.conftest import RawServer
@@ -152,7 +152,7 @@ async def test_no_allow_list_refuses_everything_and_says_how_to_configure(
     async def create(ctx):  # type: ignore[no-untyped-def]
         return box(ctx.slide_id)
 
-    with caplog.at_level(logging.INFO, logger="sectra_transports.webhook"), accept_counter() as target:
+    with caplog.at_level(logging.INFO, logger="sectra_transports.app.server"), accept_counter() as target:
         url = await serve_sectra_app(app)  # no mock started in this test: nothing is trusted
         assert "trusts no callback origin" in caplog.text and "SECTRA_TRUSTED_CALLBACKS" in caplog.text
         for callback in (target.url, "https://pacs.example.org"):

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from sectra_core import schemas as s
-from sectra_core.builders import PatchGalleryBuilder, PrimitiveBuilder, validate_result
+from sectra_core.app.builders import PatchGalleryBuilder, PrimitiveBuilder, validate_result
 from sectra_core.errors import ValidationError
 from sectra_core.geometry import Pyramid
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sectra_core.errors import DuplicateFilenameError, LocalFileError, MultipartError, UnsafeFilenameError
-from sectra_core.files import Download, Progress, case_folders, safe_filename
+from sectra_core.io.files import Download, Progress, case_folders, safe_filename
 
 MULTI = {"content-type": "multipart/related; boundary=XX"}
 

@@ -9,8 +9,8 @@ import pytest
 
 from sectra_core import schemas as s
 from sectra_core.errors import ConflictError, ValidationError
-from sectra_core.operations import Operation
-from sectra_core.jobs import JobSpec, job_spec, placeholder_flow, prepare_result, status_result, store_flow, update_flow
+from sectra_core.endpoints import Operation
+from sectra_core.app.jobs import JobSpec, job_spec, placeholder_flow, prepare_result, status_result, store_flow, update_flow
 
 CB = s.CallbackInfo(url="https://pacs.example/ia", token="tok-SECRET")
 INFO = s.ImageInfo(id="s", is_streamable=True, image_size=s.Size(width=4000, height=3000), tile_size=s.Size(width=256, height=256))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sectra_core.errors import ConfigurationError, UntrustedOriginError
-from sectra_core.origins import TrustedOrigins, origin_of
+from sectra_core.app.origins import TrustedOrigins, origin_of
 
 TRUSTED = TrustedOrigins(["https://pacs.example.org", "http://127.0.0.1:8001/ignored", "https://bücher.example."])
 

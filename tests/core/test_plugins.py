@@ -213,7 +213,7 @@ def test_installed_entry_points_load_and_can_be_limited(installed_transport_plug
 
 def test_core_never_imports_a_transport() -> None:
     code = (
-        "import sys, sectra_core, sectra_core.sansio, sectra_core.multipart, sectra_core.files;"
+        "import sys, sectra_core, sectra_core.flows, sectra_core.multipart, sectra_core.io.files;"
         "sectra_core.make_plugins(entry_points=False);"
         "bad = [m for m in ('urllib3', 'trio', 'quart', 'quart_trio', 'hypercorn', 'werkzeug', 'h11') if m in sys.modules];"
         "print(','.join(bad)); sys.exit(1 if bad else 0)"
@@ -226,7 +226,7 @@ def test_versions_doc_table_matches_the_adapters() -> None:
     """docs/versions.md's operation table says what the code does, row by row."""
     from pathlib import Path
 
-    from sectra_core.operations import ENDPOINTS
+    from sectra_core.endpoints import ENDPOINTS
     from sectra_core.versions import parse_version
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "versions.md").read_text()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from sectra_core.files import Progress
-from sectra_core.progressbar import ProgressBar, format_bytes
+from sectra_core.io.files import Progress
+from sectra_core.io.progressbar import ProgressBar, format_bytes
 
 
 class Tty(io.StringIO):

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from sectra_core import api
+from sectra_core import operations
 from sectra_core import schemas as s
 from sectra_core.errors import ConflictError, ConnectError, RateLimitedError, ServerError, TimeoutError
 from sectra_core.http import HttpRequest, HttpResponse
 from sectra_core.plugins import make_plugins
 from sectra_core.retry import RetryPolicy, Sleep, exchange, parse_retry_after
-from sectra_core.sansio import ClientState, call, drive
+from sectra_core.flows import ClientState, call, drive
 
 PLUGINS = make_plugins(entry_points=False)
 POLICY = RetryPolicy(attempts=4, backoff=1.0, max_backoff=3.0, jitter=0.0, deadline=100.0)
@@ -55,25 +55,25 @@ def ok(body: bytes = b'{"apiVersion": "1.10", "softwareVersion": "x"}') -> HttpR
 
 def test_gets_retry_with_capped_exponential_backoff() -> None:
     script = Script(HttpResponse(503, {}, b""), HttpResponse(502, {}, b""), HttpResponse(500, {}, b""), ok())
-    info = drive(call(client_state(script), api.get_info()), script.send, script.sleep)
+    info = drive(call(client_state(script), operations.get_info()), script.send, script.sleep)
     assert info.api_version == "1.10" and script.sleeps == [1.0, 2.0, 3.0] and len(script.requests) == 4
 
 
 def test_gives_up_after_the_attempts_with_the_servers_error() -> None:
     script = Script(*[HttpResponse(503, {}, b"busy")] * 4)
     with pytest.raises(ServerError, match="503"):
-        drive(call(client_state(script), api.get_info()), script.send, script.sleep)
+        drive(call(client_state(script), operations.get_info()), script.send, script.sleep)
     assert len(script.requests) == 4
 
 
 def test_retry_after_is_honoured_and_the_deadline_stops_waiting() -> None:
     script = Script(HttpResponse(429, {"retry-after": "7"}, b""), ok())
-    drive(call(client_state(script), api.get_info()), script.send, script.sleep)
+    drive(call(client_state(script), operations.get_info()), script.send, script.sleep)
     assert script.sleeps == [7.0]
     short = RetryPolicy(attempts=5, backoff=1.0, jitter=0.0, deadline=5.0)
     script = Script(HttpResponse(429, {"retry-after": "30"}, b"slow down"))
     with pytest.raises(RateLimitedError):
-        drive(call(client_state(script, short), api.get_info()), script.send, script.sleep)
+        drive(call(client_state(script, short), operations.get_info()), script.send, script.sleep)
     assert script.sleeps == []  # waiting 30 s would pass the 5 s deadline: the 429 is the answer
     date = email.utils.formatdate(time.time() + 20, usegmt=True)
     assert 18 <= parse_retry_after(date) <= 21  # type: ignore[operator]
@@ -101,29 +101,29 @@ def test_post_of_a_new_result_is_never_repeated_blindly() -> None:
     listing_with_it = HttpResponse(200, {}, s.encode([stored]))
     # a timeout: the POST may have landed; it did, so it is not posted again
     script = Script(TimeoutError("read timed out"), listing_with_it)
-    assert drive(call(client_state(script), api.create_results("app", result)), script.send, script.sleep) == stored
+    assert drive(call(client_state(script), operations.create_results("app", result)), script.send, script.sleep) == stored
     assert [r.method for r in script.requests] == ["POST", "GET"] and "/results/slide/s" in script.requests[1].url
     # a 503: not stored (the listing says so), so it is posted again
     script = Script(HttpResponse(503, {}, b""), HttpResponse(200, {}, b"[]"), created)
-    assert drive(call(client_state(script), api.create_results("app", result)), script.send, script.sleep).id == 1
+    assert drive(call(client_state(script), operations.create_results("app", result)), script.send, script.sleep).id == 1
     assert [r.method for r in script.requests] == ["POST", "GET", "POST"]
     # a connection that never opened sent nothing, and a 429 was not processed: no listing needed
     script = Script(ConnectError("refused"), HttpResponse(429, {"retry-after": "1"}, b""), created)
-    assert drive(call(client_state(script), api.create_results("app", result)), script.send, script.sleep).id == 1
+    assert drive(call(client_state(script), operations.create_results("app", result)), script.send, script.sleep).id == 1
     assert [r.method for r in script.requests] == ["POST", "POST", "POST"] and script.sleeps == [1.0, 2.0]
     # attempts used up: the last failure is the answer
     script = Script(*[x for _ in range(3) for x in (HttpResponse(502, {}, b""), HttpResponse(200, {}, b"[]"))], HttpResponse(502, {}, b"bad"))
     with pytest.raises(ServerError):
-        drive(call(client_state(script), api.create_results("app", result)), script.send, script.sleep)
+        drive(call(client_state(script), operations.create_results("app", result)), script.send, script.sleep)
     assert [r.method for r in script.requests].count("POST") == 4
     script = Script(TimeoutError("read"))
     with pytest.raises(TimeoutError):
-        drive(call(client_state(script, RetryPolicy(attempts=1)), api.create_results("app", result)), script.send, script.sleep)
+        drive(call(client_state(script, RetryPolicy(attempts=1)), operations.create_results("app", result)), script.send, script.sleep)
 
 
 def test_timeouts_and_drops_repeat_gets() -> None:
     script = Script(TimeoutError("read"), ConnectError("refused"), ok())
-    drive(call(client_state(script), api.get_info()), script.send, script.sleep)
+    drive(call(client_state(script), operations.get_info()), script.send, script.sleep)
     assert len(script.requests) == 3
 
 
@@ -131,15 +131,15 @@ def test_a_409_after_an_uncertain_put_checks_whether_it_landed() -> None:
     sent = s.Result(slide_id="s", display_result="v2")
     stored = s.ResultResponse(id=5, version_id="new", slide_id="s", display_result="v2")
     script = Script(TimeoutError("read"), HttpResponse(409, {}, b"stale"), HttpResponse(200, {}, s.encode(stored)))
-    got = drive(call(client_state(script), api.update_results("app", 5, sent, version_id="old")), script.send, script.sleep)
+    got = drive(call(client_state(script), operations.update_results("app", 5, sent, version_id="old")), script.send, script.sleep)
     assert got == stored and [r.method for r in script.requests] == ["PUT", "PUT", "GET"]
     other = s.ResultResponse(id=5, version_id="new", slide_id="s", display_result="someone else's")
     script = Script(TimeoutError("read"), HttpResponse(409, {}, b"stale"), HttpResponse(200, {}, s.encode(other)))
     with pytest.raises(ConflictError):
-        drive(call(client_state(script), api.update_results("app", 5, sent, version_id="old")), script.send, script.sleep)
+        drive(call(client_state(script), operations.update_results("app", 5, sent, version_id="old")), script.send, script.sleep)
     script = Script(HttpResponse(409, {}, b"stale"))  # a first-try 409 is simply a conflict
     with pytest.raises(ConflictError):
-        drive(call(client_state(script), api.update_results("app", 5, sent, version_id="old")), script.send, script.sleep)
+        drive(call(client_state(script), operations.update_results("app", 5, sent, version_id="old")), script.send, script.sleep)
 
 
 def test_exchange_yields_sleeps() -> None:

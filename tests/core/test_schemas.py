@@ -9,7 +9,7 @@ import pytest
 
 from sectra_core import schemas as s
 from sectra_core.errors import DecodeError
-from sectra_core.sansio import parse_image_notification, parse_invocation
+from sectra_core.app.messages import parse_image_notification, parse_invocation
 
 CB = {"url": "https://pacs.example/SectraPathologyServer/external/imageanalysis/v1", "token": "eyJ.SECRET"}
 JSON = {"Content-Type": "application/json"}

@@ -12,7 +12,7 @@ import shapely
 from shapely.geometry import Polygon as ShapelyPolygon
 
 from sectra_core import schemas as s
-from sectra_core.builders import PatchGalleryBuilder, PrimitiveBuilder, validate_result
+from sectra_core.app.builders import PatchGalleryBuilder, PrimitiveBuilder, validate_result
 from sectra_core.errors import ValidationError
 from sectra_core.geometry import Pyramid
 from sectra_core.shapes import from_geojson, input_from_geojson, polygons_from_mask, to_geojson

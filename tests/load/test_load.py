@@ -11,7 +11,7 @@ from pathlib import Path
 import trio
 
 from sectra_core import schemas as s
-from sectra_core.streaming import FileData
+from sectra_core.io.streaming import FileData
 from sectra_transports.trio import AsyncSectraClient
 
 ROOT = Path(__file__).resolve().parents[2]

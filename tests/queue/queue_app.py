@@ -16,8 +16,8 @@ from pathlib import Path
 
 from sectra_client.app import AnalysisApp, PrimitiveBuilder
 from sectra_core import schemas as s
-from sectra_transports.jobs import SyncJob
-from sectra_transports.queue import downloads_dir, on_queue
+from sectra_transports.app.runners import SyncJob
+from sectra_transports.app.queue import downloads_dir, on_queue
 
 
 def make_app(queue: str | None = None) -> AnalysisApp:

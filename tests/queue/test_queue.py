@@ -18,8 +18,8 @@ import trio
 
 from sectra_core import schemas as s
 from sectra_mock import MockSectraServer
-from sectra_transports.queue import runner_for
-from sectra_transports.queue.worker import ACCESS_EXPIRED
+from sectra_transports.app.queue import runner_for
+from sectra_transports.app.queue.worker import ACCESS_EXPIRED
 from tests.queue.conftest import WorkerProc, until
 from tests.queue.queue_app import make_app
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from sectra_core.analysis_app import AnalysisApp
+from sectra_core.app.declaration import AnalysisApp
 from sectra_core.errors import ConfigurationError
-from sectra_core.jobs import JobSpec
+from sectra_core.app.jobs import JobSpec
 from sectra_core import schemas as s
-from sectra_transports.queue import HueyJobRunner, on_queue, parse_age, purge_downloads
-from sectra_transports.queue.runner import resolve_work, work_ref
+from sectra_transports.app.queue import HueyJobRunner, on_queue, parse_age, purge_downloads
+from sectra_transports.app.queue.runner import resolve_work, work_ref
 from tests.queue.conftest import ROOT
 from tests.queue.queue_app import analyse
 
@@ -93,7 +93,7 @@ def test_duplicate_claims_and_switching_them_off(tmp_path: Path) -> None:
 
 
 def test_the_queue_never_holds_the_apps_password(tmp_path: Path) -> None:
-    from sectra_core.sansio import Credentials
+    from sectra_core.flows import Credentials
 
     runner = HueyJobRunner(f"sqlite:///{tmp_path}/j.db", name="app")
     spec = _spec("s1", 1, "tok")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sectra_client import SectraClient
-from sectra_core import api
+from sectra_core import operations
 from sectra_core import schemas as s
 from sectra_core.errors import (
     AuthenticationError,
@@ -50,7 +50,7 @@ def primitive(slide_id: str, text: str = "ANSWER: 42") -> s.Result:
 
 def test_client_methods_match_the_core_operations() -> None:
     for cls in (SectraClient, AsyncSectraClient):
-        for build in api.CLIENT_OPERATIONS:
+        for build in operations.CLIENT_OPERATIONS:
             method = getattr(cls, build.__name__)
             # The method's parameters are the builder's after self (help() shows the method as called).
             params = list(inspect.signature(method).parameters.values())

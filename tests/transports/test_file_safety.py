@@ -89,7 +89,7 @@ url, token, out, transport, limit, uid = sys.argv[1:7]
 if int(limit):
     resource.setrlimit(resource.RLIMIT_FSIZE, (int(limit), resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 # Everything imported first: the interpreter's own files need not be readable by the user below.
-import encodings.idna, encodings.ascii, encodings.latin_1, secrets, ssl, trio, unicodedata, sectra_core.files, sectra_core.multipart, sectra_core.streaming
+import encodings.idna, encodings.ascii, encodings.latin_1, secrets, ssl, trio, unicodedata, sectra_core.io.files, sectra_core.multipart, sectra_core.io.streaming
 from sectra_client import SectraClient
 from sectra_transports.trio import AsyncSectraClient
 from sectra_core.retry import NO_RETRY

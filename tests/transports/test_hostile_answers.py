@@ -289,7 +289,7 @@ import sys, trio
 from sectra_client import SectraClient
 from sectra_transports.trio import AsyncSectraClient
 from sectra_core.errors import SectraError
-from sectra_core.streaming import FileStarted
+from sectra_core.io.streaming import FileStarted
 url, transport = sys.argv[1:3]
 count = 0
 try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from sectra_core.files import Progress
+from sectra_core.io.files import Progress
 from sectra_mock import MockSectraServer
 
 SIZE = 40_000_000  # large enough that the whole body never fits in the first read

@@ -7,7 +7,7 @@ import pytest
 from sectra_client import SectraClient
 from sectra_core.errors import DownloadInterrupted, UnsafeFilenameError
 from sectra_core.retry import NO_RETRY
-from sectra_core.streaming import FileData, FileEnded, FileStarted
+from sectra_core.io.streaming import FileData, FileEnded, FileStarted
 from sectra_mock import MockSectraServer
 from sectra_transports.trio import AsyncSectraClient
 from tests.conftest import TOKEN

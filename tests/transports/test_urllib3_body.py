@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from sectra_client import SectraClient
-from sectra_core import api
-from sectra_core.streaming import FileData, FileStarted
+from sectra_core import operations
+from sectra_core.io.streaming import FileData, FileStarted
 from sectra_mock import MockSectraServer
 from sectra_transports import urllib3 as transport
 from tests.conftest import TOKEN, RawServer
@@ -51,7 +51,7 @@ def test_the_fast_path_only_where_urllib3_has_nothing_to_do(raw_server: RawServe
     body = b"5\r\nhello\r\n0\r\n\r\n" if "Transfer-Encoding" in headers else b"hello"
     raw_server.route("/slides/s/files", 200, {**headers, "Content-Type": "application/octet-stream"}, body)
     with SectraClient(raw_server.url, TOKEN, api_version="5.0") as client:
-        response = client.send(api.get_slide_files("s"))
+        response = client.send(operations.get_slide_files("s"))
         try:
             assert (response.readinto is not None) is fast
         finally:

@@ -114,10 +114,10 @@ def test_both_clients_accept_the_familiar_allow_http_spelling() -> None:
 
 
 def test_public_send(make_client: Callable[..., Any], mock: MockSectraServer) -> None:
-    from sectra_core import api
+    from sectra_core import operations
 
     with make_client(mock) as client:
-        info = client.send(api.get_image_metadata("s"))
+        info = client.send(operations.get_image_metadata("s"))
         assert info.id == "s" and info == client.get_image_metadata("s")
 
 

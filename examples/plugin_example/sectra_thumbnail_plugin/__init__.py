@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sectra_core.adapters import VersionAdapter
 from sectra_core.geometry import Pyramid
 from sectra_core.hookspecs import hookimpl
-from sectra_core.operations import Body, Endpoint, Operation
+from sectra_core.endpoints import Body, Endpoint, Operation
 
 if TYPE_CHECKING:
     from sectra_mock.context import MockContext, MockHandler

@@ -1,7 +1,7 @@
 """``sectra worker APP_REF``: consume an app's job queue with the existing job drivers.
 
-A worker runs each dequeued job with :func:`~sectra_transports.jobs.run_sync_job` (or, for
-``async def`` work, :func:`~sectra_transports.jobs.run_async_job` under ``trio.run``), exactly as
+A worker runs each dequeued job with :func:`~sectra_transports.app.runners.run_sync_job` (or, for
+``async def`` work, :func:`~sectra_transports.app.runners.run_async_job` under ``trio.run``), exactly as
 the in-process runners do: the job's result is updated with progress and replaced by the final
 result, keeping its id. Around that the worker adds what a queue needs:
 
@@ -36,12 +36,12 @@ import msgspec
 
 from sectra_core import schemas as s
 from sectra_core.errors import AuthenticationError, ConfigurationError, SectraError, UntrustedOriginError, safe_traceback
-from sectra_core.jobs import JobSpec, status_result, update_flow
-from sectra_core.sansio import Credentials
+from sectra_core.app.jobs import JobSpec, status_result, update_flow
+from sectra_core.flows import Credentials
 
-from .._calls import run_calls
-from .._app_base import _client_args, _mark_cancelled
-from ..jobs import run_async_job, run_sync_job
+from ..calls import run_calls
+from .._base import _client_args, _mark_cancelled
+from ..runners import run_async_job, run_sync_job
 from .runner import HueyJobRunner, JobRecord, is_async_work, resolve_work, runner_for
 
 __all__ = [
@@ -49,7 +49,7 @@ __all__ = [
     "USERNAME_ENV", "PASSWORD_ENV",
 ]
 
-log = logging.getLogger("sectra_transports.queue.worker")
+log = logging.getLogger("sectra_transports.app.queue.worker")
 
 #: The result text of a job whose callback token expired with no service credentials to fall back on.
 ACCESS_EXPIRED: Final = "Analysis failed: access expired"
@@ -81,10 +81,10 @@ def parse_age(text: str) -> float:
 
 
 def load_app(ref: str) -> Any:
-    """The :class:`~sectra_core.analysis_app.AnalysisApp` named by ``module:attr``."""
+    """The :class:`~sectra_core.app.declaration.AnalysisApp` named by ``module:attr``."""
     import importlib
 
-    from sectra_core.analysis_app import AnalysisApp
+    from sectra_core.app.declaration import AnalysisApp
 
     module_name, _, attr = ref.partition(":")
     if not module_name or not attr:
@@ -256,7 +256,7 @@ class Worker:
 
     def _write_status(self, spec: JobSpec, text: str) -> bool:
         """Replace the job's result with a status ``text``, without reading the slide first."""
-        from ..urllib3 import SectraClient
+        from ...urllib3 import SectraClient
 
         status = status_result(spec.slide_id, None, text, app_version=spec.app_version, context=spec.context)
         try:
@@ -269,7 +269,7 @@ class Worker:
 
     @staticmethod
     def _probe(spec: JobSpec) -> None:
-        from ..urllib3 import SectraClient
+        from ...urllib3 import SectraClient
 
         with SectraClient(**_client_args(spec)) as client:
             client.get_image_metadata(spec.slide_id)

@@ -14,15 +14,15 @@ from typing import Any
 
 import trio
 
-from sectra_core import api
+from sectra_core import operations
 from sectra_core import schemas as s
-from sectra_core.analysis_app import AnalysisApp
+from sectra_core.app.declaration import AnalysisApp
 from sectra_core.errors import ConfigurationError, JobCancelled, safe_traceback
-from sectra_core.jobs import CallFlow, JobRunner, JobSpec, job_spec, perform, prepare_result, status_result, update_flow
+from sectra_core.app.jobs import CallFlow, JobRunner, JobSpec, job_spec, perform, prepare_result, status_result, update_flow
 
 __all__ = ["SlideLocks", "FINAL_STATUS_TIMEOUT"]
 
-log = logging.getLogger("sectra_transports.jobs")
+log = logging.getLogger("sectra_transports.app.runners")
 
 Message = s.Invocation | s.ImageNotification
 _Key = tuple[str, str]
@@ -219,7 +219,7 @@ class _JobBase:
 
     def _info_flow(self) -> CallFlow[s.ImageInfo]:
         if self.info is None:
-            self.info = yield from perform(api.get_image_metadata(self.spec.slide_id))
+            self.info = yield from perform(operations.get_image_metadata(self.spec.slide_id))
         return self.info
 
     def _replace_flow(self, result: s.Result) -> CallFlow[s.ResultResponse]:

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
-from sectra_core.analysis_app import QUEUE_ENV
+from sectra_core.app.declaration import QUEUE_ENV
 from sectra_core.errors import ConfigurationError
 
 __all__ = ["QUEUE_ENV", "DEFAULT_QUEUE", "QueueBackend", "require_huey"]
 
-log = logging.getLogger("sectra_transports.queue")
+log = logging.getLogger("sectra_transports.app.queue")
 
 #: The queue jobs go to unless their work function names another (:func:`on_queue`).
 DEFAULT_QUEUE: Final = "default"

@@ -1,4 +1,4 @@
-"""Drivers for the core's call flows (:mod:`sectra_core.jobs`): ``arun_calls`` is written once in
+"""Drivers for the core's call flows (:mod:`sectra_core.app.jobs`): ``arun_calls`` is written once in
 ``_async_app.py``, and ``run_calls`` generated from it by ``scripts/unasync.py``."""
 
 from __future__ import annotations

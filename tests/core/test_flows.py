@@ -9,7 +9,7 @@ import pytest
 
 from sectra_core.retry import NO_RETRY
 
-from sectra_core import api
+from sectra_core import operations
 from sectra_core import schemas as s
 from sectra_core.errors import (
     AuthenticationError,
@@ -23,7 +23,7 @@ from sectra_core.errors import (
 )
 from sectra_core.http import HttpResponse
 from sectra_core.plugins import make_plugins
-from sectra_core.sansio import ClientState, call, negotiate
+from sectra_core.flows import ClientState, call, negotiate
 from sectra_core.urls import is_loopback, normalize_base_url
 
 SECRET = "tok-SECRET-123"
@@ -87,7 +87,7 @@ def run(st: ClientState, op: object, response: HttpResponse) -> object:
 def test_request_shape_and_decoding() -> None:
     st = state(api_version="5.0", app_version="2.3.1")
     slide = {"id": "a/b", "isStreamable": True, "imageSize": {"width": 4, "height": 2}, "tileSize": {"width": 1, "height": 1}}
-    request, value = run(st, api.get_image_metadata("a/b", extended=True, phi=True),
+    request, value = run(st, operations.get_image_metadata("a/b", extended=True, phi=True),
                          HttpResponse(200, {}, json.dumps(slide).encode()))
     assert request.url == "https://pacs.example/ia/v1/slides/a%2Fb/info?scope=extended&includePHI=true"
     assert request.headers["X-Sectra-ApiVersion"] == "1.10"
@@ -97,14 +97,14 @@ def test_request_shape_and_decoding() -> None:
 
 
 def test_slide_files_are_asked_for_byte_for_byte() -> None:
-    request, _ = run(state(api_version="5.0"), api.get_slide_files("s1"), HttpResponse(200, {}, b""))
+    request, _ = run(state(api_version="5.0"), operations.get_slide_files("s1"), HttpResponse(200, {}, b""))
     assert request.stream and request.headers["Accept-Encoding"] == "identity"
-    request, _ = run(state(api_version="5.0"), api.get_label_image("s1"), HttpResponse(204, {}, b""))
+    request, _ = run(state(api_version="5.0"), operations.get_label_image("s1"), HttpResponse(204, {}, b""))
     assert "Accept-Encoding" not in request.headers  # only the file stream asks
 
 
 def test_issuer_uses_newest_spelling() -> None:
-    request, _ = run(state(api_version="5.0"), api.get_image_infos_in_case("A1", accession_number_issuer_id="LAB"),
+    request, _ = run(state(api_version="5.0"), operations.get_image_infos_in_case("A1", accession_number_issuer_id="LAB"),
                      HttpResponse(200, {}, b"[]"))
     assert request.url.endswith("/requests/A1/images/info?accessionNumberIssuer=LAB")
 
@@ -115,14 +115,14 @@ def test_version_header_follows_an_older_server() -> None:
     next(flow)
     with pytest.raises(StopIteration):
         flow.send(info("1.9"))
-    request, _ = run(st, api.get_info(), info("1.9"))
+    request, _ = run(st, operations.get_info(), info("1.9"))
     assert request.headers["X-Sectra-ApiVersion"] == "1.9"
 
 
 def test_unsupported_features_raise_before_sending() -> None:
     st = state(api_version="3.4")
     qc = s.QualityControl(application_version="1", quality_control=s.QualityControlData(version_id="v"))
-    for op, minimum in [(api.get_image_infos_in_case("A"), "1.9"), (api.set_quality_control("s", qc), "1.10")]:
+    for op, minimum in [(operations.get_image_infos_in_case("A"), "1.9"), (operations.set_quality_control("s", qc), "1.10")]:
         with pytest.raises(UnsupportedFeatureError) as err:
             next(call(st, op))
         assert err.value.minimum == minimum and op.name in str(err.value)
@@ -132,9 +132,9 @@ def test_unsupported_features_raise_before_sending() -> None:
     next(flow)
     with pytest.raises(StopIteration):
         flow.send(info("1.9"))
-    next(call(st, api.get_image_infos_in_case("A")))
+    next(call(st, operations.get_image_infos_in_case("A")))
     with pytest.raises(UnsupportedFeatureError, match="1.10"):
-        next(call(st, api.set_quality_control("s", qc)))
+        next(call(st, operations.set_quality_control("s", qc)))
 
 
 @pytest.mark.parametrize("status, exc", [(401, AuthenticationError), (403, AuthenticationError),
@@ -142,7 +142,7 @@ def test_unsupported_features_raise_before_sending() -> None:
                                          (418, HTTPStatusError)])
 def test_status_errors(status: int, exc: type[Exception]) -> None:
     with pytest.raises(exc) as err:
-        run(state(api_version="5.0"), api.get_result_by_result_id("app", 7),
+        run(state(api_version="5.0"), operations.get_result_by_result_id("app", 7),
             HttpResponse(status, {}, b'{"error": "boom"}\n\n' + b"x" * 1000))
     message = str(err.value)
     # The route, never the path (ids, accession numbers); the body only on request (it may hold PHI).
@@ -154,27 +154,27 @@ def test_status_errors(status: int, exc: type[Exception]) -> None:
 
 def test_malformed_and_wrong_shaped_json() -> None:
     with pytest.raises(DecodeError, match="malformed JSON"):
-        run(state(api_version="5.0"), api.get_info(), HttpResponse(200, {}, b"{oops"))
+        run(state(api_version="5.0"), operations.get_info(), HttpResponse(200, {}, b"{oops"))
     with pytest.raises(DecodeError, match=r"\$\.apiVersion"):
-        run(state(api_version="5.0"), api.get_info(), HttpResponse(200, {}, b'{"apiVersion": 1, "softwareVersion": "x"}'))
+        run(state(api_version="5.0"), operations.get_info(), HttpResponse(200, {}, b'{"apiVersion": 1, "softwareVersion": "x"}'))
 
 
 def test_label_204_is_none() -> None:
-    _, value = run(state(api_version="5.0"), api.get_label_image("s"), HttpResponse(204, {}, b""))
+    _, value = run(state(api_version="5.0"), operations.get_label_image("s"), HttpResponse(204, {}, b""))
     assert value is None
-    _, value = run(state(api_version="5.0"), api.get_label_image("s"),
+    _, value = run(state(api_version="5.0"), operations.get_label_image("s"),
                    HttpResponse(200, {"content-type": "image/jpeg"}, b"\xff\xd8"))
     assert value == s.LabelImage(data=b"\xff\xd8", content_type="image/jpeg")
 
 
 def test_update_sends_id_and_version() -> None:
     stored = s.ResultResponse(id=5, version_id="v1", slide_id="s")
-    request, _ = run(state(api_version="5.0"), api.update_results("app", 5, stored),
+    request, _ = run(state(api_version="5.0"), operations.update_results("app", 5, stored),
                      HttpResponse(200, {}, s.encode(stored)))
     body = json.loads(request.body)
     assert body["id"] == 5 and body["versionId"] == "v1" and request.method == "PUT"
     plain = s.Result(slide_id="s")
-    request, _ = run(state(api_version="5.0"), api.update_results("app", 5, plain), HttpResponse(200, {}, s.encode(stored)))
+    request, _ = run(state(api_version="5.0"), operations.update_results("app", 5, plain), HttpResponse(200, {}, s.encode(stored)))
     assert "versionId" not in json.loads(request.body)
 
 
@@ -212,7 +212,7 @@ def test_client_state_hides_token_and_rejects_header_injection() -> None:
 
 
 def test_token_refresh_schedule() -> None:
-    from sectra_core.sansio import Credentials, parse_token
+    from sectra_core.flows import Credentials, parse_token
 
     st = ClientState("https://h/ia", "", plugins=PLUGINS, credentials=Credentials("u", "pw-S3CRET", "app"))
     assert st.needs_token(0.0) and "S3CRET" not in repr(st.credentials)
@@ -226,7 +226,7 @@ def test_token_refresh_schedule() -> None:
 
 
 def test_login_request_shape() -> None:
-    from sectra_core.sansio import Credentials, login
+    from sectra_core.flows import Credentials, login
 
     st = ClientState("https://h/ia", "", plugins=PLUGINS, credentials=Credentials("user", "pass", "app id"))
     flow = login(st, 0.0)

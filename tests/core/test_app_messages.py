@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from sectra_core import schemas as s
-from sectra_core import webhook as w
-from sectra_core.analysis_app import AnalysisApp
+from sectra_core.app import messages as w
+from sectra_core.app.declaration import AnalysisApp
 from sectra_core.errors import ConfigurationError, DecodeError, NotFoundError, ServerError, ValidationError
 from sectra_core.http import HttpResponse
 

@@ -1,7 +1,7 @@
 """The app's side of the job queue: :class:`HueyJobRunner` enqueues jobs, refuses duplicates and
 cancels; ``sectra worker`` (:mod:`.worker`) runs them.
 
-What a job is in the queue: its :class:`~sectra_core.jobs.JobSpec` (pickled; it carries the
+What a job is in the queue: its :class:`~sectra_core.app.jobs.JobSpec` (pickled; it carries the
 callback token, never the app's password), the dotted name of its work function (the worker
 imports it: work must be a module-level function) and a *record* in the queue's storage:
 
@@ -30,13 +30,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final, TypeVar
 
 from sectra_core.errors import ConfigurationError
-from sectra_core.jobs import JobSpec
+from sectra_core.app.jobs import JobSpec
 
 from .backend import DEFAULT_QUEUE, QueueBackend
 
 __all__ = ["HueyJobRunner", "JobRecord", "on_queue", "runner_for", "work_ref", "resolve_work", "LEASE", "TASK_NAME"]
 
-log = logging.getLogger("sectra_transports.queue")
+log = logging.getLogger("sectra_transports.app.queue")
 
 #: Seconds without a heartbeat after which a running job is presumed lost and queued again.
 LEASE: Final = 30.0
@@ -119,7 +119,7 @@ class HueyJobRunner:
     """Runs background jobs on worker processes through a Huey queue (``sectra worker``).
 
     ``url``: ``sqlite:///jobs.db`` (one machine, durable, no server) or ``redis://host:6379/0``
-    (workers on any number of machines). ``app``: the :class:`~sectra_core.analysis_app.AnalysisApp`
+    (workers on any number of machines). ``app``: the :class:`~sectra_core.app.declaration.AnalysisApp`
     (its trusted origins and credentials serve the worker; its id names the queue).
     ``dedup``: refuse a second job for the same (application, slide, work function) while one is
     queued or running; the duplicate invocation is answered with the running job's result.
