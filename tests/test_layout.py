@@ -129,7 +129,9 @@ def _core_modules(*, protocol_only: bool) -> list[Path]:
         rel = path.relative_to(ROOT).as_posix()
         if rel in shims or rel == "sectra_core/__init__.py" or rel == "sectra_core/_moved.py":
             continue
-        if protocol_only and rel.startswith(("sectra_core/app/", "sectra_core/io/")):
+        # The app toolkit, file I/O and the shape converters (GeoJSON and masks to results, built
+        # with the app toolkit's builders, issue #15) sit above the protocol, not in it.
+        if protocol_only and rel.startswith(("sectra_core/app/", "sectra_core/io/", "sectra_core/shapes/")):
             continue
         paths.append(path)
     return paths
