@@ -1,7 +1,7 @@
 """The job queue (issue #16): per-job overhead vs the in-process runner, and a load with a crash.
 
-    python bench/queue.py [--jobs 200] [--load 500] [--no-redis]
-    python bench/queue.py --tiny                      # a smoke run: a few jobs, seconds
+    python bench/job_queue.py [--jobs 200] [--load 500] [--no-redis]
+    python bench/job_queue.py --tiny                      # a smoke run: a few jobs, seconds
 
 The mock runs in its own process; the app is served in this one. In the same run:
 
