@@ -66,7 +66,7 @@ def make_app(queue: str | None = None, job_runner: Any = None) -> AnalysisApp:
     return app
 
 
-app = make_app() if os.environ.get("SECTRA_QUEUE") else None  # what `sectra worker bench.queue:app` loads
+app = make_app() if os.environ.get("SECTRA_QUEUE") else None  # what `sectra worker bench.job_queue:app` loads
 
 
 def _invoke(pool: urllib3.PoolManager, app_url: str, mock_url: str, slide: str) -> None:
@@ -107,7 +107,7 @@ def _workers(url: str, mock_url: str, n: int, processes: int = 1) -> list[subpro
     procs = []
     for _ in range(processes):
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "sectra_client", "worker", "bench.queue:app", "--workers", str(n),
+            [sys.executable, "-m", "sectra_client", "worker", "bench.job_queue:app", "--workers", str(n),
              "--worker-type", "thread", "--lease", "3", "--health-interval", "3600"],
             env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
         ))
@@ -140,7 +140,7 @@ def run_in_process(mock_url: str, slides: list[str], workers: int) -> float:
 def run_queued(url: str, mock_url: str, slides: list[str], workers: int, *, processes: int = 1,
                kill_halfway: bool = False) -> float:
     """Seconds from the first invocation to every slide's final result, through the queue."""
-    import bench.queue as importable  # run as a script this is __main__, which a worker cannot import
+    import bench.job_queue as importable  # run as a script this is __main__, which a worker cannot import
 
     procs = _workers(url, mock_url, workers, processes)
     try:
