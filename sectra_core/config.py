@@ -26,10 +26,23 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigurationError
+from .headers import digits
 
-__all__ = ["Settings", "read_env_file", "load_env_file", "debug_enabled"]
+__all__ = ["Settings", "read_env_file", "load_env_file", "debug_enabled", "env_limit"]
 
 _TRUE = {"1", "true", "yes", "on"}
+
+
+def env_limit(name: str, default: int, unit: str = "bytes") -> int:
+    """A positive limit from the environment variable ``name`` (ASCII digits), else ``default``
+    when it is unset; anything else set there is a :class:`ConfigurationError` naming it."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = digits(raw)
+    if not value:
+        raise ConfigurationError(f"{name} must be a positive number of {unit}, not {raw[:40]!r}")
+    return value
 
 
 def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:

@@ -6,13 +6,13 @@ a socket. Transports turn one into the other (principle 4).
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from .config import env_limit
 from .errors import ConfigurationError, DecodeError, ResponseTooLargeError
 from .headers import content_encoding, digits
 
@@ -195,14 +195,6 @@ def keep_streaming(request: HttpRequest, status: int) -> bool:
     return request.stream and 200 <= status < 300
 
 
-def _env_bytes(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    value = digits(raw)
-    if not value:
-        raise ConfigurationError(f"{name} must be a positive number of bytes, not {raw[:40]!r}")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,8 +223,8 @@ class ResponseLimits:
         """The limits, with the defaults replaced by ``SECTRA_MAX_JSON_BYTES`` /
         ``SECTRA_MAX_BINARY_BYTES`` where those are set."""
         return cls(
-            json_bytes=_env_bytes("SECTRA_MAX_JSON_BYTES", 64 * MiB),
-            binary_bytes=_env_bytes("SECTRA_MAX_BINARY_BYTES", 256 * MiB),
+            json_bytes=env_limit("SECTRA_MAX_JSON_BYTES", 64 * MiB),
+            binary_bytes=env_limit("SECTRA_MAX_BINARY_BYTES", 256 * MiB),
         )
 
 

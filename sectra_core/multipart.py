@@ -22,10 +22,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-import os
 
-from .errors import ConfigurationError, DownloadError, MultipartError, NotSlideFileError, ResponseTooLargeError
-from .headers import boundary_of, content_disposition_filename, content_encoding, digits, header_int, parse_header_value
+from .config import env_limit
+from .errors import DownloadError, MultipartError, NotSlideFileError, ResponseTooLargeError
+from .headers import boundary_of, content_disposition_filename, content_encoding, header_int, parse_header_value
 
 __all__ = [
     "PartStarted",
@@ -54,13 +54,7 @@ MAX_PARTS: Final = 100_000
 
 def parts_limit() -> int:
     """The part limit in force: ``SECTRA_MAX_PARTS`` if set, else :data:`MAX_PARTS`."""
-    raw = os.environ.get("SECTRA_MAX_PARTS")
-    if raw is None:
-        return MAX_PARTS
-    value = digits(raw)
-    if not value:
-        raise ConfigurationError(f"SECTRA_MAX_PARTS must be a positive number of parts, not {raw[:40]!r}")
-    return value
+    return env_limit("SECTRA_MAX_PARTS", MAX_PARTS, "parts")
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 from .. import schemas as s
+from ..config import env_limit
 from ..errors import ConfigurationError, UntrustedOriginError
 from .origins import TRUSTED_CALLBACKS_ENV, TrustedOrigins
 from .messages import response_headers
@@ -45,18 +46,6 @@ QUEUE_ENV: Final = "SECTRA_QUEUE"
 #: Default seconds during which a repeated invocation gets the first one's answer.
 DEDUP_WINDOW: Final = 60.0
 
-
-def _env_bytes(name: str, default: int) -> int:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ConfigurationError(f"{name}={text!r} is not a whole number of bytes") from None
-    if value <= 0:
-        raise ConfigurationError(f"{name} must be positive, got {value}")
-    return value
 
 
 class AnalysisApp:
@@ -138,7 +127,7 @@ class AnalysisApp:
                 f"{TRUSTED_CALLBACKS_ENV}): the credentials would go to any callback URL an invocation names"
             )
         if max_invocation_bytes is None:
-            max_invocation_bytes = _env_bytes(MAX_INVOCATION_BYTES_ENV, MAX_INVOCATION_BYTES)
+            max_invocation_bytes = env_limit(MAX_INVOCATION_BYTES_ENV, MAX_INVOCATION_BYTES)
         if max_invocation_bytes <= 0:
             raise ConfigurationError(f"max_invocation_bytes must be positive, got {max_invocation_bytes}")
         self.max_invocation_bytes = max_invocation_bytes
