@@ -27,6 +27,7 @@ FILES = [
     ("sectra_transports/_async.py", "sectra_transports/_sync.py"),
     ("sectra_transports/app/_async_app.py", "sectra_transports/app/_sync_app.py"),
     ("sectra_mock/_caller_async.py", "sectra_mock/_caller_sync.py"),
+    ("sectra_transports/_remote_slide.py", "sectra_transports/_remote_slide_sync.py"),
 ]
 
 #: Applied in order to every line; word boundaries keep ``aclose`` from touching ``aclosed``.
@@ -48,7 +49,7 @@ SUBS: list[tuple[str, str]] = [
     (r"\bAsyncTransport\b", "SyncTransport"),
     (r"\bAsync(Clock|TransportClock|Lock|TransportPool)\b", r"\1"),
     (r"\basync_transport\b", "sync_transport"),  # Plugins.async_transport / .sync_transport
-    (r"\basync_(run_bounded|close_response|feed_body|deadline|report_cancellation|run_blocking)\b", r"\1"),
+    (r"\basync_(run_bounded|close_response|feed_body|deadline|report_cancellation|run_blocking|fetch_each|fetch_ahead)\b", r"\1"),
     (r"\b_async_slide_lock\b", "_slide_lock"),
     (r"\b_async\b", "_sync"),
     (r"\bhandle_async_request\b", "handle_request"),
@@ -58,6 +59,7 @@ SUBS: list[tuple[str, str]] = [
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\bAwaitable\[([\w.]+)\]", r"\1"),
     (r"\basynccontextmanager\b", "contextmanager"),
+    (r"\bAbstractAsyncContextManager\b", "AbstractContextManager"),
     # The language.
     (r"\b__aenter__\b", "__enter__"),
     (r"\b__aexit__\b", "__exit__"),

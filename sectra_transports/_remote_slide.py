@@ -1,26 +1,26 @@
-"""A remote slide with OpenSlide's interface, on the trio client: ``await client.open_slide(id)``.
+"""A remote slide with OpenSlide's interface: what ``await client.open_slide(id)`` returns.
 
-The hand-written source; :mod:`._remote_slide_sync` mirrors it line for line for the blocking
-client (awaits removed, a thread pool where this has a nursery). The geometry, tile planning and
-stitching are pure code in :mod:`sectra_core.regions`; this class fetches tiles (bounded
-concurrency in a nursery), decodes and pastes each in a worker thread as it arrives, and keeps
-them decoded in an LRU cache with a byte budget.
+Written once, for trio; ``scripts/unasync.py`` generates :mod:`._remote_slide_sync` (the blocking
+client's ``RemoteSlide``) from it. Where trio and threads differ (fetching tiles with bounded
+concurrency and decoding them off the event loop; fetching the next window of a whole-slide
+iteration ahead of the caller) this calls :mod:`._synchronization`, whose ``async_*`` names map
+to their thread twins. The geometry, tile planning and stitching are pure code in
+:mod:`sectra_core.regions`; this class fetches tiles, decodes and pastes each as it arrives, and
+keeps them decoded in an LRU cache with a byte budget.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
-
-import trio
 
 from sectra_core import regions
 from sectra_core import schemas as s
 from sectra_core.cache import TileCache
 from sectra_core.geometry import Pyramid
 
-from ._synchronization import single_errors
+from ._synchronization import async_fetch_ahead, async_fetch_each
 
 if TYPE_CHECKING:
     from ._async import AsyncSectraClient
@@ -29,8 +29,9 @@ __all__ = ["AsyncRemoteSlide"]
 
 
 class AsyncRemoteSlide:
-    """One slide read through the IA-API with ``openslide.OpenSlide``'s interface; methods that read
-    pixels are awaited (``read_region``, ``read_region_mpp``, ``get_thumbnail``).
+    """One slide read through the IA-API with ``openslide.OpenSlide``'s interface; on the trio
+    client the methods that read pixels (``read_region``, ``read_region_mpp``, ``get_thumbnail``)
+    are awaited.
 
     Levels come from the DZI pyramid (spec §6): level ``k`` has downsample ``2**k``. Created by
     ``await client.open_slide(slide_id)``; ``async with`` it or call :meth:`close` (which drops the
@@ -121,26 +122,19 @@ class AsyncRemoteSlide:
             else:
                 on_tile(key, pixels)
 
+        async def fetch(key: regions.TileKey) -> bytes:
+            level, col, row = key
+            return await self._client.get_tile(
+                self.slide_id, level, col, row, ext=self.ext, focal_plane=self.focal_plane,
+                optical_path=self.optical_path,
+            )
+
         def decode(key: regions.TileKey, data: bytes) -> None:
             pixels = regions.decode_tile(data, key)
             self.cache.put((where, key), pixels, pixels.nbytes)
             on_tile(key, pixels)
 
-        async def one(key: regions.TileKey) -> None:
-            async with limiter:
-                level, col, row = key
-                data = await self._client.get_tile(
-                    self.slide_id, level, col, row, ext=self.ext, focal_plane=self.focal_plane,
-                    optical_path=self.optical_path,
-                )
-            # Outside the limiter: the next request starts while this tile decodes.
-            await trio.to_thread.run_sync(decode, key, data)
-
-        limiter = trio.CapacityLimiter(self.concurrency)
-        with single_errors():
-            async with trio.open_nursery() as nursery:
-                for key in missing:
-                    nursery.start_soon(one, key)
+        await async_fetch_each(fetch, decode, missing, self.concurrency, "sectra-region")
 
     async def _tiles(self, keys: Iterable[regions.TileKey]) -> dict[regions.TileKey, Any]:
         found: dict[regions.TileKey, Any] = {}
@@ -187,7 +181,7 @@ class AsyncRemoteSlide:
     def iter_regions(
         self, mpp: float, size: tuple[int, int] = (256, 256), *, box: tuple[int, int, int, int] | None = None,
         as_array: bool = False, prefetch: int | None = None,
-    ) -> AbstractAsyncContextManager[trio.abc.ReceiveChannel[tuple[tuple[int, int], Any]]]:
+    ) -> AbstractAsyncContextManager[AsyncIterator[tuple[tuple[int, int], Any]]]:
         """Every region of ``size`` pixels at ``mpp`` µm/px covering the slide (or level-0 ``box``
         ``(x, y, width, height)``), row by row: the model-inference pattern.
 
@@ -200,38 +194,27 @@ class AsyncRemoteSlide:
         level, source, corners = regions.grid_mpp(self.levels, mpp, size, box)
         plans = [regions.plan_region(self.levels, corner, level, source) for corner in corners]
         windows = regions.batches(plans, prefetch or 4 * self.concurrency)
-        return self._iter_regions(corners, plans, windows, regions.region_size(size), as_array)
+        out_size = regions.region_size(size)
 
-    @trio.as_safe_channel
-    async def _iter_regions(
-        self, corners: list[tuple[int, int]], plans: list[regions.RegionPlan], windows: list[range],
-        size: tuple[int, int], as_array: bool,
-    ) -> AsyncGenerator[tuple[tuple[int, int], Any], None]:
-        send, receive = trio.open_memory_channel[tuple[range, dict[regions.TileKey, Any]]](0)
+        async def fetch(window: range) -> dict[regions.TileKey, Any]:
+            return await self._tiles(key for i in window for key in plans[i].tiles)
 
-        async def fetch_ahead() -> None:
-            async with send:
-                for window in windows:
-                    tiles = await self._tiles(key for i in window for key in plans[i].tiles)
-                    await send.send((window, tiles))  # waits until the caller is done with the last window
+        def emit(window: range, tiles: dict[regions.TileKey, Any]) -> Iterable[tuple[tuple[int, int], Any]]:
+            for i in window:
+                array = regions.resize(regions.stitch(plans[i], self.pyramid, tiles), out_size)
+                yield corners[i], array if as_array else regions.to_image(array)
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(fetch_ahead)
-            async with receive:
-                async for window, tiles in receive:
-                    for i in window:
-                        array = regions.resize(regions.stitch(plans[i], self.pyramid, tiles), size)
-                        yield corners[i], array if as_array else regions.to_image(array)
+        return async_fetch_ahead(fetch, windows, emit)
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     def close(self) -> None:
         """Drop the tile cache (the client is not closed: it may serve other slides)."""
         self.cache.clear()
-
-    async def aclose(self) -> None:
-        """:meth:`close`, awaitable."""
-        self.close()
+    # Trio code closes resources with aclose(); the blocking slide has close() alone.  # unasync: async only
+    async def aclose(self) -> None:  # unasync: async only
+        """:meth:`close`, awaitable."""  # unasync: async only
+        self.close()  # unasync: async only
 
     async def __aenter__(self) -> AsyncRemoteSlide:
         return self

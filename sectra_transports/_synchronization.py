@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -43,6 +43,10 @@ __all__ = [
     "Lock",
     "async_run_bounded",
     "run_bounded",
+    "async_fetch_each",
+    "fetch_each",
+    "async_fetch_ahead",
+    "fetch_ahead",
     "async_close_response",
     "close_response",
     "async_feed_body",
@@ -60,6 +64,7 @@ __all__ = [
 
 K = TypeVar("K")
 V = TypeVar("V")
+T = TypeVar("T")
 
 # --- clocks ---------------------------------------------------------------------------------------
 
@@ -198,6 +203,102 @@ def run_bounded(fn: Callable[[K], V], items: Iterable[K], limit: int, name: str)
     start."""
     with ThreadPoolExecutor(max_workers=limit, thread_name_prefix=name) as pool:
         return list(pool.map(fn, items))
+
+
+async def async_fetch_each(
+    fetch: Callable[[K], Awaitable[V]], then: Callable[[K, V], None], items: Iterable[K], limit: int, name: str,
+) -> None:
+    """For each item, ``then(item, await fetch(item))``: at most ``limit`` fetches in flight (a
+    ``CapacityLimiter`` in a nursery this call owns) and each ``then`` in a worker thread
+    (``trio.to_thread``) as soon as its fetch is done, outside the limiter, so the next fetch starts
+    while it runs. ``then`` is the CPU-bound part (a tile's decode), kept off the event loop; it
+    must be thread-safe. The first failure cancels the rest and is raised as itself."""
+    trio = _trio()
+    limiter = trio.CapacityLimiter(limit)
+
+    async def one(item: K) -> None:
+        async with limiter:
+            fetched = await fetch(item)
+        await trio.to_thread.run_sync(then, item, fetched)
+
+    with single_errors():
+        async with trio.open_nursery() as nursery:
+            for index, item in enumerate(items):
+                nursery.start_soon(one, item, name=f"{name}-{index}")
+
+
+def fetch_each(fetch: Callable[[K], V], then: Callable[[K, V], None], items: Iterable[K], limit: int, name: str) -> None:
+    """As :func:`async_fetch_each` on a thread pool of ``limit`` threads named ``name``: a worker
+    fetches an item, then runs ``then`` on it while the other workers fetch. The first failure (in
+    order) is raised once the calls in flight finish; the queued ones never start."""
+
+    def one(item: K) -> None:
+        then(item, fetch(item))
+
+    with ThreadPoolExecutor(max_workers=limit, thread_name_prefix=name) as pool:
+        for _ in pool.map(one, items):  # the first failure is raised here
+            pass
+
+
+def async_fetch_ahead(
+    fetch: Callable[[K], Awaitable[V]], windows: Sequence[K], emit: Callable[[K, V], Iterable[T]],
+) -> AbstractAsyncContextManager[AsyncIterator[T]]:
+    """``async with`` it: the items ``emit(window, await fetch(window))`` gives, window after window,
+    with the next window fetched while the caller works through this one's items (one window ahead,
+    so memory holds two at most).
+
+    The fetcher is a task in a nursery that lives inside the ``async with``, handing each window
+    over a zero-buffer memory channel (it waits there until the caller has finished the window
+    before); ``trio.as_safe_channel`` keeps the nursery out of the caller's iteration (PEP 789)
+    and leaving the block early cancels the fetch in flight. Lone failures come out as themselves.
+    """
+    trio = _trio()
+
+    @trio.as_safe_channel
+    async def items() -> AsyncIterator[T]:
+        send, receive = trio.open_memory_channel(0)
+
+        async def fetch_windows() -> None:
+            async with send:
+                for window in windows:
+                    fetched = await fetch(window)
+                    await send.send((window, fetched))  # waits until the caller is done with the last window
+
+        with single_errors():
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(fetch_windows, name="sectra-fetch-ahead")
+                async with receive:
+                    async for window, fetched in receive:
+                        for item in emit(window, fetched):
+                            yield item
+
+    return items()
+
+
+@contextmanager
+def fetch_ahead(
+    fetch: Callable[[K], V], windows: Sequence[K], emit: Callable[[K, V], Iterable[T]],
+) -> Iterator[Iterator[T]]:
+    """As :func:`async_fetch_ahead` for threads: ``with`` it, the items ``emit(window, fetch(window))``
+    gives, the next window fetched by one helper thread while the caller works through this one's.
+    Leaving the block early drops the window queued ahead or, where it is already being fetched,
+    waits for that fetch (a thread cannot be interrupted), so nothing outlives the block."""
+
+    def items(ahead: ThreadPoolExecutor) -> Generator[T, None, None]:
+        pending: Future[V] | None = ahead.submit(fetch, windows[0]) if windows else None
+        for n, window in enumerate(windows):
+            assert pending is not None
+            fetched = pending.result()
+            pending = ahead.submit(fetch, windows[n + 1]) if n + 1 < len(windows) else None
+            yield from emit(window, fetched)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sectra-fetch-ahead") as ahead:
+        iterator = items(ahead)
+        try:
+            yield iterator
+        finally:
+            iterator.close()
+            ahead.shutdown(wait=True, cancel_futures=True)
 
 
 # --- response bodies ------------------------------------------------------------------------------
