@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,10 +17,11 @@ from typing import Any
 import numpy as np
 import openslide
 import pytest
+import trio
 from PIL import Image
 
 from sectra_client import SectraClient
-from sectra_core.errors import NotSlideFileError, ValidationError
+from sectra_core.errors import DecodeError, NotFoundError, NotSlideFileError, ValidationError
 from sectra_mock import MockSectraServer
 from sectra_mock.demo_slides import ensure_demo_slides
 from sectra_transports.downloaded import open_downloaded
@@ -292,3 +294,55 @@ def test_iter_regions_yields_what_read_region_mpp_reads(open_remote: Callable[..
     assert 0 < asked <= 2 * 4  # two windows at most (the one read and the one ahead), not the slide's 80
     with pytest.raises(ValidationError, match="positive"):
         iterate(slide, -1.0)
+
+
+def test_a_failing_tile_fails_the_read_as_itself(open_remote: Callable[..., Any], demo: MockSectraServer) -> None:
+    """One tile's error (here a 404) stops the read and comes out as that error, not as an
+    exception group; a tile that is no image is a DecodeError naming the tile. Both clients."""
+    slide = open_remote("slide-001", cache_bytes=0)
+    demo.faults.add("status", "/images/slide-001_files/*/1_1.jpg", status=404, times=None)
+    with pytest.raises(NotFoundError):
+        slide.read_region((0, 0), 0, (720, 720))  # 9 tiles, one of them refused
+    with pytest.raises(NotFoundError):
+        iterate(slide, 0.25, (240, 240), prefetch=4)
+    demo.faults.clear()
+    demo.faults.add("invalid_json", "/images/slide-001_files/*/0_1.jpg", times=None)
+    with pytest.raises(DecodeError, match=r"tile \(\d+, 0, 1\) is not an image Pillow can decode"):
+        slide.read_region((0, 0), 0, (480, 480))
+    demo.faults.clear()
+    assert slide.read_region((0, 0), 0, (720, 720)).getextrema()[3] == (255, 255)  # the slide still reads
+
+
+def test_leaving_iter_regions_early_leaves_no_thread_behind(demo: MockSectraServer) -> None:
+    """The blocking client's fetch-ahead helper thread and tile workers end with the block."""
+    before = {t.ident for t in threading.enumerate()}
+    with SectraClient(demo.url, TOKEN) as client, client.open_slide("slide-001", cache_bytes=0) as slide:
+        with slide.iter_regions(0.25, (128, 128), prefetch=4) as regions:
+            next(iter(regions))
+        left = [t.name for t in threading.enumerate() if t.ident not in before and t.name.startswith("sectra-")]
+        assert left == []
+        with pytest.raises(NotFoundError):  # and a failure inside the block ends them too
+            demo.faults.add("status", "/images/slide-001_files/*/2_0.jpg", status=404)
+            with slide.iter_regions(0.25, (128, 128), prefetch=4) as regions:
+                for _ in regions:
+                    pass
+        assert [t.name for t in threading.enumerate() if t.ident not in before and t.name.startswith("sectra-")] == []
+
+
+async def test_trio_reads_are_cancellable(demo: MockSectraServer) -> None:
+    """A cancelled read_region / iter_regions ends its requests with it (nothing outlives the
+    cancel scope), and the slide reads normally afterwards."""
+    async with AsyncSectraClient(demo.url, TOKEN) as client:
+        slide = await client.open_slide("slide-001", cache_bytes=0)
+        demo.faults.add("latency", "/images/slide-001_files/*", seconds=30, times=None)
+        with trio.move_on_after(0.5) as scope:
+            await slide.read_region((0, 0), 0, (720, 720))
+        assert scope.cancelled_caught
+        with trio.move_on_after(0.5) as scope:
+            async with slide.iter_regions(0.25, (128, 128), prefetch=4) as regions:
+                async for _ in regions:
+                    pass
+        assert scope.cancelled_caught
+        demo.faults.clear()
+        region = await slide.read_region((0, 0), 0, (720, 720), as_array=True)
+        assert region.shape == (720, 720, 4) and (region[..., 3] == 255).all()
