@@ -132,8 +132,11 @@ class RemoteSlide:
             )
 
         def decode(key: regions.TileKey, data: bytes) -> None:
-            pixels = regions.decode_tile(data, key)
-            self.cache.put((where, key), pixels, pixels.nbytes)
+            # The cache keeps the compact RGB form; the paste gets the four-byte one (see
+            # regions.decode_tile_pixels). No RGB copy where the cache could not keep it.
+            pixels, rgb = regions.decode_tile_pixels(data, key, rgb=self.cache.max_bytes > 0)
+            if rgb is not None:
+                self.cache.put((where, key), rgb, rgb.nbytes)
             on_tile(key, pixels)
 
         fetch_each(fetch, decode, missing, self.concurrency, "sectra-region")
