@@ -101,3 +101,32 @@ def test_batches_bound_the_tiles_fetched_ahead() -> None:
     assert batches(wide, 4) == [range(0, 1), range(1, 3)]
     assert batches(wide, 5) == [range(0, 3)]  # the later plans' tiles are already in the first window
     assert batches([], 4) == []
+
+
+def test_the_four_byte_paste_gives_the_same_pixels_as_the_rgb_one() -> None:
+    """decode_tile_pixels' fast form pastes exactly what decode_tile's RGB form pastes, whatever
+    its fourth byte holds (it is made opaque), including a tile cut by the region's edges."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from sectra_core.regions import canvas, decode_tile, decode_tile_pixels, paste, plan_region
+
+    rng = np.random.default_rng(15)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (240, 240, 3), dtype=np.uint8)).save(buffer, "JPEG", quality=75)
+    data = buffer.getvalue()
+    pixels, rgb = decode_tile_pixels(data, (12, 0, 0))
+    assert pixels.shape == (240, 240, 4) and np.array_equal(rgb, decode_tile(data)) and np.array_equal(pixels[..., :3], rgb)
+    assert decode_tile_pixels(data, rgb=False)[1] is None
+    garbage = pixels.copy()
+    garbage[..., 3] = rng.integers(0, 256, (240, 240), dtype=np.uint8)
+    levels = SlideLevels(Pyramid(2400, 1800, 240, 0.25))
+    plan = plan_region(levels, (100, 50), 0, (300, 300))  # the tile's lower-right part, then nothing
+    key = (levels.dzi_level(0), 0, 0)
+    slow, fast = canvas(plan), canvas(plan)
+    paste(plan, levels.pyramid, slow, key, rgb)
+    paste(plan, levels.pyramid, fast, key, garbage)
+    assert np.array_equal(slow, fast) and fast[0, 0, 3] == 255 and fast[-1, -1, 3] == 0
+    assert np.array_equal(fast[:190, :140, :3], rgb[50:, 100:])
