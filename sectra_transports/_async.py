@@ -184,7 +184,12 @@ class AsyncSectraClient:
 
     async def _exchange(self, request: HttpRequest) -> HttpResponse:
         response = await self._transport.handle_async_request(request)
-        if response.stream is None or keep_streaming(request, response.status):
+        if keep_streaming(request, response.status):
+            return response
+        if response.stream is None:
+            # Read whole by the transport already (a small answer): held to the same limits.
+            BodyReader(request, response, self._state.limits).feed(response.body)
+            response.closer = None  # nothing left to release
             return response
         try:
             # Within the limits: refused as soon as an answer declares or passes its cap.

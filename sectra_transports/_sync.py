@@ -185,7 +185,12 @@ class SectraClient:
 
     def _exchange(self, request: HttpRequest) -> HttpResponse:
         response = self._transport.handle_request(request)
-        if response.stream is None or keep_streaming(request, response.status):
+        if keep_streaming(request, response.status):
+            return response
+        if response.stream is None:
+            # Read whole by the transport already (a small answer): held to the same limits.
+            BodyReader(request, response, self._state.limits).feed(response.body)
+            response.closer = None  # nothing left to release
             return response
         try:
             # Within the limits: refused as soon as an answer declares or passes its cap.

@@ -22,6 +22,8 @@ __all__ = ["INT_PARAMS", "VersionAdapter", "choose_adapter"]
 INT_PARAMS = frozenset({"level", "col", "row"})
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+# What quote(value, safe="") leaves as it is (RFC 3986 §2.3 unreserved).
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~\-]*")
 
 #: Neutral query names whose wire spelling differs between sources (spec §9.2 [C]).
 #: The first spelling is sent; every spelling is accepted by the mock.
@@ -105,7 +107,10 @@ class VersionAdapter:
 
     def wire_path(self, ep: Endpoint, params: Mapping[str, str]) -> str:
         """The request path with percent-encoded parameters."""
-        return _PLACEHOLDER.sub(lambda m: quote(str(params[m.group(1)]), safe=""), ep.path)
+        # Endpoint paths are str.format templates ({slide_id}); most values need no escaping.
+        return ep.path.format_map(
+            {k: v if type(v) is str and _UNRESERVED.fullmatch(v) else quote(str(v), safe="") for k, v in params.items()}
+        )
 
     def wire_query(self, ep: Endpoint, query: Mapping[str, str]) -> dict[str, str]:
         """Neutral query names → this version's names."""
