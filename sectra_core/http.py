@@ -23,6 +23,7 @@ __all__ = [
     "ERROR_BODY_LIMIT",
     "ResponseLimits",
     "BodyReader",
+    "check_whole_body",
     "redact_headers",
     "check_header",
     "send_headers",
@@ -241,6 +242,17 @@ class ResponseLimits:
             json_bytes=env_limit("SECTRA_MAX_JSON_BYTES", 64 * MiB),
             binary_bytes=env_limit("SECTRA_MAX_BINARY_BYTES", 256 * MiB),
         )
+
+
+def check_whole_body(request: HttpRequest, response: HttpResponse, limits: ResponseLimits) -> None:
+    """Hold a body that the transport read whole (a small answer) to the limits a streamed one
+    meets in :class:`BodyReader`: a 2xx answer that is compressed or over its limit raises."""
+    status = response.status
+    if status < 200 or status >= 300:
+        return  # an error answer is only quoted
+    limit = limits.binary_bytes if request.binary else limits.json_bytes
+    if len(response.body) > limit or "content-encoding" in response.headers:
+        BodyReader(request, response, limits).feed(response.body)  # raises, with its message
 
 
 class BodyReader:

@@ -24,7 +24,7 @@ from sectra_core import schemas as s
 from sectra_core.adapters import VersionAdapter
 from sectra_core.errors import TransportError
 from sectra_core.io.files import Download, OnExists, Progress, case_folders
-from sectra_core.http import BodyReader, HttpRequest, HttpResponse, ResponseLimits, keep_streaming
+from sectra_core.http import BodyReader, HttpRequest, HttpResponse, ResponseLimits, check_whole_body, keep_streaming
 from sectra_core.endpoints import Operation
 from sectra_core.regions import DEFAULT_CACHE_BYTES
 from sectra_core.plugins import Plugins, default_plugins
@@ -188,7 +188,7 @@ class AsyncSectraClient:
             return response
         if response.stream is None:
             # Read whole by the transport already (a small answer): held to the same limits.
-            BodyReader(request, response, self._state.limits).feed(response.body)
+            check_whole_body(request, response, self._state.limits)
             response.closer = None  # nothing left to release
             return response
         try:

@@ -65,6 +65,7 @@ class VersionAdapter:
         self.endpoints: dict[str, Endpoint] = {
             n: e for n, e in table.items() if parse_version(e.since) <= version and n not in gone
         }
+        self._checked: dict[tuple[str, str | None], Endpoint] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} (IA-API {self.api_version})>"
@@ -86,6 +87,10 @@ class VersionAdapter:
 
         ``server_api_version`` (from ``/info``) gates too: an older server lacks newer endpoints.
         """
+        key = (op.name, server_api_version)
+        found = self._checked.get(key)
+        if found is not None:  # the answer depends on these two only: work it out once
+            return found
         ep = self.endpoints.get(op.name)
         spoken = self.api_version
         if server_api_version and parse_version(server_api_version) < parse_version(spoken):
@@ -94,6 +99,8 @@ class VersionAdapter:
             raise UnsupportedFeatureError(
                 f"{op.name} ({op.endpoint.method} {op.endpoint.path})", op.endpoint.since, spoken
             )
+        if len(self._checked) < 1024:
+            self._checked[key] = ep
         return ep
 
     # --- client side ---------------------------------------------------------------------------
