@@ -260,7 +260,8 @@ def send(state: ClientState, op: Operation[T]) -> Flow[T]:
     """The whole of one client call, for every transport: log in when due, negotiate, then
     :func:`call` (gate, build, exchange with retry, decode), refreshing the token once after a
     401/403 (spec §4.2). Clients drive it with a few lines (:func:`drive` and its twins)."""
-    yield from ready(state)
+    if state.credentials is not None or not state.negotiated or state.adapter is None:
+        yield from ready(state)  # else nothing is due: no generator for it on every call
     try:
         return (yield from call(state, op))
     except TokenRejected as rejected:

@@ -160,9 +160,18 @@ def merge_headers(fields: Iterable[tuple[str, str]]) -> dict[str, str]:
     §8.6 allows that for Content-Length; h11 already does it), so ``Retry-After: 1`` sent twice is
     ``"1"`` and ``1`` then ``2`` is ``"1, 2"`` whichever client reads it.
     """
-    merged: dict[str, list[str]] = {}
+    merged: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}  # only for the rare field sent more than once
     for name, value in fields:
-        values = merged.setdefault(name.lower(), [])
+        key = name.lower()
+        if key not in merged:
+            merged[key] = value
+            continue
+        values = repeated.get(key)
+        if values is None:
+            values = repeated[key] = [merged[key]]
         if value not in values:
             values.append(value)
-    return {name: ", ".join(values) for name, values in merged.items()}
+    for key, values in repeated.items():
+        merged[key] = ", ".join(values)
+    return merged

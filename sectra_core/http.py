@@ -23,6 +23,7 @@ __all__ = [
     "ERROR_BODY_LIMIT",
     "ResponseLimits",
     "BodyReader",
+    "check_whole_body",
     "redact_headers",
     "check_header",
     "send_headers",
@@ -51,6 +52,10 @@ _PATH_SAFE = "/%:@!$&'()*+,;=~"
 _QUERY_SAFE = _PATH_SAFE + "?"
 _TARGET_OK = re.compile(r"[A-Za-z0-9\-._~/%:@!$&'()*+,;=?]*")
 _NETLOC_OK = re.compile(r"[A-Za-z0-9\-._~:%\[\]]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A URL that the checks below would pass unchanged: http(s), a plain host, a path and query of
+# characters a target may hold as they are, no fragment.
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9\-._~:%\[\]]+(?:/[A-Za-z0-9\-._~/%:@!$&'()*+,;=]*)?(?:\?[A-Za-z0-9\-._~/%:@!$&'()*+,;=?]*)?")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a header name (RFC 9110 §5.1)
 # A header value (RFC 9110 §5.5), ASCII only: h11 encodes values as ASCII, http.client as latin-1.
 _VALUE_OK = re.compile(r"(?:[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?)?")
@@ -62,7 +67,9 @@ def _request_url(url: str) -> str:
     The one place where request targets are made valid, so both transports send the same bytes.
     A host that is no host name or address is a :class:`ConfigurationError`.
     """
-    if any(ch < " " or ch == "\x7f" for ch in url):
+    if _PLAIN_URL.fullmatch(url):
+        return url  # the common case, decided in one match: nothing to check further or to escape
+    if _CONTROL.search(url):
         # urlsplit silently drops tabs and line breaks; a control character is never meant.
         raise ConfigurationError("the request URL holds a control character (a line break, a tab)")
     parts = urlsplit(url)
@@ -90,6 +97,10 @@ def check_header(name: str, value: str) -> None:
             f"the {name} header value holds a line break, a control or non-ASCII character, "
             "or space at its ends; it cannot be sent"
         )
+
+
+#: Header fields already found sendable (name, value): checked once, not on every request.
+_CHECKED_HEADERS: set[tuple[str, str]] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +131,13 @@ class HttpRequest:
         url = _request_url(self.url)
         if url is not self.url:
             object.__setattr__(self, "url", url)
-        for name, value in self.headers.items():
-            check_header(name, value)
+        checked = _CHECKED_HEADERS
+        for item in self.headers.items():
+            if item not in checked:
+                check_header(*item)
+                # The same few fields on every request of a client; credentials are not kept.
+                if len(checked) < 512 and item[0].lower() not in _SECRET_HEADERS:
+                    checked.add(item)
 
     @property
     def path(self) -> str:
@@ -226,6 +242,17 @@ class ResponseLimits:
             json_bytes=env_limit("SECTRA_MAX_JSON_BYTES", 64 * MiB),
             binary_bytes=env_limit("SECTRA_MAX_BINARY_BYTES", 256 * MiB),
         )
+
+
+def check_whole_body(request: HttpRequest, response: HttpResponse, limits: ResponseLimits) -> None:
+    """Hold a body that the transport read whole (a small answer) to the limits a streamed one
+    meets in :class:`BodyReader`: a 2xx answer that is compressed or over its limit raises."""
+    status = response.status
+    if status < 200 or status >= 300:
+        return  # an error answer is only quoted
+    limit = limits.binary_bytes if request.binary else limits.json_bytes
+    if len(response.body) > limit or "content-encoding" in response.headers:
+        BodyReader(request, response, limits).feed(response.body)  # raises, with its message
 
 
 class BodyReader:

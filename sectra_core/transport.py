@@ -38,7 +38,7 @@ class TransportOptions:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     chunk_size: int = 1024 * 1024
-    pool_size: int = 10
+    pool_size: int = 100
     proxy: str | None = field(default=None, repr=False)  # may hold proxy credentials
 
 

@@ -24,7 +24,7 @@ from sectra_core import schemas as s
 from sectra_core.adapters import VersionAdapter
 from sectra_core.errors import TransportError
 from sectra_core.io.files import Download, OnExists, Progress, case_folders
-from sectra_core.http import BodyReader, HttpRequest, HttpResponse, ResponseLimits, keep_streaming
+from sectra_core.http import BodyReader, HttpRequest, HttpResponse, ResponseLimits, check_whole_body, keep_streaming
 from sectra_core.endpoints import Operation
 from sectra_core.regions import DEFAULT_CACHE_BYTES
 from sectra_core.plugins import Plugins, default_plugins
@@ -184,7 +184,12 @@ class AsyncSectraClient:
 
     async def _exchange(self, request: HttpRequest) -> HttpResponse:
         response = await self._transport.handle_async_request(request)
-        if response.stream is None or keep_streaming(request, response.status):
+        if keep_streaming(request, response.status):
+            return response
+        if response.stream is None:
+            # Read whole by the transport already (a small answer): held to the same limits.
+            check_whole_body(request, response, self._state.limits)
+            response.closer = None  # nothing left to release
             return response
         try:
             # Within the limits: refused as soon as an answer declares or passes its cap.

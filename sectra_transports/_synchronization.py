@@ -182,20 +182,24 @@ async def async_run_bounded(
 ) -> list[V]:
     """``[await fn(item) for item in items]`` with at most ``limit`` running at once, in a nursery
     this call owns; the first failure cancels the rest and is raised as itself (not as a group)."""
+    if limit < 1:
+        raise ValueError(f"{name}: at most {limit} at once runs nothing; give 1 or more")
     keys = list(items)
-    found: dict[int, V] = {}
+    results: list[Any] = [None] * len(keys)
+    todo = iter(enumerate(keys))
     trio = _trio()
-    limiter = trio.CapacityLimiter(limit)
 
-    async def one(index: int, item: K) -> None:
-        async with limiter:
-            found[index] = await fn(item)
+    # ``limit`` workers taking the next item as each finishes: a task per item, each queued on a
+    # CapacityLimiter, cost more than the request itself for a small tile (issue #18).
+    async def worker() -> None:
+        for index, item in todo:
+            results[index] = await fn(item)
 
     with single_errors():
         async with trio.open_nursery() as nursery:
-            for index, item in enumerate(keys):
-                nursery.start_soon(one, index, item, name=f"{name}-{index}")
-    return [found[index] for index in range(len(keys))]
+            for number in range(min(limit, len(keys))):
+                nursery.start_soon(worker, name=f"{name}-{number}")
+    return results
 
 
 def run_bounded(fn: Callable[[K], V], items: Iterable[K], limit: int, name: str) -> list[V]:

@@ -1,4 +1,4 @@
-"""The trio transport: HTTP/1.1 with h11 over trio sockets; pooled, with timeouts as cancel scopes.
+"""The trio transport: HTTP/1.1 over trio sockets; pooled, with timeouts as cancel scopes.
 
     from sectra_transports.trio import AsyncSectraClient
 
@@ -7,8 +7,10 @@ No threads: every byte moves through trio streams (TLS via ``trio.SSLStream``).
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import AsyncGenerator
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import h11
@@ -16,10 +18,11 @@ import trio
 
 from sectra_core.errors import ConnectError, RemoteProtocolError
 from sectra_core.headers import digits, merge_headers
-from sectra_core.http import HttpRequest, HttpResponse, send_headers
+from sectra_core.http import HttpRequest, HttpResponse, keep_streaming, send_headers
 from sectra_core.transport import TransportOptions
 
 from ._async import AsyncSectraClient
+from ._http11 import PARSERS, ResponseParser, default_parser, make_parser, request_head
 from ._remote_slide import AsyncRemoteSlide
 from ._proxy import Proxy, proxy_for
 from ._trio_errors import map_exceptions
@@ -31,16 +34,71 @@ _Key = tuple[str, str, int, str]
 
 
 class _Connection:
-    """One HTTP/1.1 connection: a trio stream and its h11 state machine."""
+    """One HTTP/1.1 connection: a TLS stream, or a plain socket driven with trio's low-level waits.
+
+    A plain connection reads and writes its (non-blocking) socket directly and waits with
+    ``trio.lowlevel.wait_readable``/``wait_writable``: ``SocketStream`` adds a conflict check and
+    a checkpoint per call, and its receive tries the socket before waiting, a failed system call
+    per answer. That was a measurable share of a small request (issue #18). Each exchange still
+    passes at least one checkpoint: it waits for the answer before reading it.
+    """
+
+    __slots__ = ("stream", "raw", "reused", "body_started")
 
     def __init__(self, stream: trio.abc.Stream, reused: bool = False) -> None:
-        self.stream = stream
-        self.h11 = h11.Connection(h11.CLIENT)
+        self.raw: socket.socket | None = None
+        self.stream: trio.abc.Stream | None = stream
+        if type(stream) is trio.SocketStream:
+            # The descriptor leaves trio's socket object (which is closed by it) for a plain one.
+            self.raw = socket.socket(fileno=stream.socket.detach())
+            self.raw.setblocking(False)
+            self.stream = None
         self.reused = reused
         #: Whether the current response's body generator has run (see handle_async_request).
         self.body_started = False
 
+    async def send_all(self, data: bytes) -> None:
+        raw = self.raw
+        if raw is None:
+            assert self.stream is not None
+            await self.stream.send_all(data)
+            return
+        total = len(data)
+        try:
+            sent = raw.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < total:
+            with memoryview(data) as view:
+                while sent < total:
+                    await trio.lowlevel.wait_writable(raw)
+                    try:
+                        sent += raw.send(view[sent:])
+                    except BlockingIOError:
+                        pass
+
+    async def receive_some(self, size: int, wait: bool = False) -> bytes:
+        """Up to ``size`` bytes (b"" at the end); ``wait``: wait before the first try (an answer
+        just asked for is not there yet)."""
+        raw = self.raw
+        if raw is None:
+            assert self.stream is not None
+            data = await self.stream.receive_some(size)
+            return data if type(data) is bytes else bytes(data)  # TLS may give a bytearray
+        if wait:
+            await trio.lowlevel.wait_readable(raw)
+        while True:
+            try:
+                return raw.recv(size)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(raw)
+
     async def aclose(self) -> None:
+        if self.raw is not None:
+            trio.lowlevel.notify_closing(self.raw)
+            self.raw.close()
+            return
+        assert self.stream is not None
         with trio.CancelScope(shield=True):
             try:
                 await self.stream.aclose()
@@ -48,18 +106,41 @@ class _Connection:
                 pass
 
 
+class _Route(NamedTuple):
+    """What one origin's requests share, worked out once per base URL (not per request)."""
+
+    key: _Key
+    netloc: str
+    prefix: int  # len("scheme://netloc"): the target is the URL from there on
+    proxy: Proxy | None
+    absolute: bool  # plain http through a proxy: the whole URL is the target
+
+
+#: Bodies up to this size (declared by Content-Length) are read before the response is handed
+#: over, so a tile or a JSON answer costs no body generator; larger ones are streamed.
+EAGER_BODY_BYTES = 1024 * 1024
+
+#: Bytes asked of the socket per read while a response's head and small body arrive.
+_READ_SIZE = 64 * 1024
+
+
 class TrioTransport:
-    """``handle_async_request`` over pooled h11 connections.
+    """``handle_async_request`` over pooled HTTP/1.1 connections.
 
     Keeps up to ``options.pool_size`` idle connections per host. A request on a reused connection
     that the server had already closed is retried once on a fresh one when nothing of it can have
-    been processed (the classic keep-alive race).
+    been processed (the classic keep-alive race). Responses are parsed by llhttp (``httptools``)
+    where it is installed, else by h11 (:mod:`sectra_transports._http11`); ``parser`` names one.
     """
 
-    def __init__(self, options: TransportOptions | None = None) -> None:
+    def __init__(self, options: TransportOptions | None = None, *, parser: str | None = None) -> None:
         self.options = options or TransportOptions()
+        if parser is not None and parser not in PARSERS:
+            raise ValueError(f"unknown HTTP parser {parser!r}; this installation has {', '.join(PARSERS)}")
+        self.parser = parser or default_parser()
         self._idle: dict[_Key, list[_Connection]] = {}
         self._ssl: ssl.SSLContext | None = None
+        self._routes: dict[str, _Route] = {}
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -103,42 +184,59 @@ class TrioTransport:
         return await self._connect(key, proxy)
 
     def _checkin(self, key: _Key, conn: _Connection) -> bool:
-        if conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE:
-            conn.h11.start_next_cycle()
-            pool = self._idle.setdefault(key, [])
-            if len(pool) < self.options.pool_size:
-                pool.append(conn)
-                return True
+        pool = self._idle.get(key)
+        if pool is None:
+            pool = self._idle[key] = []
+        if len(pool) < self.options.pool_size:
+            pool.append(conn)
+            return True
         return False
 
+    def _route(self, url: str) -> _Route:
+        # The scheme and authority of every URL a client sends are its base URL's: cache by them.
+        end = url.find("/", url.find("//") + 2)
+        origin = url if end < 0 else url[:end]
+        route = self._routes.get(origin)
+        if route is None:
+            parts = urlsplit(url)
+            scheme = parts.scheme
+            port = parts.port or (443 if scheme == "https" else 80)
+            proxy = proxy_for(url, self.options.proxy)
+            key = (scheme, parts.hostname or "", port, proxy.url if proxy else "")
+            route = _Route(key, parts.netloc, len(origin), proxy, proxy is not None and scheme == "http")
+            if len(self._routes) < 64:
+                self._routes[origin] = route
+        return route
+
     async def handle_async_request(self, request: HttpRequest) -> HttpResponse:
-        """Send ``request``; the response body is streamed by an async iterator."""
-        parts = urlsplit(request.url)
-        scheme = parts.scheme
-        port = parts.port or (443 if scheme == "https" else 80)
-        proxy = proxy_for(request.url, self.options.proxy)
-        key = (scheme, parts.hostname or "", port, proxy.url if proxy else "")
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-        # HttpRequest made the target and header values valid for h11 (percent-encoded, ASCII).
-        headers = [("Host", parts.netloc), *send_headers(request).items()]
-        if proxy is not None and scheme == "http":
+        """Send ``request``; a body of up to 1 MiB comes read, a larger or streamed one as an
+        async iterator."""
+        route = self._route(request.url)
+        url = request.url
+        target = url[route.prefix:] or "/"
+        if target[0] == "?":
+            target = "/" + target
+        headers = [("Host", route.netloc), *send_headers(request).items()]
+        if route.absolute:
             # Plain http through a proxy: the absolute URL as target (RFC 9112 §3.2.2).
-            target = f"http://{parts.netloc}{target}"
-            if proxy.authorization:
-                headers.append(("Proxy-Authorization", proxy.authorization))
+            target = url[: route.prefix] + target
+            if route.proxy is not None and route.proxy.authorization:
+                headers.append(("Proxy-Authorization", route.proxy.authorization))
         if request.body is not None:
             headers.append(("Content-Length", str(len(request.body))))
-        h11_request = h11.Request(method=request.method, target=target, headers=headers)
+        data = request_head(request.method, target, headers)
+        if request.body:
+            data += request.body
+        key = route.key
         for attempt in (1, 2):
-            conn = await self._checkout(key, proxy)
+            conn = await self._checkout(key, route.proxy)
+            parser = make_parser(request.method, self.parser)
             try:
-                response = await self._send(conn, h11_request, request.body)
+                await self._exchange(conn, request, data, parser)
             except RemoteProtocolError:
                 await conn.aclose()
                 # A kept-alive connection the server closed meanwhile fails before any answer.
-                if attempt == 1 and conn.reused and request.idempotent:
+                if attempt == 1 and conn.reused and request.idempotent and not parser.received:
                     continue
                 raise
             except BaseException:
@@ -146,13 +244,19 @@ class TrioTransport:
                 raise
             break
         # Repeated fields joined as the urllib3 transport joins them (RFC 9110 §5.3).
-        headers_out = merge_headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers)
+        headers_out = merge_headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in parser.headers)
+        if parser.complete and not keep_streaming(request, parser.status):
+            chunks = parser.take()
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            if not (parser.keep_alive and not parser.extra and self._checkin(key, conn)):
+                await conn.aclose()
+            return HttpResponse(parser.status, headers_out, body=body, closer=_released)
         conn.body_started = False
-        length = digits(headers_out.get("content-length", ""))  # h11 has checked it already
+        length = digits(headers_out.get("content-length", ""))  # the parser has checked it already
         if length is not None and "transfer-encoding" not in headers_out and request.method != "HEAD":
-            stream = self._sized_body(key, conn, length, _keep_alive(response, headers_out))
+            stream = self._sized_body(key, conn, parser, length)
         else:
-            stream = self._body(key, conn)
+            stream = self._body(key, conn, parser)
 
         async def close() -> None:
             # aclose() on a body generator that never started runs none of its cleanup, so the
@@ -161,88 +265,100 @@ class TrioTransport:
             if not conn.body_started:
                 await conn.aclose()
 
-        return HttpResponse(response.status_code, headers_out, stream=stream, closer=close)
+        return HttpResponse(parser.status, headers_out, stream=stream, closer=close)
 
-    async def _send(self, conn: _Connection, req: h11.Request, body: bytes | None) -> h11.Response:
+    async def _exchange(self, conn: _Connection, request: HttpRequest, data: bytes, parser: ResponseParser) -> None:
+        """Send the request; read the answer's head, and its body too when it is small and not
+        to be streamed. One cancel scope, its deadline moved on by every read: the read timeout
+        is the longest silence, as before, without a scope per read."""
+        timeout = self.options.read_timeout
         with map_exceptions("read"):
-            data = conn.h11.send(req) or b""
-            if body:
-                data += conn.h11.send(h11.Data(data=body)) or b""
-            data += conn.h11.send(h11.EndOfMessage()) or b""
-            with trio.fail_after(self.options.read_timeout):
-                await conn.stream.send_all(data)
-            while True:
-                event = await self._next_event(conn)
-                if isinstance(event, h11.Response):
-                    return event
-                if isinstance(event, h11.ConnectionClosed):
-                    raise RemoteProtocolError("the server closed the connection without answering")
+            with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
+                await conn.send_all(data)
+                wait = True
+                while not parser.head_complete:
+                    scope.deadline = trio.current_time() + timeout
+                    chunk = await conn.receive_some(_READ_SIZE, wait)
+                    wait = False
+                    if chunk:
+                        parser.feed(chunk)
+                    else:
+                        parser.eof()
+                if not parser.complete and self._eager(request, parser):
+                    while not parser.complete:
+                        scope.deadline = trio.current_time() + timeout
+                        chunk = await conn.receive_some(_READ_SIZE)
+                        if chunk:
+                            parser.feed(chunk)
+                        else:
+                            parser.eof()
+            if scope.cancelled_caught:
+                raise trio.TooSlowError
 
-    async def _next_event(self, conn: _Connection) -> h11.Event | type[h11.PAUSED]:
-        while True:
-            event = conn.h11.next_event()
-            if event is not h11.NEED_DATA:
-                return event  # type: ignore[return-value]  # NEED_DATA is handled here
-            with trio.fail_after(self.options.read_timeout):
-                data = await conn.stream.receive_some(self.options.chunk_size)
-            conn.h11.receive_data(bytes(data) if type(data) is not bytes else data)
+    @staticmethod
+    def _eager(request: HttpRequest, parser: ResponseParser) -> bool:
+        # Read now when it is small and declared: a stream only where the caller asked for one
+        # (slide files) or the size is unknown or large (the client's limits judge those).
+        if request.stream and 200 <= parser.status < 300:
+            return False
+        length = None
+        for name, value in parser.headers:
+            if name.lower() == b"content-length":
+                length = value
+            elif name.lower() == b"transfer-encoding":
+                return False
+        return length is not None and length.isdigit() and int(length) <= EAGER_BODY_BYTES
 
-    async def _body(self, key: _Key, conn: _Connection) -> AsyncGenerator[bytes, None]:
+    async def _body(self, key: _Key, conn: _Connection, parser: ResponseParser) -> AsyncGenerator[bytes, None]:
+        """A body of unknown length (chunked, or to the close), through the parser."""
         conn.body_started = True
         returned = False
         try:
             while True:
-                with map_exceptions("read"):
-                    event = await self._next_event(conn)
-                if isinstance(event, h11.Data):
-                    yield event.data if type(event.data) is bytes else bytes(event.data)
-                elif isinstance(event, h11.EndOfMessage):
-                    returned = self._checkin(key, conn)
+                for chunk in parser.take():
+                    yield chunk
+                if parser.complete:
+                    if parser.keep_alive and not parser.extra:
+                        returned = self._checkin(key, conn)
                     return
-                elif isinstance(event, h11.ConnectionClosed):
-                    raise RemoteProtocolError("the server closed the connection mid-body")
+                with map_exceptions("read"), trio.fail_after(self.options.read_timeout):
+                    data = await conn.receive_some(self.options.chunk_size)
+                if data:
+                    parser.feed(data)
+                else:
+                    parser.eof()
         finally:
             if not returned:
                 await conn.aclose()
 
-    async def _sized_body(self, key: _Key, conn: _Connection, length: int, keep_alive: bool) -> AsyncGenerator[bytes, None]:
+    async def _sized_body(
+        self, key: _Key, conn: _Connection, parser: ResponseParser, length: int,
+    ) -> AsyncGenerator[bytes, None]:
         """A ``Content-Length`` body read straight from the socket.
 
-        h11 would copy every byte through its receive buffer two or three times; for a sized body
-        that is pure overhead on multi-GB slides. We take what h11 already buffered, then read
-        exactly the rest (never past the message), and give a kept-alive connection a fresh h11
-        state machine for its next request.
+        A parser would copy every byte through its buffers; for a sized body that is pure
+        overhead on multi-GB slides. We take what the parser already holds, then read exactly the
+        rest (never past the message); a kept-alive connection's next answer gets a new parser.
         """
         conn.body_started = True
         remaining = length
         returned = False
         try:
-            while remaining:
-                event = conn.h11.next_event()
-                if isinstance(event, h11.Data):
-                    remaining -= len(event.data)
-                    yield bytes(event.data)
-                elif isinstance(event, h11.EndOfMessage):
-                    returned = self._checkin(key, conn)
-                    return
-                else:
-                    break  # NEED_DATA: h11 holds nothing more of this body
+            for chunk in parser.take():
+                remaining -= len(chunk)
+                yield chunk
             size = self.options.chunk_size
             while remaining > 0:
                 with map_exceptions("read"), trio.fail_after(self.options.read_timeout):
-                    data = await conn.stream.receive_some(min(size, remaining))
+                    data = await conn.receive_some(min(size, remaining))
                 if not data:
                     raise RemoteProtocolError(
                         f"the server closed the connection after {length - remaining} of {length} bytes"
                     )
                 remaining -= len(data)
-                yield data if type(data) is bytes else bytes(data)  # SocketStream gives bytes; TLS may not
-            if keep_alive:
-                conn.h11 = h11.Connection(h11.CLIENT)
-                pool = self._idle.setdefault(key, [])
-                if len(pool) < self.options.pool_size:
-                    pool.append(conn)
-                    returned = True
+                yield data
+            if parser.keep_alive and not parser.extra:
+                returned = self._checkin(key, conn)
         finally:
             if not returned:
                 await conn.aclose()
@@ -263,6 +379,10 @@ class TrioTransport:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+async def _released() -> None:
+    """The closer of a response read whole: its connection is already back in the pool."""
 
 
 async def _tunnel(stream: trio.abc.Stream, host: str, port: int, proxy: Proxy) -> None:
@@ -297,8 +417,3 @@ async def _tunnel(stream: trio.abc.Stream, host: str, port: int, proxy: Proxy) -
             )
         raise ConnectError(f"the proxy {proxy.url} sent no answer to CONNECT")
 
-
-def _keep_alive(response: h11.Response, headers: dict[str, str]) -> bool:
-    if response.http_version != b"1.1":
-        return False
-    return "close" not in headers.get("connection", "").lower()

@@ -15,7 +15,7 @@ import urllib3
 
 from sectra_core.errors import RemoteProtocolError
 from sectra_core.headers import content_encoding, digits, header_int, merge_headers
-from sectra_core.http import HttpRequest, HttpResponse, send_headers
+from sectra_core.http import HttpRequest, HttpResponse, keep_streaming, send_headers
 from sectra_core.transport import TransportOptions
 
 from ._errors import map_exceptions, map_read_exceptions
@@ -24,6 +24,10 @@ from ._proxy import proxy_for
 from ._sync import SectraClient
 
 __all__ = ["Urllib3Transport", "SectraClient", "RemoteSlide"]
+
+#: Bodies up to this size (declared by Content-Length) are read before the response is handed
+#: over, so a tile or a JSON answer costs no body generator; larger ones are streamed.
+EAGER_BODY_BYTES = 1024 * 1024
 
 
 #: The route of the SDK request in flight on this thread (urllib3 logs from the calling thread).
@@ -77,18 +81,22 @@ class Urllib3Transport:
             self._tls = tls
         self._pool = pool
         self._proxies: dict[str, urllib3.ProxyManager] = {}
+        #: Each origin's own pool (the manager's lookup parses the URL and builds a key each time).
+        self._origins: dict[str, urllib3.HTTPConnectionPool] = {}
         self._timeout = urllib3.Timeout(
             connect=self.options.connect_timeout, read=self.options.read_timeout
         )
 
     def handle_request(self, request: HttpRequest) -> HttpResponse:
-        """Send ``request``; the response body is left on the wire for the caller to stream."""
+        """Send ``request``; a body of up to 1 MiB comes read, a larger or streamed one is left on
+        the wire for the caller to stream."""
         token = _in_flight.set(request.shown)
         try:
             with map_exceptions():
-                raw = self._pool_for(request.url).request(
+                pool, target = self._pool_for(request.url)
+                raw = pool.urlopen(
                     request.method,
-                    request.url,
+                    target,
                     body=request.body,
                     headers=send_headers(request),
                     preload_content=False,
@@ -96,37 +104,63 @@ class Urllib3Transport:
                     redirect=False,
                     retries=False,
                     timeout=self._timeout,
+                    assert_same_host=False,
                 )
         finally:
             _in_flight.reset(token)
         # Repeated fields joined as the trio transport joins them (RFC 9110 §5.3).
-        headers = merge_headers(raw.headers.items())
+        headers = merge_headers(raw.headers.iteritems())
         try:
             # http.client reads a malformed Content-Length as "none" and reads to the close;
             # h11 refuses it. Refused here too, naming the header.
-            header_int(headers, "content-length", RemoteProtocolError)
+            length = header_int(headers, "content-length", RemoteProtocolError)
         except RemoteProtocolError:
             raw.close()
             raise
-        body = _Body(raw, self.options.chunk_size)
-        return HttpResponse(raw.status, headers, stream=body.chunks(), closer=body.close, readinto=body.readinto)
+        if (
+            length is not None and length <= EAGER_BODY_BYTES and "transfer-encoding" not in headers
+            and not keep_streaming(request, raw.status)
+        ):
+            # A tile or a JSON answer: read now, no body generator (issue #18); the client holds
+            # it to its limits as it would a streamed one.
+            try:
+                with map_exceptions():
+                    body = raw.read(decode_content=False)
+            except BaseException:
+                raw.close()
+                raise
+            raw.release_conn()
+            return HttpResponse(raw.status, headers, body=body)
+        reader = _Body(raw, self.options.chunk_size)
+        return HttpResponse(raw.status, headers, stream=reader.chunks(), closer=reader.close, readinto=reader.readinto)
 
-    def _pool_for(self, url: str) -> urllib3.PoolManager:
-        """The direct pool, or a ``ProxyManager`` (CONNECT for https) when a proxy applies."""
+    def _pool_for(self, url: str) -> tuple[urllib3.PoolManager | urllib3.HTTPConnectionPool, str]:
+        """Where to send ``url`` and the target to send: the host's own connection pool and the
+        path (found once per origin), or a ``ProxyManager`` (CONNECT for https) and the URL."""
+        end = url.find("/", url.find("//") + 2)
+        origin = url if end < 0 else url[:end]
+        target = "/" if end < 0 else url[end:]
+        pool = self._origins.get(origin)
+        if pool is not None and pool.pool is not None:  # a pool the manager closed has pool=None
+            return pool, target
         proxy = proxy_for(url, self.options.proxy) if self._tls is not None else None
         if proxy is None:
-            return self._pool
+            pool = self._pool.connection_from_url(url)
+            if len(self._origins) < 64:
+                self._origins[origin] = pool
+            return pool, target
         manager = self._proxies.get(proxy.url)
         if manager is None:
             headers = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
             manager = self._proxies[proxy.url] = urllib3.ProxyManager(
                 proxy.url, proxy_headers=headers, maxsize=self.options.pool_size, **self._tls  # type: ignore[arg-type]
             )
-        return manager
+        return manager, url
 
     def close(self) -> None:
         """Close every pooled connection."""
         self._pool.clear()
+        self._origins.clear()
         for manager in self._proxies.values():
             manager.clear()
 

@@ -22,6 +22,8 @@ __all__ = ["INT_PARAMS", "VersionAdapter", "choose_adapter"]
 INT_PARAMS = frozenset({"level", "col", "row"})
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+# What quote(value, safe="") leaves as it is (RFC 3986 §2.3 unreserved).
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~\-]*")
 
 #: Neutral query names whose wire spelling differs between sources (spec §9.2 [C]).
 #: The first spelling is sent; every spelling is accepted by the mock.
@@ -63,6 +65,7 @@ class VersionAdapter:
         self.endpoints: dict[str, Endpoint] = {
             n: e for n, e in table.items() if parse_version(e.since) <= version and n not in gone
         }
+        self._checked: dict[tuple[str, str | None], Endpoint] = {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} (IA-API {self.api_version})>"
@@ -84,6 +87,10 @@ class VersionAdapter:
 
         ``server_api_version`` (from ``/info``) gates too: an older server lacks newer endpoints.
         """
+        key = (op.name, server_api_version)
+        found = self._checked.get(key)
+        if found is not None:  # the answer depends on these two only: work it out once
+            return found
         ep = self.endpoints.get(op.name)
         spoken = self.api_version
         if server_api_version and parse_version(server_api_version) < parse_version(spoken):
@@ -92,6 +99,8 @@ class VersionAdapter:
             raise UnsupportedFeatureError(
                 f"{op.name} ({op.endpoint.method} {op.endpoint.path})", op.endpoint.since, spoken
             )
+        if len(self._checked) < 1024:
+            self._checked[key] = ep
         return ep
 
     # --- client side ---------------------------------------------------------------------------
@@ -105,7 +114,10 @@ class VersionAdapter:
 
     def wire_path(self, ep: Endpoint, params: Mapping[str, str]) -> str:
         """The request path with percent-encoded parameters."""
-        return _PLACEHOLDER.sub(lambda m: quote(str(params[m.group(1)]), safe=""), ep.path)
+        # Endpoint paths are str.format templates ({slide_id}); most values need no escaping.
+        return ep.path.format_map(
+            {k: v if type(v) is str and _UNRESERVED.fullmatch(v) else quote(str(v), safe="") for k, v in params.items()}
+        )
 
     def wire_query(self, ep: Endpoint, query: Mapping[str, str]) -> dict[str, str]:
         """Neutral query names → this version's names."""

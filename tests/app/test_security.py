@@ -45,7 +45,8 @@ async def post(url: str, body: bytes) -> tuple[int, bytes]:
     """POST raw bytes to the app, as anyone on the network can."""
     async with TrioTransport() as transport:
         response = await transport.handle_async_request(HttpRequest("POST", url, {"Content-Type": "application/json"}, body))
-        data = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
+        # A small answer comes read (body); a large or unsized one as a stream (sectra_core.transport).
+        data = response.body if response.stream is None else b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
     return response.status, data
 
 

@@ -158,7 +158,7 @@ async def test_handler_errors_are_safe_json(sectra_mock: MockSectraServer, serve
 
     async with TrioTransport() as transport:
         response = await transport.handle_async_request(HttpRequest("POST", url, {"Content-Type": "application/json"}, b'{"action": "explode"}'))
-        body = b"".join([c async for c in response.stream])  # type: ignore[union-attr]
+        body = response.body if response.stream is None else b"".join([c async for c in response.stream])  # type: ignore[union-attr]
     assert response.status == 400 and b"error" in body and response.header("x-sectra-softwareversion") == "2.0.0"
 
 

@@ -12,6 +12,7 @@ import pytest
 import trio
 
 from sectra_client import SectraClient
+from sectra_transports._http11 import PARSERS
 from sectra_transports.trio import AsyncSectraClient
 from tests.conftest import TOKEN
 
@@ -84,6 +85,10 @@ def transport_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+#: For modules about the wire itself: the trio transport with each response parser it can use.
+ALL_PARSERS = ["urllib3", "trio", *(["trio-h11"] if "httptools" in PARSERS else [])]
+
+
 @pytest.fixture
 def make_client(transport_name: str, portal: TrioPortal) -> Iterator[Callable[..., Any]]:
     """``make_client(server, **kwargs)``: a client of the parametrised transport for ``server.url``."""
@@ -93,6 +98,11 @@ def make_client(transport_name: str, portal: TrioPortal) -> Iterator[Callable[..
         kw.setdefault("token", TOKEN)
         if transport_name == "urllib3":
             client: Any = SectraClient(url=server.url, **kw)
+        elif transport_name == "trio-h11":
+            # The trio transport with its fallback parser (sectra_transports._http11).
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setenv("SECTRA_HTTP_PARSER", "h11")
+                client = PortalClient(portal, AsyncSectraClient(url=server.url, **kw))
         else:
             client = PortalClient(portal, AsyncSectraClient(url=server.url, **kw))
         made.append(client)

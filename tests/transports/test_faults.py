@@ -28,9 +28,16 @@ from sectra_core.errors import (
 from sectra_core.retry import NO_RETRY, RetryPolicy
 from sectra_mock import MockSectraServer
 from sectra_mock.faults import Fault
+from tests.transports.conftest import ALL_PARSERS
 
 FAST = RetryPolicy(attempts=4, backoff=0.01, max_backoff=0.05, deadline=10.0)
 MakeClient = Callable[..., Any]
+
+
+@pytest.fixture(params=ALL_PARSERS)
+def transport_name(request: pytest.FixtureRequest) -> str:
+    """Every client test here also runs on the trio transport's fallback parser (h11)."""
+    return str(request.param)
 
 
 def test_5xx_on_a_get_is_retried(mock: MockSectraServer, make_client: MakeClient) -> None:

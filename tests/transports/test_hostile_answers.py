@@ -36,6 +36,7 @@ from sectra_core.http import HttpRequest, ResponseLimits
 from sectra_core.retry import NO_RETRY, RetryPolicy
 from sectra_transports.trio import TrioTransport
 from sectra_transports.urllib3 import Urllib3Transport
+from tests.transports.conftest import ALL_PARSERS
 
 ROOT = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
@@ -44,6 +45,12 @@ INFO = b'{"id": "s", "isStreamable": true, "imageSize": {"width": 1, "height": 1
 
 #: An answer: the status line and headers (without the blank line), and the body's chunks.
 Answer = tuple[list[str], Iterable[bytes]]
+
+
+@pytest.fixture(params=ALL_PARSERS)
+def transport_name(request: pytest.FixtureRequest) -> str:
+    """Every client test here also runs on the trio transport's fallback parser (h11)."""
+    return str(request.param)
 
 
 class Hostile:
@@ -403,8 +410,9 @@ def test_both_transports_present_repeated_headers_alike(hostile: Callable[..., H
     sync.close()
 
     async def one() -> dict[str, str]:
-        response = await TrioTransport().handle_async_request(HttpRequest("GET", server.url + "/x"))
-        await response.closer()
+        async with TrioTransport() as transport:
+            response = await transport.handle_async_request(HttpRequest("GET", server.url + "/x"))
+            await response.closer()
         return response.headers
 
     assert sync.headers["x-dup"] == trio.run(one)["x-dup"] == "a, b"

@@ -15,9 +15,17 @@ from sectra_core.errors import RemoteProtocolError, TimeoutError
 from sectra_core.http import HttpRequest
 from sectra_core.transport import TransportOptions
 from sectra_mock import MockSectraServer
+from sectra_transports._http11 import MAX_HEAD_BYTES, PARSERS
 from sectra_transports.trio import AsyncSectraClient, TrioTransport
 
 INFO = b'{"apiVersion": "1.10", "softwareVersion": "4.2"}'
+
+
+@pytest.fixture(autouse=True, params=PARSERS)
+def http_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with each response parser the trio transport can use."""
+    monkeypatch.setenv("SECTRA_HTTP_PARSER", str(request.param))
+    return str(request.param)
 
 
 def answer(body: bytes, close: bool = False) -> bytes:
@@ -147,3 +155,107 @@ async def test_fetch_tiles_bounded_and_unwrapped(sectra_mock: MockSectraServer) 
 
         with pytest.raises(NotFoundError):  # one bad tile: the error itself, not an ExceptionGroup
             await client.fetch_tiles("slide-001", [*keys, (12, 999, 0)], concurrency=4)
+
+
+async def test_the_parser_is_chosen_by_name_or_environment(http_parser: str) -> None:
+    assert TrioTransport().parser == http_parser  # SECTRA_HTTP_PARSER, set by the fixture
+    assert TrioTransport(parser="h11").parser == "h11"
+    with pytest.raises(ValueError, match="unknown HTTP parser 'llhttp'"):
+        TrioTransport(parser="llhttp")
+
+
+async def test_answers_in_every_framing_read_alike(nursery: trio.Nursery) -> None:
+    """Sized, chunked and read-to-the-close bodies; a 100 Continue before the answer; an answer
+    split into one-byte sends: the same body every time, and reuse only where it is safe."""
+    body = b'{"apiVersion": "1.10", "softwareVersion": "4.2"}'
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in (body[:7], body[7:])) + b"0\r\n\r\n"
+    framings = {
+        "sized": answer(body),
+        "chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked,
+        "to-close": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body,
+        "continue": b"HTTP/1.1 100 Continue\r\n\r\n" + answer(body),
+        "bytewise": answer(body),
+    }
+    connections: list[str] = []
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while request := await read_request(stream):
+            kind = request.split(b" ")[1].decode().strip("/")
+            connections.append(kind)
+            if kind == "bytewise":
+                for i in range(len(framings[kind])):
+                    await stream.send_all(framings[kind][i:i + 1])
+            else:
+                await stream.send_all(framings[kind])
+            if kind == "to-close":
+                return
+
+    url = await tcp_server(nursery, handler)
+    async with TrioTransport() as transport:
+        for kind in framings:
+            for _ in range(2):
+                response = await transport.handle_async_request(HttpRequest("GET", f"{url}/{kind}"))
+                if response.stream is not None:
+                    got = b"".join([chunk async for chunk in response.stream])  # type: ignore[union-attr]
+                else:
+                    got = response.body
+                await response.closer()
+                assert (response.status, got) == (200, body), kind
+    # one connection for everything but the two answers read to the close
+    assert len(connections) == 10
+
+
+async def test_endless_headers_are_cut_at_the_head_limit(nursery: trio.Nursery) -> None:
+    sent = 0
+
+    async def handler(stream: trio.SocketStream) -> None:
+        nonlocal sent
+        await read_request(stream)
+        await stream.send_all(b"HTTP/1.1 200 OK\r\n")
+        try:
+            while sent < 50 * MAX_HEAD_BYTES:
+                await stream.send_all(b"X-Filler: " + b"a" * 1000 + b"\r\n")
+                sent += 1012
+        except trio.BrokenResourceError:
+            pass
+
+    url = await tcp_server(nursery, handler)
+    async with TrioTransport() as transport:
+        with pytest.raises(RemoteProtocolError, match="head|not valid"):
+            await transport.handle_async_request(HttpRequest("GET", url + "/x"))
+    assert sent < 10 * MAX_HEAD_BYTES  # refused early, not after reading it all
+
+
+@pytest.mark.parametrize("garbage", [b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+                                     b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",
+                                     b"NOT HTTP AT ALL\r\n\r\n"])
+async def test_malformed_answers_are_protocol_errors(nursery: trio.Nursery, garbage: bytes) -> None:
+    async def handler(stream: trio.SocketStream) -> None:
+        await read_request(stream)
+        await stream.send_all(garbage)
+
+    url = await tcp_server(nursery, handler)
+    async with TrioTransport() as transport:
+        with pytest.raises(RemoteProtocolError):
+            response = await transport.handle_async_request(HttpRequest("GET", url + "/x"))
+            if response.stream is not None:
+                async for _ in response.stream:  # type: ignore[union-attr]
+                    pass
+
+
+async def test_bytes_after_the_answer_retire_the_connection(nursery: trio.Nursery) -> None:
+    """A server that sends more than it declared (or a second, unasked answer) does not get its
+    extra bytes read as the next answer: that connection is not reused."""
+    connections = 0
+
+    async def handler(stream: trio.SocketStream) -> None:
+        nonlocal connections
+        connections += 1
+        while await read_request(stream):
+            await stream.send_all(answer(INFO) + answer(b'{"apiVersion": "6.66"}'))
+
+    url = await tcp_server(nursery, handler)
+    async with AsyncSectraClient(url, "t", api_version="5.0") as client:
+        for _ in range(3):
+            assert (await client.get_info()).api_version == "1.10"
+    assert connections == 3
