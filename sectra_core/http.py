@@ -7,7 +7,7 @@ a socket. Transports turn one into the other (principle 4).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -158,11 +158,12 @@ class HttpRequest:
 class HttpResponse:
     """One HTTP response.
 
-    ``headers`` has lower-case names. ``body`` holds the whole body unless the request asked for a
-    stream and the status is 2xx; then ``stream`` yields the chunks (an async iterator on trio) and
-    ``body`` is empty. Call ``close`` (or exhaust the stream) to give the connection back.
+    ``headers`` has lower-case names. ``body`` holds the whole body when the transport read it
+    (the built-in ones do for answers that declare 1 MiB or less, unless the request asked for a
+    stream and the status is 2xx); otherwise ``stream`` yields the chunks (an async iterator on
+    trio) and ``body`` is empty. Call ``close`` (or exhaust the stream) to give the connection back.
 
-    A sync transport may also offer ``readinto(buffer) -> int``: it fills the caller's buffer from
+    A transport may also offer ``readinto(buffer) -> int`` (awaited on trio): it fills the caller's buffer from
     the same body (0 at its end) and raises the SDK's transport errors, like ``stream``. Reading
     a whole slide into one reused buffer saves an allocation per chunk and keeps the bytes in
     the CPU cache while they are scanned and written. Use either ``stream`` or ``readinto``.
@@ -173,7 +174,7 @@ class HttpResponse:
     body: bytes = b""
     stream: Iterator[bytes] | AsyncIterator[bytes] | None = None
     closer: Any = None
-    readinto: Callable[[bytearray], int] | None = None
+    readinto: Callable[[bytearray], int] | Callable[[bytearray], Awaitable[int]] | None = None
 
     def close(self) -> None:
         """Give the connection back (or drop it, if the body was not read to the end)."""

@@ -3,7 +3,9 @@
 A sync transport has ``handle_request(HttpRequest) -> HttpResponse``, ``close()`` and
 ``sleep(seconds)``; a trio transport has ``handle_async_request``, ``aclose()`` and
 ``async sleep``. When the request asks for a stream and the status is 2xx, the response's
-``stream`` yields the body in chunks; otherwise ``body`` holds it. Nothing else is required; a sync
+``stream`` yields the body in chunks; otherwise ``body`` holds it, or, for an answer too large or
+of unknown size to read at once, ``stream`` does and the client reads it within its limits.
+Nothing else is required; a
 transport may also offer ``HttpResponse.readinto`` for a streamed body, which downloads then use to
 fill one reused buffer.
 """

@@ -347,7 +347,16 @@ def close_response(response: HttpResponse) -> None:
 async def async_feed_body(
     response: HttpResponse, feed: Callable[[bytes | bytearray, int], bool], chunk_size: int,
 ) -> None:
-    """Hand a streamed body to ``feed(chunk, size)`` chunk by chunk until it returns True (stop)."""
+    """Hand a streamed body to ``feed(chunk, size)`` chunk by chunk until it returns True (stop);
+    with ``readinto`` (the trio transport's sized bodies) one buffer of ``chunk_size`` bytes is
+    refilled straight from the socket, as in :func:`feed_body`."""
+    readinto: Any = response.readinto
+    if readinto is not None:
+        buffer = bytearray(chunk_size)
+        while n := await readinto(buffer):
+            if feed(buffer, n):
+                return
+        return
     async for chunk in response.stream:  # type: ignore[union-attr]
         if feed(chunk, len(chunk)):
             return
@@ -356,9 +365,10 @@ async def async_feed_body(
 def feed_body(response: HttpResponse, feed: Callable[[bytes | bytearray, int], bool], chunk_size: int) -> None:
     """As :func:`async_feed_body`; with ``readinto`` (urllib3) one buffer of ``chunk_size`` bytes
     is refilled straight from the socket, so a download keeps nothing of it."""
-    if response.readinto is not None:
+    readinto: Any = response.readinto
+    if readinto is not None:
         buffer = bytearray(chunk_size)
-        while n := response.readinto(buffer):
+        while n := readinto(buffer):
             if feed(buffer, n):
                 return
         return

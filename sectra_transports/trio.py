@@ -78,8 +78,12 @@ class _Connection:
                         pass
 
     async def receive_some(self, size: int, wait: bool = False) -> bytes:
-        """Up to ``size`` bytes (b"" at the end); ``wait``: wait before the first try (an answer
-        just asked for is not there yet)."""
+        """Up to ``size`` bytes (b"" at the end).
+
+        ``wait``: wait for them before the first try (an answer just asked for is not there yet);
+        that wait is the exchange's checkpoint. Without it, the read is a checkpoint of its own,
+        as trio's socket reads are, so a long download on a fast link lets other tasks run.
+        """
         raw = self.raw
         if raw is None:
             assert self.stream is not None
@@ -87,11 +91,38 @@ class _Connection:
             return data if type(data) is bytes else bytes(data)  # TLS may give a bytearray
         if wait:
             await trio.lowlevel.wait_readable(raw)
+            while True:
+                try:
+                    return raw.recv(size)
+                except BlockingIOError:
+                    await trio.lowlevel.wait_readable(raw)
+        await trio.lowlevel.checkpoint_if_cancelled()
         while True:
             try:
-                return raw.recv(size)
+                data = raw.recv(size)
             except BlockingIOError:
                 await trio.lowlevel.wait_readable(raw)
+                continue
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return data
+
+    async def receive_into(self, view: memoryview) -> int:
+        """As :meth:`receive_some`, into the caller's buffer: the bytes read (0 at the end)."""
+        raw = self.raw
+        if raw is None:
+            assert self.stream is not None
+            data = await self.stream.receive_some(len(view))
+            view[: len(data)] = data
+            return len(data)
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while True:
+            try:
+                n = raw.recv_into(view)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(raw)
+                continue
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return n
 
     async def aclose(self) -> None:
         if self.raw is not None:
@@ -254,9 +285,10 @@ class TrioTransport:
         conn.body_started = False
         length = digits(headers_out.get("content-length", ""))  # the parser has checked it already
         if length is not None and "transfer-encoding" not in headers_out and request.method != "HEAD":
-            stream = self._sized_body(key, conn, parser, length)
-        else:
-            stream = self._body(key, conn, parser)
+            sized = _SizedBody(self, key, conn, parser, length)
+            return HttpResponse(parser.status, headers_out, stream=sized.stream, closer=sized.close,
+                                readinto=sized.readinto)
+        stream = self._body(key, conn, parser)
 
         async def close() -> None:
             # aclose() on a body generator that never started runs none of its cleanup, so the
@@ -331,38 +363,6 @@ class TrioTransport:
             if not returned:
                 await conn.aclose()
 
-    async def _sized_body(
-        self, key: _Key, conn: _Connection, parser: ResponseParser, length: int,
-    ) -> AsyncGenerator[bytes, None]:
-        """A ``Content-Length`` body read straight from the socket.
-
-        A parser would copy every byte through its buffers; for a sized body that is pure
-        overhead on multi-GB slides. We take what the parser already holds, then read exactly the
-        rest (never past the message); a kept-alive connection's next answer gets a new parser.
-        """
-        conn.body_started = True
-        remaining = length
-        returned = False
-        try:
-            for chunk in parser.take():
-                remaining -= len(chunk)
-                yield chunk
-            size = self.options.chunk_size
-            while remaining > 0:
-                with map_exceptions("read"), trio.fail_after(self.options.read_timeout):
-                    data = await conn.receive_some(min(size, remaining))
-                if not data:
-                    raise RemoteProtocolError(
-                        f"the server closed the connection after {length - remaining} of {length} bytes"
-                    )
-                remaining -= len(data)
-                yield data
-            if parser.keep_alive and not parser.extra:
-                returned = self._checkin(key, conn)
-        finally:
-            if not returned:
-                await conn.aclose()
-
     async def aclose(self) -> None:
         """Close every pooled connection."""
         pools, self._idle = self._idle, {}
@@ -379,6 +379,90 @@ class TrioTransport:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class _SizedBody:
+    """A ``Content-Length`` body read straight from the socket: as chunks, or into the caller's
+    buffer (``readinto``, what downloads use: one reused buffer, nothing allocated per read).
+
+    A parser would copy every byte through its buffers; for a sized body that is pure overhead on
+    multi-GB slides. What the parser already holds goes first, then exactly the rest is read (never
+    past the message). Read to its end, the connection goes back to the pool (its next answer gets
+    a new parser); closed before that, it is dropped, never drained.
+    """
+
+    def __init__(self, transport: TrioTransport, key: _Key, conn: _Connection, parser: ResponseParser, length: int) -> None:
+        self._transport = transport
+        self._key = key
+        self._conn = conn
+        self._pending = parser.take()
+        self._reusable = parser.keep_alive and not parser.extra
+        self._length = length
+        self._remaining = length - sum(len(chunk) for chunk in self._pending)
+        self._settled = False  # the connection is back in the pool or closed
+        self.stream = self._chunks()
+
+    async def _chunks(self) -> AsyncGenerator[bytes, None]:
+        """The body, chunk by chunk (at most ``chunk_size`` bytes each)."""
+        self._conn.body_started = True
+        size = self._transport.options.chunk_size
+        try:
+            while self._pending:
+                yield self._pending.pop(0)
+            while self._remaining > 0:
+                with map_exceptions("read"), trio.fail_after(self._transport.options.read_timeout):
+                    data = await self._conn.receive_some(min(size, self._remaining))
+                self._count(len(data))
+                yield data
+            await self._settle(done=True)
+        finally:
+            await self._settle(done=False)
+
+    async def readinto(self, buffer: bytearray) -> int:
+        """Fill ``buffer`` with the next bytes of the body; their number, 0 at its end."""
+        if not buffer:
+            raise ValueError("readinto needs a non-empty buffer")
+        self._conn.body_started = True
+        try:
+            if self._pending:
+                chunk = self._pending[0]
+                n = min(len(chunk), len(buffer))
+                buffer[:n] = chunk[:n]
+                if n == len(chunk):
+                    self._pending.pop(0)
+                else:
+                    self._pending[0] = chunk[n:]
+                return n
+            if self._remaining <= 0:
+                await self._settle(done=True)
+                return 0
+            with memoryview(buffer) as whole, whole[: min(len(buffer), self._remaining)] as view:
+                with map_exceptions("read"), trio.fail_after(self._transport.options.read_timeout):
+                    n = await self._conn.receive_into(view)
+            self._count(n)
+            return n
+        except BaseException:
+            await self._settle(done=False)
+            raise
+
+    def _count(self, n: int) -> None:
+        if not n:
+            raise RemoteProtocolError(
+                f"the server closed the connection after {self._length - self._remaining} of {self._length} bytes"
+            )
+        self._remaining -= n
+
+    async def _settle(self, done: bool) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        if not (done and self._reusable and self._transport._checkin(self._key, self._conn)):
+            await self._conn.aclose()
+
+    async def close(self) -> None:
+        """Drop the connection unless the body was read to its end (and it went back to the pool)."""
+        await self.stream.aclose()
+        await self._settle(done=False)
 
 
 async def _released() -> None:

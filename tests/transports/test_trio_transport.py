@@ -259,3 +259,31 @@ async def test_bytes_after_the_answer_retire_the_connection(nursery: trio.Nurser
         for _ in range(3):
             assert (await client.get_info()).api_version == "1.10"
     assert connections == 3
+
+
+async def test_readinto_fills_small_buffers_and_returns_the_connection(nursery: trio.Nursery) -> None:
+    """A sized streamed body read into a 7-byte buffer: every byte, in order (part of it arrived
+    with the head, the rest straight from the socket), then the connection is reused."""
+    body = bytes(range(256)) * 40
+    connections = 0
+
+    async def handler(stream: trio.SocketStream) -> None:
+        nonlocal connections
+        connections += 1
+        while await read_request(stream):
+            head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+            await stream.send_all(head + body[:100])
+            await trio.sleep(0.01)
+            await stream.send_all(body[100:])
+
+    url = await tcp_server(nursery, handler)
+    async with TrioTransport() as transport:
+        for _ in range(2):
+            response = await transport.handle_async_request(HttpRequest("GET", url + "/x", stream=True))
+            assert response.readinto is not None
+            buffer, got = bytearray(7), bytearray()
+            while n := await response.readinto(buffer):  # type: ignore[misc]
+                got += buffer[:n]
+            assert bytes(got) == body
+            await response.closer()
+    assert connections == 1
