@@ -305,7 +305,7 @@ class Worker:
     def execute(self, job_id: str) -> None:
         """Run the queued job ``job_id`` (called by the Huey task in a worker thread or process)."""
         runner = self.runner
-        record = runner.record(job_id)
+        record, cancelled = runner.pickup(job_id)
         if record is None:
             log.info("job %s already finished (a duplicate delivery): skipped", job_id)
             return
@@ -315,7 +315,7 @@ class Worker:
             runner.forget(record)
             return
         spec = self._prepared(spec)
-        if runner.cancel_requested(job_id):
+        if cancelled:
             self._write_status(spec, "Analysis cancelled")
             runner.forget(record)
             return
