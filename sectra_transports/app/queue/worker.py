@@ -32,7 +32,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-import msgspec
 
 from sectra_core import schemas as s
 from sectra_core.errors import AuthenticationError, ConfigurationError, SectraError, UntrustedOriginError, safe_traceback
@@ -275,8 +274,9 @@ class Worker:
             client.get_image_metadata(spec.slide_id)
 
     def _access(self, spec: JobSpec) -> JobSpec | None:
-        """The spec to run the job with: as queued while its callback token works; else logged in
-        with the service credentials (``/token``, spec §4.2); None when access has expired."""
+        """The spec to run the job with, or None when access has expired. One request checks the
+        callback token; a client that also holds the service credentials logs in with them
+        (``/token``, spec §4.2) when the token is refused, its first ``/info`` included."""
         try:
             self._probe(spec)
             return spec
@@ -285,17 +285,7 @@ class Worker:
         except SectraError:
             return spec  # not an access problem: the job's own run reports it in its result
         if "credentials" in spec.client_options:
-            # The callback token was refused: log in with the service account from the start (a
-            # client holding a token only re-logs in after a 401 on a call, not on its first /info).
-            login = replace(spec, callback=msgspec.structs.replace(spec.callback, token=""))
-            try:
-                self._probe(login)
-                log.info("job for result %s: the callback token expired; continuing with the service login", spec.result_id)
-                return login
-            except AuthenticationError:
-                reason = "the service credentials were refused too"
-            except SectraError:
-                return login
+            reason = "the service credentials were refused too"
         else:
             reason = f"no service credentials to fall back on (set {USERNAME_ENV} and {PASSWORD_ENV})"
         log.error("job for result %s: access expired: the callback token was refused and %s", spec.result_id, reason)
