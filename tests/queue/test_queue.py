@@ -137,10 +137,12 @@ async def test_cancel_stops_a_running_job_at_its_next_progress(
     queue_url: str, start_sectra_mock: Start, serve_sectra_app: Start, start_worker: Start, tmp_path: Path,
 ) -> None:
     mock, url, app = await _serve(queue_url, start_sectra_mock, serve_sectra_app)
-    await start_worker(queue_url, mock)
+    await start_worker(queue_url, mock, "--workers", "2")  # a free thread would take a lost lease at once
     _, token = await _create(mock, url, "slide-c", steps=600, step_s=0.05, marks=str(tmp_path))  # 30 s of work
     await until(lambda: _marks(tmp_path, "slide-c"), "the job to start")
     await until(lambda: runner_for(app).records() and runner_for(app).records()[0].state == "running", "running")
+    await trio.sleep(3.5)  # over two leases (1.5 s): the heartbeat keeps the job from being run again
+    assert len(_marks(tmp_path, "slide-c")) == 1
     assert await mock.aio.cancel(url, application_id=APP, slide_id="slide-c", cancellation_token=token) == []
     await until(lambda: _texts(mock, "slide-c") == ["Analysis cancelled"], "the cancelled status", timeout=15)
 

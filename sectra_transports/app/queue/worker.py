@@ -27,7 +27,8 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -138,37 +139,73 @@ def purge_downloads(root: Path, older_than: float, *, now: float | None = None) 
     return removed
 
 
-class _Heartbeat:
-    """Keeps a running job's lease and relays its cancel flag, in a thread of the job's process."""
+class _Lease:
+    """One running job as :class:`_Leases` keeps it: its record and whether cancel was asked."""
 
-    def __init__(self, runner: HueyJobRunner, record: JobRecord, on_cancel: Callable[[], None]) -> None:
-        self.runner, self.record, self.on_cancel = runner, record, on_cancel
+    def __init__(self, record: JobRecord, on_cancel: Callable[[], None]) -> None:
+        self.record, self.on_cancel = record, on_cancel
         self.cancelled = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sectra-lease-{record.job_id[:8]}", daemon=True)
 
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+class _Leases:
+    """Keeps the leases of the jobs running in this process and relays their cancel flags.
+
+    One thread per worker process for all its jobs (started on first use in each process, as
+    Huey's process workers are forked): each tick reads every running job's cancel flag in one
+    round trip and re-saves the records due a heartbeat. A thread per job cost a start and a
+    join on every job.
+    """
+
+    def __init__(self, runner: HueyJobRunner) -> None:
+        self.runner = runner
+        self._jobs: dict[str, _Lease] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._pid: int | None = None
+
+    @contextmanager
+    def hold(self, record: JobRecord, on_cancel: Callable[[], None]) -> Iterator[_Lease]:
+        """Keep ``record``'s lease (and watch its cancel flag) while the block runs."""
+        lease = _Lease(record, on_cancel)
+        with self._lock:
+            if self._pid != os.getpid():  # first job in this (possibly forked) process
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="sectra-leases", daemon=True).start()
+            self._jobs[record.job_id] = lease
+        self._wake.set()
+        try:
+            yield lease
+        finally:
+            with self._lock:
+                del self._jobs[record.job_id]
 
     def _run(self) -> None:
         beat_every = self.runner.lease / 3
-        last = time.monotonic()
-        while not self._stop.wait(CANCEL_POLL):
+        while True:
+            with self._lock:
+                leases = list(self._jobs.values())
+            if not leases:
+                self._wake.wait()  # idle: nothing to keep
+                self._wake.clear()
+                continue
+            time.sleep(CANCEL_POLL)
             try:
-                if not self.cancelled and self.runner.cancel_requested(self.record.job_id):
-                    self.cancelled = True
-                    self.on_cancel()
-                if time.monotonic() - last >= beat_every:
-                    last = time.monotonic()
-                    self.record.heartbeat = time.time()
-                    self.runner.save(self.record)
+                flags = self.runner.backend.read([f"cancel:{lease.record.job_id}" for lease in leases])
+                for lease, flag in zip(leases, flags):
+                    if flag is not None and not lease.cancelled:
+                        lease.cancelled = True
+                        lease.on_cancel()
+                now = time.time()
+                with self._lock:
+                    # Under the lock, and only for jobs still held: a beat saved after its job
+                    # finished would bring its record back, and the reaper would run it again.
+                    due = [lease.record for lease in self._jobs.values() if now - lease.record.heartbeat >= beat_every]
+                    for record in due:
+                        record.heartbeat = now
+                    if due:
+                        self.runner.backend.write({f"job:{record.job_id}": record.dump() for record in due})
             except Exception as exc:  # the queue's storage is briefly unreachable: keep beating
-                log.warning("job %s: heartbeat failed: %s", self.record.job_id, safe_traceback(exc))
+                log.warning("job leases: heartbeat failed: %s", safe_traceback(exc))
 
 
 class Worker:
@@ -219,6 +256,7 @@ class Worker:
         self.requeued = 0
         self.purged = 0
         self._stop = threading.Event()
+        self._leases = _Leases(self.runner)
         self.runner.executor = self.execute
         self.runner.task(queue)  # registers the task before the consumer starts
         self._hook_revoked()
@@ -316,7 +354,7 @@ class Worker:
             work = resolve_work(record.work)
             token = spec.cancellation_token or f"sectra-job-{job_id}"
             spec = replace(spec, cancellation_token=token)
-            with _Heartbeat(runner, record, lambda: _mark_cancelled(token)) as beat:
+            with self._leases.hold(record, lambda: _mark_cancelled(token)) as beat:
                 # A token is checked (one request) only on a job that waited: a fresh one is live.
                 waited = time.time() - record.since >= self.check_token_after or record.attempt > 1
                 usable = self._access(spec) if waited else spec
