@@ -183,12 +183,16 @@ class _Leases:
         beat_every = self.runner.lease / 3
         while True:
             with self._lock:
-                leases = list(self._jobs.values())
-            if not leases:
-                self._wake.wait()  # idle: nothing to keep
+                idle = not self._jobs
+            if idle:
+                self._wake.wait()  # nothing to keep until a job starts
                 self._wake.clear()
                 continue
             time.sleep(CANCEL_POLL)
+            with self._lock:
+                leases = list(self._jobs.values())  # the jobs still running after the pause
+            if not leases:
+                continue
             try:
                 flags = self.runner.backend.read([f"cancel:{lease.record.job_id}" for lease in leases])
                 for lease, flag in zip(leases, flags):
@@ -455,9 +459,12 @@ class Worker:
 
     def run(self) -> None:
         """Consume until SIGTERM (graceful: running jobs finish) or SIGINT."""
+        # Redis waits for work in BRPOP; SQLite has no blocking pop, so an idle worker polls: first
+        # every 5 ms (a job enqueued just after the queue ran dry starts at once), backing off to
+        # 4 polls a second (one indexed "select 1 ... limit 1" each).
         consumer = self.runner.backend.huey(self.queue).create_consumer(
             workers=self.workers, worker_type=self.worker_type, periodic=False, graceful_signal="TERM",
-            initial_delay=0.02, backoff=1.2, max_delay=0.25, check_worker_health=True, health_check_interval=1,
+            initial_delay=0.005, backoff=1.2, max_delay=0.25, check_worker_health=True, health_check_interval=1,
             shutdown_timeout=self.shutdown_timeout,
         )
         service = threading.Thread(target=self._service, name="sectra-worker-service", daemon=True)
