@@ -143,20 +143,25 @@ def _lt(a: str, b: str) -> bool:
     return parse_version(a) < parse_version(b)
 
 
-def negotiate(state: ClientState) -> Flow[VersionAdapter]:
+def negotiate(state: ClientState, *, retried: bool = False) -> Flow[VersionAdapter]:
     """Read ``/info`` once and pick the adapter covering the server's ``apiVersion``.
 
-    A pinned adapter skips the request. A wrong token fails here (401/403). A server without a
-    usable ``/info`` gets the newest adapter.
+    A pinned adapter skips the request. A wrong token fails here (401/403); with credentials
+    (and not ``retried``) it raises :class:`TokenRejected` instead, so :func:`ready` logs in
+    and negotiates again. A server without a usable ``/info`` gets the newest adapter.
     """
     if state.negotiated and state.adapter is not None:
         return state.adapter
+    generation = state.token_generation
     request = HttpRequest(
         "GET", state.base_url + "/info", state.auth_headers | {"Accept": "application/json"}, route="/info"
     )
     response = yield from exchange(request, state.retry, state.clock)
     if response.status in (401, 403):
-        raise status_error(response.status, "GET", request.shown, response.body)
+        error = status_error(response.status, "GET", request.shown, response.body)
+        if state.credentials is not None and not retried:
+            raise TokenRejected(generation, error)
+        raise error
     adapters = state.plugins.adapters().values()
     if response.status == 200:
         try:
@@ -252,7 +257,14 @@ def ready(state: ClientState) -> Flow[VersionAdapter]:
         yield Locked("token", lambda: _login_due(state, None))
     if state.negotiated and state.adapter is not None:
         return state.adapter
-    adapter: VersionAdapter = yield Locked("negotiate", lambda: negotiate(state))
+    try:
+        adapter: VersionAdapter = yield Locked("negotiate", lambda: negotiate(state))
+    except TokenRejected as rejected:
+        # The first call's /info is where a dead token (an expired callback token, a revoked
+        # login) shows first: with credentials, log in and negotiate again, once, as for any
+        # other call (spec §4.2); a second refusal is the caller's AuthenticationError.
+        yield Locked("token", lambda: _login_due(state, rejected.generation))
+        adapter = yield Locked("negotiate", lambda: negotiate(state, retried=True))
     return adapter
 
 

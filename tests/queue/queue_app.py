@@ -5,18 +5,20 @@ trusted origin from ``SECTRA_TRUSTED_CALLBACKS``. What a job does is read from t
 ``context``: ``steps`` × ``step_s`` seconds of work with ``progress()`` after each step; ``marks``:
 a folder where each attempt leaves a file ``<slide>.<pid>.<ns>`` (who ran it, how often);
 ``fast_rerun``: a second attempt skips the steps; ``download``: write a file into the worker's
-downloads folder.
+downloads folder; ``async``: the same job written as ``async def`` (run under trio by the worker).
 """
 
 from __future__ import annotations
 
 import os
 import time
+
+import trio
 from pathlib import Path
 
 from sectra_client.app import AnalysisApp, PrimitiveBuilder
 from sectra_core import schemas as s
-from sectra_transports.app.runners import SyncJob
+from sectra_transports.app.runners import AsyncJob, SyncJob
 from sectra_transports.app.queue import downloads_dir, on_queue
 
 
@@ -26,7 +28,8 @@ def make_app(queue: str | None = None) -> AnalysisApp:
 
     @app.on_create
     def create(ctx):  # type: ignore[no-untyped-def]
-        work = analyse_gpu if (ctx.context or {}).get("gpu") else analyse
+        context = ctx.context or {}
+        work = analyse_gpu if context.get("gpu") else analyse_async if context.get("async") else analyse
         return ctx.start_job(work)
 
     return app
@@ -57,3 +60,17 @@ def analyse_gpu(job: SyncJob) -> s.Result:
 
 
 app = make_app() if os.environ.get("SECTRA_QUEUE") else None
+
+
+async def analyse_async(job: AsyncJob) -> s.Result:
+    """The test job as ``async def``: trio sleeps, awaited progress, the trio client."""
+    ctx = job.spec.context or {}
+    marks = ctx.get("marks")
+    steps = int(ctx.get("steps", 0))
+    if marks:
+        Path(marks, f"{job.slide_id}.{os.getpid()}.{time.time_ns()}").write_text("started")
+    for i in range(steps):
+        await trio.sleep(float(ctx.get("step_s", 0.05)))
+        await job.progress((i + 1) / steps)
+    pyramid = await job.pyramid()
+    return PrimitiveBuilder(pyramid).label((0.01, 0.01), "done").build(job.slide_id, "done async")

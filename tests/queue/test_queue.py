@@ -96,6 +96,28 @@ async def test_duplicate_invocations_while_queued_or_running_start_one_job(
     await until(lambda: len(_marks(tmp_path, "slide-d")) == 2, "the new job")
 
 
+@pytest.mark.parametrize("worker_type", ["process", "thread"])
+async def test_async_work_runs_on_workers_with_progress_and_cancel(
+    queue_url: str, start_sectra_mock: Start, serve_sectra_app: Start, start_worker: Start, tmp_path: Path,
+    worker_type: str,
+) -> None:
+    """``async def`` work: the worker runs it under trio (in a worker process or thread), its
+    awaited progress reaches Sectra, and cancel stops it while it runs."""
+    mock, url, app = await _serve(queue_url, start_sectra_mock, serve_sectra_app)
+    await start_worker(queue_url, mock, "--worker-type", worker_type, "--workers", "2")
+    answer, _ = await _create(mock, url, "slide-a", steps=30, step_s=0.05, marks=str(tmp_path), **{"async": True})
+    assert answer.display_result == "Analysis queued"
+    await until(lambda: any("%" in t for t in _texts(mock, "slide-a")), "an awaited progress() update")
+    await until(lambda: _texts(mock, "slide-a") == ["done async"], "the async job's final result")
+    [final] = mock.get_results(APP, "slide-a")
+    assert final.id == answer.id
+    _, token = await _create(mock, url, "slide-ac", steps=600, step_s=0.05, marks=str(tmp_path), **{"async": True})
+    await until(lambda: _marks(tmp_path, "slide-ac"), "the long async job to start")
+    assert await mock.aio.cancel(url, application_id=APP, slide_id="slide-ac", cancellation_token=token) == []
+    await until(lambda: _texts(mock, "slide-ac") == ["Analysis cancelled"], "the cancelled status", timeout=15)
+    await until(lambda: runner_for(app).records() == [], "the jobs' records to go")
+
+
 async def test_cancel_revokes_a_queued_job(
     queue_url: str, start_sectra_mock: Start, serve_sectra_app: Start, start_worker: Start, tmp_path: Path,
 ) -> None:
@@ -115,10 +137,12 @@ async def test_cancel_stops_a_running_job_at_its_next_progress(
     queue_url: str, start_sectra_mock: Start, serve_sectra_app: Start, start_worker: Start, tmp_path: Path,
 ) -> None:
     mock, url, app = await _serve(queue_url, start_sectra_mock, serve_sectra_app)
-    await start_worker(queue_url, mock)
+    await start_worker(queue_url, mock, "--workers", "2")  # a free thread would take a lost lease at once
     _, token = await _create(mock, url, "slide-c", steps=600, step_s=0.05, marks=str(tmp_path))  # 30 s of work
     await until(lambda: _marks(tmp_path, "slide-c"), "the job to start")
     await until(lambda: runner_for(app).records() and runner_for(app).records()[0].state == "running", "running")
+    await trio.sleep(3.5)  # over two leases (1.5 s): the heartbeat keeps the job from being run again
+    assert len(_marks(tmp_path, "slide-c")) == 1
     assert await mock.aio.cancel(url, application_id=APP, slide_id="slide-c", cancellation_token=token) == []
     await until(lambda: _texts(mock, "slide-c") == ["Analysis cancelled"], "the cancelled status", timeout=15)
 

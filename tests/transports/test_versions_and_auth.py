@@ -11,6 +11,7 @@ import trio.testing
 
 from sectra_client import SectraClient
 from sectra_core.errors import AuthenticationError, UnsupportedFeatureError
+from sectra_core.flows import Credentials
 from sectra_mock import MockSectraServer
 from sectra_transports.trio import AsyncSectraClient
 from tests.transports.conftest import PortalClient, TrioPortal
@@ -46,6 +47,30 @@ def test_refresh_once_after_401_even_when_many_calls_hit_it(make_mock: Callable[
         tiles = client.fetch_tiles("s", [(10, c, 0) for c in range(2)] * 8, concurrency=8)
         assert len(tiles) == 2
     assert server.logins == 2
+
+
+def test_dead_token_with_credentials_logs_in_once_at_negotiation(
+    make_mock: Callable[..., MockSectraServer], make_client: Callable[..., Any],
+) -> None:
+    """A client holding a dead token (an expired callback token, a revoked login) and service
+    credentials: the first /info answers 401, the client logs in once and carries on, as after a
+    401 on any other call (spec §4.2); eight calls at once still log in once."""
+    server = make_mock(users={"user": "pass"})
+    creds = Credentials("user", "pass", "my-app")
+    client = make_client(server, token="expired-callback-token", credentials=creds)
+    assert client.get_image_metadata("s").id == "s"
+    assert server.logins == 1
+    server.revoke_tokens()  # the login's token dies too: a fresh client holding it
+    busy = make_client(server, token="revoked-token", credentials=creds)
+    assert len(busy.fetch_tiles("s", [(10, c, 0) for c in range(2)] * 8, concurrency=8)) == 2
+    assert server.logins == 2
+    # Refused credentials: one login try, then the caller's error (no loop); no credentials: /info's 401.
+    wrong = make_client(server, token="expired-callback-token", credentials=Credentials("user", "wrong", "my-app"))
+    with pytest.raises(AuthenticationError, match="/token"):
+        wrong.get_info()
+    assert server.logins == 2
+    with pytest.raises(AuthenticationError, match="/info"):
+        make_client(server, token="expired-callback-token").get_info()
 
 
 class FakeClock:

@@ -14,6 +14,7 @@ import logging
 import os
 import stat
 from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
@@ -111,3 +112,58 @@ class QueueBackend:
         if found is None:
             found = self._hueys[name] = self._make(name)
         return found
+
+    # --- batched records ----------------------------------------------------------------------
+    # Huey's storage API does one round trip (one SQLite commit, with its fsync) per key. A job
+    # touches several records at once (its record, cancel flag, token and claim), so these do a
+    # whole step in one round trip: one Redis MULTI pipeline or one SQLite transaction. The
+    # layout is Huey's own (the control Huey's result hash or kv rows, the queue's task list or
+    # rows), so Huey's own reads, dequeues and revokes see exactly what they would otherwise.
+
+    def read(self, keys: Sequence[str]) -> list[Any]:
+        """The control records ``keys`` in one round trip (None where missing)."""
+        storage = self.control.storage
+        if self.kind == "sqlite":
+            found = storage.peek_many(list(keys))
+            return [found.get(key) for key in keys]
+        return list(storage.conn.hmget(storage.result_key, list(keys)))
+
+    def write(
+        self, put: Mapping[str, bytes] | None = None, delete: Iterable[str] = (),
+        enqueue: tuple[str, Any] | None = None,
+    ) -> None:
+        """Store ``put``, drop ``delete`` and put ``enqueue`` = (queue, Huey task) on its queue,
+        atomically and in one round trip."""
+        put, delete = dict(put or {}), list(delete)
+        message = None
+        if enqueue is not None:
+            huey = self.huey(enqueue[0])
+            if huey.immediate:  # Huey's test mode runs the task at once: leave that to Huey
+                self.write(put, delete)
+                huey.enqueue(enqueue[1])
+                return
+            message = (huey.storage, huey.serialize_task(enqueue[1]))
+        storage = self.control.storage
+        if self.kind == "sqlite":
+            with storage.db(commit=True) as cursor:
+                if delete:
+                    cursor.execute(
+                        f"delete from kv where queue = ? and key in ({','.join('?' * len(delete))})",
+                        (storage.name, *delete),
+                    )
+                cursor.executemany(
+                    "insert or replace into kv (queue, key, value) values (?, ?, ?)",
+                    [(storage.name, key, storage.to_blob(value)) for key, value in put.items()],
+                )
+                if message is not None:
+                    cursor.execute("insert into task (queue, data, priority) values (?, ?, ?)",
+                                   (message[0].name, storage.to_blob(message[1]), 0))
+            return
+        pipe = storage.conn.pipeline(transaction=True)
+        if delete:
+            pipe.hdel(storage.result_key, *delete)
+        if put:
+            pipe.hset(storage.result_key, mapping=put)
+        if message is not None:
+            pipe.lpush(message[0].queue_key, message[1])
+        pipe.execute()

@@ -209,12 +209,17 @@ class HueyJobRunner:
                 task = self._tasks[queue] = huey.task(name=TASK_NAME)(sectra_job)
         return task
 
-    def enqueue(self, record: JobRecord) -> None:
-        """Save ``record`` and put its job on its queue."""
+    def enqueue(self, record: JobRecord, also: dict[str, bytes] | None = None) -> None:
+        """Save ``record`` (and the records ``also``) and put its job on its queue, atomically,
+        in one round trip: a crash in between cannot leave a "queued" record with no task."""
         task = self.task(record.queue).s(record.job_id)
         record.task_id = task.id
-        self.save(record)
-        self.backend.huey(record.queue).enqueue(task)
+        self.backend.write({**(also or {}), f"job:{record.job_id}": record.dump()}, enqueue=(record.queue, task))
+
+    def pickup(self, job_id: str) -> tuple[JobRecord | None, bool]:
+        """A dequeued job's record and whether cancel was asked for it, in one round trip."""
+        raw, cancel = self.backend.read([f"job:{job_id}", f"cancel:{job_id}"])
+        return JobRecord.load(raw), cancel is not None
 
     # --- duplicates ---------------------------------------------------------------------------
 
@@ -248,13 +253,6 @@ class HueyJobRunner:
             if self._peek(key) == raw:
                 self.storage.delete_data(key)
 
-    def release(self, application_id: str, slide_id: str, ref: str, job_id: str) -> None:
-        """Drop the claim of ``job_id`` (the job finished)."""
-        key = self._claim_key(application_id, slide_id, ref)
-        raw = self._peek(key)
-        if raw is not None and pickle.loads(raw)[0] == job_id:
-            self.storage.delete_data(key)
-
     # --- the JobRunner protocol ---------------------------------------------------------------
 
     def submit(self, spec: JobSpec, work: Any) -> None:
@@ -266,12 +264,13 @@ class HueyJobRunner:
             job_id=uuid.uuid4().hex, work=ref, queue=getattr(work, "sectra_queue", DEFAULT_QUEUE),
             spec=replace(spec, client_options=options),
         )
+        also: dict[str, bytes] = {}
         if spec.cancellation_token:
-            self.storage.put_data(f"token:{spec.cancellation_token}", record.job_id.encode())
+            also[f"token:{spec.cancellation_token}"] = record.job_id.encode()
         if self.dedup:
             key = self._claim_key(spec.application_id, spec.slide_id, ref)
-            self.storage.put_data(key, pickle.dumps((record.job_id, spec.result_id, time.time())))
-        self.enqueue(record)
+            also[key] = pickle.dumps((record.job_id, spec.result_id, time.time()))
+        self.enqueue(record, also)
         log.info("queued job %s for result %s on queue %s", record.job_id, spec.result_id, record.queue)
 
     def cancel(self, cancellation_token: str) -> bool:
@@ -291,14 +290,16 @@ class HueyJobRunner:
         return True
 
     def forget(self, record: JobRecord) -> None:
-        """Drop every record of a finished job."""
-        self.storage.delete_data(f"job:{record.job_id}")
-        self.storage.delete_data(f"cancel:{record.job_id}")
+        """Drop every record of a finished job (two round trips: read its claim, drop them all)."""
+        keys = [f"job:{record.job_id}", f"cancel:{record.job_id}"]
         if record.spec.cancellation_token:
-            self.storage.delete_data(f"token:{record.spec.cancellation_token}")
-        for attempt in range(1, record.attempt + 1):
-            self.storage.delete_data(f"reap:{record.job_id}:{attempt}")  # see Worker.reap
-        self.release(record.spec.application_id, record.spec.slide_id, record.work, record.job_id)
+            keys.append(f"token:{record.spec.cancellation_token}")
+        keys += [f"reap:{record.job_id}:{attempt}" for attempt in range(1, record.attempt + 1)]  # see Worker.reap
+        key = self._claim_key(record.spec.application_id, record.spec.slide_id, record.work)
+        raw = self._peek(key)
+        if raw is not None and pickle.loads(raw)[0] == record.job_id:  # ours, not a newer job's
+            keys.append(key)
+        self.backend.write(delete=keys)
 
     def counts(self) -> dict[str, int]:
         """Jobs queued and running (from the records), for health output."""

@@ -27,12 +27,12 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-import msgspec
 
 from sectra_core import schemas as s
 from sectra_core.errors import AuthenticationError, ConfigurationError, SectraError, UntrustedOriginError, safe_traceback
@@ -139,37 +139,77 @@ def purge_downloads(root: Path, older_than: float, *, now: float | None = None) 
     return removed
 
 
-class _Heartbeat:
-    """Keeps a running job's lease and relays its cancel flag, in a thread of the job's process."""
+class _Lease:
+    """One running job as :class:`_Leases` keeps it: its record and whether cancel was asked."""
 
-    def __init__(self, runner: HueyJobRunner, record: JobRecord, on_cancel: Callable[[], None]) -> None:
-        self.runner, self.record, self.on_cancel = runner, record, on_cancel
+    def __init__(self, record: JobRecord, on_cancel: Callable[[], None]) -> None:
+        self.record, self.on_cancel = record, on_cancel
         self.cancelled = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sectra-lease-{record.job_id[:8]}", daemon=True)
 
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+class _Leases:
+    """Keeps the leases of the jobs running in this process and relays their cancel flags.
+
+    One thread per worker process for all its jobs (started on first use in each process, as
+    Huey's process workers are forked): each tick reads every running job's cancel flag in one
+    round trip and re-saves the records due a heartbeat. A thread per job cost a start and a
+    join on every job.
+    """
+
+    def __init__(self, runner: HueyJobRunner) -> None:
+        self.runner = runner
+        self._jobs: dict[str, _Lease] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._pid: int | None = None
+
+    @contextmanager
+    def hold(self, record: JobRecord, on_cancel: Callable[[], None]) -> Iterator[_Lease]:
+        """Keep ``record``'s lease (and watch its cancel flag) while the block runs."""
+        lease = _Lease(record, on_cancel)
+        with self._lock:
+            if self._pid != os.getpid():  # first job in this (possibly forked) process
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="sectra-leases", daemon=True).start()
+            self._jobs[record.job_id] = lease
+        self._wake.set()
+        try:
+            yield lease
+        finally:
+            with self._lock:
+                del self._jobs[record.job_id]
 
     def _run(self) -> None:
         beat_every = self.runner.lease / 3
-        last = time.monotonic()
-        while not self._stop.wait(CANCEL_POLL):
+        while True:
+            with self._lock:
+                idle = not self._jobs
+            if idle:
+                self._wake.wait()  # nothing to keep until a job starts
+                self._wake.clear()
+                continue
+            time.sleep(CANCEL_POLL)
+            with self._lock:
+                leases = list(self._jobs.values())  # the jobs still running after the pause
+            if not leases:
+                continue
             try:
-                if not self.cancelled and self.runner.cancel_requested(self.record.job_id):
-                    self.cancelled = True
-                    self.on_cancel()
-                if time.monotonic() - last >= beat_every:
-                    last = time.monotonic()
-                    self.record.heartbeat = time.time()
-                    self.runner.save(self.record)
+                flags = self.runner.backend.read([f"cancel:{lease.record.job_id}" for lease in leases])
+                for lease, flag in zip(leases, flags):
+                    if flag is not None and not lease.cancelled:
+                        lease.cancelled = True
+                        lease.on_cancel()
+                now = time.time()
+                with self._lock:
+                    # Under the lock, and only for jobs still held: a beat saved after its job
+                    # finished would bring its record back, and the reaper would run it again.
+                    due = [lease.record for lease in self._jobs.values() if now - lease.record.heartbeat >= beat_every]
+                    for record in due:
+                        record.heartbeat = now
+                    if due:
+                        self.runner.backend.write({f"job:{record.job_id}": record.dump() for record in due})
             except Exception as exc:  # the queue's storage is briefly unreachable: keep beating
-                log.warning("job %s: heartbeat failed: %s", self.record.job_id, safe_traceback(exc))
+                log.warning("job leases: heartbeat failed: %s", safe_traceback(exc))
 
 
 class Worker:
@@ -220,6 +260,7 @@ class Worker:
         self.requeued = 0
         self.purged = 0
         self._stop = threading.Event()
+        self._leases = _Leases(self.runner)
         self.runner.executor = self.execute
         self.runner.task(queue)  # registers the task before the consumer starts
         self._hook_revoked()
@@ -275,8 +316,9 @@ class Worker:
             client.get_image_metadata(spec.slide_id)
 
     def _access(self, spec: JobSpec) -> JobSpec | None:
-        """The spec to run the job with: as queued while its callback token works; else logged in
-        with the service credentials (``/token``, spec §4.2); None when access has expired."""
+        """The spec to run the job with, or None when access has expired. One request checks the
+        callback token; a client that also holds the service credentials logs in with them
+        (``/token``, spec §4.2) when the token is refused, its first ``/info`` included."""
         try:
             self._probe(spec)
             return spec
@@ -285,17 +327,7 @@ class Worker:
         except SectraError:
             return spec  # not an access problem: the job's own run reports it in its result
         if "credentials" in spec.client_options:
-            # The callback token was refused: log in with the service account from the start (a
-            # client holding a token only re-logs in after a 401 on a call, not on its first /info).
-            login = replace(spec, callback=msgspec.structs.replace(spec.callback, token=""))
-            try:
-                self._probe(login)
-                log.info("job for result %s: the callback token expired; continuing with the service login", spec.result_id)
-                return login
-            except AuthenticationError:
-                reason = "the service credentials were refused too"
-            except SectraError:
-                return login
+            reason = "the service credentials were refused too"
         else:
             reason = f"no service credentials to fall back on (set {USERNAME_ENV} and {PASSWORD_ENV})"
         log.error("job for result %s: access expired: the callback token was refused and %s", spec.result_id, reason)
@@ -305,7 +337,7 @@ class Worker:
     def execute(self, job_id: str) -> None:
         """Run the queued job ``job_id`` (called by the Huey task in a worker thread or process)."""
         runner = self.runner
-        record = runner.record(job_id)
+        record, cancelled = runner.pickup(job_id)
         if record is None:
             log.info("job %s already finished (a duplicate delivery): skipped", job_id)
             return
@@ -315,7 +347,7 @@ class Worker:
             runner.forget(record)
             return
         spec = self._prepared(spec)
-        if runner.cancel_requested(job_id):
+        if cancelled:
             self._write_status(spec, "Analysis cancelled")
             runner.forget(record)
             return
@@ -326,7 +358,7 @@ class Worker:
             work = resolve_work(record.work)
             token = spec.cancellation_token or f"sectra-job-{job_id}"
             spec = replace(spec, cancellation_token=token)
-            with _Heartbeat(runner, record, lambda: _mark_cancelled(token)) as beat:
+            with self._leases.hold(record, lambda: _mark_cancelled(token)) as beat:
                 # A token is checked (one request) only on a job that waited: a fresh one is live.
                 waited = time.time() - record.since >= self.check_token_after or record.attempt > 1
                 usable = self._access(spec) if waited else spec
@@ -427,9 +459,12 @@ class Worker:
 
     def run(self) -> None:
         """Consume until SIGTERM (graceful: running jobs finish) or SIGINT."""
+        # Redis waits for work in BRPOP; SQLite has no blocking pop, so an idle worker polls: first
+        # every 5 ms (a job enqueued just after the queue ran dry starts at once), backing off to
+        # 4 polls a second (one indexed "select 1 ... limit 1" each).
         consumer = self.runner.backend.huey(self.queue).create_consumer(
             workers=self.workers, worker_type=self.worker_type, periodic=False, graceful_signal="TERM",
-            initial_delay=0.02, backoff=1.2, max_delay=0.25, check_worker_health=True, health_check_interval=1,
+            initial_delay=0.005, backoff=1.2, max_delay=0.25, check_worker_health=True, health_check_interval=1,
             shutdown_timeout=self.shutdown_timeout,
         )
         service = threading.Thread(target=self._service, name="sectra-worker-service", daemon=True)
