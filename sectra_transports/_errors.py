@@ -37,17 +37,36 @@ def _convert(exc: BaseException) -> errors.TransportError:
     return errors.TransportError(f"{type(exc).__name__}: {exc}")
 
 
-@contextmanager
-def map_exceptions() -> Iterator[None]:
+class _MapExceptions:
+    """Re-raise urllib3 (and raw socket) failures as :class:`sectra_core.errors.TransportError`.
+
+    A class, not a ``@contextmanager`` generator: it wraps every request, and entering and leaving
+    a generator-based one costs more than the rest of this transport's own work on a small call.
+    """
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is None:
+            return False
+        if isinstance(exc, u.MaxRetryError):
+            raise _convert(exc.reason or exc) from exc.reason
+        if isinstance(exc, u.HTTPError):
+            raise _convert(exc) from exc
+        if isinstance(exc, OSError):
+            raise errors.ConnectError(f"network error: {exc}") from exc
+        return False
+
+
+_MAP = _MapExceptions()
+
+
+def map_exceptions() -> _MapExceptions:
     """Re-raise urllib3 (and raw socket) failures as :class:`sectra_core.errors.TransportError`."""
-    try:
-        yield
-    except u.MaxRetryError as exc:
-        raise _convert(exc.reason or exc) from exc.reason
-    except u.HTTPError as exc:
-        raise _convert(exc) from exc
-    except OSError as exc:
-        raise errors.ConnectError(f"network error: {exc}") from exc
+    return _MAP
 
 
 @contextmanager

@@ -25,6 +25,10 @@ from ._sync import SectraClient
 
 __all__ = ["Urllib3Transport", "SectraClient", "RemoteSlide"]
 
+#: urllib3 retries nothing and follows no redirect (the core decides): what ``retries=False`` means
+#: to urllib3, built once instead of on every request.
+_NO_RETRIES = urllib3.Retry.from_int(False, redirect=False)
+
 #: Bodies up to this size (declared by Content-Length) are read before the response is handed
 #: over, so a tile or a JSON answer costs no body generator; larger ones are streamed.
 EAGER_BODY_BYTES = 1024 * 1024
@@ -102,7 +106,7 @@ class Urllib3Transport:
                     preload_content=False,
                     decode_content=False,
                     redirect=False,
-                    retries=False,
+                    retries=_NO_RETRIES,
                     timeout=self._timeout,
                     assert_same_host=False,
                 )
