@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import ssl
 from collections.abc import Iterator
+from typing import Literal
 from contextlib import contextmanager
 
 import urllib3.exceptions as u
@@ -49,7 +50,7 @@ class _MapExceptions:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> Literal[False]:
         if exc is None:
             return False
         if isinstance(exc, u.MaxRetryError):
