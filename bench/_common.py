@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -15,22 +15,27 @@ TOKEN = "bench-token"
 
 
 @contextmanager
-def mock_process(*args: str) -> Iterator[str]:
-    """Start ``bench/_mock_process.py`` with ``args``; yields its base URL."""
+def server_process(script: str, *args: str) -> Iterator[str]:
+    """Start the server ``bench/<script>`` with ``args``; yields the base URL it prints first, and
+    stops it (it serves until its stdin closes) afterwards."""
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "_mock_process.py"), "--token", TOKEN, *args],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [sys.executable, str(HERE / script), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()
         if not url.startswith("http"):
-            raise RuntimeError("the mock process did not start")
+            raise RuntimeError(f"{script} did not start")
         yield url
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
         proc.wait(20)
+
+
+def mock_process(*args: str) -> AbstractContextManager[str]:
+    """Start ``bench/_mock_process.py`` with ``args``; yields its base URL."""
+    return server_process("_mock_process.py", "--token", TOKEN, *args)
 
 
 def best_of(n: int, fn: Callable[[], object]) -> float:

@@ -39,6 +39,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from bench._common import mock_process, server_process  # noqa: E402
+
 TOKEN = "bench-token"
 SLIDE = "bench-slide"
 TILE_BYTES = 20_000
@@ -223,8 +225,6 @@ def _write_answers(folder: Path) -> None:
     """The real mock's answers to /info and /slides/{id}/info, and a 20 KB tile."""
     import urllib3
 
-    from bench._common import mock_process
-
     with mock_process() as url:
         host = urllib3.util.parse_url(url)
         pool = urllib3.HTTPConnectionPool(host.host, host.port)
@@ -281,28 +281,16 @@ def main() -> None:
     times: dict[tuple[str, str, int, int], list[tuple[float, float]]] = {job: [] for job in jobs}
     with tempfile.TemporaryDirectory() as tmp:
         _write_answers(Path(tmp))
-        server = subprocess.Popen(
-            [sys.executable, str(HERE / "_fixed_server.py"), "--answers", tmp, "--workers", str(workers),
-             *(["--asgi"] if args.asgi else [])],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-        try:
-            assert server.stdout is not None
-            url = server.stdout.readline().strip()
-            if not url.startswith("http"):
-                raise RuntimeError("the fixed-answer server did not start")
-            for _ in range(1):  # warm-up round, not counted
-                for job in jobs:
-                    _run_child(job[0], job[1], url, min(job[2], 500), job[3])
+        served = server_process("_fixed_server.py", "--answers", tmp, "--workers", str(workers),
+                                *(["--asgi"] if args.asgi else []))
+        with served as url:
+            for job in jobs:  # a warm-up round, not counted
+                _run_child(job[0], job[1], url, min(job[2], 500), job[3])
             for round_no in range(args.rounds):
                 order = jobs[round_no % len(jobs):] + jobs[: round_no % len(jobs)]
                 for job in order:
                     times[job].append(_run_child(*job[:2], url, *job[2:]))
                 print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
-        finally:
-            assert server.stdin is not None
-            server.stdin.close()
-            server.wait(20)
 
     def med(job: tuple[str, str, int, int], which: int) -> float:
         return statistics.median(t[which] for t in times[job])
