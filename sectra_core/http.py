@@ -99,6 +99,8 @@ def check_header(name: str, value: str) -> None:
         )
 
 
+_STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
 #: Header fields already found sendable (name, value): checked once, not on every request.
 _CHECKED_HEADERS: set[tuple[str, str]] = set()
 
@@ -128,6 +130,9 @@ class HttpRequest:
     binary: bool = False
 
     def __post_init__(self) -> None:
+        if self.method not in _STANDARD_METHODS and not _TOKEN.fullmatch(self.method):
+            # A transport writes the request line as is: a space or line break would split it.
+            raise ConfigurationError(f"{self.method!r} is not a valid HTTP method (RFC 9110 §9.1: a token)")
         url = _request_url(self.url)
         if url is not self.url:
             object.__setattr__(self, "url", url)

@@ -391,6 +391,14 @@ def test_a_header_value_with_a_line_break(make_client: Callable[..., Any], hosti
     assert server.targets == []
 
 
+@pytest.mark.parametrize("method", ["GET /x HTTP/1.1\r\nX-Evil: 1\r\n\r\nGET", "GE T", ""])
+def test_a_method_that_is_no_token_is_refused_before_sending(method: str) -> None:
+    """The trio transport writes the request line itself (h11 used to refuse such a method): a
+    plugin's operation with a space or line break in its method must not split the request."""
+    with pytest.raises(ConfigurationError, match="not a valid HTTP method"):
+        HttpRequest(method, "http://127.0.0.1:1/x")
+
+
 # --- hole 11: repeated headers -----------------------------------------------------------------
 
 
