@@ -31,7 +31,9 @@ class TransportOptions:
 
     ``verify``: TLS verification on (True, the default), off (False), or a CA bundle path.
     Timeouts in seconds (Sectra's own examples use 6.05 s connect, 60 s read).
-    ``chunk_size``: bytes per streamed chunk. ``pool_size``: connections kept per host.
+    ``chunk_size``: bytes per streamed chunk. ``pool_size``: connections kept per host; None, the
+    transport's own default: 100 on trio (64 requests in flight keep their connections), 16 for
+    urllib3 (``fetch_tiles``' 16 threads; urllib3 fills a slot per connection when it makes a pool).
     ``proxy``: an http proxy URL for every request, ``""`` for none, or None (the default) to follow
     ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` (see ``sectra_transports._proxy``).
     """
@@ -40,7 +42,7 @@ class TransportOptions:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     chunk_size: int = 1024 * 1024
-    pool_size: int = 100
+    pool_size: int | None = None
     proxy: str | None = field(default=None, repr=False)  # may hold proxy credentials
 
 

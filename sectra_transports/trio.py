@@ -158,7 +158,7 @@ _READ_SIZE = 64 * 1024
 class TrioTransport:
     """``handle_async_request`` over pooled HTTP/1.1 connections.
 
-    Keeps up to ``options.pool_size`` idle connections per host. A request on a reused connection
+    Keeps up to ``options.pool_size`` (default 100) idle connections per host. A request on a reused connection
     that the server had already closed is retried once on a fresh one when nothing of it can have
     been processed (the classic keep-alive race). Responses are parsed by llhttp (``httptools``)
     where it is installed, else by h11 (:mod:`sectra_transports._http11`); ``parser`` names one.
@@ -166,6 +166,7 @@ class TrioTransport:
 
     def __init__(self, options: TransportOptions | None = None, *, parser: str | None = None) -> None:
         self.options = options or TransportOptions()
+        self._pool_size = self.options.pool_size or 100
         if parser is not None and parser not in PARSERS:
             raise ValueError(f"unknown HTTP parser {parser!r}; this installation has {', '.join(PARSERS)}")
         self.parser = parser or default_parser()
@@ -218,7 +219,7 @@ class TrioTransport:
         pool = self._idle.get(key)
         if pool is None:
             pool = self._idle[key] = []
-        if len(pool) < self.options.pool_size:
+        if len(pool) < self._pool_size:
             pool.append(conn)
             return True
         return False

@@ -81,7 +81,7 @@ class Urllib3Transport:
                 tls = {"cert_reqs": "CERT_NONE"}
             elif isinstance(self.options.verify, str):
                 tls["ca_certs"] = self.options.verify
-            pool = urllib3.PoolManager(maxsize=self.options.pool_size, **tls)  # type: ignore[arg-type]
+            pool = urllib3.PoolManager(maxsize=self.options.pool_size or 16, **tls)  # type: ignore[arg-type]
             self._tls = tls
         self._pool = pool
         self._proxies: dict[str, urllib3.ProxyManager] = {}
@@ -157,7 +157,7 @@ class Urllib3Transport:
         if manager is None:
             headers = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
             manager = self._proxies[proxy.url] = urllib3.ProxyManager(
-                proxy.url, proxy_headers=headers, maxsize=self.options.pool_size, **self._tls  # type: ignore[arg-type]
+                proxy.url, proxy_headers=headers, maxsize=self.options.pool_size or 16, **self._tls  # type: ignore[arg-type]
             )
         return manager, url
 
