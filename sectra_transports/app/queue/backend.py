@@ -107,6 +107,12 @@ return 0
 """
 
 
+def _sqlite_delete(cursor: Any, queue: str, keys: Sequence[str]) -> None:
+    """Delete the kv rows ``keys`` of ``queue`` inside the caller's transaction."""
+    if keys:
+        cursor.execute(f"delete from kv where queue = ? and key in ({','.join('?' * len(keys))})", (queue, *keys))
+
+
 class QueueBackend:
     """The Huey instances behind one queue URL for one app.
 
@@ -220,11 +226,7 @@ class QueueBackend:
         storage = self.control.storage
         if self.kind == "sqlite":
             with storage.db(commit=True) as cursor:
-                if delete:
-                    cursor.execute(
-                        f"delete from kv where queue = ? and key in ({','.join('?' * len(delete))})",
-                        (storage.name, *delete),
-                    )
+                _sqlite_delete(cursor, storage.name, delete)
                 cursor.executemany("delete from kv where queue = ? and key = ? and value = ?",
                                    [(storage.name, k, storage.to_blob(v)) for k, v in delete_if.items()])
             return
@@ -249,11 +251,7 @@ class QueueBackend:
         storage = self.control.storage
         if self.kind == "sqlite":
             with storage.db(commit=True) as cursor:
-                if delete:
-                    cursor.execute(
-                        f"delete from kv where queue = ? and key in ({','.join('?' * len(delete))})",
-                        (storage.name, *delete),
-                    )
+                _sqlite_delete(cursor, storage.name, delete)
                 cursor.executemany(
                     "insert or replace into kv (queue, key, value) values (?, ?, ?)",
                     [(storage.name, key, storage.to_blob(value)) for key, value in put.items()],
