@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,3 +143,74 @@ def test_worker_usage_mistakes_exit_2_with_one_line(args: list[str], env: dict[s
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sectra: error: ") and says in lines[0], done.stderr
+
+
+def test_a_worker_picks_a_job_up_and_drops_it_in_one_round_trip_each(
+    queue_url: str, mock: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Around a job's work, the worker talks to the queue twice: one round trip picks the job
+    up (record, cancel flag, "running"), one drops its records. Huey's own per-task revocation
+    reads and deletes (two more) are off: cancel is the SDK's flag, read in the pickup."""
+    import threading
+
+    import redis.connection
+    import urllib3
+    from huey.storage import SqliteStorage
+
+    from sectra_client.app import AppServer, create_app
+    from sectra_core.app.messages import invocation_request
+    from sectra_transports.app.queue.worker import Worker
+    from tests.queue.queue_app import make_app
+
+    trips: list[str] = []
+    me = threading.get_ident()
+
+    def counting(cls: Any, name: str) -> None:
+        original = getattr(cls, name)
+
+        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() == me:  # not the lease thread
+                trips.append(name)
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, counted)
+
+    counting(redis.connection.AbstractConnection, "send_packed_command")  # one per Redis round trip
+    counting(SqliteStorage, "db")  # one per SQLite statement batch (a transaction with commit=True)
+    monkeypatch.setenv("SECTRA_TRUSTED_CALLBACKS", mock.url)  # as `sectra worker` would be started
+    app = make_app(queue_url)
+    worker = Worker(app, worker_type="thread", check_token_after=3600)
+    huey = worker.runner.backend.huey("default")
+    with AppServer(create_app(app, trusted_callbacks=[mock.url])).run() as base, urllib3.PoolManager() as pool:
+        for slide in ("slide-warm", "slide-counted"):  # the first job loads the Redis scripts
+            invocation = mock.build_create("queued", slide)
+            request = invocation_request(f"{base}/", invocation)
+            assert pool.request(request.method, request.url, body=request.body, headers=request.headers).status == 200
+            task = huey.dequeue()
+            trips.clear()
+            huey.execute(task)
+            assert [r.display_result for r in mock.get_results("queued", slide)] == ["done"]
+    assert len(trips) == 2, trips
+    assert worker.runner.records() == []
+    with pytest.raises(ConfigurationError, match="HueyJobRunner.cancel"):
+        huey.revoke_by_id(task.id)  # it would be ignored: said so, not silently
+
+
+def test_pickup_falls_back_for_old_tasks_and_forget_keeps_a_newer_jobs_claim(queue_url: str) -> None:
+    """A task queued by an older app carries no record: the pickup reads and saves it the slow
+    way. A claim another job took over meanwhile survives this job's forget."""
+    runner = HueyJobRunner(queue_url, name="compat")
+    runner.submit(_spec("s1", 7, "tok-1"), analyse)
+    [record] = runner.records()
+    picked, cancelled = runner.pickup(record.job_id, None, "w1")  # no carried record
+    assert picked is not None and not cancelled
+    stored = runner.record(record.job_id)
+    assert stored is not None and (stored.state, stored.worker) == ("running", "w1")
+    again, _ = runner.pickup(record.job_id, record.dump(), "w2")  # bytes no longer stored: no swap
+    assert again is not None and again.worker == "w2" and runner.record(record.job_id).worker == "w2"  # type: ignore[union-attr]
+    key = runner._claim_key("app", "s1", work_ref(analyse))
+    runner.storage.put_data(key, b"a newer job's claim")
+    runner.forget(picked)
+    assert runner.record(record.job_id) is None
+    assert runner._peek(key) == b"a newer job's claim"
+    assert runner.pickup(record.job_id, record.dump(), "w3") == (None, False)  # finished: a duplicate delivery

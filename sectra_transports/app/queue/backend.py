@@ -53,6 +53,66 @@ def _private_file(path: Path) -> None:
         os.close(fd)
 
 
+def _queue_class(base: Any) -> Any:
+    """``base`` (SqliteHuey or RedisHuey) without Huey's per-task revocation.
+
+    Huey reads a task's revoke flags before it runs the task and deletes its flag after: two round
+    trips per job (on SQLite the delete is a commit). The SDK cancels jobs with its own flag
+    (``cancel:<id>``, see :meth:`HueyJobRunner.cancel`), which the worker reads in the round trip
+    that picks the job up, so those two buy nothing; revoking through Huey would be ignored, so
+    it is refused with the way to cancel instead.
+    """
+
+    class SectraHuey(base):
+        def is_revoked(self, task: Any, timestamp: Any = None, peek: bool = True) -> bool:
+            return False
+
+        def delete(self, key: str) -> Any:
+            if key.startswith("r:"):  # the revoke flag Huey drops after every run: never set here
+                return False
+            return super().delete(key)
+
+        def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+            raise ConfigurationError(
+                "jobs on a sectra queue are cancelled with HueyJobRunner.cancel(cancellation_token) "
+                "(the `cancel` invocation), not with Huey's revoke"
+            )
+
+        revoke = revoke_all = revoke_by_id = restore = restore_all = restore_by_id = _refuse
+
+    SectraHuey.__name__ = SectraHuey.__qualname__ = f"Sectra{base.__name__}"
+    return SectraHuey
+
+
+# The Redis side of the compound steps below, each one round trip. KEYS[1]: the control hash.
+# pickup: ARGV = job key, cancel key, the record as queued, the record as running.
+_PICKUP_LUA: Final = """
+local record = redis.call('HGET', KEYS[1], ARGV[1])
+local cancel = redis.call('HGET', KEYS[1], ARGV[2])
+local swapped = 0
+if record and not cancel and ARGV[3] ~= '' and record == ARGV[3] then
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+    swapped = 1
+end
+return {record, cancel, swapped}
+"""
+# drop: ARGV = n, n keys to delete, then (key, value) pairs deleted only while they hold value.
+_DROP_LUA: Final = """
+local n = tonumber(ARGV[1])
+for i = 2, n + 1 do redis.call('HDEL', KEYS[1], ARGV[i]) end
+for i = n + 2, #ARGV, 2 do
+    if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then redis.call('HDEL', KEYS[1], ARGV[i]) end
+end
+return 0
+"""
+
+
+def _sqlite_delete(cursor: Any, queue: str, keys: Sequence[str]) -> None:
+    """Delete the kv rows ``keys`` of ``queue`` inside the caller's transaction."""
+    if keys:
+        cursor.execute(f"delete from kv where queue = ? and key in ({','.join('?' * len(keys))})", (queue, *keys))
+
+
 class QueueBackend:
     """The Huey instances behind one queue URL for one app.
 
@@ -76,7 +136,8 @@ class QueueBackend:
                 raise ConfigurationError(f"queue URL {url!r} names no file; write sqlite:///jobs.db")
             self.path: Path | None = Path(raw).expanduser().resolve()
             _private_file(self.path)
-            self._make = lambda n: huey.SqliteHuey(n, filename=str(self.path), results=True)
+            sqlite_class = _queue_class(huey.SqliteHuey)
+            self._make = lambda n: sqlite_class(n, filename=str(self.path), results=True)
         elif self.kind in ("redis", "rediss", "unix"):
             try:
                 import redis  # noqa: F401  (huey imports it lazily and says less)
@@ -85,13 +146,15 @@ class QueueBackend:
                     'a Redis queue needs the redis client: python -m pip install "sectra-sdk[queue]"'
                 ) from None
             self.path = None
-            self._make = lambda n: huey.RedisHuey(n, url=url, results=True)
+            redis_class = _queue_class(huey.RedisHuey)
+            self._make = lambda n: redis_class(n, url=url, results=True)
         else:
             raise ConfigurationError(
                 f"queue URL {self.display_url!r}: the scheme must be sqlite:// (one machine) or redis:// "
                 "(several machines), e.g. sqlite:///jobs.db"
             )
         self._hueys: dict[str, Any] = {}
+        self._scripts: dict[str, Any] = {}
         #: The SDK's own records live here, apart from any queue's tasks.
         self.control = self.huey(None)
 
@@ -128,6 +191,48 @@ class QueueBackend:
             return [found.get(key) for key in keys]
         return list(storage.conn.hmget(storage.result_key, list(keys)))
 
+    def _script(self, name: str, source: str) -> Any:
+        # redis-py's Script sends EVALSHA and loads the script on the server's first NOSCRIPT.
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = self.control.storage.conn.register_script(source)
+        return script
+
+    def pickup(self, key: str, cancel_key: str, expected: bytes | None, running: bytes) -> tuple[Any, Any, bool]:
+        """One round trip: the record ``key`` and the flag ``cancel_key``; if the record still is
+        ``expected`` (the bytes the task carried) and no cancel was asked, it becomes ``running``.
+        Returns (record as read, flag, whether it was replaced)."""
+        storage = self.control.storage
+        if self.kind == "sqlite":
+            with storage.db(commit=True) as cursor:  # Huey's "begin exclusive": read and write as one
+                cursor.execute("select key, value from kv where queue = ? and key in (?, ?)",
+                               (storage.name, key, cancel_key))
+                found = {k: bytes(v) for k, v in cursor.fetchall()}
+                record, cancel = found.get(key), found.get(cancel_key)
+                swapped = expected is not None and cancel is None and record == expected
+                if swapped:
+                    cursor.execute("update kv set value = ? where queue = ? and key = ?",
+                                   (storage.to_blob(running), storage.name, key))
+            return record, cancel, swapped
+        record, cancel, swapped = self._script("pickup", _PICKUP_LUA)(
+            keys=[storage.result_key], args=[key, cancel_key, expected or b"", running],
+        )
+        return record, cancel, bool(swapped)
+
+    def drop(self, delete: Iterable[str], delete_if: Mapping[str, bytes]) -> None:
+        """Drop the records ``delete``, and each of ``delete_if`` while it holds that value (not
+        one another job has taken over since), atomically and in one round trip."""
+        delete, delete_if = list(delete), dict(delete_if)
+        storage = self.control.storage
+        if self.kind == "sqlite":
+            with storage.db(commit=True) as cursor:
+                _sqlite_delete(cursor, storage.name, delete)
+                cursor.executemany("delete from kv where queue = ? and key = ? and value = ?",
+                                   [(storage.name, k, storage.to_blob(v)) for k, v in delete_if.items()])
+            return
+        pairs = [item for kv in delete_if.items() for item in kv]
+        self._script("drop", _DROP_LUA)(keys=[storage.result_key], args=[len(delete), *delete, *pairs])
+
     def write(
         self, put: Mapping[str, bytes] | None = None, delete: Iterable[str] = (),
         enqueue: tuple[str, Any] | None = None,
@@ -146,11 +251,7 @@ class QueueBackend:
         storage = self.control.storage
         if self.kind == "sqlite":
             with storage.db(commit=True) as cursor:
-                if delete:
-                    cursor.execute(
-                        f"delete from kv where queue = ? and key in ({','.join('?' * len(delete))})",
-                        (storage.name, *delete),
-                    )
+                _sqlite_delete(cursor, storage.name, delete)
                 cursor.executemany(
                     "insert or replace into kv (queue, key, value) values (?, ?, ?)",
                     [(storage.name, key, storage.to_blob(value)) for key, value in put.items()],

@@ -9,10 +9,16 @@ imports it: work must be a module-level function) and a *record* in the queue's 
 ``job:<id>``         queued or running, the worker and its last heartbeat (a lease: a worker that
                      stops beating for ``lease`` seconds is presumed dead and the job is queued again)
 ``token:<token>``    the job started for an invocation's ``cancellationToken``
-``cancel:<id>``      cancel requested: a running job stops at its next ``progress()``
+``cancel:<id>``      cancel requested: a queued job never runs (its result reads "Analysis
+                     cancelled"), a running one stops at its next ``progress()``
 ``claim:<key>``      the job that owns (application, slide, work): a duplicate invocation gets that
                      job's result instead of a second job
 ==================== ==============================================================================
+
+The Huey task carries the job's record as it was queued, so the worker picks a job up in one
+round trip (:meth:`QueueBackend.pickup`: read the record and its cancel flag, mark it running if
+it is still the record the task carried); dropping a finished job's records, its claim included
+while it is still that job's, is one more (:meth:`QueueBackend.drop`).
 """
 
 from __future__ import annotations
@@ -101,6 +107,9 @@ class JobRecord:
     heartbeat: float = 0.0
     worker: str = ""
     attempt: int = 1
+    #: The stored ``claim:`` value this job owns (b"": none); None in records queued before claims
+    #: were kept here, whose claim is then read to tell whether it is still theirs.
+    claim: bytes | None = field(default=None, repr=False)
 
     def dump(self) -> bytes:
         """The stored form."""
@@ -201,10 +210,10 @@ class HueyJobRunner:
                 huey = self.backend.huey(queue)
                 runner = weakref.proxy(self)
 
-                def sectra_job(job_id: str) -> None:
+                def sectra_job(job_id: str, queued: bytes | None = None) -> None:
                     if runner.executor is None:
                         raise ConfigurationError("this process runs no worker (start one with `sectra worker`)")
-                    runner.executor(job_id)
+                    runner.executor(job_id, queued)
 
                 task = self._tasks[queue] = huey.task(name=TASK_NAME)(sectra_job)
         return task
@@ -212,14 +221,31 @@ class HueyJobRunner:
     def enqueue(self, record: JobRecord, also: dict[str, bytes] | None = None) -> None:
         """Save ``record`` (and the records ``also``) and put its job on its queue, atomically,
         in one round trip: a crash in between cannot leave a "queued" record with no task."""
-        task = self.task(record.queue).s(record.job_id)
-        record.task_id = task.id
-        self.backend.write({**(also or {}), f"job:{record.job_id}": record.dump()}, enqueue=(record.queue, task))
+        record.task_id = str(uuid.uuid4())
+        data = record.dump()
+        # The task carries the record as stored, for the worker's one-round-trip pickup.
+        task = self.task(record.queue).s(record.job_id, data, id=record.task_id)
+        self.backend.write({**(also or {}), f"job:{record.job_id}": data}, enqueue=(record.queue, task))
 
-    def pickup(self, job_id: str) -> tuple[JobRecord | None, bool]:
-        """A dequeued job's record and whether cancel was asked for it, in one round trip."""
-        raw, cancel = self.backend.read([f"job:{job_id}", f"cancel:{job_id}"])
-        return JobRecord.load(raw), cancel is not None
+    def pickup(self, job_id: str, queued: bytes | None, worker: str) -> tuple[JobRecord | None, bool]:
+        """A dequeued job's record, marked running by ``worker``, and whether cancel was asked for
+        it; None if the job has finished (a duplicate delivery). One round trip when the record is
+        still the one the task carried (``queued``); a cancelled job is not marked running."""
+        now = time.time()
+        carried = JobRecord.load(queued) if queued else None
+        running = b""
+        if carried is not None:
+            carried.state, carried.worker, carried.heartbeat = "running", worker, now
+            running = carried.dump()
+        raw, cancel, swapped = self.backend.pickup(f"job:{job_id}", f"cancel:{job_id}", queued, running)
+        if swapped:
+            return carried, False
+        record = JobRecord.load(raw)
+        if record is not None and cancel is None:
+            # A task from an older app, or a record changed since it was queued: the slow way.
+            record.state, record.worker, record.heartbeat = "running", worker, now
+            self.save(record)
+        return record, cancel is not None
 
     # --- duplicates ---------------------------------------------------------------------------
 
@@ -267,15 +293,17 @@ class HueyJobRunner:
         also: dict[str, bytes] = {}
         if spec.cancellation_token:
             also[f"token:{spec.cancellation_token}"] = record.job_id.encode()
+        record.claim = b""
         if self.dedup:
             key = self._claim_key(spec.application_id, spec.slide_id, ref)
-            also[key] = pickle.dumps((record.job_id, spec.result_id, time.time()))
+            also[key] = record.claim = pickle.dumps((record.job_id, spec.result_id, time.time()))
         self.enqueue(record, also)
         log.info("queued job %s for result %s on queue %s", record.job_id, spec.result_id, record.queue)
 
     def cancel(self, cancellation_token: str) -> bool:
-        """Cancel the job started for ``cancellation_token``: a queued one is revoked (its result
-        then reads "Analysis cancelled"), a running one stops at its next ``progress()``."""
+        """Cancel the job started for ``cancellation_token``: a queued one never runs (the worker
+        that picks it up reads the flag in the same round trip and writes "Analysis cancelled"),
+        a running one stops at its next ``progress()``."""
         raw = self._peek(f"token:{cancellation_token}")
         if raw is None:
             return False
@@ -284,19 +312,21 @@ class HueyJobRunner:
         if record is None:
             return False
         self.storage.put_data(f"cancel:{job_id}", b"1")
-        if record.state == "queued" and record.task_id:
-            self.backend.huey(record.queue).revoke_by_id(record.task_id, revoke_once=True)
         log.info("cancel requested for job %s (%s)", job_id, record.state)
         return True
 
     def forget(self, record: JobRecord) -> None:
-        """Drop every record of a finished job (two round trips: read its claim, drop them all)."""
+        """Drop every record of a finished job, its claim only while it is still this job's (a
+        newer job may own the slide by now): one round trip."""
         keys = [f"job:{record.job_id}", f"cancel:{record.job_id}"]
         if record.spec.cancellation_token:
             keys.append(f"token:{record.spec.cancellation_token}")
         keys += [f"reap:{record.job_id}:{attempt}" for attempt in range(1, record.attempt + 1)]  # see Worker.reap
         key = self._claim_key(record.spec.application_id, record.spec.slide_id, record.work)
-        raw = self._peek(key)
+        if record.claim is not None:
+            self.backend.drop(keys, {key: record.claim} if record.claim else {})
+            return
+        raw = self._peek(key)  # a record from before claims were kept in it: read the claim
         if raw is not None and pickle.loads(raw)[0] == record.job_id:  # ours, not a newer job's
             keys.append(key)
         self.backend.write(delete=keys)

@@ -263,7 +263,6 @@ class Worker:
         self._leases = _Leases(self.runner)
         self.runner.executor = self.execute
         self.runner.task(queue)  # registers the task before the consumer starts
-        self._hook_revoked()
 
     def __repr__(self) -> str:
         return f"<Worker {self.app.application_id} queue {self.queue} x{self.workers}>"
@@ -334,10 +333,11 @@ class Worker:
         self._write_status(spec, ACCESS_EXPIRED)
         return None
 
-    def execute(self, job_id: str) -> None:
-        """Run the queued job ``job_id`` (called by the Huey task in a worker thread or process)."""
+    def execute(self, job_id: str, queued: bytes | None = None) -> None:
+        """Run the queued job ``job_id`` (called by the Huey task in a worker thread or process;
+        ``queued``: the record the task carried)."""
         runner = self.runner
-        record, cancelled = runner.pickup(job_id)
+        record, cancelled = runner.pickup(job_id, queued, self.identity)
         if record is None:
             log.info("job %s already finished (a duplicate delivery): skipped", job_id)
             return
@@ -347,12 +347,10 @@ class Worker:
             runner.forget(record)
             return
         spec = self._prepared(spec)
-        if cancelled:
+        if cancelled:  # cancelled while queued: it never runs
             self._write_status(spec, "Analysis cancelled")
             runner.forget(record)
             return
-        record.state, record.worker, record.heartbeat = "running", self.identity, time.time()
-        runner.save(record)
         ok = False
         try:
             work = resolve_work(record.work)
@@ -384,20 +382,6 @@ class Worker:
         record.attempt += 1
         self.runner.enqueue(record)
         self.requeued += 1
-
-    def _hook_revoked(self) -> None:
-        from huey.signals import SIGNAL_REVOKED
-
-        huey = self.runner.backend.huey(self.queue)
-
-        @huey.signal(SIGNAL_REVOKED)
-        def revoked(signal: str, task: Any, *args: Any, **kwargs: Any) -> None:
-            job_id = task.args[0] if task.args else None
-            record = self.runner.record(job_id) if job_id else None
-            if record is not None:
-                # A job cancelled while queued: its placeholder must not say "queued" forever.
-                self._write_status(self._prepared(record.spec), "Analysis cancelled")
-                self.runner.forget(record)
 
     # --- the service thread: leases, retention, health ----------------------------------------
 
