@@ -74,6 +74,26 @@ async def test_sigkilled_worker_job_runs_again_with_one_final_result(
     assert "stopped beating" in second.stderr()
 
 
+async def test_a_job_taken_off_the_queue_by_a_worker_that_died_runs_again(
+    queue_url: str, start_sectra_mock: Start, serve_sectra_app: Start, start_worker: Start, tmp_path: Path,
+) -> None:
+    """SIGKILL between Huey's dequeue and the job's pickup (found by `bench/job_queue.py`'s crash
+    run: one slide never got its final result): the record says "queued", no task is left. Played
+    here by taking the task off the queue by hand; a worker must notice and queue it again."""
+    mock, url, app = await _serve(queue_url, start_sectra_mock, serve_sectra_app)
+    answer, _ = await _create(mock, url, "slide-d", marks=str(tmp_path))
+    runner = runner_for(app)
+    [record] = runner.records()
+    taken = runner.backend.huey(record.queue).dequeue()  # what the dead worker had done
+    assert taken is not None and str(taken.id) == record.task_id
+    worker = await start_worker(queue_url, mock)
+    await until(lambda: _texts(mock, "slide-d") == ["done"], "the lost job's final result", timeout=30)
+    [final] = mock.get_results(APP, "slide-d")
+    assert final.id == answer.id and len(_marks(tmp_path, "slide-d")) == 1
+    assert "took it off the queue and stopped before starting it" in worker.stderr()
+    await until(lambda: runner.records() == [], "the job's records to go")
+
+
 async def test_duplicate_invocations_while_queued_or_running_start_one_job(
     queue_url: str, start_sectra_mock: Start, serve_sectra_app: Start, start_worker: Start, tmp_path: Path,
 ) -> None:

@@ -258,6 +258,9 @@ class Worker:
         self.done = 0
         self.failed = 0
         self.requeued = 0
+        #: Task ids of queued jobs seen missing from their queue, and when first (see reap).
+        self._missing: dict[str, float] = {}
+        self._last_pending_look = -float("inf")
         self.purged = 0
         self._stop = threading.Event()
         self._leases = _Leases(self.runner)
@@ -386,20 +389,50 @@ class Worker:
     # --- the service thread: leases, retention, health ----------------------------------------
 
     def reap(self) -> int:
-        """Queue again every job whose worker stopped beating for a lease; how many."""
+        """Queue again every job whose worker stopped beating for a lease, and every job a worker
+        took off the queue and died before starting (SIGKILL between the two); how many."""
         now = time.time()
+        lease = self.runner.lease
+        records = self.runner.records()
+        lost = self._lost_in_pickup(records, now)
         count = 0
-        for record in self.runner.records():
-            if record.state != "running" or now - record.heartbeat < self.runner.lease:
+        for record in records:
+            if record.state == "running" and now - record.heartbeat >= lease:
+                why = f"worker {record.worker} stopped beating {now - record.heartbeat:.0f} s ago"
+            elif record.task_id in lost:
+                why = "its worker took it off the queue and stopped before starting it"
+            else:
                 continue
             # One reaper per lost attempt, whatever the number of workers (an atomic claim).
             if not self.runner.storage.put_if_empty(f"reap:{record.job_id}:{record.attempt}", b"1"):
                 continue
-            log.warning("job %s: worker %s stopped beating %.0f s ago: queued again", record.job_id, record.worker,
-                        now - record.heartbeat)
+            log.warning("job %s: %s: queued again", record.job_id, why)
             self._requeue(record)
             count += 1
         return count
+
+    def _lost_in_pickup(self, records: list[JobRecord], now: float) -> set[str]:
+        """Task ids of "queued" jobs whose task has been off every queue for a lease or more.
+
+        Huey takes a task off the queue before our pickup marks its job running; a worker killed
+        in between leaves a "queued" record that no task will ever run. A live worker marks the
+        job running within milliseconds, so a task missing from its queue in two looks a lease
+        apart is lost. The queues are read only when such a job exists, at most twice per lease.
+        """
+        lease = self.runner.lease
+        old = [r for r in records if r.state == "queued" and r.task_id and now - r.since >= lease]
+        if not old:
+            self._missing.clear()
+            return set()
+        if now - self._last_pending_look < lease / 2:
+            return set()
+        self._last_pending_look = now
+        pending: set[str] = set()
+        for queue in {r.queue for r in old}:
+            pending.update(str(task.id) for task in self.runner.backend.huey(queue).pending())
+        missing = {r.task_id for r in old if r.task_id not in pending}
+        self._missing = {task_id: self._missing.get(task_id, now) for task_id in missing}
+        return {task_id for task_id, first in self._missing.items() if now - first >= lease}
 
     def health_report(self, state: str) -> dict[str, Any]:
         """What the health line says."""
