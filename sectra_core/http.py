@@ -28,6 +28,8 @@ __all__ = [
     "check_header",
     "send_headers",
     "keep_streaming",
+    "split_origin",
+    "EAGER_BODY_BYTES",
 ]
 
 Headers = Mapping[str, str]
@@ -192,6 +194,24 @@ class HttpResponse:
 
     def __repr__(self) -> str:
         return f"HttpResponse({self.status}, body={len(self.body)} bytes, streamed={self.stream is not None})"
+
+
+#: Bodies up to this size (declared by Content-Length) come from the built-in transports already
+#: read (``HttpResponse.body``): a tile or a JSON answer costs no body generator; larger ones stream.
+EAGER_BODY_BYTES = 1024 * 1024
+
+
+def split_origin(url: str) -> tuple[str, str]:
+    """``("scheme://authority", target)`` of a request URL; the target is the path and query,
+    ``/`` where the path is empty (``http://h?q`` → ``/?q``). What transports cache per origin."""
+    start = url.find("//") + 2
+    end = len(url)
+    for mark in "/?#":
+        found = url.find(mark, start)
+        if 0 <= found < end:
+            end = found
+    target = url[end:].split("#", 1)[0]
+    return url[:end], target if target.startswith("/") else "/" + target
 
 
 def send_headers(request: HttpRequest) -> dict[str, str]:

@@ -18,7 +18,7 @@ import trio
 
 from sectra_core.errors import ConnectError, RemoteProtocolError
 from sectra_core.headers import digits, merge_headers
-from sectra_core.http import HttpRequest, HttpResponse, keep_streaming, send_headers
+from sectra_core.http import EAGER_BODY_BYTES, HttpRequest, HttpResponse, keep_streaming, send_headers, split_origin
 from sectra_core.transport import TransportOptions
 
 from ._async import AsyncSectraClient
@@ -142,14 +142,9 @@ class _Route(NamedTuple):
 
     key: _Key
     netloc: str
-    prefix: int  # len("scheme://netloc"): the target is the URL from there on
     proxy: Proxy | None
     absolute: bool  # plain http through a proxy: the whole URL is the target
 
-
-#: Bodies up to this size (declared by Content-Length) are read before the response is handed
-#: over, so a tile or a JSON answer costs no body generator; larger ones are streamed.
-EAGER_BODY_BYTES = 1024 * 1024
 
 #: Bytes asked of the socket per read while a response's head and small body arrive.
 _READ_SIZE = 64 * 1024
@@ -224,18 +219,16 @@ class TrioTransport:
             return True
         return False
 
-    def _route(self, url: str) -> _Route:
+    def _route(self, origin: str) -> _Route:
         # The scheme and authority of every URL a client sends are its base URL's: cache by them.
-        end = url.find("/", url.find("//") + 2)
-        origin = url if end < 0 else url[:end]
         route = self._routes.get(origin)
         if route is None:
-            parts = urlsplit(url)
+            parts = urlsplit(origin)
             scheme = parts.scheme
             port = parts.port or (443 if scheme == "https" else 80)
-            proxy = proxy_for(url, self.options.proxy)
+            proxy = proxy_for(origin, self.options.proxy)
             key = (scheme, parts.hostname or "", port, proxy.url if proxy else "")
-            route = _Route(key, parts.netloc, len(origin), proxy, proxy is not None and scheme == "http")
+            route = _Route(key, parts.netloc, proxy, proxy is not None and scheme == "http")
             if len(self._routes) < 64:
                 self._routes[origin] = route
         return route
@@ -243,15 +236,12 @@ class TrioTransport:
     async def handle_async_request(self, request: HttpRequest) -> HttpResponse:
         """Send ``request``; a body of up to 1 MiB comes read, a larger or streamed one as an
         async iterator."""
-        route = self._route(request.url)
-        url = request.url
-        target = url[route.prefix:] or "/"
-        if target[0] == "?":
-            target = "/" + target
+        origin, target = split_origin(request.url)
+        route = self._route(origin)
         headers = [("Host", route.netloc), *send_headers(request).items()]
         if route.absolute:
             # Plain http through a proxy: the absolute URL as target (RFC 9112 §3.2.2).
-            target = url[: route.prefix] + target
+            target = origin + target
             if route.proxy is not None and route.proxy.authorization:
                 headers.append(("Proxy-Authorization", route.proxy.authorization))
         if request.body is not None:
@@ -308,8 +298,14 @@ class TrioTransport:
         with map_exceptions("read"):
             with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
                 await conn.send_all(data)
-                wait = True
-                while not parser.head_complete:
+                wait = True  # the first read waits: the answer is not there yet
+                eager: bool | None = None  # read the body too? (decided once the head is in)
+                while not parser.complete:
+                    if parser.head_complete:
+                        if eager is None:
+                            eager = self._eager(request, parser)
+                        if not eager:
+                            break
                     scope.deadline = trio.current_time() + timeout
                     chunk = await conn.receive_some(_READ_SIZE, wait)
                     wait = False
@@ -317,14 +313,6 @@ class TrioTransport:
                         parser.feed(chunk)
                     else:
                         parser.eof()
-                if not parser.complete and self._eager(request, parser):
-                    while not parser.complete:
-                        scope.deadline = trio.current_time() + timeout
-                        chunk = await conn.receive_some(_READ_SIZE)
-                        if chunk:
-                            parser.feed(chunk)
-                        else:
-                            parser.eof()
             if scope.cancelled_caught:
                 raise trio.TooSlowError
 

@@ -15,7 +15,7 @@ import urllib3
 
 from sectra_core.errors import RemoteProtocolError
 from sectra_core.headers import content_encoding, digits, header_int, merge_headers
-from sectra_core.http import HttpRequest, HttpResponse, keep_streaming, send_headers
+from sectra_core.http import EAGER_BODY_BYTES, HttpRequest, HttpResponse, keep_streaming, send_headers, split_origin
 from sectra_core.transport import TransportOptions
 
 from ._errors import map_exceptions, map_read_exceptions
@@ -28,10 +28,6 @@ __all__ = ["Urllib3Transport", "SectraClient", "RemoteSlide"]
 #: urllib3 retries nothing and follows no redirect (the core decides): what ``retries=False`` means
 #: to urllib3, built once instead of on every request.
 _NO_RETRIES = urllib3.Retry.from_int(False, redirect=False)
-
-#: Bodies up to this size (declared by Content-Length) are read before the response is handed
-#: over, so a tile or a JSON answer costs no body generator; larger ones are streamed.
-EAGER_BODY_BYTES = 1024 * 1024
 
 
 #: The route of the SDK request in flight on this thread (urllib3 logs from the calling thread).
@@ -141,9 +137,7 @@ class Urllib3Transport:
     def _pool_for(self, url: str) -> tuple[urllib3.PoolManager | urllib3.HTTPConnectionPool, str]:
         """Where to send ``url`` and the target to send: the host's own connection pool and the
         path (found once per origin), or a ``ProxyManager`` (CONNECT for https) and the URL."""
-        end = url.find("/", url.find("//") + 2)
-        origin = url if end < 0 else url[:end]
-        target = "/" if end < 0 else url[end:]
+        origin, target = split_origin(url)
         pool = self._origins.get(origin)
         if pool is not None and pool.pool is not None:  # a pool the manager closed has pool=None
             return pool, target

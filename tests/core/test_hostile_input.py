@@ -10,6 +10,8 @@ import copy
 import json
 from typing import Any
 
+import pytest
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +20,7 @@ from sectra_core import schemas as s
 from sectra_core.app import messages as w
 from sectra_core.errors import MultipartError, SectraError
 from sectra_core.headers import digits, header_int, merge_headers
-from sectra_core.http import HttpRequest, HttpResponse
+from sectra_core.http import HttpRequest, HttpResponse, split_origin
 from sectra_core.multipart import MultipartDecoder
 from sectra_core.retry import parse_retry_after
 from sectra_core.plugins import make_plugins
@@ -203,3 +205,16 @@ def test_request_targets_and_header_values_give_only_sdk_errors(path: str, query
         return
     target = request.url[len("http://h:1"):]
     h11.Request(method="GET", target=target, headers=[("Host", "h"), *request.headers.items()])  # h11 accepts it
+
+
+@pytest.mark.parametrize(("url", "origin", "target"), [
+    ("http://127.0.0.1:8080/slides/s/info?scope=x", "http://127.0.0.1:8080", "/slides/s/info?scope=x"),
+    ("https://pacs.example/", "https://pacs.example", "/"),
+    ("https://pacs.example", "https://pacs.example", "/"),
+    ("http://[::1]:9/x?y=/z", "http://[::1]:9", "/x?y=/z"),
+    ("http://h:1?q=1", "http://h:1", "/?q=1"),  # a query and no path: the path is "/"
+    ("http://h/a#frag", "http://h", "/a"),
+])
+def test_split_origin_gives_what_a_transport_sends(url: str, origin: str, target: str) -> None:
+    """Both transports cache per origin and send the target: the query is never lost with it."""
+    assert split_origin(url) == (origin, target)

@@ -287,3 +287,20 @@ async def test_readinto_fills_small_buffers_and_returns_the_connection(nursery: 
             assert bytes(got) == body
             await response.closer()
     assert connections == 1
+
+
+async def test_a_query_without_a_path_is_sent_whole(nursery: trio.Nursery) -> None:
+    """``http://host:port?q=1``: the target is ``/?q=1`` (the query was lost before split_origin)."""
+    lines: list[bytes] = []
+
+    async def handler(stream: trio.SocketStream) -> None:
+        while request := await read_request(stream):
+            lines.append(request.split(b"\r\n", 1)[0])
+            await stream.send_all(answer(INFO))
+
+    url = await tcp_server(nursery, handler)
+    async with TrioTransport() as transport:
+        for target in ("?q=1", "/x?q=2"):
+            response = await transport.handle_async_request(HttpRequest("GET", url + target))
+            await response.closer()
+    assert lines == [b"GET /?q=1 HTTP/1.1", b"GET /x?q=2 HTTP/1.1"]
