@@ -172,7 +172,7 @@ class HttpResponse:
 
     A transport may also offer ``readinto(buffer) -> int`` (awaited on trio): it fills the caller's buffer from
     the same body (0 at its end) and raises the SDK's transport errors, like ``stream``. Reading
-    a whole slide into one reused buffer saves an allocation per chunk and keeps the bytes in
+    a whole slide into reused buffers saves an allocation per chunk and keeps the bytes in
     the CPU cache while they are scanned and written. Use either ``stream`` or ``readinto``.
     """
 

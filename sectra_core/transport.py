@@ -7,7 +7,7 @@ A sync transport has ``handle_request(HttpRequest) -> HttpResponse``, ``close()`
 of unknown size to read at once, ``stream`` does and the client reads it within its limits.
 Nothing else is required; a
 transport may also offer ``HttpResponse.readinto`` for a streamed body, which downloads then use to
-fill one reused buffer.
+fill two reused buffers in turn.
 """
 
 from __future__ import annotations

@@ -318,14 +318,25 @@ class AsyncSectraClient:
         grow with the slide. Each file appears under its final name only once complete; on any
         error the partial file is removed and a :class:`~sectra_core.errors.DownloadError` (or
         the HTTP error) says which file and why. ``on_exists``: ``"error"``, ``"skip"`` or
-        ``"overwrite"``. File writes are plain blocking writes of at most one chunk each.
+        ``"overwrite"``. The scan and the disk writes of each chunk run in a worker thread while
+        the next chunk is read; ``progress`` is called here, in the caller's own thread or task.
         """
         response = await self.send(operations.get_slide_files(slide_id))
         download: Download | None = None
+        # The worker thread only collects the reports; they are passed on between chunks.
+        reports: list[Progress] = []
+
+        def report() -> None:
+            if progress is not None and reports:
+                batch = reports[:]
+                reports.clear()
+                for each in batch:
+                    progress(each)
+
         try:
             download = Download(
-                response.headers, output_dir, on_exists=on_exists, progress=progress,
-                fallback_name=slide_id,
+                response.headers, output_dir, on_exists=on_exists,
+                progress=None if progress is None else reports.append, fallback_name=slide_id,
             )
             saving = download
 
@@ -334,8 +345,10 @@ class AsyncSectraClient:
                 # An existing one-file slide: stop reading (the connection is dropped).
                 return saving.skipped_whole
 
-            await async_feed_body(response, feed, self._chunk_size)
-            return download.finish()
+            await async_feed_body(response, feed, self._chunk_size, report)
+            paths = download.finish()
+            report()
+            return paths
         except BaseException as exc:
             if download is None:
                 raise

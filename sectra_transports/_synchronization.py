@@ -345,36 +345,117 @@ def close_response(response: HttpResponse) -> None:
 
 
 async def async_feed_body(
-    response: HttpResponse, feed: Callable[[bytes | bytearray, int], bool], chunk_size: int,
+    response: HttpResponse,
+    feed: Callable[[bytes | bytearray, int], bool],
+    chunk_size: int,
+    after: Callable[[], None] | None = None,
 ) -> None:
     """Hand a streamed body to ``feed(chunk, size)`` chunk by chunk until it returns True (stop);
-    with ``readinto`` (the trio transport's sized bodies) one buffer of ``chunk_size`` bytes is
-    refilled straight from the socket, as in :func:`feed_body`."""
+    ``after()`` runs in the calling task once each chunk is fed.
+
+    With ``readinto`` (the trio transport's sized bodies) two buffers of ``chunk_size`` bytes take
+    turns: ``feed`` (the boundary scan and the disk writes of a download) runs on one in a trio
+    worker thread, as trio's own file API does, while the socket fills the other. So the loop
+    never waits on the disk, and reading overlaps scanning and writing (issue #18: the three in a
+    row were 1.6x the raw loop's time on 16 cores). No thread outlives the call: on any error or
+    cancellation the chunk being fed is finished first.
+    """
     readinto: Any = response.readinto
-    if readinto is not None:
-        buffer = bytearray(chunk_size)
-        while n := await readinto(buffer):
-            if feed(buffer, n):
+    if readinto is None:
+        async for chunk in response.stream:  # type: ignore[union-attr]
+            stop = feed(chunk, len(chunk))
+            if after is not None:
+                after()
+            if stop:
                 return
         return
-    async for chunk in response.stream:  # type: ignore[union-attr]
-        if feed(chunk, len(chunk)):
-            return
+    buffers = (bytearray(chunk_size), bytearray(chunk_size))
+    turn = 0
+    pending: _AsyncThreadCall | None = None
+    try:
+        while True:
+            buffer = buffers[turn]
+            turn ^= 1
+            n = await readinto(buffer)  # meanwhile the other buffer is being fed
+            if pending is not None:
+                stop = await pending.result()
+                pending = None
+                if after is not None:
+                    after()
+                if stop:
+                    return
+            if not n:
+                return
+            pending = _AsyncThreadCall(feed, buffer, n)
+    finally:
+        if pending is not None:
+            await pending.finished()
 
 
-def feed_body(response: HttpResponse, feed: Callable[[bytes | bytearray, int], bool], chunk_size: int) -> None:
-    """As :func:`async_feed_body`; with ``readinto`` (urllib3) one buffer of ``chunk_size`` bytes
-    is refilled straight from the socket, so a download keeps nothing of it."""
+class _AsyncThreadCall:
+    """``fn(*args)`` started at once in a trio worker thread; awaited later (``to_thread.run_sync``
+    starts and waits in one step, so nothing could overlap it)."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        trio = _trio()
+        self._done = trio.Event()
+        self._outcome: Any = None
+        token = trio.lowlevel.current_trio_token()
+
+        def deliver(outcome: Any) -> None:
+            self._outcome = outcome
+            token.run_sync_soon(self._done.set)
+
+        trio.lowlevel.start_thread_soon(lambda: fn(*args), deliver, name="sectra-download-writer")
+
+    async def result(self) -> Any:
+        """Wait for the call (cancellable: :meth:`finished` then waits out the thread); its result."""
+        await self._done.wait()
+        return self._outcome.unwrap()
+
+    async def finished(self) -> None:
+        """Wait until the thread is done, even under cancellation (it works on our buffer and files)."""
+        with _trio().CancelScope(shield=True):
+            await self._done.wait()
+
+
+def feed_body(
+    response: HttpResponse,
+    feed: Callable[[bytes | bytearray, int], bool],
+    chunk_size: int,
+    after: Callable[[], None] | None = None,
+) -> None:
+    """As :func:`async_feed_body`; with ``readinto`` (urllib3) the two buffers are refilled straight
+    from the socket while ``feed`` runs on the other in one worker thread, so a download keeps
+    nothing of the body and the socket reads overlap the scan and the disk writes."""
     readinto: Any = response.readinto
-    if readinto is not None:
-        buffer = bytearray(chunk_size)
-        while n := readinto(buffer):
-            if feed(buffer, n):
+    if readinto is None:
+        for chunk in response.stream:  # type: ignore[union-attr]
+            stop = feed(chunk, len(chunk))
+            if after is not None:
+                after()
+            if stop:
                 return
         return
-    for chunk in response.stream:  # type: ignore[union-attr]
-        if feed(chunk, len(chunk)):
-            return
+    buffers = (bytearray(chunk_size), bytearray(chunk_size))
+    turn = 0
+    pending: Future[bool] | None = None
+    # shutdown(wait=True) on the way out: no thread outlives the call, whatever ends it.
+    with ThreadPoolExecutor(1, thread_name_prefix="sectra-download-writer") as writer:
+        while True:
+            buffer = buffers[turn]
+            turn ^= 1
+            n = readinto(buffer)  # meanwhile the other buffer is being fed
+            if pending is not None:
+                stop = pending.result()
+                pending = None
+                if after is not None:
+                    after()
+                if stop:
+                    return
+            if not n:
+                return
+            pending = writer.submit(feed, buffer, n)
 
 
 # --- blocking calls ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The urllib3 transport's download path: one reused buffer filled straight from the socket."""
+"""The urllib3 transport's download path: two reused buffers filled straight from the socket."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sectra_transports import urllib3 as transport
 from tests.conftest import TOKEN, RawServer
 
 
-def test_downloads_fill_one_buffer_and_keep_the_connection(mock: MockSectraServer, tmp_path: Path,
+def test_downloads_fill_two_buffers_in_turn_and_keep_the_connection(mock: MockSectraServer, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     mock.add_synthetic_slide("big", 5_000_000, n_files=3)
     calls: list[int] = []
@@ -37,7 +37,9 @@ def test_downloads_fill_one_buffer_and_keep_the_connection(mock: MockSectraServe
         client.get_image_metadata("big")
         pool = client._transport._pool.connection_from_url(mock.url)  # type: ignore[attr-defined]
         assert pool.num_connections == 1  # every request reused the one connection
-    assert len(calls) > 1 and len(set(calls)) == 1  # one buffer, refilled
+    # Two buffers take turns (one is fed while the other fills), refilled, never a new one.
+    assert len(calls) > 2 and len(set(calls)) == 2
+    assert len(set(calls[::2])) == 1 and len(set(calls[1::2])) == 1
     assert {p.name: p.read_bytes() for p in paths} == {name: bytes(data) for name, data in streamed.items()}
 
 
