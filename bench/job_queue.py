@@ -43,7 +43,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import Any, Final  # noqa: E402
 
 import urllib3  # noqa: E402
 
@@ -155,7 +155,7 @@ class Workers:
     (shown on failure); started ready (their "ready" health line read) or failing loudly."""
 
     def __init__(self, url: str, mock_url: str, n: int, processes: int, folder: Path,
-                 profile: Path | None = None, start_timeout: float = 60.0) -> None:
+                 profile: tuple[str, Path] | None = None, start_timeout: float = 60.0) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
         self.killed: set[int] = set()
@@ -163,13 +163,14 @@ class Workers:
         run = next(_RUN_IDS)
         for i in range(processes):
             log = folder / f"worker-{run}-{i}.stderr"
-            prefix = [sys.executable]
-            if profile is not None:
-                profile.mkdir(parents=True, exist_ok=True)
-                prefix += ["-m", "cProfile", "-o", str(profile / f"worker-{run}-{i}.prof")]
+            prefix = [sys.executable, "-m", "sectra_client"]
+            if profile is not None:  # (mode, folder): see PROFILED
+                profile[1].mkdir(parents=True, exist_ok=True)
+                out = str(profile[1] / f"worker-{run}-{i}.prof")
+                prefix = [sys.executable, "-m", "bench.job_queue", PROFILED, out, profile[0]]
             with open(log, "wb") as err:
                 self.procs.append(subprocess.Popen(
-                    [*prefix, "-m", "sectra_client", "worker", "bench.job_queue:app", "--workers", str(n),
+                    [*prefix, "worker", "bench.job_queue:app", "--workers", str(n),
                      "--worker-type", "thread", "--lease", "3", "--health-interval", "3600"],
                     env=env, stdout=subprocess.PIPE, stderr=err, cwd=str(HERE.parent),
                 ))
@@ -251,7 +252,8 @@ def run_in_process(mock_url: str, slides: list[str], workers: int) -> float:
 
 
 def run_queued(url: str, mock_url: str, slides: list[str], workers: int, *, folder: Path, processes: int = 1,
-               kill_halfway: bool = False, deadline: float = 600.0, profile: Path | None = None) -> float:
+               kill_halfway: bool = False, deadline: float = 600.0,
+               profile: tuple[str, Path] | None = None) -> float:
     """Seconds from the first invocation to every slide's final result, through the queue."""
     import bench.job_queue as importable  # run as a script this is __main__, which a worker cannot import
 
@@ -309,8 +311,11 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=None,
                         help="seconds a queued run may take before it fails with what is known "
                              "(default: 60 + 0.5 s per job)")
+    parser.add_argument("--stages", type=Path, default=None, metavar="DIR",
+                        help="stamp each job's stages in the workers (Huey's task; pickup, job, drop), medians to "
+                             "DIR/worker-<run>-<i>.prof.txt (runs numbered as started)")
     parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
-                        help="run each worker under cProfile, writing DIR/worker-<run>-<i>.prof")
+                        help="as --stages, and each worker's jobs under cProfile, to DIR/worker-<run>-<i>.prof")
     parser.add_argument("--no-redis", action="store_true")
     parser.add_argument("--no-load", action="store_true", help="only the overhead rows")
     parser.add_argument("--tiny", action="store_true", help="a smoke run: 8 jobs, a load of 16, one round")
@@ -318,6 +323,7 @@ def main() -> None:
     if args.tiny:
         args.jobs, args.load = 8, 16
     rounds = args.rounds or (1 if args.tiny else 3)
+    profile = ("profile", args.profile) if args.profile else ("stages", args.stages) if args.stages else None
     if rounds < 1 or args.jobs < 1:
         parser.error("--rounds and --jobs must be at least 1")
     def deadline(jobs: int) -> float:
@@ -347,7 +353,7 @@ def main() -> None:
                     for name, url_of in backends:
                         slides = [f"q{workers}{r}{name}-{i}-{uuid.uuid4().hex[:6]}" for i in range(args.jobs)]
                         took = run_queued(url_of(next(runs)), mock_url, slides, workers, folder=folder,
-                                          deadline=deadline(args.jobs), profile=args.profile)
+                                          deadline=deadline(args.jobs), profile=profile)
                         added[name].append((took - base) / args.jobs * 1000)
                         rates[name].append(args.jobs / took)
                         row.append(f"{name} {args.jobs / took:6.1f} jobs/s ({added[name][-1]:+.1f} ms/job)")
@@ -367,7 +373,7 @@ def main() -> None:
                 for kill in (False, True):
                     slides = [f"l{name}{kill:d}-{i}-{uuid.uuid4().hex[:6]}" for i in range(args.load)]
                     took = run_queued(url_of(next(runs)), mock_url, slides, 1, folder=folder, processes=4,
-                                      kill_halfway=kill, deadline=deadline(args.load), profile=args.profile)
+                                      kill_halfway=kill, deadline=deadline(args.load), profile=profile)
                     what = "one worker SIGKILLed halfway" if kill else "no crash"
                     print(f"  {name:6} {what:30}: {took:6.1f} s, {args.load / took:6.1f} jobs/s, "
                           "every slide exactly one final result", flush=True)
@@ -377,5 +383,74 @@ def main() -> None:
                 redis[0].wait(10)
 
 
+#: ``python -m bench.job_queue --profiled-worker OUT MODE worker ...``: ``sectra worker`` with
+#: per-stage stamps of every job (MODE "stages"), or those and every job Huey executes under
+#: cProfile (MODE "profile": in the worker threads, which ``-m cProfile`` would not see), written
+#: at exit: the stamps to OUT.txt, the merged profile to OUT.
+PROFILED: Final = "--profiled-worker"
+#: The stages stamped: Huey's whole task, and inside it the SDK's pickup, the job itself, the drop.
+STAGES: Final = ("execute", "pickup", "job", "forget")
+
+
+def profiled_worker(out: str, mode: str, argv: list[str]) -> int:
+    """Run ``sectra worker`` with per-stage stamps, and Huey's per-task ``execute`` under cProfile
+    with ``mode`` "profile" (see PROFILED)."""
+    import atexit
+    import cProfile
+    import pstats
+    import threading
+
+    import huey
+    from sectra_client.cli import main as cli_main
+    from sectra_transports.app.queue import worker as worker_module
+    from sectra_transports.app.queue.runner import HueyJobRunner
+
+    profiles: list[cProfile.Profile] = []
+    local = threading.local()
+    lock = threading.Lock()
+    stamps: dict[str, list[float]] = {stage: [] for stage in STAGES}
+
+    def stamped(stage: str, func: Any, profiled: bool = False) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            prof = getattr(local, "prof", None) if profiled and mode == "profile" else None
+            if profiled and mode == "profile" and prof is None:
+                prof = local.prof = cProfile.Profile()
+                with lock:
+                    profiles.append(prof)
+            start = time.perf_counter()
+            if prof is not None:
+                prof.enable()
+            try:
+                return func(*args, **kwargs)
+            finally:
+                if prof is not None:
+                    prof.disable()
+                took = time.perf_counter() - start
+                with lock:
+                    stamps[stage].append(took)
+        return wrapper
+
+    huey.Huey.execute = stamped("execute", huey.Huey.execute, profiled=True)  # type: ignore[method-assign]
+    HueyJobRunner.pickup = stamped("pickup", HueyJobRunner.pickup)  # type: ignore[method-assign]
+    HueyJobRunner.forget = stamped("forget", HueyJobRunner.forget)  # type: ignore[method-assign]
+    worker_module.run_sync_job = stamped("job", worker_module.run_sync_job)  # type: ignore[attr-defined]
+
+    def dump() -> None:
+        with lock:
+            lines = [f"{stage:8} n={len(v):5}  median {statistics.median(v) * 1000:7.3f} ms  "
+                     f"mean {statistics.fmean(v) * 1000:7.3f} ms" for stage, v in stamps.items() if v]
+            Path(out + ".txt").write_text("\n".join(lines) + "\n")
+            if profiles:
+                stats = pstats.Stats(profiles[0])
+                for prof in profiles[1:]:
+                    stats.add(prof)
+                stats.dump_stats(out)
+
+    atexit.register(dump)
+    return cli_main(argv)
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 3 and sys.argv[1] == PROFILED:
+        sys.exit(profiled_worker(sys.argv[2], sys.argv[3], sys.argv[4:]))
     main()
