@@ -625,6 +625,12 @@ def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
     if not app.queue:
         raise UsageError(f"{args.app_ref} has no queue: AnalysisApp(queue=...), SECTRA_QUEUE or --queue-url")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if not args.verbose:
+        # Huey logs two INFO lines per task ("Executing", "executed in"): per-job work the
+        # in-process runner does not do (issue #16's overhead bar). The health line counts jobs;
+        # --verbose shows each one. The consumer's own start and stop lines stay.
+        logging.getLogger("huey").setLevel(logging.WARNING)
+        logging.getLogger("huey.consumer").setLevel(logging.INFO)
     purge = parse_age(args.purge_downloads_older_than) if args.purge_downloads_older_than else None
     worker = Worker(
         app, queue=args.queue, workers=args.workers, worker_type=args.worker_type, lease=args.lease,

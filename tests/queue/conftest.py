@@ -140,7 +140,10 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., Awaitable[WorkerProc]
         out, err = tmp_path / f"worker{n}.out", tmp_path / f"worker{n}.err"
         environ = {k: v for k, v in os.environ.items() if not k.startswith("SECTRA_")}
         environ.update({
-            "PYTHONPATH": str(ROOT), "SECTRA_QUEUE": queue_url, "SECTRA_TRUSTED_CALLBACKS": mock.callback_info().url,
+            # In front of the inherited path, not instead of it: packages installed with
+            # `pip install --target DIR` + PYTHONPATH=DIR must stay importable in the worker.
+            "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]),
+            "SECTRA_QUEUE": queue_url, "SECTRA_TRUSTED_CALLBACKS": mock.callback_info().url,
             **(env or {}),
         })
         argv = [sys.executable, "-m", "sectra_client", "worker", APP_REF, "--lease", "1.5", "--health-interval", "0.5"]

@@ -246,10 +246,13 @@ async def test_named_queues_route_jobs(
     queue_url: str, start_sectra_mock: Start, serve_sectra_app: Start, start_worker: Start,
 ) -> None:
     mock, url, app = await _serve(queue_url, start_sectra_mock, serve_sectra_app)
-    await start_worker(queue_url, mock)  # the default queue only
+    default = await start_worker(queue_url, mock)  # the default queue only
     await _create(mock, url, "slide-gpu", gpu=True)
     await _create(mock, url, "slide-cpu")
     await until(lambda: _texts(mock, "slide-cpu") == ["done"], "the default-queue job")
+    # Without --verbose, no log lines per job (Huey's two per task cost every job): the
+    # consumer's start line only.
+    assert "Huey consumer started" in default.stderr() and "Executing" not in default.stderr()
     assert _texts(mock, "slide-gpu") == ["Analysis queued"]
     await until(lambda: [r.queue for r in runner_for(app).records()] == ["gpu"], "only the gpu job left")
     await start_worker(queue_url, mock, "--queue", "gpu")
