@@ -49,11 +49,20 @@ def best_of(n: int, fn: Callable[[], object]) -> float:
     return min(times)
 
 
+def child_env(**extra: str) -> dict[str, str]:
+    """A child interpreter's environment: this one, with the repository put *in front of* PYTHONPATH.
+
+    Replacing PYTHONPATH would drop whatever this process imports its packages from (``pip install
+    --target DIR`` with PYTHONPATH=DIR, as on the device machine): the child dies at its first import.
+    """
+    paths = [str(HERE.parent), *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)), **extra}
+
+
 def run_child(code: str, *args: str) -> tuple[float, float]:
     """Run ``code`` in a fresh interpreter; returns (wall seconds it printed, its peak RSS in MiB)."""
     done = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True,
-        env={**os.environ, "PYTHONPATH": str(HERE.parent)},
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, env=child_env(),
     )
     wall = float(done.stdout.strip().splitlines()[-1])
     import resource

@@ -51,6 +51,7 @@ from sectra_client.app import AnalysisApp, AppServer, PrimitiveBuilder, create_a
 from sectra_core import schemas as s  # noqa: E402
 from sectra_core.app.messages import invocation_request  # noqa: E402
 from sectra_transports.app.runners import ExecutorJobRunner, SyncJob  # noqa: E402
+from bench._common import child_env  # noqa: E402
 
 APP_ID = "bench-queue"
 TOKEN = "bench-token"
@@ -139,15 +140,10 @@ def _fire(app_url: str, mock_url: str, slides: list[str]) -> None:
 
 
 def _worker_env(url: str, mock_url: str) -> dict[str, str]:
-    """The workers' environment: this one, with the repository put *in front of* PYTHONPATH.
-
-    Replacing PYTHONPATH dropped whatever the parent's imports came from (packages installed with
-    ``pip install --target DIR`` and PYTHONPATH=DIR, as on the device machine): the worker died at
-    ``import msgspec`` before its first line, and the run waited for jobs no one would take.
-    """
-    paths = [str(HERE.parent), *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)), "SECTRA_QUEUE": url,
-            "SECTRA_TRUSTED_CALLBACKS": mock_url}
+    """The workers' environment (see :func:`bench._common.child_env`: the repository goes in front
+    of PYTHONPATH; replacing it made every worker die at import on the device machine, where the
+    packages come from ``pip install --target``, and the run wait for jobs no one would take)."""
+    return child_env(SECTRA_QUEUE=url, SECTRA_TRUSTED_CALLBACKS=mock_url)
 
 
 class Workers:
