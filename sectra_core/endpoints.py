@@ -167,7 +167,7 @@ class Operation(msgspec.Struct, Generic[T], frozen=True):
         if type(other) is not type(self):
             return NotImplemented
         return (self.endpoint, self.params, self.query, self.body, self.headers, self.convert) == (
-            other.endpoint, other.params, other.query, other.body, other.headers, other.convert  # type: ignore[attr-defined]
+            other.endpoint, other.params, other.query, other.body, other.headers, other.convert
         )
 
     def __repr__(self) -> str:

@@ -179,11 +179,10 @@ class HttpRequest(msgspec.Struct, frozen=True):
         # Never the path (an accession number), the query (a session token, spec §4.3) nor headers.
         return f"HttpRequest({self.method} {self.shown})"
 
-    def __rich_repr__(self) -> Iterator[tuple[str, str]]:
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
         # msgspec gives every Struct a __rich_repr__ of all fields, which rich prefers to
         # __repr__: the headers (a bearer token) and URL would show. Only what __repr__ shows.
-        yield "method", self.method
-        yield "route", self.shown
+        return [("method", self.method), ("route", self.shown)]
 
 
 @dataclass(slots=True)
