@@ -140,8 +140,7 @@ class Recovery(Generic[T]):
     pick: Callable[[Any], T | None]
 
 
-@dataclass(frozen=True, slots=True)
-class Operation(Generic[T]):
+class Operation(msgspec.Struct, Generic[T], frozen=True):
     """One call of an endpoint: path parameters, neutral query, JSON body and extra headers.
 
     The type parameter is what the call returns once decoded; ``convert``, if set, turns the
@@ -152,14 +151,31 @@ class Operation(Generic[T]):
     update answered 409 after an uncertain try, how to read whether the earlier try landed.
     """
 
+    # A frozen msgspec Struct, not a frozen dataclass: one is built per call, and the dataclass's
+    # __init__ cost about as much as building the whole HTTP request (issue #18).
     endpoint: Endpoint
-    params: Mapping[str, str] = field(default_factory=dict)
-    query: Mapping[str, str] = field(default_factory=dict)
+    params: Mapping[str, str] = {}
+    query: Mapping[str, str] = {}
     body: Any = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = {}
     convert: Callable[[Any, Any], T] | None = None
-    already_done: Recovery[T] | None = field(default=None, compare=False, repr=False)
-    read_back: Recovery[T] | None = field(default=None, compare=False, repr=False)
+    already_done: Recovery[T] | None = None
+    read_back: Recovery[T] | None = None
+
+    def __eq__(self, other: object) -> bool:
+        # As the dataclass compared: the recovery lookups (closures) do not count.
+        if type(other) is not type(self):
+            return NotImplemented
+        return (self.endpoint, self.params, self.query, self.body, self.headers, self.convert) == (
+            other.endpoint, other.params, other.query, other.body, other.headers, other.convert
+        )
+
+    def __repr__(self) -> str:
+        # As the dataclass showed it: the recovery lookups are left out.
+        return (
+            f"Operation(endpoint={self.endpoint!r}, params={self.params!r}, query={self.query!r}, "
+            f"body={self.body!r}, headers={self.headers!r}, convert={self.convert!r})"
+        )
 
     @property
     def name(self) -> str:

@@ -272,8 +272,16 @@ def send(state: ClientState, op: Operation[T]) -> Flow[T]:
     """The whole of one client call, for every transport: log in when due, negotiate, then
     :func:`call` (gate, build, exchange with retry, decode), refreshing the token once after a
     401/403 (spec §4.2). Clients drive it with a few lines (:func:`drive` and its twins)."""
-    if state.credentials is not None or not state.negotiated or state.adapter is None:
-        yield from ready(state)  # else nothing is due: no generator for it on every call
+    if state.credentials is None and state.negotiated and state.adapter is not None:
+        # Nothing is due and no token can be refreshed (call raises TokenRejected only with
+        # credentials): the call's own flow, without a generator around it (issue #18).
+        return call(state, op)
+    return _send(state, op)
+
+
+def _send(state: ClientState, op: Operation[T]) -> Flow[T]:
+    # send, when a login or negotiation may be due or a token may need refreshing.
+    yield from ready(state)
     try:
         return (yield from call(state, op))
     except TokenRejected as rejected:

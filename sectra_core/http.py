@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+import msgspec
+
 from .config import env_limit
 from .errors import ConfigurationError, DecodeError, ResponseTooLargeError
 from .headers import content_encoding, digits
@@ -105,10 +107,27 @@ _STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", 
 
 #: Header fields already found sendable (name, value): checked once, not on every request.
 _CHECKED_HEADERS: set[tuple[str, str]] = set()
+#: The same for credentials (the bearer header, on every request), kept only as salted hashes
+#: (``hash`` of a str is keyed per process): no token stays in a module-level set.
+_CHECKED_SECRETS: set[int] = set()
 
 
-@dataclass(frozen=True, slots=True)
-class HttpRequest:
+def _check_new_header(item: tuple[str, str]) -> None:
+    """:func:`check_header` for a field not in :data:`_CHECKED_HEADERS`, remembering it if it passes."""
+    if item[0].lower() in _SECRET_HEADERS:
+        key = hash(item)
+        if key not in _CHECKED_SECRETS:
+            check_header(*item)
+            if len(_CHECKED_SECRETS) < 512:
+                _CHECKED_SECRETS.add(key)
+        return
+    check_header(*item)
+    # The same few fields on every request of a client.
+    if len(_CHECKED_HEADERS) < 512:
+        _CHECKED_HEADERS.add(item)
+
+
+class HttpRequest(msgspec.Struct, frozen=True):
     """One HTTP request, as data.
 
     ``stream`` asks the transport to hand the body over as chunks instead of reading it whole
@@ -122,9 +141,12 @@ class HttpRequest:
     cannot be sent (a line break, a control character) is a :class:`ConfigurationError`.
     """
 
+    # A frozen msgspec Struct, not a frozen dataclass: one is built per call, and a frozen
+    # dataclass's __init__ (a object.__setattr__ call per field) cost more than the rest of the
+    # request's building (issue #18).
     method: str
     url: str
-    headers: Headers = field(default_factory=dict)
+    headers: Headers = {}
     body: bytes | None = None
     stream: bool = False
     idempotent: bool = True
@@ -137,14 +159,11 @@ class HttpRequest:
             raise ConfigurationError(f"{self.method!r} is not a valid HTTP method (RFC 9110 §9.1: a token)")
         url = _request_url(self.url)
         if url is not self.url:
-            object.__setattr__(self, "url", url)
+            msgspec.structs.force_setattr(self, "url", url)
         checked = _CHECKED_HEADERS
         for item in self.headers.items():
             if item not in checked:
-                check_header(*item)
-                # The same few fields on every request of a client; credentials are not kept.
-                if len(checked) < 512 and item[0].lower() not in _SECRET_HEADERS:
-                    checked.add(item)
+                _check_new_header(item)
 
     @property
     def path(self) -> str:
@@ -159,6 +178,11 @@ class HttpRequest:
     def __repr__(self) -> str:
         # Never the path (an accession number), the query (a session token, spec §4.3) nor headers.
         return f"HttpRequest({self.method} {self.shown})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        # msgspec gives every Struct a __rich_repr__ of all fields, which rich prefers to
+        # __repr__: the headers (a bearer token) and URL would show. Only what __repr__ shows.
+        return [("method", self.method), ("route", self.shown)]
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ from sectra_client.app import AnalysisApp, AsyncJob, TrioJobRunner
 from sectra_core import schemas as s
 from sectra_client import SectraClient
 from sectra_core.errors import SectraError, ServerError
+from sectra_core.http import HttpRequest
 from sectra_core.retry import RetryPolicy
 from sectra_core.flows import Credentials
 from sectra_mock import MockSectraServer
@@ -125,7 +126,9 @@ def test_rich_repr_is_redacted() -> None:
     callback = s.CallbackInfo(url="https://pacs.example/ia", token=TOKEN)
     launch = s.LaunchResponse(callback_info=callback, blocks=[])
     token = s.Token(access_token=TOKEN, expires_in=60)
-    for value in (info, callback, launch, token):
+    request = HttpRequest("GET", f"https://pacs.example/ia/requests/{PHI[2]}/images/info",
+                          {"Authorization": f"Bearer {TOKEN}"}, route="/requests/{accession_number}/images/info")
+    for value in (info, callback, launch, token, request):
         shown = repr(list(value.__rich_repr__()))
         for secret in (TOKEN, *PHI):
             assert secret not in shown, f"{secret!r} in the rich repr of {type(value).__name__}"

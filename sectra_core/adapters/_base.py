@@ -114,7 +114,15 @@ class VersionAdapter:
 
     def wire_path(self, ep: Endpoint, params: Mapping[str, str]) -> str:
         """The request path with percent-encoded parameters."""
-        # Endpoint paths are str.format templates ({slide_id}); most values need no escaping.
+        # Endpoint paths are str.format templates ({slide_id}); most values need no escaping. One
+        # match over all values at once decides that for the common case (issue #18): a string of
+        # unreserved characters is one whose every piece is; a value that is no str fails the join.
+        try:
+            plain = _UNRESERVED.fullmatch("".join(params.values())) is not None
+        except TypeError:
+            plain = False
+        if plain:
+            return ep.path.format_map(params)
         return ep.path.format_map(
             {k: v if type(v) is str and _UNRESERVED.fullmatch(v) else quote(str(v), safe="") for k, v in params.items()}
         )
