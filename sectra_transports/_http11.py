@@ -102,7 +102,7 @@ class _LlhttpParser(ResponseParser):
     def __init__(self) -> None:
         self.headers = []
         self.chunks = []
-        self._parser = httptools.HttpResponseParser(self)
+        self._parser: Any = httptools.HttpResponseParser(self)  # None once the message is complete
 
     # --- llhttp's callbacks ---
     def on_message_begin(self) -> None:
@@ -142,6 +142,12 @@ class _LlhttpParser(ResponseParser):
                 self.extra = True
                 return
             raise RemoteProtocolError(f"the server's answer is not valid HTTP/1.1 ({exc})") from exc
+        finally:
+            if self.complete:
+                # llhttp holds our bound callbacks and we hold it: a reference cycle per response
+                # that only the cyclic GC frees (with the body). With 64 in flight those collections
+                # cost more than the parsing (issue #18); done, the parser is not needed again.
+                self._parser = None
         if not self.head_complete and self.received > MAX_HEAD_BYTES:
             self._head_limit()
 

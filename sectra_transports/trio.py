@@ -57,25 +57,28 @@ class _Connection:
         #: Whether the current response's body generator has run (see handle_async_request).
         self.body_started = False
 
-    async def send_all(self, data: bytes) -> None:
+    async def send_all(self, data: bytes) -> bool:
+        """Send all of ``data``; whether that had to wait (False: one system call sent it all)."""
         raw = self.raw
         if raw is None:
             assert self.stream is not None
             await self.stream.send_all(data)
-            return
+            return True
         total = len(data)
         try:
             sent = raw.send(data)
         except BlockingIOError:
             sent = 0
-        if sent < total:
-            with memoryview(data) as view:
-                while sent < total:
-                    await trio.lowlevel.wait_writable(raw)
-                    try:
-                        sent += raw.send(view[sent:])
-                    except BlockingIOError:
-                        pass
+        if sent >= total:
+            return False
+        with memoryview(data) as view:
+            while sent < total:
+                await trio.lowlevel.wait_writable(raw)
+                try:
+                    sent += raw.send(view[sent:])
+                except BlockingIOError:
+                    pass
+        return True
 
     async def receive_some(self, size: int, wait: bool = False) -> bytes:
         """Up to ``size`` bytes (b"" at the end).
@@ -297,7 +300,10 @@ class TrioTransport:
         timeout = self.options.read_timeout
         with map_exceptions("read"):
             with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
-                await conn.send_all(data)
+                # The scope's deadline is moved on before each read, but not before the first
+                # when the request went out in one system call: no time has passed since it was
+                # set, and each move costs trio a deadline-heap entry (issue #18).
+                fresh = not await conn.send_all(data)
                 wait = True  # the first read waits: the answer is not there yet
                 eager: bool | None = None  # read the body too? (decided once the head is in)
                 while not parser.complete:
@@ -306,7 +312,10 @@ class TrioTransport:
                             eager = self._eager(request, parser)
                         if not eager:
                             break
-                    scope.deadline = trio.current_time() + timeout
+                    if fresh:
+                        fresh = False
+                    else:
+                        scope.deadline = trio.current_time() + timeout
                     chunk = await conn.receive_some(_READ_SIZE, wait)
                     wait = False
                     if chunk:
