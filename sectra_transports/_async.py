@@ -23,7 +23,7 @@ from sectra_core import flows, operations
 from sectra_core import schemas as s
 from sectra_core.adapters import VersionAdapter
 from sectra_core.errors import TransportError
-from sectra_core.io.files import Download, OnExists, Progress, case_folders
+from sectra_core.io.files import Download, OnExists, Progress, Scanned, case_folders
 from sectra_core.http import BodyReader, HttpRequest, HttpResponse, ResponseLimits, check_whole_body, keep_streaming
 from sectra_core.endpoints import Operation
 from sectra_core.regions import DEFAULT_CACHE_BYTES
@@ -318,37 +318,25 @@ class AsyncSectraClient:
         grow with the slide. Each file appears under its final name only once complete; on any
         error the partial file is removed and a :class:`~sectra_core.errors.DownloadError` (or
         the HTTP error) says which file and why. ``on_exists``: ``"error"``, ``"skip"`` or
-        ``"overwrite"``. The scan and the disk writes of each chunk run in a worker thread while
-        the next chunk is read; ``progress`` is called here, in the caller's own thread or task.
+        ``"overwrite"``. Each chunk's boundary scan runs in a worker thread while the chunk before is
+        written and the next read; files are written, and ``progress`` called, here.
         """
         response = await self.send(operations.get_slide_files(slide_id))
         download: Download | None = None
-        # The worker thread only collects the reports; they are passed on between chunks.
-        reports: list[Progress] = []
-
-        def report() -> None:
-            if progress is not None and reports:
-                batch = reports[:]
-                reports.clear()
-                for each in batch:
-                    progress(each)
-
         try:
             download = Download(
-                response.headers, output_dir, on_exists=on_exists,
-                progress=None if progress is None else reports.append, fallback_name=slide_id,
+                response.headers, output_dir, on_exists=on_exists, progress=progress,
+                fallback_name=slide_id,
             )
             saving = download
 
-            def feed(chunk: bytes | bytearray, size: int) -> bool:
-                saving.feed(chunk, size)
+            def save(scanned: Scanned) -> bool:
+                saving.save(scanned)
                 # An existing one-file slide: stop reading (the connection is dropped).
                 return saving.skipped_whole
 
-            await async_feed_body(response, feed, self._chunk_size, report)
-            paths = download.finish()
-            report()
-            return paths
+            await async_feed_body(response, saving.scan, save, self._chunk_size)
+            return download.finish()
         except BaseException as exc:
             if download is None:
                 raise

@@ -346,54 +346,120 @@ def close_response(response: HttpResponse) -> None:
 
 async def async_feed_body(
     response: HttpResponse,
-    feed: Callable[[bytes | bytearray, int], bool],
+    scan: Callable[[bytes | bytearray, int], T],
+    save: Callable[[T], bool],
     chunk_size: int,
-    after: Callable[[], None] | None = None,
 ) -> None:
-    """Hand a streamed body to ``feed(chunk, size)`` chunk by chunk until it returns True (stop);
-    ``after()`` runs in the calling task once each chunk is fed.
+    """Hand a streamed body over chunk by chunk: ``scan(chunk, size)`` decodes a chunk and
+    ``save(scanned)`` writes it, returning True to stop reading.
 
     With ``readinto`` (the trio transport's sized bodies) two buffers of ``chunk_size`` bytes take
-    turns: ``feed`` (the boundary scan and the disk writes of a download) runs on one in a trio
-    worker thread, as trio's own file API does, while the socket fills the other. So the loop
-    never waits on the disk, and reading overlaps scanning and writing (issue #18: the three in a
-    row were 1.6x the raw loop's time on 16 cores). No thread outlives the call: on any error or
-    cancellation the chunk being fed is finished first.
+    turns, and ``scan`` (a download's boundary scan: pure CPU, no I/O) runs in a trio worker
+    thread while this task writes the chunk before and reads the next. So a download costs about
+    what reading and writing alone cost (issue #18: scan, write and read in a row were 1.6x the raw
+    loop's time on 16 cores). ``save`` and the reads stay in the calling task, so do progress
+    reports. No thread outlives the call: on an error or a cancellation the scan under way is
+    finished first.
     """
     readinto: Any = response.readinto
     if readinto is None:
         async for chunk in response.stream:  # type: ignore[union-attr]
-            stop = feed(chunk, len(chunk))
-            if after is not None:
-                after()
-            if stop:
+            if save(scan(chunk, len(chunk))):
                 return
         return
     buffers = (bytearray(chunk_size), bytearray(chunk_size))
-    turn = 0
-    pending: _AsyncThreadCall | None = None
+    fill = _Filler(readinto)
+    job: _AsyncThreadCall | None = None
     try:
-        while True:
-            buffer = buffers[turn]
-            turn ^= 1
-            n = await readinto(buffer)  # meanwhile the other buffer is being fed
-            if pending is not None:
-                stop = await pending.result()
-                pending = None
-                if after is not None:
-                    after()
-                if stop:
-                    return
-            if not n:
+        n = await fill.async_fill(buffers[0])
+        turn = 0
+        job = _AsyncThreadCall(scan, buffers[0], n) if n else None
+        while job is not None:
+            other = buffers[turn ^ 1]
+            try:
+                m = await fill.async_fill(other)
+            except Exception:
+                # The chunk before still counts (a cut names the file it cut): save it, then fail.
+                save(await job.result())
+                raise
+            scanned = await job.result()
+            job = _AsyncThreadCall(scan, other, m) if m else None  # scans while we write
+            if save(scanned):
                 return
-            pending = _AsyncThreadCall(feed, buffer, n)
+            turn ^= 1
+            n = m
     finally:
-        if pending is not None:
-            await pending.finished()
+        if job is not None:
+            await job.finished()
+
+
+class _Filler:
+    """Fills a download's buffers from ``readinto``: on a fast link a buffer is filled whole (one
+    hand-off to the scanning thread per buffer, however the socket's reads fall); a read that
+    brings little means a slow link, and what came is handed on at once, so progress keeps coming.
+    An error after some bytes of a buffer is raised by the next fill: the bytes before a cut are
+    still saved, and the error names the file it cut."""
+
+    #: A read at least this large: more is probably waiting in the socket.
+    FAST = 64 * 1024
+
+    def __init__(self, readinto: Any) -> None:
+        self._readinto = readinto
+        self._error: Exception | None = None
+        self._ended = False
+
+    async def async_fill(self, buffer: bytearray) -> int:
+        """Fill ``buffer`` (trio); the number of bytes, 0 at the body's end."""
+        if self._error is not None or self._ended:
+            return self._stop()
+        n = 0
+        try:
+            n = more = await self._readinto(buffer)
+            if more >= self.FAST:
+                view = memoryview(buffer)
+                while n < len(buffer):
+                    more = await self._readinto(view[n:])
+                    n += more
+                    if more < self.FAST:
+                        break
+        except Exception as exc:  # not a cancellation or Ctrl-C: those stop at once
+            return self._failed(exc, n)
+        self._ended = not more
+        return n
+
+    def fill(self, buffer: bytearray) -> int:
+        """As :meth:`async_fill`, blocking."""
+        if self._error is not None or self._ended:
+            return self._stop()
+        n = 0
+        try:
+            n = more = self._readinto(buffer)
+            if more >= self.FAST:
+                view = memoryview(buffer)
+                while n < len(buffer):
+                    more = self._readinto(view[n:])
+                    n += more
+                    if more < self.FAST:
+                        break
+        except Exception as exc:  # not a cancellation or Ctrl-C: those stop at once
+            return self._failed(exc, n)
+        self._ended = not more
+        return n
+
+    def _failed(self, exc: Exception, n: int) -> int:
+        if not n:
+            raise exc
+        self._error = exc
+        return n
+
+    def _stop(self) -> int:
+        if self._error is not None:
+            raise self._error
+        return 0
 
 
 class _AsyncThreadCall:
-    """``fn(*args)`` started at once in a trio worker thread; awaited later (``to_thread.run_sync``
+    """``fn(*args)`` started at once in a trio worker thread, awaited later (``to_thread.run_sync``
     starts and waits in one step, so nothing could overlap it)."""
 
     def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -406,7 +472,7 @@ class _AsyncThreadCall:
             self._outcome = outcome
             token.run_sync_soon(self._done.set)
 
-        trio.lowlevel.start_thread_soon(lambda: fn(*args), deliver, name="sectra-download-writer")
+        trio.lowlevel.start_thread_soon(lambda: fn(*args), deliver, name="sectra-download-scan")
 
     async def result(self) -> Any:
         """Wait for the call (cancellable: :meth:`finished` then waits out the thread); its result."""
@@ -414,48 +480,47 @@ class _AsyncThreadCall:
         return self._outcome.unwrap()
 
     async def finished(self) -> None:
-        """Wait until the thread is done, even under cancellation (it works on our buffer and files)."""
+        """Wait until the thread is done, even under cancellation (it reads our buffer)."""
         with _trio().CancelScope(shield=True):
             await self._done.wait()
 
 
 def feed_body(
     response: HttpResponse,
-    feed: Callable[[bytes | bytearray, int], bool],
+    scan: Callable[[bytes | bytearray, int], T],
+    save: Callable[[T], bool],
     chunk_size: int,
-    after: Callable[[], None] | None = None,
 ) -> None:
     """As :func:`async_feed_body`; with ``readinto`` (urllib3) the two buffers are refilled straight
-    from the socket while ``feed`` runs on the other in one worker thread, so a download keeps
-    nothing of the body and the socket reads overlap the scan and the disk writes."""
+    from the socket, and ``scan`` runs in one worker thread while this thread writes the chunk
+    before and reads the next (the socket and the disk release the interpreter lock; the scan
+    would otherwise wait for both)."""
     readinto: Any = response.readinto
     if readinto is None:
         for chunk in response.stream:  # type: ignore[union-attr]
-            stop = feed(chunk, len(chunk))
-            if after is not None:
-                after()
-            if stop:
+            if save(scan(chunk, len(chunk))):
                 return
         return
     buffers = (bytearray(chunk_size), bytearray(chunk_size))
-    turn = 0
-    pending: Future[bool] | None = None
     # shutdown(wait=True) on the way out: no thread outlives the call, whatever ends it.
-    with ThreadPoolExecutor(1, thread_name_prefix="sectra-download-writer") as writer:
-        while True:
-            buffer = buffers[turn]
-            turn ^= 1
-            n = readinto(buffer)  # meanwhile the other buffer is being fed
-            if pending is not None:
-                stop = pending.result()
-                pending = None
-                if after is not None:
-                    after()
-                if stop:
-                    return
-            if not n:
+    fill = _Filler(readinto)
+    with ThreadPoolExecutor(1, thread_name_prefix="sectra-download-scan") as scanner:
+        n = fill.fill(buffers[0])
+        turn = 0
+        job: Future[T] | None = scanner.submit(scan, buffers[0], n) if n else None
+        while job is not None:
+            other = buffers[turn ^ 1]
+            try:
+                m = fill.fill(other)
+            except Exception:
+                save(job.result())  # as in async_feed_body
+                raise
+            scanned = job.result()
+            job = scanner.submit(scan, other, m) if m else None
+            if save(scanned):
                 return
-            pending = writer.submit(feed, buffer, n)
+            turn ^= 1
+            n = m
 
 
 # --- blocking calls ---------------------------------------------------------------------------------

@@ -12,10 +12,10 @@ import errno
 import os
 import secrets
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ..errors import (
     DownloadError,
@@ -181,13 +181,17 @@ class FileSink:
             raise self._local_error(exc) from exc
 
     def pump(self, decoder: Any) -> None:
-        """Handle every event ``decoder`` has ready.
+        """Handle every event ``decoder`` has ready."""
+        self.handle(ready_events(decoder))
+
+    def handle(self, events: Iterable[Any]) -> None:
+        """Handle decoder events in order (:meth:`Download.scan` gives them).
 
         The one place where a local ``OSError`` becomes :class:`LocalFileError` (the decoders
         do no I/O, so every ``OSError`` here is the disk's).
         """
         try:
-            self._pump(decoder)
+            self._handle(events)
         except OSError as exc:
             if isinstance(exc, SectraError) or self._reporting:
                 raise  # an OSError of the progress callback (a closed stderr) is not the disk's
@@ -200,11 +204,8 @@ class FileSink:
         reason = exc.strerror or type(exc).__name__
         return LocalFileError(exc.errno, f"could not save {what}: {reason}{hint}; no partial file remains")
 
-    def _pump(self, decoder: Any) -> None:
-        while True:
-            event = decoder.next_event()
-            if event is NEED_DATA:
-                return
+    def _handle(self, events: Iterable[Any]) -> None:
+        for event in events:
             if isinstance(event, PartData):
                 self._write(event.data)
             elif isinstance(event, PartStarted):
@@ -344,6 +345,21 @@ _LOCAL_HINTS: dict[int, str] = {
 }
 
 
+class Scanned(NamedTuple):
+    """What :meth:`Download.scan` found in one chunk: its size and the decoder events it completed."""
+
+    size: int
+    events: list[Any]
+
+
+def ready_events(decoder: Any) -> list[Any]:
+    """Every event ``decoder`` has ready, in order."""
+    events = []
+    while (event := decoder.next_event()) is not NEED_DATA:
+        events.append(event)
+    return events
+
+
 class Download:
     """One ``/slides/{id}/files`` response being saved: the decoder and the sink, wired together.
 
@@ -382,14 +398,27 @@ class Download:
         """Decode and write one chunk of the response body (empty chunks are ignored).
 
         ``size``: only ``chunk[:size]`` is body. Nothing of ``chunk`` is kept once this returns,
-        so one buffer may be refilled for every chunk.
+        so one buffer may be refilled for every chunk. The same as ``save(scan(chunk, size))``.
+        """
+        self.save(self.scan(chunk, size))
+
+    def scan(self, chunk: bytes | bytearray | memoryview, size: int | None = None) -> Scanned:
+        """Decode one chunk: the boundary scan, no I/O, touching nothing but the decoder, so it
+        may run in another thread while the caller writes the chunk before (:meth:`save`).
+
+        The file bytes in the result are views of ``chunk``: save them before it is refilled.
         """
         n = len(chunk) if size is None else min(size, len(chunk))
         if not n:
-            return  # the decoders read b"" as end of stream; only finish() may say that
-        self.sink.received(n)
+            return Scanned(0, [])  # the decoders read b"" as end of stream; only finish() may say that
         self.decoder.receive_data(chunk, n)
-        self.sink.pump(self.decoder)
+        return Scanned(n, ready_events(self.decoder))
+
+    def save(self, scanned: Scanned) -> None:
+        """Write what :meth:`scan` found (files started, written, renamed; progress reported)."""
+        if scanned.size:
+            self.sink.received(scanned.size)
+            self.sink.handle(scanned.events)
 
     @property
     def skipped_whole(self) -> bool:

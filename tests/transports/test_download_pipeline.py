@@ -1,6 +1,7 @@
-"""Downloads overlap the socket reads with the scan and the disk writes (issue #18): each chunk is
-fed in a worker thread while the next is read, through both transports against the real mock.
-Progress reaches the caller in its own thread (task); no writer outlives the call."""
+"""Downloads overlap the boundary scan with the socket reads and the disk writes (issue #18): each
+chunk is scanned in a worker thread while the caller writes the one before and reads the next,
+through both transports against the real mock. Files and progress stay in the caller's thread
+(task); no scanning thread outlives the call."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Callable
 import pytest
 import trio
 
+from sectra_core import multipart
 from sectra_core.io import files
 from sectra_core.io.files import Progress
 from sectra_mock import MockSectraServer
@@ -48,12 +50,21 @@ def _in_trio() -> bool:
     return True
 
 
-def test_writes_run_beside_the_reads_and_progress_in_the_callers_thread(
+def test_the_scan_runs_beside_the_reads_and_writes_in_the_callers_thread(
     make_client: Callable[..., Any], transport_name: str, mock: MockSectraServer, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     mock.add_synthetic_slide("big", 6_000_000, n_files=3)
     writes = _Writes(monkeypatch)
+    scans: set[int] = set()
+    receive = multipart.MultipartDecoder.receive_data
+
+    def scanning(decoder: multipart.MultipartDecoder, data: Any, size: int | None = None) -> None:
+        if len(data):  # not finish()'s end-of-stream mark
+            scans.add(threading.get_ident())
+        receive(decoder, data, size)
+
+    monkeypatch.setattr(multipart.MultipartDecoder, "receive_data", scanning)
     seen: list[tuple[int, bool, Progress]] = []
     client = make_client(mock)
     paths = client.download_slide_files(
@@ -65,13 +76,14 @@ def test_writes_run_beside_the_reads_and_progress_in_the_callers_thread(
         assert progress_threads == {threading.get_ident()}  # the test's own thread
     else:
         assert all(in_trio for _, in_trio, _ in seen)  # the trio task's thread, not a worker's
-    assert writes.threads and not writes.threads & progress_threads  # written in a worker thread
+    assert writes.threads == progress_threads  # files are written where progress is reported
+    assert scans and not scans & progress_threads  # the scan ran in a worker thread
     # Every report arrives, in order, and the last one counts the whole body.
     done = [p.bytes_done for _, _, p in seen]
     assert done == sorted(done) and seen[-1][2].files_done == 3 and seen[-1][2].bytes_done == seen[-1][2].bytes_total
 
 
-async def test_a_cancelled_trio_download_waits_for_its_writer_and_leaves_no_partial_file(
+async def test_a_cancelled_trio_download_leaves_no_partial_file_and_a_usable_client(
     mock: MockSectraServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     mock.add_synthetic_slide("big", 30_000_000, n_files=2)
@@ -85,7 +97,7 @@ async def test_a_cancelled_trio_download_waits_for_its_writer_and_leaves_no_part
 
             await client.download_slide_files("big", tmp_path, progress=cancel_midway)
         assert scope.cancelled_caught
-        assert writes.active == 0  # the writer had finished its chunk before the call returned
+        assert writes.active == 0
         assert list(tmp_path.iterdir()) == []  # no partial file, no completed one either
         # The client is still usable: the cut connection was not given back to the pool.
         assert (await client.get_image_metadata("big")).id == "big"
