@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+from .errors import ConfigurationError
 from .http import HttpRequest, HttpResponse
 
 __all__ = ["TransportOptions", "SyncTransport", "AsyncTransport", "MockTransport", "TransportFactory", "TransportKind"]
@@ -36,6 +37,9 @@ class TransportOptions:
     urllib3 (``fetch_tiles``' 16 threads; urllib3 fills a slot per connection when it makes a pool).
     ``proxy``: an http proxy URL for every request, ``""`` for none, or None (the default) to follow
     ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` (see ``sectra_transports._proxy``).
+    ``download_buffer``: bytes in each of the two buffers a slide download reads into (the boundary
+    scan runs on one while the other fills). Fewer, larger hand-offs to the scanning thread: on a
+    16-core machine 4 MiB took the trio client from 1.4x to 1.2x the raw loop's time (issue #18).
     """
 
     verify: bool | str = True
@@ -44,6 +48,12 @@ class TransportOptions:
     chunk_size: int = 1024 * 1024
     pool_size: int | None = None
     proxy: str | None = field(default=None, repr=False)  # may hold proxy credentials
+    download_buffer: int = 4 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        for name in ("chunk_size", "download_buffer"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"TransportOptions.{name} must be at least 1 byte")
 
 
 @runtime_checkable

@@ -102,7 +102,7 @@ class AsyncSectraClient:
             allow_http=allow_http or _allow_http, credentials=credentials, retry=retry, limits=limits,
             clock=self._clock.now,
         )
-        self._chunk_size = getattr(transport, "options", TransportOptions()).chunk_size
+        self._download_buffer = getattr(transport, "options", TransportOptions()).download_buffer
         # One lock per Locked key of the core's flows: one login and one /info at a time.
         self._locks = {"token": AsyncLock(), "negotiate": AsyncLock()}
 
@@ -335,7 +335,8 @@ class AsyncSectraClient:
                 # An existing one-file slide: stop reading (the connection is dropped).
                 return saving.skipped_whole
 
-            await async_feed_body(response, saving.scan, save, self._chunk_size)
+            if not download.skipped_whole:
+                await async_feed_body(response, saving.scan, save, self._download_buffer)
             return download.finish()
         except BaseException as exc:
             if download is None:

@@ -103,7 +103,7 @@ class SectraClient:
             allow_http=allow_http or _allow_http, credentials=credentials, retry=retry, limits=limits,
             clock=self._clock.now,
         )
-        self._chunk_size = getattr(transport, "options", TransportOptions()).chunk_size
+        self._download_buffer = getattr(transport, "options", TransportOptions()).download_buffer
         # One lock per Locked key of the core's flows: one login and one /info at a time.
         self._locks = {"token": Lock(), "negotiate": Lock()}
 
@@ -336,7 +336,8 @@ class SectraClient:
                 # An existing one-file slide: stop reading (the connection is dropped).
                 return saving.skipped_whole
 
-            feed_body(response, saving.scan, save, self._chunk_size)
+            if not download.skipped_whole:
+                feed_body(response, saving.scan, save, self._download_buffer)
             return download.finish()
         except BaseException as exc:
             if download is None:

@@ -348,12 +348,12 @@ async def async_feed_body(
     response: HttpResponse,
     scan: Callable[[bytes | bytearray, int], T],
     save: Callable[[T], bool],
-    chunk_size: int,
+    buffer_size: int,
 ) -> None:
     """Hand a streamed body over chunk by chunk: ``scan(chunk, size)`` decodes a chunk and
     ``save(scanned)`` writes it, returning True to stop reading.
 
-    With ``readinto`` (the trio transport's sized bodies) two buffers of ``chunk_size`` bytes take
+    With ``readinto`` (the trio transport's sized bodies) two buffers of ``buffer_size`` bytes take
     turns, and ``scan`` (a download's boundary scan: pure CPU, no I/O) runs in a trio worker
     thread while this task writes the chunk before and reads the next. So a download costs about
     what reading and writing alone cost (issue #18: scan, write and read in a row were 1.6x the raw
@@ -367,7 +367,7 @@ async def async_feed_body(
             if save(scan(chunk, len(chunk))):
                 return
         return
-    buffers = (bytearray(chunk_size), bytearray(chunk_size))
+    buffers = (bytearray(buffer_size), bytearray(buffer_size))
     fill = _Filler(readinto)
     job: _AsyncThreadCall | None = None
     try:
@@ -489,7 +489,7 @@ def feed_body(
     response: HttpResponse,
     scan: Callable[[bytes | bytearray, int], T],
     save: Callable[[T], bool],
-    chunk_size: int,
+    buffer_size: int,
 ) -> None:
     """As :func:`async_feed_body`; with ``readinto`` (urllib3) the two buffers are refilled straight
     from the socket, and ``scan`` runs in one worker thread while this thread writes the chunk
@@ -501,7 +501,7 @@ def feed_body(
             if save(scan(chunk, len(chunk))):
                 return
         return
-    buffers = (bytearray(chunk_size), bytearray(chunk_size))
+    buffers = (bytearray(buffer_size), bytearray(buffer_size))
     # shutdown(wait=True) on the way out: no thread outlives the call, whatever ends it.
     fill = _Filler(readinto)
     with ThreadPoolExecutor(1, thread_name_prefix="sectra-download-scan") as scanner:

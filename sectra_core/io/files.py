@@ -393,6 +393,9 @@ class Download:
             total=digits(headers.get("content-length", "")),
             fallback_name=fallback_name,
         )
+        # A one-file answer names its file in the headers: the file is started (or found kept, see
+        # skipped_whole) before any body byte is read.
+        self.sink.pump(self.decoder)
 
     def feed(self, chunk: bytes | bytearray | memoryview, size: int | None = None) -> None:
         """Decode and write one chunk of the response body (empty chunks are ignored).

@@ -119,3 +119,12 @@ def test_a_progress_callback_that_raises_stops_the_download_cleanly(
     assert writes.active == 0
     assert list(tmp_path.iterdir()) == []
     assert client.get_image_metadata("big").id == "big"
+
+
+@pytest.mark.parametrize("field", ["chunk_size", "download_buffer"])
+def test_transport_options_refuse_empty_buffers(field: str) -> None:
+    from sectra_core.errors import ConfigurationError
+    from sectra_core.transport import TransportOptions
+
+    with pytest.raises(ConfigurationError, match=field):
+        TransportOptions(**{field: 0})

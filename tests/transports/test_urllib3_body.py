@@ -17,7 +17,7 @@ from tests.conftest import TOKEN, RawServer
 
 def test_downloads_fill_two_buffers_in_turn_and_keep_the_connection(mock: MockSectraServer, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    mock.add_synthetic_slide("big", 5_000_000, n_files=3)
+    mock.add_synthetic_slide("big", 30_000_000, n_files=3)  # several turns of the 4 MiB buffers
     calls: list[int] = []
     fill = transport._Body._readinto
 
