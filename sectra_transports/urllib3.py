@@ -59,6 +59,26 @@ for _name in ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.connecti
     logging.getLogger(_name).addFilter(_HIDE_TARGETS)
 
 
+def _response_headers(fields: urllib3.HTTPHeaderDict) -> dict[str, str]:
+    """The response's header fields as the core takes them: lower-case names, a repeated field
+    joined as the trio transport joins it (:func:`merge_headers`, RFC 9110 §5.3).
+
+    urllib3 2.x keeps its fields as ``{lower-case name: [name, value, ...]}``: read directly, a
+    field sent once costs one dict entry, instead of two generators and two ``lower()`` calls per
+    field through ``iteritems()`` (issue #18). Anything else goes the public way.
+    """
+    container = getattr(fields, "_container", None)
+    if type(container) is not dict:
+        return merge_headers(fields.iteritems())
+    headers: dict[str, str] = {}
+    for key, entry in container.items():
+        if len(entry) == 2:
+            headers[key] = entry[1]
+        else:
+            headers.update(merge_headers((key, value) for value in entry[1:]))
+    return headers
+
+
 class Urllib3Transport:
     """``handle_request`` over a urllib3 ``PoolManager``; bodies always stream (``preload_content=False``).
 
@@ -112,8 +132,7 @@ class Urllib3Transport:
                 )
         finally:
             _in_flight.reset(token)
-        # Repeated fields joined as the trio transport joins them (RFC 9110 §5.3).
-        headers = merge_headers(raw.headers.iteritems())
+        headers = _response_headers(raw.headers)
         try:
             # http.client reads a malformed Content-Length as "none" and reads to the close;
             # h11 refuses it. Refused here too, naming the header.
