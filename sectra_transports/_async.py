@@ -209,10 +209,19 @@ class AsyncSectraClient:
         try:
             step = next(flow)
             while True:
-                if isinstance(step, Sleep):
+                # Requests first: nearly every step is one (a call yields one; issue #18).
+                if isinstance(step, HttpRequest):
+                    try:
+                        response = await self._exchange(step)
+                    except TransportError as exc:
+                        step = flow.throw(exc)
+                    else:
+                        step = flow.send(response)
+                elif isinstance(step, Sleep):
                     await self._clock.sleep(step.seconds)
                     step = flow.send(None)
-                elif isinstance(step, Locked):
+                else:
+                    assert isinstance(step, Locked), f"a flow yielded {type(step).__name__}"
                     try:
                         async with self._locks[step.key]:
                             value = await self._drive(step.flow())
@@ -220,13 +229,6 @@ class AsyncSectraClient:
                         step = flow.throw(exc)
                     else:
                         step = flow.send(value)
-                else:
-                    try:
-                        response = await self._exchange(step)
-                    except TransportError as exc:
-                        step = flow.throw(exc)
-                    else:
-                        step = flow.send(response)
         except StopIteration as stop:
             return stop.value
 

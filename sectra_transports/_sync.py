@@ -210,10 +210,19 @@ class SectraClient:
         try:
             step = next(flow)
             while True:
-                if isinstance(step, Sleep):
+                # Requests first: nearly every step is one (a call yields one; issue #18).
+                if isinstance(step, HttpRequest):
+                    try:
+                        response = self._exchange(step)
+                    except TransportError as exc:
+                        step = flow.throw(exc)
+                    else:
+                        step = flow.send(response)
+                elif isinstance(step, Sleep):
                     self._clock.sleep(step.seconds)
                     step = flow.send(None)
-                elif isinstance(step, Locked):
+                else:
+                    assert isinstance(step, Locked), f"a flow yielded {type(step).__name__}"
                     try:
                         with self._locks[step.key]:
                             value = self._drive(step.flow())
@@ -221,13 +230,6 @@ class SectraClient:
                         step = flow.throw(exc)
                     else:
                         step = flow.send(value)
-                else:
-                    try:
-                        response = self._exchange(step)
-                    except TransportError as exc:
-                        step = flow.throw(exc)
-                    else:
-                        step = flow.send(response)
         except StopIteration as stop:
             return stop.value
 

@@ -121,6 +121,25 @@ def test_post_of_a_new_result_is_never_repeated_blindly() -> None:
         drive(call(client_state(script, RetryPolicy(attempts=1)), operations.create_results("app", result)), script.send, script.sleep)
 
 
+def test_the_deadline_counts_from_the_first_try() -> None:
+    """``call`` sends the first try itself and hands exchange only a failed one (issue #18); the
+    deadline still runs from before that first try: 99.5 s in it plus a 1 s wait pass 100 s."""
+
+    class Slow(Script):
+        def send(self, request: HttpRequest) -> HttpResponse:
+            self.now += 99.5
+            return super().send(request)
+
+    for first in (HttpResponse(503, {}, b"busy"), TimeoutError("read")):
+        script = Slow(first, ok())
+        with pytest.raises((ServerError, TimeoutError)):
+            drive(call(client_state(script), operations.get_info()), script.send, script.sleep)
+        assert len(script.requests) == 1 and script.sleeps == []
+    script = Script(TimeoutError("read"), HttpResponse(503, {}, b"busy"), ok())  # a quick one is retried
+    drive(call(client_state(script), operations.get_info()), script.send, script.sleep)
+    assert len(script.requests) == 3 and script.sleeps == [1.0, 2.0]
+
+
 def test_timeouts_and_drops_repeat_gets() -> None:
     script = Script(TimeoutError("read"), ConnectError("refused"), ok())
     drive(call(client_state(script), operations.get_info()), script.send, script.sleep)
