@@ -206,22 +206,9 @@ def call(state: ClientState, op: Operation[T], *, retried: bool = False) -> Flow
     headers = state.request_headers() if op.endpoint.auth == "bearer" else {}
     request = adapter.build_request(op, state.base_url, headers)
     uncertain = [False]
-    # The first try is sent here; exchange takes over only when it failed or is worth repeating,
-    # so a call that needs no retry costs no generator, list or closure (issue #18).
-    start = state.clock()
-    first: HttpResponse | TransportError
-    try:
-        first = yield request
-    except TransportError as exc:
-        first = exc
-    if isinstance(first, HttpResponse) and first.status not in state.retry.statuses:
-        response: Any = first
-    else:
-        lookup = op.already_done
-        already_done = (lambda: _recover(state, lookup)) if lookup is not None else None
-        response = yield from exchange(
-            request, state.retry, state.clock, uncertain=uncertain, already_done=already_done, start=start, first=first
-        )
+    lookup = op.already_done
+    already_done = (lambda: _recover(state, lookup)) if lookup is not None else None
+    response = yield from exchange(request, state.retry, state.clock, uncertain=uncertain, already_done=already_done)
     if not isinstance(response, HttpResponse):  # it had landed after all: the recovered result
         return response
     if response.status == 409 and uncertain[0] and op.read_back is not None:

@@ -106,7 +106,6 @@ def parse_retry_after(value: str, now: float | None = None) -> float | None:
 def exchange(
     request: HttpRequest, policy: RetryPolicy, clock: Callable[[], float], *, uncertain: list[bool] | None = None,
     already_done: Callable[[], Generator[Any, Any, T | None]] | None = None,
-    start: float | None = None, first: HttpResponse | TransportError | None = None,
 ) -> Generator[HttpRequest | Sleep, Any, HttpResponse | T]:
     """Send ``request`` until it gets an answer worth returning; raises the last transport error.
 
@@ -117,23 +116,13 @@ def exchange(
     server (a refused connection), unless ``already_done`` is given: then it is also repeated after
     a 429, and after any other failure once the ``already_done`` flow has looked and found nothing
     (it returns None). What it finds instead is returned in place of a response.
-
-    ``first``: the outcome of a first try the caller sent itself at ``start`` (its clock), so
-    that a call needing no retry costs no generator (:func:`sectra_core.flows.call`, issue #18).
     """
-    if start is None:
-        start = clock()
+    start = clock()
     attempt = 0
     while True:
         attempt += 1
         try:
-            if first is None:
-                response: HttpResponse = yield request
-            else:
-                outcome, first = first, None
-                if isinstance(outcome, TransportError):
-                    raise outcome
-                response = outcome
+            response: HttpResponse = yield request
         except TransportError as exc:
             # A refused or failed connect means nothing was sent: safe to repeat even a POST.
             may_have_landed = not isinstance(exc, ConnectError)

@@ -122,8 +122,8 @@ def test_post_of_a_new_result_is_never_repeated_blindly() -> None:
 
 
 def test_the_deadline_counts_from_the_first_try() -> None:
-    """``call`` sends the first try itself and hands exchange only a failed one (issue #18); the
-    deadline still runs from before that first try: 99.5 s in it plus a 1 s wait pass 100 s."""
+    """The deadline runs from before the first try, not from its failure: 99.5 s in it plus a
+    1 s wait pass 100 s, so nothing is repeated (a guard for reshaping the first try, issue #18)."""
 
     class Slow(Script):
         def send(self, request: HttpRequest) -> HttpResponse:
