@@ -24,7 +24,7 @@ from sectra_core import flows, operations
 from sectra_core import schemas as s
 from sectra_core.adapters import VersionAdapter
 from sectra_core.errors import TransportError
-from sectra_core.io.files import Download, OnExists, Progress, Scanned, case_folders
+from sectra_core.io.files import Download, OnExists, Progress, case_folders
 from sectra_core.http import BodyReader, HttpRequest, HttpResponse, ResponseLimits, check_whole_body, keep_streaming
 from sectra_core.endpoints import Operation
 from sectra_core.regions import DEFAULT_CACHE_BYTES
@@ -331,15 +331,10 @@ class SectraClient:
                 response.headers, output_dir, on_exists=on_exists, progress=progress,
                 fallback_name=slide_id,
             )
-            saving = download
-
-            def save(scanned: Scanned) -> bool:
-                saving.save(scanned)
-                # An existing one-file slide: stop reading (the connection is dropped).
-                return saving.skipped_whole
-
+            # A kept one-file slide is known from the headers: its body is not read at all (the
+            # connection is dropped).
             if not download.skipped_whole:
-                feed_body(response, saving.scan, save, self._download_buffer)
+                feed_body(response, download.scan, download.save, self._download_buffer)
             return download.finish()
         except BaseException as exc:
             if download is None:

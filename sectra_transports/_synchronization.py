@@ -347,11 +347,11 @@ def close_response(response: HttpResponse) -> None:
 async def async_feed_body(
     response: HttpResponse,
     scan: Callable[[bytes | bytearray, int], T],
-    save: Callable[[T], bool],
+    save: Callable[[T], None],
     buffer_size: int,
 ) -> None:
     """Hand a streamed body over chunk by chunk: ``scan(chunk, size)`` decodes a chunk and
-    ``save(scanned)`` writes it, returning True to stop reading.
+    ``save(scanned)`` writes it.
 
     With ``readinto`` (the trio transport's sized bodies) two buffers of ``buffer_size`` bytes take
     turns, and ``scan`` (a download's boundary scan: pure CPU, no I/O) runs in a trio worker
@@ -364,30 +364,25 @@ async def async_feed_body(
     readinto: Any = response.readinto
     if readinto is None:
         async for chunk in response.stream:  # type: ignore[union-attr]
-            if save(scan(chunk, len(chunk))):
-                return
+            save(scan(chunk, len(chunk)))
         return
-    buffers = (bytearray(buffer_size), bytearray(buffer_size))
+    scanning, free = bytearray(buffer_size), bytearray(buffer_size)
     fill = _Filler(readinto)
     job: _AsyncThreadCall | None = None
     try:
-        n = await fill.async_fill(buffers[0])
-        turn = 0
-        job = _AsyncThreadCall(scan, buffers[0], n) if n else None
+        n = await fill.async_fill(scanning)
+        job = _AsyncThreadCall(scan, scanning, n) if n else None
         while job is not None:
-            other = buffers[turn ^ 1]
             try:
-                m = await fill.async_fill(other)
+                n = await fill.async_fill(free)
             except Exception:
                 # The chunk before still counts (a cut names the file it cut): save it, then fail.
                 save(await job.result())
                 raise
             scanned = await job.result()
-            job = _AsyncThreadCall(scan, other, m) if m else None  # scans while we write
-            if save(scanned):
-                return
-            turn ^= 1
-            n = m
+            scanning, free = free, scanning
+            job = _AsyncThreadCall(scan, scanning, n) if n else None  # scans while we write
+            save(scanned)
     finally:
         if job is not None:
             await job.finished()
@@ -488,7 +483,7 @@ class _AsyncThreadCall:
 def feed_body(
     response: HttpResponse,
     scan: Callable[[bytes | bytearray, int], T],
-    save: Callable[[T], bool],
+    save: Callable[[T], None],
     buffer_size: int,
 ) -> None:
     """As :func:`async_feed_body`; with ``readinto`` (urllib3) the two buffers are refilled straight
@@ -498,29 +493,24 @@ def feed_body(
     readinto: Any = response.readinto
     if readinto is None:
         for chunk in response.stream:  # type: ignore[union-attr]
-            if save(scan(chunk, len(chunk))):
-                return
+            save(scan(chunk, len(chunk)))
         return
-    buffers = (bytearray(buffer_size), bytearray(buffer_size))
-    # shutdown(wait=True) on the way out: no thread outlives the call, whatever ends it.
+    scanning, free = bytearray(buffer_size), bytearray(buffer_size)
     fill = _Filler(readinto)
+    # shutdown(wait=True) on the way out: no thread outlives the call, whatever ends it.
     with ThreadPoolExecutor(1, thread_name_prefix="sectra-download-scan") as scanner:
-        n = fill.fill(buffers[0])
-        turn = 0
-        job: Future[T] | None = scanner.submit(scan, buffers[0], n) if n else None
+        n = fill.fill(scanning)
+        job: Future[T] | None = scanner.submit(scan, scanning, n) if n else None
         while job is not None:
-            other = buffers[turn ^ 1]
             try:
-                m = fill.fill(other)
+                n = fill.fill(free)
             except Exception:
                 save(job.result())  # as in async_feed_body
                 raise
             scanned = job.result()
-            job = scanner.submit(scan, other, m) if m else None
-            if save(scanned):
-                return
-            turn ^= 1
-            n = m
+            scanning, free = free, scanning
+            job = scanner.submit(scan, scanning, n) if n else None
+            save(scanned)
 
 
 # --- blocking calls ---------------------------------------------------------------------------------

@@ -426,8 +426,9 @@ class Download:
     @property
     def skipped_whole(self) -> bool:
         """A one-file response whose file already exists and is kept (``on_exists="skip"``): the
-        rest of the body is that file, so the caller stops reading and drops the connection
-        instead of downloading bytes that would be thrown away (#17 item 5). In a multipart body
+        body is that file, so the caller does not read it and drops the connection instead of
+        downloading bytes that would be thrown away (#17 item 5). Known once the download is
+        made, from the headers alone. In a multipart body
         a skipped part's bytes must still be read to reach the next part; they are not written."""
         from ..multipart import SingleFileDecoder
 
