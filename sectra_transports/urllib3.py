@@ -89,6 +89,9 @@ class Urllib3Transport:
 
     def __init__(self, options: TransportOptions | None = None, *, pool: urllib3.PoolManager | None = None) -> None:
         self.options = options or TransportOptions()
+        # Connections kept per host (TransportOptions.pool_size: None is this transport's 16, for
+        # fetch_tiles' 16 threads), for the host's pool and for proxy pools alike.
+        self._pool_size = self.options.pool_size or 16
         #: TLS settings for proxy pools; None when the caller supplied ``pool`` (it decides proxies).
         self._tls: dict[str, object] | None = None
         if pool is None:
@@ -97,7 +100,7 @@ class Urllib3Transport:
                 tls = {"cert_reqs": "CERT_NONE"}
             elif isinstance(self.options.verify, str):
                 tls["ca_certs"] = self.options.verify
-            pool = urllib3.PoolManager(maxsize=self.options.pool_size or 16, **tls)  # type: ignore[arg-type]
+            pool = urllib3.PoolManager(maxsize=self._pool_size, **tls)  # type: ignore[arg-type]
             self._tls = tls
         self._pool = pool
         self._proxies: dict[str, urllib3.ProxyManager] = {}
@@ -174,7 +177,7 @@ class Urllib3Transport:
         if manager is None:
             headers = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
             manager = self._proxies[proxy.url] = urllib3.ProxyManager(
-                proxy.url, proxy_headers=headers, maxsize=self.options.pool_size or 16, **self._tls  # type: ignore[arg-type]
+                proxy.url, proxy_headers=headers, maxsize=self._pool_size, **self._tls  # type: ignore[arg-type]
             )
         return manager, url
 
