@@ -18,6 +18,7 @@ from sectra_core.headers import content_encoding, digits, header_int, merge_head
 from sectra_core.http import EAGER_BODY_BYTES, HttpRequest, HttpResponse, keep_streaming, split_origin
 from sectra_core.transport import TransportOptions
 
+from ._connections import POOL_CLASSES
 from ._errors import map_exceptions, map_read_exceptions
 from ._remote_slide_sync import RemoteSlide
 from ._proxy import proxy_for
@@ -101,6 +102,7 @@ class Urllib3Transport:
             elif isinstance(self.options.verify, str):
                 tls["ca_certs"] = self.options.verify
             pool = urllib3.PoolManager(maxsize=self._pool_size, **tls)  # type: ignore[arg-type]
+            pool.pool_classes_by_scheme = POOL_CLASSES
             self._tls = tls
         self._pool = pool
         self._proxies: dict[str, urllib3.ProxyManager] = {}
@@ -179,6 +181,7 @@ class Urllib3Transport:
             manager = self._proxies[proxy.url] = urllib3.ProxyManager(
                 proxy.url, proxy_headers=headers, maxsize=self._pool_size, **self._tls  # type: ignore[arg-type]
             )
+            manager.pool_classes_by_scheme = POOL_CLASSES
         return manager, url
 
     def close(self) -> None:

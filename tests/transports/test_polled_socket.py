@@ -1,0 +1,174 @@
+"""Sockets that keep their timeout in Python (issue #18): the same waits, timeouts and errors as
+CPython's sockets, on loopback TCP and through the blocking transport over TLS."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import trustme
+
+from sectra_core.errors import TimeoutError as SectraTimeout
+from sectra_core.http import HttpRequest
+from sectra_core.transport import TransportOptions
+from sectra_transports._polled_socket import AVAILABLE, PolledSocket, PolledTLSSocket, polled
+from sectra_transports.urllib3 import Urllib3Transport
+
+pytestmark = pytest.mark.skipif(not AVAILABLE, reason="no poll(2) here: connections keep CPython's sockets")
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[PolledSocket, socket.socket]]:
+    """A connected loopback pair: the client side polled (timeout 1 s), the server side plain."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        plain = socket.create_connection(listener.getsockname(), timeout=1.0)
+        server, _ = listener.accept()
+    client = polled(plain)
+    assert isinstance(client, PolledSocket)
+    yield client, server
+    client.close()
+    server.close()
+
+
+def test_the_timeout_is_kept_in_python(pair: tuple[PolledSocket, socket.socket]) -> None:
+    client, _ = pair
+    assert client.gettimeout() == 1.0
+    for value in (5, 0.25, None, 0.0):
+        client.settimeout(value)
+        assert client.gettimeout() == (None if value is None else float(value))
+        assert os.get_blocking(client.fileno()) is False  # the descriptor's flag is never touched again
+    client.setblocking(True)
+    assert client.gettimeout() is None
+    with pytest.raises(ValueError):
+        client.settimeout(-1)
+
+
+def test_the_answer_to_a_request_is_waited_for(pair: tuple[PolledSocket, socket.socket]) -> None:
+    client, server = pair
+    client.sendall(b"GET / HTTP/1.1\r\n\r\n")
+    assert server.recv(100) == b"GET / HTTP/1.1\r\n\r\n"
+    threading.Timer(0.2, server.sendall, (b"late answer",)).start()
+    buffer = bytearray(100)
+    n = client.recv_into(buffer)
+    assert buffer[:n] == b"late answer"
+    server.sendall(b"more")
+    assert client.recv(100) == b"more"  # a later read tries first; the bytes are there
+
+
+def test_a_receive_times_out(pair: tuple[PolledSocket, socket.socket]) -> None:
+    client, _ = pair
+    client.settimeout(0.2)
+    for receive in (lambda: client.recv_into(bytearray(10)), lambda: client.recv(10)):
+        start = time.monotonic()
+        with pytest.raises(TimeoutError, match="timed out"):
+            receive()
+        assert 0.15 < time.monotonic() - start < 1.5
+
+
+def test_a_receive_without_timeout_waits_as_long_as_it_takes(pair: tuple[PolledSocket, socket.socket]) -> None:
+    client, server = pair
+    client.settimeout(None)
+    threading.Timer(0.3, server.sendall, (b"x",)).start()
+    assert client.recv(10) == b"x"
+
+
+def test_a_zero_timeout_is_non_blocking(pair: tuple[PolledSocket, socket.socket]) -> None:
+    client, _ = pair
+    client.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        client.recv(10)
+    client.sendall(b"a request")  # a send that fits goes through
+    with pytest.raises(BlockingIOError):
+        client.recv_into(bytearray(10))
+
+
+def test_sendall_times_out_when_the_peer_reads_nothing(pair: tuple[PolledSocket, socket.socket]) -> None:
+    client, _ = pair
+    client.settimeout(0.3)
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match="timed out"):
+        client.sendall(b"x" * 64_000_000)  # far more than both kernel buffers hold
+    assert time.monotonic() - start < 3.0
+
+
+def test_sendall_delivers_every_byte_to_a_slow_reader(pair: tuple[PolledSocket, socket.socket]) -> None:
+    client, server = pair
+    data = os.urandom(8_000_000)
+    received = hashlib.sha256()
+    count = [0]
+
+    def read() -> None:
+        while count[0] < len(data):
+            chunk = server.recv(65536)
+            received.update(chunk)
+            count[0] += len(chunk)
+            time.sleep(0.0005)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    client.sendall(memoryview(data))
+    reader.join(10)
+    assert count[0] == len(data) and received.digest() == hashlib.sha256(data).digest()
+
+
+def test_the_end_of_the_stream_and_a_closed_socket(pair: tuple[PolledSocket, socket.socket]) -> None:
+    client, server = pair
+    server.close()
+    assert client.recv(10) == b""
+    client.close()
+    with pytest.raises(OSError):
+        client.sendall(b"x")
+
+
+# --- through the blocking transport, over TLS ------------------------------------------------------
+
+
+def _tls_server(ca: trustme.CA, answers: int) -> tuple[str, threading.Event, threading.Thread]:
+    """An https server on loopback for one connection: it answers ``answers`` requests, then reads
+    the next and says nothing until released."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    listener = socket.create_server(("127.0.0.1", 0))
+    release = threading.Event()
+
+    def serve() -> None:
+        with listener, listener.accept()[0] as raw, context.wrap_socket(raw, server_side=True) as tls:
+            for n in range(answers + 1):
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += tls.recv(4096)
+                if n == answers:
+                    release.wait(10)
+                    return
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: application/json\r\n\r\n{}")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"https://127.0.0.1:{listener.getsockname()[1]}", release, thread
+
+
+def test_tls_connections_poll_after_the_handshake_and_still_time_out(tls_ca_path: tuple[trustme.CA, str]) -> None:
+    ca, path = tls_ca_path
+    url, release, thread = _tls_server(ca, answers=2)
+    transport = Urllib3Transport(TransportOptions(verify=path, read_timeout=0.3))
+    try:
+        for _ in range(2):
+            response = transport.handle_request(HttpRequest("GET", url + "/a"))
+            assert (response.status, response.body) == (200, b"{}")
+        pool, _ = transport._pool_for(url + "/a")
+        sockets = [conn.sock for conn in pool.pool.queue if conn is not None and conn.sock is not None]  # type: ignore[union-attr]
+        assert sockets and all(isinstance(sock, PolledTLSSocket) for sock in sockets)
+        start = time.monotonic()
+        with pytest.raises(SectraTimeout):
+            transport.handle_request(HttpRequest("GET", url + "/stalls"))
+        assert time.monotonic() - start < 2.0
+    finally:
+        release.set()
+        transport.close()
+        thread.join(5)
