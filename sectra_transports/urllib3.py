@@ -86,6 +86,9 @@ class Urllib3Transport:
     Redirects and urllib3's own retries are off: the core decides what may be repeated. Bodies
     are never decoded (``decode_content=False``): the SDK asks for identity, and an answer
     compressed anyway is refused by the core, not inflated without bound (a gzip bomb).
+
+    The pools it makes use the connections of :mod:`._connections` (a plain response head parsed
+    in one go, sockets that keep their timeout in Python); a ``pool`` passed in is used as it is.
     """
 
     def __init__(self, options: TransportOptions | None = None, *, pool: urllib3.PoolManager | None = None) -> None:
