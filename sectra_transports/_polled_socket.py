@@ -24,8 +24,7 @@ import select
 import socket
 import ssl
 import time
-import typing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 __all__ = ["AVAILABLE", "PolledSocket", "PolledTLSSocket", "polled"]
 
@@ -33,8 +32,7 @@ __all__ = ["AVAILABLE", "PolledSocket", "PolledTLSSocket", "polled"]
 AVAILABLE = hasattr(select, "poll")
 
 _IN = getattr(select, "POLLIN", 1)
-_OUT = getattr(select, "POLLOUT", 4)
-
+_OUT = getattr(select, "POLLOUT", 4)  # getattr: the module still imports where poll is missing
 
 #: poll(2) takes an int of milliseconds: a longer timeout (over 24 days) waits this long.
 _MAX_WAIT_MS = 2**31 - 1
@@ -211,6 +209,6 @@ def polled(sock: Any) -> Any:
         # The same object, the same layout: only the methods change (no slots are added).
         timeout = sock.gettimeout()
         sock.__class__ = PolledTLSSocket
-        typing.cast(PolledTLSSocket, sock)._start_polling(timeout)
+        cast(PolledTLSSocket, sock)._start_polling(timeout)
         return sock
     return sock
