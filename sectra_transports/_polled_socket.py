@@ -90,9 +90,16 @@ class _PolledIO(_Socket):
         """``setblocking(True)`` is ``settimeout(None)``, ``setblocking(False)`` ``settimeout(0.0)``."""
         self.settimeout(None if flag else 0.0)
 
-    def _wait(self, exc: BaseException, writing: bool, deadline: float | None = None) -> None:
-        # ``exc`` said "not now": wait until the descriptor is ready, within the timeout (or until
-        # ``deadline``); a socket with timeout 0 is non-blocking and gets ``exc`` itself.
+    def _deadline(self) -> float | None:
+        # One call's end: CPython's sockets (and its TLS reads and writes) time a call as a whole,
+        # however many waits it takes; a TLS record that trickles in a byte at a time must not
+        # start the wait over at every byte.
+        timeout = self._timeout
+        return time.monotonic() + timeout if timeout else None
+
+    def _wait(self, exc: BaseException, writing: bool, deadline: float | None) -> None:
+        # ``exc`` said "not now": wait until the descriptor is ready, until ``deadline`` (the
+        # call's, from :meth:`_deadline`); a socket with timeout 0 is non-blocking and gets ``exc``.
         timeout = self._timeout
         if timeout == 0.0:
             raise exc
@@ -117,11 +124,14 @@ class _PolledIO(_Socket):
         """Send what the kernel takes of ``data``, waiting (within the timeout) while it takes none."""
         if not self._polling:
             return super().send(data, flags)
+        deadline: float | None = None
         while True:
             try:
                 sent: int = super().send(data, flags)
             except _NOT_NOW as exc:
-                self._wait(exc, writing=True)
+                if deadline is None:
+                    deadline = self._deadline()
+                self._wait(exc, writing=True, deadline=deadline)
             else:
                 self._sent = True
                 return sent
@@ -137,8 +147,8 @@ class _PolledIO(_Socket):
                 try:
                     done += super().send(octets[done:], flags)
                 except _NOT_NOW as exc:
-                    if deadline is None and self._timeout:
-                        deadline = time.monotonic() + self._timeout
+                    if deadline is None:
+                        deadline = self._deadline()
                     self._wait(exc, writing=True, deadline=deadline)
         self._sent = True
         return None
@@ -147,31 +157,39 @@ class _PolledIO(_Socket):
         """Receive into ``buffer``, waiting (within the timeout) until something arrives."""
         if not self._polling:
             return super().recv_into(buffer, *args)
-        self._wait_after_send()
+        deadline = self._wait_after_send()
         while True:
             try:
                 return super().recv_into(buffer, *args)
             except _NOT_NOW as exc:
-                self._wait(exc, writing=False)
+                if deadline is None:
+                    deadline = self._deadline()
+                self._wait(exc, writing=False, deadline=deadline)
 
     def recv(self, *args: Any) -> bytes:
         """Receive up to ``bufsize`` bytes, waiting (within the timeout) until something arrives."""
         if not self._polling:
             return super().recv(*args)
-        self._wait_after_send()
+        deadline = self._wait_after_send()
         while True:
             try:
                 return super().recv(*args)
             except _NOT_NOW as exc:
-                self._wait(exc, writing=False)
+                if deadline is None:
+                    deadline = self._deadline()
+                self._wait(exc, writing=False, deadline=deadline)
 
-    def _wait_after_send(self) -> None:
+    def _wait_after_send(self) -> float | None:
         # Just after a request its answer is not there yet: wait for it, then read, instead of
-        # a read that finds nothing first (one system call fewer per request).
+        # a read that finds nothing first (one system call fewer per request). Returns the
+        # receive's deadline where this wait started it, for the waits that may follow (TLS).
         if self._sent:
             self._sent = False
             if self._timeout != 0.0 and not self._pending():
-                self._poll(self._poll_in, self._timeout)
+                deadline = self._deadline()
+                self._poll(self._poll_in, self._timeout, deadline)
+                return deadline
+        return None
 
     def _pending(self) -> bool:
         return False

@@ -9,7 +9,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+import typing
+from collections.abc import Callable, Iterator
 
 import pytest
 import trustme
@@ -172,3 +173,64 @@ def test_tls_connections_poll_after_the_handshake_and_still_time_out(tls_ca_path
         release.set()
         transport.close()
         thread.join(5)
+
+
+def _trickling_tls_server(ca: trustme.CA, delay: float) -> tuple[str, threading.Thread]:
+    """An https server on loopback for one request whose answer, one TLS record, comes a byte at a
+    time, ``delay`` apart: each socket read gets a byte, no read gets a whole record for a while."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = context.wrap_bio(incoming, outgoing, server_side=True)
+        with listener, listener.accept()[0] as raw:
+            raw.settimeout(10)
+
+            def pump(step: Callable[[], object]) -> object:
+                while True:
+                    try:
+                        return step()
+                    except ssl.SSLWantReadError:
+                        raw.sendall(outgoing.read())
+                        data = raw.recv(65536)
+                        if not data:
+                            return None
+                        incoming.write(data)
+
+            pump(tls.do_handshake)
+            raw.sendall(outgoing.read())  # the end of the handshake and any session tickets, at once
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = pump(lambda: tls.read(65536))
+                if not chunk:
+                    return
+                request += typing.cast(bytes, chunk)
+            tls.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            record = outgoing.read()
+            try:
+                for i in range(len(record)):
+                    raw.sendall(record[i : i + 1])
+                    time.sleep(delay)
+            except OSError:
+                return  # the client gave up
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"https://127.0.0.1:{listener.getsockname()[1]}", thread
+
+
+def test_a_tls_record_that_trickles_in_still_times_out(tls_ca_path: tuple[trustme.CA, str]) -> None:
+    # CPython's TLS socket gives one read one timeout, however many pieces of a record arrive
+    # within it; a wait that started over at every piece would let a server that sends a byte
+    # now and then hold a read for ever (here: a 60-odd byte record, 0.2 s a byte, 0.5 s timeout).
+    ca, path = tls_ca_path
+    url, thread = _trickling_tls_server(ca, delay=0.2)
+    transport = Urllib3Transport(TransportOptions(verify=path, read_timeout=0.5))
+    try:
+        with pytest.raises(SectraTimeout):
+            transport.handle_request(HttpRequest("GET", url + "/a"))
+    finally:
+        transport.close()
+        thread.join(20)
