@@ -234,3 +234,84 @@ def test_a_tls_record_that_trickles_in_still_times_out(tls_ca_path: tuple[trustm
     finally:
         transport.close()
         thread.join(20)
+
+
+class _LateServer:
+    """A loopback HTTP/1.1 server, keep-alive: ``/late`` is answered after ``late`` seconds,
+    ``/stall`` sends its head and half its body, then the rest ``late`` seconds later; any other
+    path is answered at once with the path as its body. It counts the connections it accepts."""
+
+    def __init__(self, late: float) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.late, self.connections = late, 0
+        self.threads: list[threading.Thread] = []
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.accepted.append(conn)
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            try:
+                while True:
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            return
+                        data += chunk
+                    head, _, data = data.partition(b"\r\n\r\n")
+                    path = head.split(b" ")[1]
+                    body = b"the answer to " + path
+                    if path == b"/late":
+                        time.sleep(self.late)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+                    if path == b"/stall":
+                        conn.sendall(body[:5])
+                        time.sleep(self.late)
+                        body = body[5:]
+                    conn.sendall(body)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.accepted:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)  # ends a handler waiting for a next request
+            except OSError:
+                pass  # already closed
+        for thread in self.threads:
+            thread.join(5)
+
+
+@pytest.mark.parametrize("path", ["/late", "/stall"])
+def test_a_connection_that_timed_out_is_not_used_again(path: str) -> None:
+    # The late answer would still arrive on a connection that timed out: the pool must drop it,
+    # or the next request would read that answer as its own.
+    server = _LateServer(late=0.6)
+    transport = Urllib3Transport(TransportOptions(read_timeout=0.2))
+    try:
+        assert transport.handle_request(HttpRequest("GET", server.url + "/a")).body == b"the answer to /a"
+        with pytest.raises(SectraTimeout):
+            response = transport.handle_request(HttpRequest("GET", server.url + path, stream=path == "/stall"))
+            assert response.readinto is not None  # the socket's reader, read directly
+            while response.readinto(bytearray(100)):
+                pass
+        time.sleep(0.8)  # the late bytes are there now, on the old connection if it were kept
+        assert transport.handle_request(HttpRequest("GET", server.url + "/b")).body == b"the answer to /b"
+        assert server.connections == 2
+    finally:
+        transport.close()
+        server.close()
