@@ -20,6 +20,7 @@ Where :func:`select.poll` is missing (Windows), connections keep CPython's socke
 from __future__ import annotations
 
 import math
+import operator
 import select
 import socket
 import ssl
@@ -39,6 +40,8 @@ _OUT = getattr(select, "POLLOUT", 4)
 #: poll(2) takes an int of milliseconds: a longer timeout (over 24 days) waits this long.
 _MAX_WAIT_MS = 2**31 - 1
 _NOT_NOW = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+#: CPython keeps a timeout as int64 nanoseconds and refuses (OverflowError) what does not fit.
+_MAX_TIMEOUT = 2.0**63 / 1e9
 
 
 if TYPE_CHECKING:
@@ -74,7 +77,14 @@ class _PolledIO(_Socket):
         if not self._polling:
             return super().settimeout(value)
         if value is not None:
-            value = float(value)
+            # What CPython's settimeout refuses, refused here too, with its errors, rather than a
+            # NaN or an infinity kept until the next wait fails on it: a float or an integer
+            # (__index__, so not "5"), not NaN, within its clock (int64 nanoseconds), not negative.
+            value = float(value) if isinstance(value, float) else float(operator.index(value))
+            if value != value:
+                raise ValueError("Invalid value NaN (not a number)")
+            if abs(value) >= _MAX_TIMEOUT:
+                raise OverflowError("timeout doesn't fit into C timeval")
             if value < 0.0:
                 raise ValueError("Timeout value out of range")
         self._timeout = value
@@ -85,6 +95,17 @@ class _PolledIO(_Socket):
         if not self._polling:
             return super().gettimeout()
         return self._timeout
+
+    @property
+    def timeout(self) -> float | None:
+        """The timeout in seconds, or None, as :meth:`gettimeout` (not the descriptor's 0.0)."""
+        return self.gettimeout()
+
+    def getblocking(self) -> bool:
+        """False only with timeout 0, as for CPython's sockets (the descriptor is non-blocking anyway)."""
+        if not self._polling:
+            return super().getblocking()
+        return self._timeout != 0.0
 
     def setblocking(self, flag: bool) -> None:
         """``setblocking(True)`` is ``settimeout(None)``, ``setblocking(False)`` ``settimeout(0.0)``."""
@@ -205,6 +226,16 @@ class PolledSocket(_PolledIO, socket.socket):
         polled = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
         polled._start_polling(timeout)
         return polled
+
+    def dup(self) -> PolledSocket:
+        """A polled duplicate: CPython's ``dup`` would set the timeout on the copy with an ioctl,
+        and so make the descriptor both share blocking again under this socket (which then no
+        longer keeps its timeout)."""
+        if not self._polling:
+            return super().dup()
+        copy = PolledSocket(self.family, self.type, self.proto, fileno=socket.dup(self.fileno()))
+        copy._start_polling(self._timeout)
+        return copy
 
 
 class PolledTLSSocket(_PolledIO, ssl.SSLSocket):

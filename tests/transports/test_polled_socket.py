@@ -315,3 +315,38 @@ def test_a_connection_that_timed_out_is_not_used_again(path: str) -> None:
     finally:
         transport.close()
         server.close()
+
+
+def test_the_socket_api_answers_as_cpythons_does(pair: tuple[PolledSocket, socket.socket]) -> None:
+    client, _ = pair
+    with socket.socket() as plain:
+        for value in (2, 0.5, None, 0.0):
+            client.settimeout(value)
+            plain.settimeout(value)
+            # getblocking() and .timeout said False and 0.0 (the descriptor's flag) whatever the timeout
+            assert (client.gettimeout(), client.timeout, client.getblocking()) == (
+                plain.gettimeout(), plain.timeout, plain.getblocking())
+        # refused at once, with CPython's errors, not at the next wait
+        for bad, error in ((float("nan"), ValueError), (float("inf"), OverflowError), (1e12, OverflowError),
+                           (-1, ValueError), ("5", TypeError)):
+            with pytest.raises(error):
+                plain.settimeout(bad)
+            with pytest.raises(error):
+                client.settimeout(bad)
+        client.settimeout(True)  # an int, as CPython takes it
+        assert client.gettimeout() == 1.0
+
+
+def test_a_duplicate_keeps_the_timeout_of_the_original(pair: tuple[PolledSocket, socket.socket]) -> None:
+    # CPython's dup() sets the copy's timeout with an ioctl on the descriptor both share: None
+    # made it blocking under the original, whose reads then waited past their timeout.
+    client, _ = pair
+    client.settimeout(0.2)
+    with client.dup() as copy:
+        copy.settimeout(None)
+        assert copy.gettimeout() is None and os.get_blocking(client.fileno()) is False
+        client.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        with pytest.raises(TimeoutError):
+            client.recv(10)  # the wait after a send
+        with pytest.raises(TimeoutError):
+            client.recv(10)  # a read that tries first
