@@ -111,24 +111,23 @@ class _PolledIO(_Socket):
         """``setblocking(True)`` is ``settimeout(None)``, ``setblocking(False)`` ``settimeout(0.0)``."""
         self.settimeout(None if flag else 0.0)
 
-    def _deadline(self) -> float | None:
-        # One call's end: CPython's sockets (and its TLS reads and writes) time a call as a whole,
-        # however many waits it takes; a TLS record that trickles in a byte at a time must not
-        # start the wait over at every byte.
-        timeout = self._timeout
-        return time.monotonic() + timeout if timeout else None
-
-    def _wait(self, exc: BaseException, writing: bool, deadline: float | None) -> None:
-        # ``exc`` said "not now": wait until the descriptor is ready, until ``deadline`` (the
-        # call's, from :meth:`_deadline`); a socket with timeout 0 is non-blocking and gets ``exc``.
+    def _wait(self, exc: BaseException, writing: bool, deadline: float | None) -> float | None:
+        # ``exc`` said "not now": wait until the descriptor is ready, until ``deadline``, and
+        # return it. A call's first wait sets it (None in): CPython's sockets (and its TLS reads
+        # and writes) time a call as a whole, however many waits it takes, so a TLS record that
+        # trickles in a byte at a time does not start the wait over at every byte. A socket with
+        # timeout 0 is non-blocking and gets ``exc`` itself.
         timeout = self._timeout
         if timeout == 0.0:
             raise exc
+        if deadline is None and timeout is not None:
+            deadline = time.monotonic() + timeout
         if isinstance(exc, ssl.SSLWantWriteError) or (writing and isinstance(exc, BlockingIOError)):
             poller = self._poll_out
         else:
             poller = self._poll_in  # TLS may need to read to write (SSLWantReadError)
         self._poll(poller, timeout, deadline)
+        return deadline
 
     @staticmethod
     def _poll(poller: Any, timeout: float | None, deadline: float | None = None) -> None:
@@ -150,9 +149,7 @@ class _PolledIO(_Socket):
             try:
                 sent: int = super().send(data, flags)
             except _NOT_NOW as exc:
-                if deadline is None:
-                    deadline = self._deadline()
-                self._wait(exc, writing=True, deadline=deadline)
+                deadline = self._wait(exc, writing=True, deadline=deadline)
             else:
                 self._sent = True
                 return sent
@@ -168,9 +165,7 @@ class _PolledIO(_Socket):
                 try:
                     done += super().send(octets[done:], flags)
                 except _NOT_NOW as exc:
-                    if deadline is None:
-                        deadline = self._deadline()
-                    self._wait(exc, writing=True, deadline=deadline)
+                    deadline = self._wait(exc, writing=True, deadline=deadline)
         self._sent = True
         return None
 
@@ -183,9 +178,7 @@ class _PolledIO(_Socket):
             try:
                 return super().recv_into(buffer, *args)
             except _NOT_NOW as exc:
-                if deadline is None:
-                    deadline = self._deadline()
-                self._wait(exc, writing=False, deadline=deadline)
+                deadline = self._wait(exc, writing=False, deadline=deadline)
 
     def recv(self, *args: Any) -> bytes:
         """Receive up to ``bufsize`` bytes, waiting (within the timeout) until something arrives."""
@@ -196,9 +189,7 @@ class _PolledIO(_Socket):
             try:
                 return super().recv(*args)
             except _NOT_NOW as exc:
-                if deadline is None:
-                    deadline = self._deadline()
-                self._wait(exc, writing=False, deadline=deadline)
+                deadline = self._wait(exc, writing=False, deadline=deadline)
 
     def _wait_after_send(self) -> float | None:
         # Just after a request its answer is not there yet: wait for it, then read, instead of
@@ -206,9 +197,10 @@ class _PolledIO(_Socket):
         # receive's deadline where this wait started it, for the waits that may follow (TLS).
         if self._sent:
             self._sent = False
-            if self._timeout != 0.0 and not self._pending():
-                deadline = self._deadline()
-                self._poll(self._poll_in, self._timeout, deadline)
+            timeout = self._timeout
+            if timeout != 0.0 and not self._pending():
+                deadline = None if timeout is None else time.monotonic() + timeout
+                self._poll(self._poll_in, timeout, deadline)
                 return deadline
         return None
 

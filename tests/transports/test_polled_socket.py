@@ -11,6 +11,7 @@ import threading
 import time
 import typing
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import trustme
@@ -327,8 +328,9 @@ def test_the_socket_api_answers_as_cpythons_does(pair: tuple[PolledSocket, socke
             assert (client.gettimeout(), client.timeout, client.getblocking()) == (
                 plain.gettimeout(), plain.timeout, plain.getblocking())
         # refused at once, with CPython's errors, not at the next wait
-        for bad, error in ((float("nan"), ValueError), (float("inf"), OverflowError), (1e12, OverflowError),
-                           (-1, ValueError), ("5", TypeError)):
+        refused: list[tuple[Any, type[Exception]]] = [(float("nan"), ValueError), (float("inf"), OverflowError), (1e12, OverflowError),
+                           (-1, ValueError), ("5", TypeError)]
+        for bad, error in refused:
             with pytest.raises(error):
                 plain.settimeout(bad)
             with pytest.raises(error):
