@@ -20,6 +20,7 @@ Where :func:`select.poll` is missing (Windows), connections keep CPython's socke
 from __future__ import annotations
 
 import math
+import operator
 import select
 import socket
 import ssl
@@ -37,6 +38,8 @@ _OUT = getattr(select, "POLLOUT", 4)  # getattr: the module still imports where 
 #: poll(2) takes an int of milliseconds: a longer timeout (over 24 days) waits this long.
 _MAX_WAIT_MS = 2**31 - 1
 _NOT_NOW = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+#: CPython keeps a timeout as int64 nanoseconds and refuses (OverflowError) what does not fit.
+_MAX_TIMEOUT = 2.0**63 / 1e9
 
 
 if TYPE_CHECKING:
@@ -72,7 +75,14 @@ class _PolledIO(_Socket):
         if not self._polling:
             return super().settimeout(value)
         if value is not None:
-            value = float(value)
+            # What CPython's settimeout refuses, refused here too, with its errors, rather than a
+            # NaN or an infinity kept until the next wait fails on it: a float or an integer
+            # (__index__, so not "5"), not NaN, within its clock (int64 nanoseconds), not negative.
+            value = float(value) if isinstance(value, float) else float(operator.index(value))
+            if value != value:
+                raise ValueError("Invalid value NaN (not a number)")
+            if abs(value) >= _MAX_TIMEOUT:
+                raise OverflowError("timeout doesn't fit into C timeval")
             if value < 0.0:
                 raise ValueError("Timeout value out of range")
         self._timeout = value
@@ -84,21 +94,38 @@ class _PolledIO(_Socket):
             return super().gettimeout()
         return self._timeout
 
+    @property
+    def timeout(self) -> float | None:
+        """The timeout in seconds, or None, as :meth:`gettimeout` (not the descriptor's 0.0)."""
+        return self.gettimeout()
+
+    def getblocking(self) -> bool:
+        """False only with timeout 0, as for CPython's sockets (the descriptor is non-blocking anyway)."""
+        if not self._polling:
+            return super().getblocking()
+        return self._timeout != 0.0
+
     def setblocking(self, flag: bool) -> None:
         """``setblocking(True)`` is ``settimeout(None)``, ``setblocking(False)`` ``settimeout(0.0)``."""
         self.settimeout(None if flag else 0.0)
 
-    def _wait(self, exc: BaseException, writing: bool, deadline: float | None = None) -> None:
-        # ``exc`` said "not now": wait until the descriptor is ready, within the timeout (or until
-        # ``deadline``); a socket with timeout 0 is non-blocking and gets ``exc`` itself.
+    def _wait(self, exc: BaseException, writing: bool, deadline: float | None) -> float | None:
+        # ``exc`` said "not now": wait until the descriptor is ready, until ``deadline``, and
+        # return it. A call's first wait sets it (None in): CPython's sockets (and its TLS reads
+        # and writes) time a call as a whole, however many waits it takes, so a TLS record that
+        # trickles in a byte at a time does not start the wait over at every byte. A socket with
+        # timeout 0 is non-blocking and gets ``exc`` itself.
         timeout = self._timeout
         if timeout == 0.0:
             raise exc
+        if deadline is None and timeout is not None:
+            deadline = time.monotonic() + timeout
         if isinstance(exc, ssl.SSLWantWriteError) or (writing and isinstance(exc, BlockingIOError)):
             poller = self._poll_out
         else:
             poller = self._poll_in  # TLS may need to read to write (SSLWantReadError)
         self._poll(poller, timeout, deadline)
+        return deadline
 
     @staticmethod
     def _poll(poller: Any, timeout: float | None, deadline: float | None = None) -> None:
@@ -115,11 +142,12 @@ class _PolledIO(_Socket):
         """Send what the kernel takes of ``data``, waiting (within the timeout) while it takes none."""
         if not self._polling:
             return super().send(data, flags)
+        deadline: float | None = None
         while True:
             try:
                 sent: int = super().send(data, flags)
             except _NOT_NOW as exc:
-                self._wait(exc, writing=True)
+                deadline = self._wait(exc, writing=True, deadline=deadline)
             else:
                 self._sent = True
                 return sent
@@ -135,9 +163,7 @@ class _PolledIO(_Socket):
                 try:
                     done += super().send(octets[done:], flags)
                 except _NOT_NOW as exc:
-                    if deadline is None and self._timeout:
-                        deadline = time.monotonic() + self._timeout
-                    self._wait(exc, writing=True, deadline=deadline)
+                    deadline = self._wait(exc, writing=True, deadline=deadline)
         self._sent = True
         return None
 
@@ -145,31 +171,36 @@ class _PolledIO(_Socket):
         """Receive into ``buffer``, waiting (within the timeout) until something arrives."""
         if not self._polling:
             return super().recv_into(buffer, *args)
-        self._wait_after_send()
+        deadline = self._wait_after_send()
         while True:
             try:
                 return super().recv_into(buffer, *args)
             except _NOT_NOW as exc:
-                self._wait(exc, writing=False)
+                deadline = self._wait(exc, writing=False, deadline=deadline)
 
     def recv(self, *args: Any) -> bytes:
         """Receive up to ``bufsize`` bytes, waiting (within the timeout) until something arrives."""
         if not self._polling:
             return super().recv(*args)
-        self._wait_after_send()
+        deadline = self._wait_after_send()
         while True:
             try:
                 return super().recv(*args)
             except _NOT_NOW as exc:
-                self._wait(exc, writing=False)
+                deadline = self._wait(exc, writing=False, deadline=deadline)
 
-    def _wait_after_send(self) -> None:
+    def _wait_after_send(self) -> float | None:
         # Just after a request its answer is not there yet: wait for it, then read, instead of
-        # a read that finds nothing first (one system call fewer per request).
+        # a read that finds nothing first (one system call fewer per request). Returns the
+        # receive's deadline where this wait started it, for the waits that may follow (TLS).
         if self._sent:
             self._sent = False
-            if self._timeout != 0.0 and not self._pending():
-                self._poll(self._poll_in, self._timeout)
+            timeout = self._timeout
+            if timeout != 0.0 and not self._pending():
+                deadline = None if timeout is None else time.monotonic() + timeout
+                self._poll(self._poll_in, timeout, deadline)
+                return deadline
+        return None
 
     def _pending(self) -> bool:
         return False
@@ -185,6 +216,16 @@ class PolledSocket(_PolledIO, socket.socket):
         polled = cls(sock.family, sock.type, sock.proto, fileno=sock.detach())
         polled._start_polling(timeout)
         return polled
+
+    def dup(self) -> PolledSocket:
+        """A polled duplicate: CPython's ``dup`` would set the timeout on the copy with an ioctl,
+        and so make the descriptor both share blocking again under this socket (which then no
+        longer keeps its timeout)."""
+        if not self._polling:
+            return super().dup()
+        copy = PolledSocket(self.family, self.type, self.proto, fileno=socket.dup(self.fileno()))
+        copy._start_polling(self._timeout)
+        return copy
 
 
 class PolledTLSSocket(_PolledIO, ssl.SSLSocket):

@@ -29,8 +29,10 @@ _FIELDS = re.compile(r"(?:[!-9;-~]+:[^\r\n]*\r\n)*")
 _FIELD = re.compile(r"([!-9;-~]+):[ \t]*([^\r\n]*)\r\n")
 
 # email.parser reads a multipart/* or message/* "body" even after a head alone (into defects, or
-# a payload of messages): such heads go the slow way, so that the message is the same.
-_BODY_PARSED = re.compile(r"^content-type:[ \t]*(?:multipart|message)/", re.IGNORECASE | re.MULTILINE)
+# a payload of messages): such heads go the slow way, so that the message is the same. email finds
+# the type with str.strip(), which drops any Unicode blank (\x0b, \x0c, \x1c-\x1f, \x85, \xa0 in
+# latin-1), not only space and tab: so does [^\S\r\n] (\s is str.isspace here, less the line ends).
+_BODY_PARSED = re.compile(r"^content-type:[^\S\r\n]*(?:multipart|message)/", re.IGNORECASE | re.MULTILINE)
 
 #: More fields than this go the slow way: http.client counts them and refuses past its limit (100).
 MAX_FAST_FIELDS = 64

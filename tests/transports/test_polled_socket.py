@@ -9,7 +9,9 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+import typing
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import trustme
@@ -172,3 +174,181 @@ def test_tls_connections_poll_after_the_handshake_and_still_time_out(tls_ca_path
         release.set()
         transport.close()
         thread.join(5)
+
+
+def _trickling_tls_server(ca: trustme.CA, delay: float) -> tuple[str, threading.Thread]:
+    """An https server on loopback for one request whose answer, one TLS record, comes a byte at a
+    time, ``delay`` apart: each socket read gets a byte, no read gets a whole record for a while."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = context.wrap_bio(incoming, outgoing, server_side=True)
+        with listener, listener.accept()[0] as raw:
+            raw.settimeout(10)
+
+            def pump(step: Callable[[], object]) -> object:
+                while True:
+                    try:
+                        return step()
+                    except ssl.SSLWantReadError:
+                        raw.sendall(outgoing.read())
+                        data = raw.recv(65536)
+                        if not data:
+                            return None
+                        incoming.write(data)
+
+            pump(tls.do_handshake)
+            raw.sendall(outgoing.read())  # the end of the handshake and any session tickets, at once
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = pump(lambda: tls.read(65536))
+                if not chunk:
+                    return
+                request += typing.cast(bytes, chunk)
+            tls.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+            record = outgoing.read()
+            try:
+                for i in range(len(record)):
+                    raw.sendall(record[i : i + 1])
+                    time.sleep(delay)
+            except OSError:
+                return  # the client gave up
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"https://127.0.0.1:{listener.getsockname()[1]}", thread
+
+
+def test_a_tls_record_that_trickles_in_still_times_out(tls_ca_path: tuple[trustme.CA, str]) -> None:
+    # CPython's TLS socket gives one read one timeout, however many pieces of a record arrive
+    # within it; a wait that started over at every piece would let a server that sends a byte
+    # now and then hold a read for ever (here: a 60-odd byte record, 0.2 s a byte, 0.5 s timeout).
+    ca, path = tls_ca_path
+    url, thread = _trickling_tls_server(ca, delay=0.2)
+    transport = Urllib3Transport(TransportOptions(verify=path, read_timeout=0.5))
+    try:
+        with pytest.raises(SectraTimeout):
+            transport.handle_request(HttpRequest("GET", url + "/a"))
+    finally:
+        transport.close()
+        thread.join(20)
+
+
+class _LateServer:
+    """A loopback HTTP/1.1 server, keep-alive: ``/late`` is answered after ``late`` seconds,
+    ``/stall`` sends its head and half its body, then the rest ``late`` seconds later; any other
+    path is answered at once with the path as its body. It counts the connections it accepts."""
+
+    def __init__(self, late: float) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.late, self.connections = late, 0
+        self.threads: list[threading.Thread] = []
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            self.accepted.append(conn)
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            data = b""
+            try:
+                while True:
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            return
+                        data += chunk
+                    head, _, data = data.partition(b"\r\n\r\n")
+                    path = head.split(b" ")[1]
+                    body = b"the answer to " + path
+                    if path == b"/late":
+                        time.sleep(self.late)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))
+                    if path == b"/stall":
+                        conn.sendall(body[:5])
+                        time.sleep(self.late)
+                        body = body[5:]
+                    conn.sendall(body)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.accepted:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)  # ends a handler waiting for a next request
+            except OSError:
+                pass  # already closed
+        for thread in self.threads:
+            thread.join(5)
+
+
+@pytest.mark.parametrize("path", ["/late", "/stall"])
+def test_a_connection_that_timed_out_is_not_used_again(path: str) -> None:
+    # The late answer would still arrive on a connection that timed out: the pool must drop it,
+    # or the next request would read that answer as its own.
+    server = _LateServer(late=0.6)
+    transport = Urllib3Transport(TransportOptions(read_timeout=0.2))
+    try:
+        assert transport.handle_request(HttpRequest("GET", server.url + "/a")).body == b"the answer to /a"
+        with pytest.raises(SectraTimeout):
+            response = transport.handle_request(HttpRequest("GET", server.url + path, stream=path == "/stall"))
+            assert response.readinto is not None  # the socket's reader, read directly
+            while response.readinto(bytearray(100)):
+                pass
+        time.sleep(0.8)  # the late bytes are there now, on the old connection if it were kept
+        assert transport.handle_request(HttpRequest("GET", server.url + "/b")).body == b"the answer to /b"
+        assert server.connections == 2
+    finally:
+        transport.close()
+        server.close()
+
+
+def test_the_socket_api_answers_as_cpythons_does(pair: tuple[PolledSocket, socket.socket]) -> None:
+    client, _ = pair
+    with socket.socket() as plain:
+        for value in (2, 0.5, None, 0.0):
+            client.settimeout(value)
+            plain.settimeout(value)
+            # getblocking() and .timeout said False and 0.0 (the descriptor's flag) whatever the timeout
+            assert (client.gettimeout(), client.timeout, client.getblocking()) == (
+                plain.gettimeout(), plain.timeout, plain.getblocking())
+        # refused at once, with CPython's errors, not at the next wait
+        refused: list[tuple[Any, type[Exception]]] = [(float("nan"), ValueError), (float("inf"), OverflowError), (1e12, OverflowError),
+                           (-1, ValueError), ("5", TypeError)]
+        for bad, error in refused:
+            with pytest.raises(error):
+                plain.settimeout(bad)
+            with pytest.raises(error):
+                client.settimeout(bad)
+        client.settimeout(True)  # an int, as CPython takes it
+        assert client.gettimeout() == 1.0
+
+
+def test_a_duplicate_keeps_the_timeout_of_the_original(pair: tuple[PolledSocket, socket.socket]) -> None:
+    # CPython's dup() sets the copy's timeout with an ioctl on the descriptor both share: None
+    # made it blocking under the original, whose reads then waited past their timeout.
+    client, _ = pair
+    client.settimeout(0.2)
+    with client.dup() as copy:
+        copy.settimeout(None)
+        assert copy.gettimeout() is None and os.get_blocking(client.fileno()) is False
+        client.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        with pytest.raises(TimeoutError):
+            client.recv(10)  # the wait after a send
+        with pytest.raises(TimeoutError):
+            client.recv(10)  # a read that tries first

@@ -79,6 +79,12 @@ UNUSUAL = [
     b"HTTP/1.1 200 OK\r\nContent-Type: multipart/related; boundary=XX\r\nContent-Length: 0\r\n\r\n",
     b"HTTP/1.1 200 OK\r\ncontent-type:\tMultipart/mixed\r\nContent-Length: 0\r\n\r\n",
     b"HTTP/1.1 200 OK\r\nContent-Type: message/rfc822\r\nContent-Length: 0\r\n\r\n",
+    # email strips any Unicode blank before the type, not only space and tab (a fast parse made
+    # a plain message of these, where email makes a multipart one or a payload of messages)
+    b"HTTP/1.1 200 OK\r\nContent-Type:\x0cmultipart/mixed; boundary=a\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Type: \x85message/rfc822\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\nContent-Type:\xa0multipart/mixed; boundary=a\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 200 OK\r\ncontent-type:\x1c\x0bMessage/http\r\nContent-Length: 0\r\n\r\n",
     b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
     b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 0\r\n\r\n",
     b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
