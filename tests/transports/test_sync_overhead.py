@@ -48,12 +48,18 @@ def _sdk_calls(fn: Callable[[], Any], prefix: str = ROOT) -> int:
     return calls
 
 
+def _fewest_calls(fn: Callable[[], Any], prefix: str = ROOT) -> int:
+    """:func:`_sdk_calls`, the fewest of three runs: an answer that happens to arrive in two
+    reads runs a few functions more, and the count is of the work, not of the network."""
+    return min(_sdk_calls(fn, prefix) for _ in range(3))
+
+
 def test_per_call_work_of_the_blocking_client(mock: MockSectraServer) -> None:
     with SectraClient(mock.url, TOKEN) as client:
         client.get_image_metadata("s")
         client.get_tile("s", 0, 0, 0)  # warm: /info read, caches filled
-        metadata = _sdk_calls(lambda: client.get_image_metadata("s"))
-        tile = _sdk_calls(lambda: client.get_tile("s", 0, 0, 0))
+        metadata = _fewest_calls(lambda: client.get_image_metadata("s"))
+        tile = _fewest_calls(lambda: client.get_tile("s", 0, 0, 0))
     assert metadata <= 62, f"get_image_metadata runs {metadata} SDK functions per call (was 62)"
     assert tile <= 52, f"get_tile runs {tile} SDK functions per call (was 52)"
 
@@ -76,8 +82,10 @@ def test_the_blocking_client_runs_fewer_python_functions_than_bare_urllib3(mock:
         client.get_tile("s", 0, 0, 0)
         bare("/slides/s/info")
         bare("/images/s_files/0/0_0.jpeg")
-        ours = [_sdk_calls(lambda: client.get_image_metadata("s"), ""), _sdk_calls(lambda: client.get_tile("s", 0, 0, 0), "")]
-        theirs = [_sdk_calls(lambda: bare("/slides/s/info"), ""), _sdk_calls(lambda: bare("/images/s_files/0/0_0.jpeg"), "")]
+        ours = [_fewest_calls(lambda: client.get_image_metadata("s"), ""),
+                _fewest_calls(lambda: client.get_tile("s", 0, 0, 0), "")]
+        theirs = [_fewest_calls(lambda: bare("/slides/s/info"), ""),
+                  _fewest_calls(lambda: bare("/images/s_files/0/0_0.jpeg"), "")]
     assert ours[0] <= theirs[0] and ours[1] <= theirs[1], f"ours {ours}, bare urllib3 {theirs}"
 
 
