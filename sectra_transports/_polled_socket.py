@@ -118,19 +118,20 @@ class _PolledIO(_Socket):
         timeout = self._timeout
         if timeout == 0.0:
             raise exc
-        if deadline is None and timeout is not None:
-            deadline = time.monotonic() + timeout
+        if timeout is not None:
+            if deadline is None:
+                deadline = time.monotonic() + timeout
+            else:
+                timeout = deadline - time.monotonic()
         if isinstance(exc, ssl.SSLWantWriteError) or (writing and isinstance(exc, BlockingIOError)):
             poller = self._poll_out
         else:
             poller = self._poll_in  # TLS may need to read to write (SSLWantReadError)
-        self._poll(poller, timeout, deadline)
+        self._poll(poller, timeout)
         return deadline
 
     @staticmethod
-    def _poll(poller: Any, timeout: float | None, deadline: float | None = None) -> None:
-        if timeout is not None and deadline is not None:
-            timeout = deadline - time.monotonic()
+    def _poll(poller: Any, timeout: float | None) -> None:
         if timeout is not None and timeout <= 0.0:
             raise TimeoutError("timed out")
         # poll retries after a signal itself (PEP 475). Ready with an error or a hang-up counts
@@ -171,7 +172,8 @@ class _PolledIO(_Socket):
         """Receive into ``buffer``, waiting (within the timeout) until something arrives."""
         if not self._polling:
             return super().recv_into(buffer, *args)
-        deadline = self._wait_after_send()
+        self._wait_after_send()
+        deadline: float | None = None
         while True:
             try:
                 return super().recv_into(buffer, *args)
@@ -182,25 +184,23 @@ class _PolledIO(_Socket):
         """Receive up to ``bufsize`` bytes, waiting (within the timeout) until something arrives."""
         if not self._polling:
             return super().recv(*args)
-        deadline = self._wait_after_send()
+        self._wait_after_send()
+        deadline: float | None = None
         while True:
             try:
                 return super().recv(*args)
             except _NOT_NOW as exc:
                 deadline = self._wait(exc, writing=False, deadline=deadline)
 
-    def _wait_after_send(self) -> float | None:
-        # Just after a request its answer is not there yet: wait for it, then read, instead of
-        # a read that finds nothing first (one system call fewer per request). Returns the
-        # receive's deadline where this wait started it, for the waits that may follow (TLS).
+    def _wait_after_send(self) -> None:
+        # Just after a request its answer is not there yet: wait for it (within the timeout),
+        # then read, instead of a read that finds nothing first (one system call fewer per
+        # request). The read that follows has its own timeout, which only a TLS record arriving
+        # in pieces uses: the clock is read only then, never on the way of a plain answer.
         if self._sent:
             self._sent = False
-            timeout = self._timeout
-            if timeout != 0.0 and not self._pending():
-                deadline = None if timeout is None else time.monotonic() + timeout
-                self._poll(self._poll_in, timeout, deadline)
-                return deadline
-        return None
+            if self._timeout != 0.0 and not self._pending():
+                self._poll(self._poll_in, self._timeout)
 
     def _pending(self) -> bool:
         return False
