@@ -28,6 +28,7 @@ FILES = [
     ("sectra_transports/app/_async_app.py", "sectra_transports/app/_sync_app.py"),
     ("sectra_mock/_caller_async.py", "sectra_mock/_caller_sync.py"),
     ("sectra_transports/_remote_slide.py", "sectra_transports/_remote_slide_sync.py"),
+    ("sectra_transports/_filler.py", "sectra_transports/_filler_sync.py"),
 ]
 
 #: Applied in order to every line; word boundaries keep ``aclose`` from touching ``aclosed``.
@@ -36,11 +37,13 @@ SUBS: list[tuple[str, str]] = [
     (r"\b_async_app\b", "_sync_app"),
     (r"\b_caller_async\b", "_caller_sync"),
     (r"\b_remote_slide\b", "_remote_slide_sync"),
+    (r"\b_filler\b", "_filler_sync"),
     # Public names that keep their familiar sync spelling.
     (r"\bAsyncSectraClient\b", "SectraClient"),
     (r"\bAsyncInvocationContext\b", "InvocationContext"),
     (r"\bAsyncRemoteSlide\b", "RemoteSlide"),
     (r"\bAsyncAppCaller\b", "AppCaller"),
+    (r"\bAsyncFiller\b", "Filler"),
     (r"\bAsyncJob\b", "SyncJob"),
     (r"\brun_async_job\b", "run_sync_job"),
     (r"\barun_calls\b", "run_calls"),

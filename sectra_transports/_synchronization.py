@@ -24,6 +24,9 @@ from sectra_core.http import HttpResponse
 from sectra_core.plugins import Plugins
 from sectra_core.transport import AsyncTransport, SyncTransport, TransportOptions
 
+from ._filler import AsyncFiller
+from ._filler_sync import Filler
+
 if TYPE_CHECKING:
     import trio
 
@@ -367,14 +370,14 @@ async def async_feed_body(
             save(scan(chunk, len(chunk)))
         return
     scanning, free = bytearray(buffer_size), bytearray(buffer_size)
-    fill = _Filler(readinto)
+    fill = AsyncFiller(readinto)
     job: _AsyncThreadCall | None = None
     try:
-        n = await fill.async_fill(scanning)
+        n = await fill.fill(scanning)
         job = _AsyncThreadCall(scan, scanning, n) if n else None
         while job is not None:
             try:
-                n = await fill.async_fill(free)
+                n = await fill.fill(free)
             except Exception:
                 # The chunk before still counts (a cut names the file it cut): save it, then fail.
                 save(await job.result())
@@ -386,71 +389,6 @@ async def async_feed_body(
     finally:
         if job is not None:
             await job.finished()
-
-
-class _Filler:
-    """Fills a download's buffers from ``readinto``: on a fast link a buffer is filled whole (one
-    hand-off to the scanning thread per buffer, however the socket's reads fall); a read that
-    brings little means a slow link, and what came is handed on at once, so progress keeps coming.
-    An error after some bytes of a buffer is raised by the next fill: the bytes before a cut are
-    still saved, and the error names the file it cut."""
-
-    #: A read at least this large: more is probably waiting in the socket.
-    FAST = 64 * 1024
-
-    def __init__(self, readinto: Any) -> None:
-        self._readinto = readinto
-        self._error: Exception | None = None
-        self._ended = False
-
-    async def async_fill(self, buffer: bytearray) -> int:
-        """Fill ``buffer`` (trio); the number of bytes, 0 at the body's end."""
-        if self._error is not None or self._ended:
-            return self._stop()
-        n = 0
-        try:
-            n = more = await self._readinto(buffer)
-            if more >= self.FAST:
-                view = memoryview(buffer)
-                while n < len(buffer):
-                    more = await self._readinto(view[n:])
-                    n += more
-                    if more < self.FAST:
-                        break
-        except Exception as exc:  # not a cancellation or Ctrl-C: those stop at once
-            return self._failed(exc, n)
-        self._ended = not more
-        return n
-
-    def fill(self, buffer: bytearray) -> int:
-        """As :meth:`async_fill`, blocking."""
-        if self._error is not None or self._ended:
-            return self._stop()
-        n = 0
-        try:
-            n = more = self._readinto(buffer)
-            if more >= self.FAST:
-                view = memoryview(buffer)
-                while n < len(buffer):
-                    more = self._readinto(view[n:])
-                    n += more
-                    if more < self.FAST:
-                        break
-        except Exception as exc:  # not a cancellation or Ctrl-C: those stop at once
-            return self._failed(exc, n)
-        self._ended = not more
-        return n
-
-    def _failed(self, exc: Exception, n: int) -> int:
-        if not n:
-            raise exc
-        self._error = exc
-        return n
-
-    def _stop(self) -> int:
-        if self._error is not None:
-            raise self._error
-        return 0
 
 
 class _AsyncThreadCall:
@@ -496,7 +434,7 @@ def feed_body(
             save(scan(chunk, len(chunk)))
         return
     scanning, free = bytearray(buffer_size), bytearray(buffer_size)
-    fill = _Filler(readinto)
+    fill = Filler(readinto)
     # shutdown(wait=True) on the way out: no thread outlives the call, whatever ends it.
     with ThreadPoolExecutor(1, thread_name_prefix="sectra-download-scan") as scanner:
         n = fill.fill(scanning)
