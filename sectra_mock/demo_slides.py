@@ -31,7 +31,8 @@ from typing import Any
 __all__ = ["VERSION", "DemoSlide", "DEMO_SLIDES", "demo_slides_dir", "ensure_demo_slides"]
 
 #: Bump when the generated pixels or files change: a new version gets a new cache folder.
-VERSION = "2"  # 2: nuclei painted by numpy, a palette blend, box-filtered levels (issue #14)
+VERSION = "3"  # 3: the DICOM slide conforms to the WSI IOD, dciodvfy finds no error (issue #24)
+# 2: nuclei painted by numpy, a palette blend, box-filtered levels (issue #14)
 
 _BACKGROUND = (242, 241, 245)
 _NUCLEUS = (85, 45, 130)
@@ -310,8 +311,15 @@ def _uid(demo: DemoSlide, part: int) -> str:
 
 
 def _write_dicom(demo: DemoSlide, pixels: Any, folder: Path) -> None:
+    """The VL Whole Slide Microscopy IOD (PS3.3 A.32.8), one instance per level plus the label.
+
+    Every Type 1 and Type 2 attribute of its modules is present, so ``dciodvfy`` (dicom3tools)
+    reports no error: the base level is ``ORIGINAL\\PRIMARY\\VOLUME\\NONE``, the levels box-filtered
+    from it ``DERIVED\\PRIMARY\\VOLUME\\RESAMPLED`` (PS3.3 C.8.12.4.1.1), the label
+    ``ORIGINAL\\PRIMARY\\LABEL\\NONE``; the frame type, pixel spacing and plane position are in the
+    shared functional groups (TILED_FULL: positions implied by the tile order, C.8.12.4.1.4).
+    """
     import numpy as np
-    from PIL import Image
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.encaps import encapsulate
     from pydicom.sequence import Sequence
@@ -319,7 +327,9 @@ def _write_dicom(demo: DemoSlide, pixels: Any, folder: Path) -> None:
 
     wsi_class = UID("1.2.840.10008.5.1.4.1.1.77.1.6")  # VL Whole Slide Microscopy Image Storage
     study, series, frame_of_ref = _uid(demo, 1000), _uid(demo, 1001), _uid(demo, 1002)
+    dimensions, specimen = _uid(demo, 1003), _uid(demo, 1004)
     stamp = datetime.datetime(2025, 8, 13, 7, 45, 42)
+    icc = _srgb_profile(stamp)
     # One instance per pyramid level; a level's MPP from its real width ratio (sizes round down).
     parts: list[tuple[str, Any, float]] = [
         ("VOLUME", level, demo.mpp * pixels.shape[1] / level.shape[1]) for level in _levels(pixels)
@@ -328,23 +338,63 @@ def _write_dicom(demo: DemoSlide, pixels: Any, folder: Path) -> None:
         parts.append(("LABEL", np.asarray(label_image(demo)), 0.0))
     for n, (flavor, array, level_mpp) in enumerate(parts):
         h, w = array.shape[:2]
+        resampled = flavor == "VOLUME" and n > 0
+        image_type = (["DERIVED", "PRIMARY", "VOLUME", "RESAMPLED"] if resampled
+                      else ["ORIGINAL", "PRIMARY", flavor, "NONE"])
         ds = Dataset()
         ds.SOPClassUID = wsi_class
         ds.SOPInstanceUID = _uid(demo, n)
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame_of_ref
         ds.Modality = "SM"
-        ds.ImageType = ["ORIGINAL", "PRIMARY", flavor, "NONE"] if flavor == "VOLUME" else ["ORIGINAL", "PRIMARY", "LABEL", "NONE"]
+        ds.ImageType = image_type
+        # Patient and study (Type 2 attributes present, empty where a demo has nothing to say).
         ds.PatientName, ds.PatientID = "DEMO^SLIDE", "DEMO"
+        ds.PatientBirthDate, ds.PatientSex = "", ""
         ds.StudyDate, ds.StudyTime = stamp.strftime("%Y%m%d"), stamp.strftime("%H%M%S")
         ds.ContentDate, ds.ContentTime = ds.StudyDate, ds.StudyTime
+        ds.AcquisitionDateTime = stamp.strftime("%Y%m%d%H%M%S")
         ds.AccessionNumber = DEMO_ACCESSION
+        ds.ReferringPhysicianName = ""
+        ds.StudyID = "DEMO"
+        ds.PositionReferenceIndicator = "SLIDE_CORNER"
+        # Enhanced General Equipment: Type 1 all four.
         ds.Manufacturer = "sectra-sdk demo"
+        ds.ManufacturerModelName = "sectra-sdk demo slide generator"
+        ds.DeviceSerialNumber = "DEMO-0001"
+        ds.SoftwareVersions = f"demo-slides {VERSION}"
         ds.InstanceNumber = n + 1
         ds.SeriesNumber = 1
+        # Specimen: the slide (container) and the one specimen on it.
         ds.ContainerIdentifier = demo.slide_id
+        ds.IssuerOfTheContainerIdentifierSequence = Sequence()
+        ds.ContainerTypeCodeSequence = Sequence([_code("433466003", "SCT", "Microscope slide")])
+        described = Dataset()
+        described.SpecimenIdentifier = f"{demo.slide_id}-{demo.block}"
+        described.SpecimenUID = specimen
+        described.IssuerOfTheSpecimenIdentifierSequence = Sequence()
+        described.SpecimenShortDescription = f"{demo.staining} block {demo.block}"
+        described.SpecimenPreparationSequence = Sequence()
+        ds.SpecimenDescriptionSequence = Sequence([described])
+        ds.AcquisitionContextSequence = Sequence()
+        # Whole Slide Microscopy Image module.
+        ds.BurnedInAnnotation = "YES" if flavor == "LABEL" else "NO"
+        ds.SpecimenLabelInImage = "YES" if flavor == "LABEL" else "NO"
+        ds.FocusMethod = "AUTO"
+        ds.ExtendedDepthOfField = "NO"
+        ds.VolumetricProperties = "VOLUME"
         ds.DimensionOrganizationType = "TILED_FULL"
+        organization = Dataset()
+        organization.DimensionOrganizationUID = dimensions
+        ds.DimensionOrganizationSequence = Sequence([organization])
         ds.TotalPixelMatrixColumns, ds.TotalPixelMatrixRows = w, h
         ds.TotalPixelMatrixFocalPlanes = 1
+        origin = Dataset()  # the slide's top-left corner, in the slide coordinate system (mm)
+        origin.XOffsetInSlideCoordinateSystem = 0
+        origin.YOffsetInSlideCoordinateSystem = 0
+        ds.TotalPixelMatrixOriginSequence = Sequence([origin])
+        # Rows run along the slide's -Y axis, columns along its -X axis (PS3.3 C.8.12.4.1.2's
+        # usual orientation for a slide scanned label-left).
+        ds.ImageOrientationSlide = [0, -1, 0, -1, 0, 0]
         ds.NumberOfOpticalPaths = 1
         ds.ImagedVolumeWidth = w * max(level_mpp, demo.mpp) / 1000
         ds.ImagedVolumeHeight = h * max(level_mpp, demo.mpp) / 1000
@@ -353,26 +403,37 @@ def _write_dicom(demo: DemoSlide, pixels: Any, folder: Path) -> None:
         ds.PhotometricInterpretation = "YBR_FULL_422"
         ds.PlanarConfiguration = 0
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-        ds.LossyImageCompression = "01"
         if flavor == "LABEL":
             # OpenSlide reads an associated image as one frame of the full size.
             ds.Rows, ds.Columns = h, w
             tiles = [_jpeg(array)]
+            # Slide Label module (Type 2): what the card says; its mock barcode encodes nothing.
+            ds.LabelText = f"DEMO {demo.slide_id} {demo.staining} block {demo.block}"
+            ds.BarcodeValue = ""
         else:
             ds.Rows = ds.Columns = _TILE
             tiles = list(_jpeg_tiles(array))
         ds.NumberOfFrames = len(tiles)
+        ds.LossyImageCompression = "01"
+        ds.LossyImageCompressionMethod = "ISO_10918_1"
+        # The ratio of the decoded frames' bytes to the stored ones (PS3.3 C.7.6.1.1.5).
+        ratio = len(tiles) * ds.Rows * ds.Columns * 3 / sum(len(t) for t in tiles)
+        ds.LossyImageCompressionRatio = f"{ratio:.4f}"
         opt = Dataset()
         opt.OpticalPathIdentifier = "1"
         opt.IlluminationTypeCodeSequence = Sequence([_code("111744", "DCM", "Brightfield illumination")])
         opt.IlluminationColorCodeSequence = Sequence([_code("414298005", "SCT", "Full Spectrum")])
+        opt.ICCProfile = icc  # Type 1C for colour pixels (PS3.3 C.8.12.5): plain sRGB
         ds.OpticalPathSequence = Sequence([opt])
         measures = Dataset()
         spacing = (level_mpp or demo.mpp) / 1000  # mm
         measures.PixelSpacing = [f"{spacing:.10g}", f"{spacing:.10g}"]
         measures.SliceThickness = 0.001
+        frame_type = Dataset()
+        frame_type.FrameType = image_type
         shared = Dataset()
         shared.PixelMeasuresSequence = Sequence([measures])
+        shared.WholeSlideMicroscopyImageFrameTypeSequence = Sequence([frame_type])
         ds.SharedFunctionalGroupsSequence = Sequence([shared])
         ds.PixelData = encapsulate(tiles)
         ds["PixelData"].VR = "OB"
@@ -385,6 +446,19 @@ def _write_dicom(demo: DemoSlide, pixels: Any, folder: Path) -> None:
         ds.preamble = b"\0" * 128
         # Sectra names the parts of a DICOM slide like this (spec §4.9), comma included.
         ds.save_as(folder / f"i{n:04d},0000b.dcm", enforce_file_format=True)
+
+
+def _srgb_profile(stamp: datetime.datetime) -> bytes:
+    """LittleCMS's sRGB profile (through Pillow), its creation date fixed so the files are the same
+    bytes every time (the profile ID is left zero: "not computed", ICC.1 7.2.18)."""
+    import struct
+
+    from PIL import ImageCms
+
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    t = stamp
+    struct.pack_into(">6H", profile, 24, t.year, t.month, t.day, t.hour, t.minute, t.second)  # ICC.1 7.2.8
+    return bytes(profile)
 
 
 def _code(value: str, scheme: str, meaning: str) -> Any:
