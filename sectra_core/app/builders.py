@@ -23,7 +23,13 @@ from .. import schemas as s
 from ..errors import ValidationError
 from ..geometry import Pyramid
 
-__all__ = ["PointLike", "PrimitiveBuilder", "PatchGalleryBuilder", "validate_result"]
+__all__ = ["PointLike", "PrimitiveBuilder", "PatchGalleryBuilder", "validate_result", "HOLES_KEY"]
+
+#: Where a primitive result says which of its polygons are holes, in ``data.context``: one list per
+#: item (in content order) of the indices of its hole polygons. Sectra polygons have no holes (spec
+#: §5.6): a hole is drawn as an outline of its own, and this key lets a GeoJSON export make it an
+#: interior ring again (see :func:`sectra_core.shapes.to_geojson`).
+HOLES_KEY = "polygonHoles"
 
 #: A point in Sectra's width-normalised coordinates: a :class:`~sectra_core.schemas.Point` or ``(x, y)``.
 PointLike = Union[s.Point, Sequence[float]]
@@ -140,6 +146,7 @@ class PrimitiveBuilder(_Builder):
     def __init__(self, pyramid: Pyramid | None = None) -> None:
         super().__init__(pyramid)
         self._items: dict[tuple[Any, ...], s.PrimitiveItem] = {}
+        self._holes: dict[tuple[Any, ...], list[int]] = {}
 
     def _item(self, style: s.Style | None) -> s.PrimitiveItem:
         key = _style_key(style)
@@ -152,15 +159,26 @@ class PrimitiveBuilder(_Builder):
     def __len__(self) -> int:
         return sum(len(i.polygons) + len(i.polylines) + len(i.arcs) + len(i.labels) for i in self._items.values())
 
-    def polygon(self, points: Iterable[PointLike], *, style: s.Style | None = None) -> PrimitiveBuilder:
-        """Add a closed polygon (at least 3 points)."""
+    def polygon(self, points: Iterable[PointLike], *, style: s.Style | None = None, hole: bool = False) -> PrimitiveBuilder:
+        """Add a closed polygon (at least 3 points).
+
+        ``hole=True``: the outline of a hole in a polygon of the same style. Sectra draws it as an
+        outline like any other; :meth:`build` records it in ``data.context`` (:data:`HOLES_KEY`)
+        so a GeoJSON export writes it as an interior ring.
+        """
         pts = _points(points, 3, "polygon", self.max_y, "polygon")
-        self._item(style).polygons.append(s.Polygon(points=pts))
+        item = self._item(style)
+        if hole:
+            self._holes.setdefault(_style_key(style), []).append(len(item.polygons))
+        item.polygons.append(s.Polygon(points=pts))
         return self
 
-    def polygon_px(self, pixels: Iterable[Sequence[float]], level: int | None = None, *, style: s.Style | None = None) -> PrimitiveBuilder:
-        """Add a polygon given in pixels at ``level``."""
-        return self.polygon(self._px(pixels, level), style=style)
+    def polygon_px(
+        self, pixels: Iterable[Sequence[float]], level: int | None = None, *, style: s.Style | None = None,
+        hole: bool = False,
+    ) -> PrimitiveBuilder:
+        """Add a polygon given in pixels at ``level`` (``hole`` as in :meth:`polygon`)."""
+        return self.polygon(self._px(pixels, level), style=style, hole=hole)
 
     def rectangle(self, x0: float, y0: float, x1: float, y1: float, *, style: s.Style | None = None) -> PrimitiveBuilder:
         """Add an axis-aligned rectangle in Sectra coordinates."""
@@ -207,12 +225,24 @@ class PrimitiveBuilder(_Builder):
         """The collected primitives as result content (one item per style, in first-use order)."""
         return s.PrimitiveResult(content=list(self._items.values()))
 
+    def holes(self) -> list[list[int]]:
+        """Per item of :meth:`content`, the indices of the polygons added with ``hole=True``."""
+        return [list(self._holes.get(key, [])) for key in self._items]
+
     def build(
         self, slide_id: str, display_result: str, *,
         display_properties: dict[str, str | int | float] | None = None,
         application_version: str | None = None, context: Any = None,
     ) -> s.Result:
-        """A validated :class:`~sectra_core.schemas.Result` ready to store."""
+        """A validated :class:`~sectra_core.schemas.Result` ready to store.
+
+        If holes were added, ``context`` (a dict, or None for a new one) also gets
+        :data:`HOLES_KEY`; a context of another JSON type is kept as it is, and an export then
+        finds the holes by their nesting instead.
+        """
+        holes = self.holes()
+        if any(holes) and (context is None or isinstance(context, dict)):
+            context = {**(context or {}), HOLES_KEY: holes}
         return self._result(
             slide_id, display_result, self.content(), display_properties=display_properties,
             application_version=application_version, context=context, max_y=self.max_y,

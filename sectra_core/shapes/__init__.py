@@ -4,7 +4,7 @@
 extra) and says so when one is missing.
 """
 
-from .geojson import from_geojson, input_from_geojson, to_geojson
+from .geojson import GeometryWarning, from_geojson, input_from_geojson, to_geojson
 from .masks import polygons_from_mask
 
-__all__ = ["to_geojson", "from_geojson", "input_from_geojson", "polygons_from_mask"]
+__all__ = ["to_geojson", "from_geojson", "input_from_geojson", "polygons_from_mask", "GeometryWarning"]

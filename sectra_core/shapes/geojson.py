@@ -11,25 +11,42 @@ gives ``r`` back (within float rounding): the exact style, an arc's centre/radiu
 geometry is a polygon or line tracing it, for other tools), and at the collection level the result's
 slide id, display text and properties, application version, context and gallery settings.
 Collections from other tools need none of it: classes become styles (one primitive group per class,
-its colour as the stroke), holes become extra outlines (Sectra polygons have no holes), points
-become labels named after the object or its class.
+its colour as the stroke), points become labels named after the object or its class.
+
+Holes: Sectra polygons have none (spec §5.6), so a hole travels as an outline of its own in the same
+group (the viewer draws both rings: a ring-shaped region). Which outlines are holes is said by
+``data.context["polygonHoles"]`` (:data:`~sectra_core.app.builders.HOLES_KEY`), written by the
+builders for masks (:func:`~sectra_core.shapes.masks.mask_result`) and by :func:`from_geojson` for
+interior rings; a result without it (another app's, Sectra's own models') has its holes found by
+nesting instead: an outline inside an odd number of outlines of its group is a hole of the smallest
+one around it (the even-odd rule, as the viewer's drawing reads). Either way :func:`to_geojson`
+writes each hole as an interior ring of the polygon around it, so the class's area is outer minus
+hole; a listed hole that lies inside no outline of its group is written as a polygon of its own,
+with a :class:`GeometryWarning`.
+
+Orientation (RFC 7946 §3.1.6): exterior rings counter-clockwise, holes clockwise, as the shoelace
+formula sees the coordinates written (what shapely's ``is_ccw``/``orient`` and the ``geojson``
+package's checks compute). Image ``y`` points down, so an exterior ring looks clockwise on screen.
+Where a ring is turned round to get there, the ``sectra`` member says so and :func:`from_geojson`
+turns it back, so the round trip keeps Sectra's point order.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Union
 
 import msgspec
 
 from .. import schemas as s
-from ..app.builders import PatchGalleryBuilder, PrimitiveBuilder, validate_result
+from ..app.builders import HOLES_KEY, PatchGalleryBuilder, PrimitiveBuilder, validate_result
 from ..errors import ValidationError
 from ..geometry import Pyramid
 
-__all__ = ["to_geojson", "from_geojson", "input_from_geojson", "Slide", "ARC_SEGMENTS"]
+__all__ = ["to_geojson", "from_geojson", "input_from_geojson", "Slide", "ARC_SEGMENTS", "GeometryWarning"]
 
 #: What gives the slide's size: its ``ImageInfo`` or a :class:`~sectra_core.geometry.Pyramid`.
 Slide = Union[s.ImageInfo, Pyramid]
@@ -37,6 +54,13 @@ Slide = Union[s.ImageInfo, Pyramid]
 ARC_SEGMENTS = 64
 #: Where class names of primitive groups are kept in ``data.context`` (Sectra has no class field).
 CLASSES_KEY = "geojsonClasses"
+
+
+
+class GeometryWarning(UserWarning):
+    """A shape exported otherwise than its result says: a hole that lies inside no outline of its
+    group (written as a polygon of its own), or a hole list in the context that does not fit."""
+
 
 _HEX = re.compile(r"#([0-9a-fA-F]{6})(?:[0-9a-fA-F]{2})?|#([0-9a-fA-F]{3})[0-9a-fA-F]?")
 _RGB = re.compile(r"rgba?\(\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)")
@@ -73,6 +97,146 @@ def _css(color: Any) -> str | None:
     return None
 
 
+# --- rings: orientation and nesting (pure Python: no shapely needed to export) -------------------
+
+#: Distance (level-0 pixels) under which a point counts as on a ring's edge.
+_EPS = 1e-6
+
+
+def _signed_area(ring: Sequence[Sequence[float]]) -> float:
+    """The shoelace area of an open ring in the coordinates as written: positive when it runs
+    counter-clockwise with the y axis pointing up (RFC 7946's and shapely's sense)."""
+    total = 0.0
+    n = len(ring)
+    for i in range(n):
+        x0, y0 = ring[i][0], ring[i][1]
+        x1, y1 = ring[(i + 1) % n][0], ring[(i + 1) % n][1]
+        total += x0 * y1 - x1 * y0
+    return total / 2
+
+
+def _flip(ring: list[Any]) -> list[Any]:
+    """The same open ring the other way round, from the same first point."""
+    return ring[:1] + ring[:0:-1]
+
+
+def _oriented(ring: list[list[float]], ccw: bool) -> tuple[list[list[float]], bool]:
+    """``ring`` (open) turned to run counter-clockwise (``ccw``) or clockwise; whether it was turned."""
+    area = _signed_area(ring)
+    if area != 0 and (area > 0) != ccw:
+        return _flip(ring), True
+    return ring, False
+
+
+class _Ring:
+    """One outline of a group, in level-0 pixels, with its bounding box and unsigned area."""
+
+    __slots__ = ("index", "points", "box", "area")
+
+    def __init__(self, index: int, points: list[list[float]]) -> None:
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        self.index, self.points = index, points
+        self.box = (min(xs), min(ys), max(xs), max(ys))
+        self.area = abs(_signed_area(points))
+
+
+def _side(a: Sequence[float], b: Sequence[float], p: Sequence[float]) -> int:
+    """Which side of the line a→b ``p`` is on: 1 left, -1 right, 0 on it (within :data:`_EPS`)."""
+    cross = (b[0] - a[0]) * (p[1] - a[1]) - (b[1] - a[1]) * (p[0] - a[0])
+    if abs(cross) <= _EPS * math.hypot(b[0] - a[0], b[1] - a[1]):
+        return 0
+    return 1 if cross > 0 else -1
+
+
+def _where(p: Sequence[float], ring: list[list[float]]) -> int:
+    """1 if ``p`` is inside ``ring``, 0 on its edge, -1 outside (even-odd ray cast)."""
+    x, y = p[0], p[1]
+    inside = False
+    n = len(ring)
+    for i in range(n):
+        a, b = ring[i], ring[(i + 1) % n]
+        if (min(a[0], b[0]) - _EPS <= x <= max(a[0], b[0]) + _EPS and min(a[1], b[1]) - _EPS <= y <= max(a[1], b[1]) + _EPS
+                and _side(a, b, p) == 0):
+            return 0
+        if (a[1] > y) != (b[1] > y) and x < a[0] + (y - a[1]) * (b[0] - a[0]) / (b[1] - a[1]):
+            inside = not inside
+    return 1 if inside else -1
+
+
+def _lies_inside(a: _Ring, b: _Ring) -> bool:
+    """Whether ring ``a`` lies inside ring ``b``: no edge of one crosses the other's (touching is
+    allowed, as in a valid polygon), and a vertex of ``a`` off ``b``'s edge is inside it."""
+    if a.area >= b.area:
+        return False
+    ax0, ay0, ax1, ay1 = a.box
+    bx0, by0, bx1, by1 = b.box
+    if ax0 < bx0 - _EPS or ay0 < by0 - _EPS or ax1 > bx1 + _EPS or ay1 > by1 + _EPS:
+        return False
+    n, m = len(b.points), len(a.points)
+    near = [(b.points[i], b.points[(i + 1) % n]) for i in range(n)
+            if not (max(b.points[i][0], b.points[(i + 1) % n][0]) < ax0 or min(b.points[i][0], b.points[(i + 1) % n][0]) > ax1
+                    or max(b.points[i][1], b.points[(i + 1) % n][1]) < ay0 or min(b.points[i][1], b.points[(i + 1) % n][1]) > ay1)]
+    for j in range(m):
+        p, q = a.points[j], a.points[(j + 1) % m]
+        for r, t in near:
+            if _side(p, q, r) * _side(p, q, t) < 0 and _side(r, t, p) * _side(r, t, q) < 0:
+                return False  # the rings cross: neither holds the other
+    for p in a.points:
+        where = _where(p, b.points)
+        if where:
+            return where > 0
+    return False  # every vertex on b's edge: the same ring, not a hole of it
+
+
+def _structure(rings: list[_Ring], flagged: set[int] | None, where: str) -> list[tuple[int, list[int]]]:
+    """The group's polygons: (exterior index, its hole indices), exteriors in index order.
+
+    ``flagged``: the indices the result lists as holes (each goes into the smallest outline not
+    listed around it), or None to find holes by nesting (even-odd).
+    """
+    containers: dict[int, list[int]] = {}
+    for a in rings:
+        if flagged is not None and a.index not in flagged:
+            continue  # an outline the result says is no hole is an exterior, wherever it lies
+        around = [b for b in rings if b is not a and _lies_inside(a, b)]
+        containers[a.index] = [b.index for b in sorted(around, key=lambda r: r.area)]
+    hole_of: dict[int, int] = {}
+    if flagged is None:
+        depth = {a.index: len(containers[a.index]) for a in rings}
+        for index, around in containers.items():
+            if depth[index] % 2:
+                parent = next((j for j in around if depth[j] % 2 == 0), None)
+                if parent is not None:
+                    hole_of[index] = parent
+    else:
+        for index in sorted(flagged):
+            parent = next((j for j in containers.get(index, []) if j not in flagged), None)
+            if parent is None:
+                warnings.warn(f"{where}: polygon {index} is listed as a hole (data.context[{HOLES_KEY!r}]) but lies "
+                              "inside no outline of its group; exported as a polygon of its own", GeometryWarning,
+                              stacklevel=4)
+            else:
+                hole_of[index] = parent
+    holes: dict[int, list[int]] = {}
+    for index, parent in hole_of.items():
+        holes.setdefault(parent, []).append(index)
+    return [(r.index, sorted(holes.get(r.index, []))) for r in rings if r.index not in hole_of]
+
+
+def _hole_flags(context: Any, items: list[s.PrimitiveItem]) -> list[set[int]] | None:
+    """The result's hole list (:data:`HOLES_KEY`), one set per item; None where it has none."""
+    listed = context.get(HOLES_KEY) if isinstance(context, dict) else None
+    if listed is None:
+        return None
+    if (isinstance(listed, list) and len(listed) == len(items)
+            and all(isinstance(h, list) and all(isinstance(k, int) and not isinstance(k, bool) and 0 <= k < len(item.polygons)
+                                                for k in h) for h, item in zip(listed, items))):
+        return [set(h) for h in listed]
+    warnings.warn(f"data.context[{HOLES_KEY!r}] does not fit the result's {len(items)} item(s) and their polygons "
+                  "(was the content changed without it?); holes are found by nesting instead", GeometryWarning, stacklevel=3)
+    return None
+
+
 # --- Sectra → GeoJSON ---------------------------------------------------------------------------
 
 
@@ -85,9 +249,16 @@ class _Out:
     def xy(self, p: s.Point) -> list[float]:
         return [p.x * self.width, p.y * self.width]
 
-    def ring(self, points: list[s.Point]) -> list[list[float]]:
-        ring = [self.xy(p) for p in points]
-        return ring + [ring[0]]  # GeoJSON rings repeat their first position (RFC 7946 §3.1.6)
+    def ring(self, points: list[s.Point], ccw: bool = True) -> tuple[list[list[float]], bool]:
+        """A closed GeoJSON ring (RFC 7946 §3.1.6: repeats its first position), oriented; whether it
+        was turned round."""
+        ring, turned = _oriented([self.xy(p) for p in points], ccw)
+        return ring + [ring[0]], turned
+
+    def polygon(self, points: list[s.Point]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A one-ring Polygon geometry and what its ``sectra`` member adds (whether it was turned)."""
+        ring, turned = self.ring(points)
+        return {"type": "Polygon", "coordinates": [ring]}, ({"reversed": True} if turned else {})
 
     def add(self, geometry: dict[str, Any], *, object_type: str = "annotation", name: str | None = None,
             cls: str | None = None, color: list[int] | None = None, sectra: dict[str, Any] | None = None,
@@ -117,6 +288,7 @@ def _arc_geometry(out: _Out, arc: s.Arc) -> dict[str, Any]:
     r = arc.radius * out.width
     points = [[cx + r * math.cos(start + sweep * i / n), cy + r * math.sin(start + sweep * i / n)] for i in range(n + (0 if full else 1))]
     if full:
+        points, _ = _oriented(points, True)  # the exact arc is in the sectra member: no need to say
         return {"type": "Polygon", "coordinates": [points + [points[0]]]}
     return {"type": "LineString", "coordinates": points}
 
@@ -125,15 +297,25 @@ def _style(style: s.Style | None) -> dict[str, Any]:
     return {} if style is None else {"style": msgspec.to_builtins(style)}
 
 
-def _primitives(out: _Out, result: s.PrimitiveResult, classes: list[Any]) -> None:
+def _primitives(out: _Out, result: s.PrimitiveResult, classes: list[Any], context: Any) -> None:
     items = result.content if isinstance(result.content, list) else [result.content] if result.content else []
+    flags = _hole_flags(context, items)
     for i, item in enumerate(items):
         cls = classes[i] if i < len(classes) and isinstance(classes[i], str) else None
         color = _rgb(item.style.stroke_style) if item.style else None
         common = {"item": i, **_style(item.style)}
-        for polygon in item.polygons:
-            out.add({"type": "Polygon", "coordinates": [out.ring(polygon.points)]}, cls=cls, color=color,
-                    sectra={"kind": "polygon", **common})
+        rings = [_Ring(k, [out.xy(p) for p in polygon.points]) for k, polygon in enumerate(item.polygons)]
+        where = f"item {i}" + (f" ({cls})" if cls else "")
+        for exterior, holes in _structure(rings, flags[i] if flags is not None else None, where):
+            coordinates, turned = [], []
+            for k in (exterior, *holes):
+                ring, flipped = out.ring(item.polygons[k].points, ccw=k == exterior)
+                coordinates.append(ring)
+                if flipped:
+                    turned.append(k)
+            out.add({"type": "Polygon", "coordinates": coordinates}, cls=cls, color=color,
+                    sectra={"kind": "polygon", **common, "polygons": [exterior, *holes],
+                            **({"reversed": turned} if turned else {})})
         for line in item.polylines:
             out.add({"type": "LineString", "coordinates": [out.xy(p) for p in line.points]}, cls=cls, color=color,
                     sectra={"kind": "polyline", **common})
@@ -148,7 +330,8 @@ def _primitives(out: _Out, result: s.PrimitiveResult, classes: list[Any]) -> Non
 
 def _gallery(out: _Out, content: s.PatchContent) -> dict[str, Any]:
     for polygon in content.polygons:
-        out.add({"type": "Polygon", "coordinates": [out.ring(polygon.points)]}, sectra={"kind": "region"})
+        geometry, turned = out.polygon(polygon.points)
+        out.add(geometry, sectra={"kind": "region", **turned})
     for patch in content.patches:
         tag = content.tags[patch.tag] if 0 <= patch.tag < len(content.tags) else None
         out.add({"type": "Point", "coordinates": out.xy(patch.position)}, object_type="detection", cls=tag,
@@ -163,18 +346,23 @@ def to_geojson(shapes: s.Result | s.TaggedPolygonInput | s.MultiAreaInput, slide
     """A result (or the tagged polygon / areas of a ``create`` invocation's ``input``) as a GeoJSON
     FeatureCollection in level-0 pixels, QuPath's conventions (see the module docstring).
 
+    A hole is an interior ring of the polygon around it (listed in the result's context, else found
+    by nesting; the module docstring says how); rings run as RFC 7946 asks. A listed hole inside no
+    outline of its group becomes a polygon of its own, with a :class:`GeometryWarning`.
+
     ``slide``: the slide's ``ImageInfo`` (or :class:`~sectra_core.geometry.Pyramid`), for its width.
     """
     out = _Out(_pyramid(slide), {})
     meta: dict[str, Any]
     if isinstance(shapes, s.TaggedPolygonInput):
         c = shapes.content
-        out.add({"type": "Polygon", "coordinates": [out.ring(c.polygon.points)]}, cls=c.tag,
-                sectra={"kind": "taggedPolygon", "tags": c.tags, "tagIndex": c.tag_index})
+        geometry, turned = out.polygon(c.polygon.points)
+        out.add(geometry, cls=c.tag, sectra={"kind": "taggedPolygon", "tags": c.tags, "tagIndex": c.tag_index, **turned})
         meta = {"input": "taggedPolygon"}
     elif isinstance(shapes, s.MultiAreaInput):
         for polygon in shapes.content.polygons:
-            out.add({"type": "Polygon", "coordinates": [out.ring(polygon.points)]}, sectra={"kind": "area"})
+            geometry, turned = out.polygon(polygon.points)
+            out.add(geometry, sectra={"kind": "area", **turned})
         meta = {"input": "multiArea"}
     elif isinstance(shapes, s.Result):
         props = shapes.display_properties or {}
@@ -186,7 +374,7 @@ def to_geojson(shapes: s.Result | s.TaggedPolygonInput | s.MultiAreaInput, slide
                 "applicationVersion": shapes.application_version}
         if isinstance(content, s.PrimitiveResult):
             classes = context.get(CLASSES_KEY, []) if isinstance(context, dict) else []
-            _primitives(out, content, classes if isinstance(classes, list) else [])
+            _primitives(out, content, classes if isinstance(classes, list) else [], context)
             meta["type"] = "primitive"
         elif isinstance(content, s.PatchCollectionResult):
             meta["type"] = "patchCollection"
@@ -245,6 +433,8 @@ def _rings(geometry: Mapping[str, Any], where: str) -> tuple[str, list[Any]]:
     if kind == "Polygon":
         return "polygons", list(coords)  # holes drawn as extra outlines: Sectra polygons have no holes
     if kind == "MultiPolygon":
+        if not all(isinstance(polygon, list) for polygon in coords):
+            raise ValidationError(f"{where}: a MultiPolygon's coordinates are a list of polygons")
         return "polygons", [ring for polygon in coords for ring in polygon]
     if kind == "LineString":
         return "polylines", [coords]
@@ -261,6 +451,18 @@ def _open_ring(ring: list[Any]) -> list[Any]:
     return ring[:-1] if len(ring) > 1 and ring[0] == ring[-1] else ring
 
 
+def _holes_flags(geometry: Mapping[str, Any]) -> list[bool]:
+    """For each ring :func:`_rings` gives of a (Multi)Polygon, whether it is an interior ring (a hole)."""
+    coords = geometry["coordinates"]
+    polygons = coords if geometry.get("type") == "MultiPolygon" else [coords]
+    return [k > 0 for polygon in polygons for k in range(len(polygon))]
+
+
+def _unturned(ring: list[Any], sectra: Mapping[str, Any]) -> list[Any]:
+    """An open ring in the point order Sectra had, where :func:`to_geojson` turned it round."""
+    return _flip(ring) if sectra.get("reversed") is True else ring
+
+
 def _style_of(sectra: Mapping[str, Any], colour: str | None, where: str) -> s.Style | None:
     if isinstance(sectra.get("style"), Mapping):
         try:
@@ -270,9 +472,14 @@ def _style_of(sectra: Mapping[str, Any], colour: str | None, where: str) -> s.St
     return s.Style(stroke_style=colour) if colour else None
 
 
-def _primitive_result(features: list[dict[str, Any]], pyramid: Pyramid) -> tuple[s.PrimitiveResult, list[str | None]]:
+def _primitive_result(
+    features: list[dict[str, Any]], pyramid: Pyramid,
+) -> tuple[s.PrimitiveResult, list[str | None], list[list[int]]]:
     # One builder per group: the item index a Sectra export recorded, else (class, colour).
     groups: dict[Any, tuple[PrimitiveBuilder, str | None]] = {}
+    # A group's polygons wait until every feature is read: an export lists a polygon's holes with
+    # it, so Sectra's order (the index each ring records) is restored only at the end.
+    polygons: dict[Any, list[tuple[tuple[int, int], list[Any], s.Style | None, bool]]] = {}
     for i, feature in enumerate(features):
         where = f"features[{i}]"
         props = _props(feature)
@@ -290,22 +497,40 @@ def _primitive_result(features: list[dict[str, Any]], pyramid: Pyramid) -> tuple
             builder.arc(center, arc["radius"] / pyramid.width, arc["startAngle"], arc["endAngle"], style=style)
             continue
         kind, parts = _rings(feature["geometry"], where)
+        if kind == "polygons":
+            holes = _holes_flags(feature["geometry"])
+            indices = sectra.get("polygons")
+            turned = sectra.get("reversed") if isinstance(sectra.get("reversed"), list) else []
+            if not (isinstance(indices, list) and len(indices) == len(parts) and all(isinstance(k, int) for k in indices)):
+                indices = None  # not a Sectra export's polygon: keep the features' order
+            queue = polygons.setdefault(key, [])
+            for n, (part, hole) in enumerate(zip(parts, holes)):
+                if not isinstance(part, list):
+                    raise ValidationError(f"{where}: a polygon ring is a list of positions")
+                ring = _open_ring(part)
+                order = (0, indices[n]) if indices is not None else (1, len(queue))
+                if indices is not None and indices[n] in turned:
+                    ring = _flip(ring)
+                queue.append((order, ring, style, hole))
+            continue
         for part in parts:
-            if kind == "polygons":
-                builder.polygon_px(_open_ring(part), style=style)
-            elif kind == "polylines":
+            if kind == "polylines":
                 builder.polyline_px(part, style=style)
             else:
                 text = props.get("name") or name or "point"
                 builder.label_px(part[0], part[1], str(text), style=style)
     items: list[s.PrimitiveItem] = []
     classes: list[str | None] = []
-    for builder, name in groups.values():
+    holes: list[list[int]] = []
+    for key, (builder, name) in groups.items():
+        for _, ring, style, hole in sorted(polygons.get(key, []), key=lambda entry: entry[0]):
+            builder.polygon_px(ring, style=style, hole=hole)
         content = builder.content().content
         assert isinstance(content, list)
         items.extend(content)
         classes.extend([name] * len(content))
-    return s.PrimitiveResult(content=items), classes
+        holes.extend(builder.holes())
+    return s.PrimitiveResult(content=items), classes, holes
 
 
 def _gallery_result(features: list[dict[str, Any]], pyramid: Pyramid, settings: Mapping[str, Any]) -> s.PatchCollectionResult:
@@ -323,7 +548,7 @@ def _gallery_result(features: list[dict[str, Any]], pyramid: Pyramid, settings: 
         kind, parts = _rings(feature["geometry"], where)
         for part in parts:
             if kind == "polygons":
-                builder.region_px(_open_ring(part))
+                builder.region_px(_unturned(_open_ring(part), sectra))
             elif kind == "points":
                 name, _ = _class_of(props)
                 tag: int | str | None = sectra["tag"] if isinstance(sectra.get("tag"), int) else name
@@ -363,12 +588,24 @@ def from_geojson(
     if meta.get("type") == "patchCollection":
         content: s.ResultContent = _gallery_result(features, pyramid, meta.get("gallery") or {})
     else:
-        content, classes = _primitive_result(features, pyramid)
+        content, classes, holes = _primitive_result(features, pyramid)
         if any(c is not None for c in classes):
             if context is None:
                 context = {}
             if isinstance(context, dict):
                 context = {**context, CLASSES_KEY: classes}
+        # Interior rings are listed as holes, and so is the absence of any: a same-class outline
+        # drawn inside another (two QuPath annotations) stays an outline of its own rather than
+        # becoming a hole by nesting. A Sectra export of a result that listed none (its holes were
+        # found by nesting) is given back as it was: nesting finds them again.
+        nested = meta.get("type") == "primitive" and not (isinstance(context, dict) and HOLES_KEY in context)
+        if not nested and isinstance(content.content, list) and any(item.polygons for item in content.content):
+            if context is None:
+                context = {}
+            if isinstance(context, dict):
+                context = {**context, HOLES_KEY: holes}
+        elif isinstance(context, dict) and HOLES_KEY in context:
+            context = {k: v for k, v in context.items() if k != HOLES_KEY}  # it had holes; they are gone
     if display_properties is None:
         display_properties = meta.get("displayProperties") or {}
     result = s.Result(
@@ -397,7 +634,7 @@ def input_from_geojson(collection: Mapping[str, Any] | Iterable[Any], slide: Sli
         if kind != "polygons":
             raise ValidationError(f"features[{i}]: invocation input holds polygons only, got {feature['geometry'].get('type')}")
         for part in parts:
-            b = PrimitiveBuilder(pyramid).polygon_px(_open_ring(part))
+            b = PrimitiveBuilder(pyramid).polygon_px(_unturned(_open_ring(part), sectra))
             content = b.content().content
             assert isinstance(content, list)
             polygons.append(content[0].polygons[0])

@@ -6,10 +6,14 @@ relative to level 0, e.g. ``slide.level_downsamples[level]``, or level-0 µm/px 
 ``PrimitiveBuilder.polygon_px`` — or, with ``pyramid=``, a validated primitive result content via
 the builders (:func:`mask_result`).
 
-Holes: Sectra polygons have no holes (spec §5.6), so a hole is returned as its own outline (the
-viewer draws both rings, which reads as a ring-shaped region) unless ``holes=False``. Several
-components give several polygons. Each polygon is simplified (shapely's topology-preserving
-Douglas-Peucker) until it has at most ``max_points`` corners.
+Holes: Sectra polygons have no holes (spec §5.6), so a hole is returned as its own outline, flagged
+``hole=True`` and listed right after the outline it lies in (the viewer draws both rings, which reads
+as a ring-shaped region); :func:`mask_result` passes the flag on to the builder, which records it in
+the result's context so :func:`~sectra_core.shapes.to_geojson` writes the hole as an interior ring.
+``holes=False`` leaves holes out (filled regions). Several components give several polygons; an
+island inside a hole is a component of its own. Each region is simplified together with its holes
+(shapely's topology-preserving Douglas-Peucker, so a hole never crosses its outline) until every
+ring has at most ``max_points`` corners.
 
 Needs numpy, OpenCV (``opencv-python-headless``) and shapely: ``pip install 'sectra-sdk[shapes]'``.
 """
@@ -44,13 +48,17 @@ def _libs() -> tuple[Any, Any, Any]:
     return require("numpy", "shapes", feature), require("cv2", "shapes", feature), require("shapely", "shapes", feature)
 
 
-def _simplify(shapely: Any, ring: Any, max_points: int, tolerance: float) -> Any:
-    """Simplify a shapely Polygon until its exterior has at most ``max_points`` corners."""
-    poly = ring
+def _corners(poly: Any) -> int:
+    return max(len(ring.coords) - 1 for ring in (poly.exterior, *poly.interiors))
+
+
+def _simplify(region: Any, max_points: int, tolerance: float) -> Any:
+    """Simplify a shapely Polygon (with its holes) until each ring has at most ``max_points`` corners."""
+    poly = region
     tol = tolerance
-    while len(poly.exterior.coords) - 1 > max_points:
+    while _corners(poly) > max_points:
         tol = max(tol * 2, 0.5)
-        simpler = ring.simplify(tol, preserve_topology=True)
+        simpler = region.simplify(tol, preserve_topology=True)
         if simpler.is_empty or simpler.geom_type != "Polygon":
             break
         poly = simpler
@@ -68,10 +76,16 @@ def polygons_from_mask(
     top-left corner (a mask of a region read at ``location``). ``values``: the label values to
     trace (default: every nonzero value; each value traced separately, so touching classes keep
     their own outlines). ``max_points``: corner budget per polygon (>= 3). ``tolerance``: initial
-    simplification in mask pixels. ``min_area``: drop regions smaller than this many mask pixels.
+    simplification in mask pixels. ``min_area``: drop regions (and fill holes) smaller than this
+    many mask pixels.
+
+    Outlines run along the pixels' edges (pixel ``i`` covers ``[i, i+1)`` of the mask, so
+    ``origin + i * downsample`` in level-0 pixels): an outline's area less its holes' is the
+    region's pixel count times ``downsample`` squared, up to the simplification and the diagonal
+    steps, which are cut straight.
     """
-    np, cv2, shapely = _libs()
-    from shapely.geometry import Polygon
+    np, cv2, _ = _libs()
+    from shapely.geometry import LineString, Point, Polygon
     from shapely.validation import make_valid
 
     array = np.asarray(mask)
@@ -84,36 +98,52 @@ def polygons_from_mask(
     wanted = sorted(int(v) for v in (values if values is not None else np.unique(array)) if int(v) != 0)
     ox, oy = origin
     out: list[MaskPolygon] = []
+
+    def ring_points(coords: Any) -> list[tuple[float, float]]:
+        # OpenCV gives pixel indices; pixel i's centre is i + 0.5 in edge coordinates.
+        return [(ox + (x + 0.5) * downsample, oy + (y + 0.5) * downsample) for x, y in list(coords)[:-1]]
+
+    smallest = max(min_area, 1e-9)
     for value in wanted:
         binary = (array == value).astype(np.uint8)
         # RETR_CCOMP: two levels, outer outlines and their holes (an island inside a hole is an
-        # outer outline again); CHAIN_APPROX_SIMPLE drops collinear pixels. Contours run through
-        # boundary pixels' indices; pixel i covers [i, i+1), so its centre is i + 0.5 (below).
+        # outer outline again); CHAIN_APPROX_SIMPLE drops collinear pixels.
         contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
         if hierarchy is None:
             continue
-        for contour, (_, _, _, parent) in zip(contours, hierarchy[0]):
-            pts = contour.reshape(-1, 2).astype(float)
-            if len(pts) < 3:
-                continue  # a one- or two-pixel line: no area to outline
-            is_hole = parent >= 0
-            if is_hole and not holes:
-                continue
-            poly = Polygon(pts)
-            if not poly.is_valid:
-                fixed = make_valid(poly)
-                parts = [g for g in getattr(fixed, "geoms", [fixed]) if g.geom_type == "Polygon"]
-                if not parts:
+        rings = [c.reshape(-1, 2).astype(float) for c in contours]
+        parents = [int(h[3]) for h in hierarchy[0]]
+        for i, outer in enumerate(rings):
+            if parents[i] >= 0:
+                continue  # a hole: traced with its outline below
+            inner = [rings[j] for j, p in enumerate(parents) if p == i and len(rings[j]) >= 3] if holes else []
+            # OpenCV's contours run through the centres of the region's boundary pixels (pixel i
+            # covers [i, i+1)); grown by half a pixel, square-cornered, they run along the pixels'
+            # edges instead, so a region's area is its pixel count (a diagonal step is cut straight:
+            # within a fraction of a percent) and a line of pixels one wide keeps its area. The
+            # region is grown with its holes (which shrink), so every hole stays inside its outline,
+            # and an outline that touches itself (pixels meeting at a corner) comes out valid.
+            if len(outer) >= 3:
+                region = make_valid(Polygon(outer, [h for h in inner if Polygon(h).area >= smallest]))
+            else:
+                region = LineString(outer) if len(outer) == 2 else Point(outer[0])
+            grown = region.buffer(0.5, cap_style="square", join_style="mitre", mitre_limit=2.0)
+            parts = [g for g in getattr(grown, "geoms", [grown]) if g.geom_type == "Polygon"]
+            for part in parts:
+                if part.area < smallest:
                     continue
-                poly = max(parts, key=lambda g: g.area)
-            if poly.area < max(min_area, 1e-9):
-                continue
-            poly = _simplify(shapely, Polygon(poly.exterior), max_points, tolerance)
-            coords = list(poly.exterior.coords)[:-1]
-            if len(coords) < 3:
-                continue
-            points = [(ox + (x + 0.5) * downsample, oy + (y + 0.5) * downsample) for x, y in coords]
-            out.append(MaskPolygon(points, value, is_hole, poly.area * downsample * downsample))
+                # Holes that the half pixel closed (a pinhole traced as a diamond) are gone; any
+                # hole left under min_area is filled too.
+                part = Polygon(part.exterior, [h for h in part.interiors if Polygon(h).area >= smallest])
+                poly = _simplify(part, max_points, tolerance)
+                if len(poly.exterior.coords) < 4:
+                    continue
+                out.append(MaskPolygon(ring_points(poly.exterior.coords), value, False,
+                                       Polygon(poly.exterior).area * downsample * downsample))
+                for hole in poly.interiors:
+                    if len(hole.coords) >= 4:
+                        out.append(MaskPolygon(ring_points(hole.coords), value, True,
+                                               Polygon(hole).area * downsample * downsample))
     return out
 
 
@@ -123,12 +153,13 @@ def mask_result(
 ) -> PrimitiveBuilder:
     """:func:`polygons_from_mask` added to a :class:`PrimitiveBuilder` (new or given): one style per
     label value (``styles``; a class per value), every polygon width-normalised and checked on the
-    slide. Call ``.build(slide_id, text)`` on the returned builder."""
+    slide. Holes are added as holes (the builder records them in the result's context, see
+    :data:`~sectra_core.app.builders.HOLES_KEY`). Call ``.build(slide_id, text)`` on the returned builder."""
     builder = builder or PrimitiveBuilder(pyramid)
     for polygon in polygons_from_mask(mask, downsample, **options):
         style = (styles or {}).get(polygon.value)
         # A mask at a level whose size was rounded up (spec §6) may reach past the slide by under
         # one mask pixel: keep the outline on the slide.
         points = [(min(max(x, 0.0), pyramid.width), min(max(y, 0.0), pyramid.height)) for x, y in polygon.points]
-        builder.polygon_px(points, style=style)
+        builder.polygon_px(points, style=style, hole=polygon.hole)
     return builder

@@ -123,7 +123,8 @@ def test_qupath_export_becomes_a_valid_result() -> None:
     assert tumour.polygons[0].points[0] == s.Point(x=100 / 2400, y=100 / 2400) and len(tumour.polygons[0].points) == 4
     assert [lb.label for lb in tumour.labels] == ["Tumor", "Tumor"] and tumour.labels[1].location.y == 0.75
     assert stroma.style == s.Style(stroke_style="#00ff00") and len(stroma.polygons) == 2
-    assert result.slide_id == "slide-001" and result.data.context == {"geojsonClasses": ["Tumor", "Stroma"]}
+    assert result.slide_id == "slide-001"
+    assert result.data.context == {"geojsonClasses": ["Tumor", "Stroma"], "polygonHoles": [[1], []]}  # the interior ring
     back = to_geojson(result, PYRAMID)["features"]
     assert back[0]["properties"]["classification"] == {"name": "Tumor", "color": [200, 0, 0]}
 
@@ -158,7 +159,7 @@ def test_mask_with_a_hole_and_several_components() -> None:
         assert ShapelyPolygon(p.points).is_valid
     big = max(outer, key=lambda p: p.area)
     xs, ys = zip(*big.points)
-    assert (min(xs), max(xs), min(ys), max(ys)) == (400 + 10.5 * 4, 400 + 79.5 * 4, 10.5 * 4, 59.5 * 4)  # level-0 pixels
+    assert (min(xs), max(xs), min(ys), max(ys)) == (400 + 10 * 4, 400 + 80 * 4, 10 * 4, 60 * 4)  # level-0 pixels, pixel edges
     hx, hy = zip(*holes[0].points)
     assert 400 + 19 * 4 <= min(hx) and max(hx) <= 400 + 41 * 4
     assert len(polygons_from_mask(mask, holes=False)) == 2
