@@ -11,9 +11,10 @@ Holes: Sectra polygons have no holes (spec §5.6), so a hole is returned as its 
 as a ring-shaped region); :func:`mask_result` passes the flag on to the builder, which records it in
 the result's context so :func:`~sectra_core.shapes.to_geojson` writes the hole as an interior ring.
 ``holes=False`` leaves holes out (filled regions). Several components give several polygons; an
-island inside a hole is a component of its own. Each region is simplified together with its holes
-(shapely's topology-preserving Douglas-Peucker, so a hole never crosses its outline) until every
-ring has at most ``max_points`` corners.
+island inside a hole is a component of its own. Each ring is simplified (shapely's
+topology-preserving Douglas-Peucker) until it has at most ``max_points`` corners, and the holes are
+then cut out of their outline, so a hole never crosses it (where a simplified hole would, the
+outline gets a notch and the two points where they meet).
 
 Needs numpy, OpenCV (``opencv-python-headless``) and shapely: ``pip install 'sectra-sdk[shapes]'``.
 """
@@ -48,17 +49,17 @@ def _libs() -> tuple[Any, Any, Any]:
     return require("numpy", "shapes", feature), require("cv2", "shapes", feature), require("shapely", "shapes", feature)
 
 
-def _corners(poly: Any) -> int:
-    return max(len(ring.coords) - 1 for ring in (poly.exterior, *poly.interiors))
-
-
-def _simplify(region: Any, max_points: int, tolerance: float) -> Any:
-    """Simplify a shapely Polygon (with its holes) until each ring has at most ``max_points`` corners."""
-    poly = region
+def _simplify(ring: Any, max_points: int, tolerance: float) -> Any:
+    """Simplify a shapely Polygon (one ring) until it has at most ``max_points`` corners."""
+    poly = ring
     tol = tolerance
-    while _corners(poly) > max_points:
+    # Bounded: a topology-preserving simplification may never get under the budget (a thin
+    # C-shaped outline keeps its corners), and the doubled tolerance would run to infinity.
+    for _ in range(64):
+        if len(poly.exterior.coords) - 1 <= max_points:
+            break
         tol = max(tol * 2, 0.5)
-        simpler = region.simplify(tol, preserve_topology=True)
+        simpler = ring.simplify(tol, preserve_topology=True)
         if simpler.is_empty or simpler.geom_type != "Polygon":
             break
         poly = simpler
@@ -86,6 +87,7 @@ def polygons_from_mask(
     """
     np, cv2, _ = _libs()
     from shapely.geometry import LineString, Point, Polygon
+    from shapely.ops import unary_union
     from shapely.validation import make_valid
 
     array = np.asarray(mask)
@@ -132,18 +134,22 @@ def polygons_from_mask(
             for part in parts:
                 if part.area < smallest:
                     continue
-                # Holes that the half pixel closed (a pinhole traced as a diamond) are gone; any
-                # hole left under min_area is filled too.
-                part = Polygon(part.exterior, [h for h in part.interiors if Polygon(h).area >= smallest])
-                poly = _simplify(part, max_points, tolerance)
-                if len(poly.exterior.coords) < 4:
-                    continue
-                out.append(MaskPolygon(ring_points(poly.exterior.coords), value, False,
-                                       Polygon(poly.exterior).area * downsample * downsample))
-                for hole in poly.interiors:
-                    if len(hole.coords) >= 4:
-                        out.append(MaskPolygon(ring_points(hole.coords), value, True,
-                                               Polygon(hole).area * downsample * downsample))
+                # Each ring is simplified on its own (one tolerance for all would shrink a hole
+                # near its outline to a triangle before the outline met the budget); the holes are
+                # then cut out of the outline, so a simplified hole that crosses it leaves a notch,
+                # never an invalid polygon, and the area stays outline minus holes.
+                outline = _simplify(Polygon(part.exterior), max_points, tolerance)
+                cut = [_simplify(Polygon(h), max_points, tolerance) for h in part.interiors if Polygon(h).area >= smallest]
+                shape = outline.difference(unary_union(cut)) if cut else outline
+                for poly in (g for g in getattr(shape, "geoms", [shape]) if g.geom_type == "Polygon"):
+                    if len(poly.exterior.coords) < 4 or poly.area < smallest:
+                        continue
+                    out.append(MaskPolygon(ring_points(poly.exterior.coords), value, False,
+                                           Polygon(poly.exterior).area * downsample * downsample))
+                    for hole in poly.interiors:
+                        if len(hole.coords) >= 4:
+                            out.append(MaskPolygon(ring_points(hole.coords), value, True,
+                                                   Polygon(hole).area * downsample * downsample))
     return out
 
 

@@ -193,3 +193,198 @@ def test_mask_touching_the_slide_edge_stays_on_the_slide() -> None:
     result = mask_result(mask, pyramid, 16.0).build("s", "all tissue")
     validate_result(result, max_y=pyramid.max_y)
     assert shapely.is_valid(ShapelyPolygon([(p.x, p.y) for p in result.data.result.content[0].polygons[0].points]))
+
+
+# --- holes stay holes (issue #24) ---------------------------------------------------------------
+
+
+def ring_mask() -> np.ndarray:
+    """A square ring (outline with a hole), an island inside the hole, and a separate square."""
+    mask = np.zeros((100, 150), np.uint8)
+    mask[10:90, 10:110] = 1
+    mask[25:75, 25:95] = 0  # the hole
+    mask[40:60, 45:75] = 1  # an island inside it
+    mask[20:40, 120:140] = 1  # another region
+    return mask
+
+
+def shapes_of(collection: dict) -> list:
+    return [shapely.geometry.shape(f["geometry"]) for f in collection["features"]]
+
+
+def assert_rfc7946(geometry: object) -> None:
+    """Valid, exterior counter-clockwise and holes clockwise as shapely computes it (``orient`` with
+    sign 1.0 changes nothing)."""
+    assert geometry.is_valid  # type: ignore[attr-defined]
+    assert shapely.is_ccw(geometry.exterior)  # type: ignore[attr-defined]
+    assert not any(shapely.is_ccw(ring) for ring in geometry.interiors)  # type: ignore[attr-defined]
+    assert shapely.geometry.polygon.orient(geometry, 1.0).equals_exact(geometry, 0)  # type: ignore[arg-type]
+
+
+def test_mask_holes_export_as_interior_rings_with_the_masks_area() -> None:
+    mask = ring_mask()
+    downsample = 4.0
+    result = mask_result(mask, PYRAMID, downsample).build("slide-001", "tissue")
+    assert result.data.context == {"polygonHoles": [[3]]}  # the hole is listed after the three outlines
+    collection = json.loads(json.dumps(to_geojson(result, PYRAMID)))
+    geometries = shapes_of(collection)
+    assert sorted(len(g.interiors) for g in geometries) == [0, 0, 1]  # square, island, ring with its hole
+    for g in geometries:
+        assert_rfc7946(g)
+    (ring,) = [g for g in geometries if g.interiors]
+    assert ring.exterior.bounds == pytest.approx((40, 40, 440, 360))  # level-0 pixels, along the pixel edges
+    hole = shapely.geometry.Polygon(ring.interiors[0])
+    assert hole.bounds == pytest.approx((100, 100, 380, 300))
+    assert [g.within(hole) for g in geometries] == [g.bounds == pytest.approx((180, 160, 300, 240)) for g in geometries]
+    assert sum(g.within(hole) for g in geometries) == 1  # the island, in the hole
+    # The class's area is the mask's: outline minus hole plus island plus square, not their sum.
+    area = shapely.union_all(geometries).area
+    assert sum(g.area for g in geometries) == pytest.approx(area)  # nothing overlaps
+    pixels = int(mask.sum()) * downsample**2
+    assert area == pytest.approx(pixels, rel=2e-3)
+    filled = sum(shapely.geometry.Polygon(g.exterior).area + sum(shapely.geometry.Polygon(h).area for h in g.interiors)
+                 for g in geometries)
+    assert filled > 1.5 * pixels  # what exporting the hole as a filled polygon gave
+
+
+def test_mask_areas_match_pixel_counts_in_every_shape() -> None:
+    """Outlines follow the pixel edges: an area is the pixel count (diagonal steps cut straight)."""
+    yy, xx = np.mgrid[0:300, 0:300]
+    d = (yy - 150) ** 2 + (xx - 150) ** 2
+    for mask in (d < 100**2, (d < 100**2) & (d > 60**2), yy > xx, ring_mask().astype(bool)):
+        found = polygons_from_mask(mask, 2.0, max_points=100_000)
+        area = sum(-p.area if p.hole else p.area for p in found)
+        assert area == pytest.approx(mask.sum() * 4, rel=5e-3)
+    line = np.zeros((9, 9), bool)
+    line[4, 1:8] = True  # a line one pixel wide keeps its area
+    (found,) = polygons_from_mask(line)
+    assert found.area == pytest.approx(7) and ShapelyPolygon(found.points).bounds == (1, 4, 8, 5)
+
+
+def test_holes_never_cross_their_outline_after_simplification() -> None:
+    """A square hole whose corners come within 8 pixels of a disc's edge: simplified to 12 corners
+    each, the two rings cross. The export cuts the hole out of the outline instead: valid polygons,
+    oriented, and nothing outside the simplified outline."""
+    import cv2
+
+    from sectra_core.shapes.masks import _simplify
+
+    yy, xx = np.mgrid[0:400, 0:400]
+    mask = ((yy - 200) ** 2 + (xx - 200) ** 2 < 180**2).astype(np.uint8)
+    corners = [(200 + 172 * math.cos(math.radians(10 + 90 * k)), 200 + 172 * math.sin(math.radians(10 + 90 * k))) for k in range(4)]
+    cv2.fillPoly(mask, [np.array(corners, np.int32)], 0)
+    exact = polygons_from_mask(mask, max_points=100_000)
+    assert [p.hole for p in exact] == [False, True]
+    alone = [_simplify(ShapelyPolygon(p.points), 12, 0.5) for p in exact]
+    assert not ShapelyPolygon(alone[0].exterior.coords, [alone[1].exterior.coords]).is_valid  # they cross
+    result = mask_result(mask, PYRAMID, 1.0, max_points=12).build("slide-001", "x")
+    geometries = shapes_of(to_geojson(result, PYRAMID))
+    for g in geometries:
+        assert_rfc7946(g)
+    # What is left is the outline less the hole, as simplified (Douglas-Peucker starts where the
+    # ring starts, so the export's corners may differ by a pixel from this re-run).
+    union, cut = shapely.union_all(geometries), alone[0].difference(alone[1])
+    assert union.symmetric_difference(cut).area < 0.01 * cut.area
+    assert union.within(alone[0].buffer(2))
+
+
+def test_qupath_holes_and_multipolygons_round_trip() -> None:
+    square = [[100, 100], [900, 100], [900, 700], [100, 700], [100, 100]]  # clockwise as written
+    hole = [[300, 300], [300, 500], [500, 500], [500, 300], [300, 300]]
+    island = [[350, 350], [450, 350], [450, 450], [350, 450], [350, 350]]
+    multi = [[[[1000, 100], [1400, 100], [1400, 500], [1000, 500], [1000, 100]],
+              [[1100, 200], [1200, 200], [1200, 300], [1100, 300], [1100, 200]],
+              [[1250, 200], [1350, 200], [1350, 300], [1250, 300], [1250, 200]]],
+             [[[1500, 100], [1600, 100], [1600, 200], [1500, 100]]]]
+    tumour = {"objectType": "annotation", "classification": {"name": "Tumor", "color": [200, 0, 0]}}
+    qupath = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [square, hole]}, "properties": tumour},
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [island]}, "properties": tumour},
+        {"type": "Feature", "geometry": {"type": "MultiPolygon", "coordinates": multi},
+         "properties": {"objectType": "annotation", "classification": {"name": "Stroma"}}},
+    ]}
+    source = shapely.union_all(shapes_of(qupath))
+    result = from_geojson(qupath, PYRAMID, slide_id="slide-001")
+    assert result.data.context["polygonHoles"] == [[1], [1, 2]]
+    exported = json.loads(json.dumps(to_geojson(result, PYRAMID)))
+    geometries = shapes_of(exported)
+    assert [len(g.interiors) for g in geometries] == [1, 0, 2, 0]
+    for g in geometries:
+        assert_rfc7946(g)
+    assert shapely.union_all(geometries).equals(source)
+    assert sum(g.area for g in geometries) == pytest.approx(800 * 600 - 200 * 200 + 100 * 100 + 400 * 400 - 2 * 100 * 100 + 5000)
+    back = from_geojson(exported, PYRAMID)
+    close(back, result)  # and again: the holes, the point order, the context
+    close(to_geojson(back, PYRAMID), exported)
+
+
+def test_nested_outlines_of_a_result_without_a_hole_list_are_holes_by_nesting() -> None:
+    """A result from elsewhere (no ``polygonHoles``): even-odd nesting within a group, not across
+    groups; its export round-trips exactly, point order included (rings turned round are noted)."""
+    b = PrimitiveBuilder(PYRAMID)
+    red, blue = s.Style(stroke_style="#ff0000"), s.Style(stroke_style="#0000ff")
+    b.rectangle(0.1, 0.1, 0.5, 0.5, style=red)  # counter-clockwise on screen: clockwise as written
+    b.polygon([(0.2, 0.2), (0.2, 0.4), (0.4, 0.4), (0.4, 0.2)], style=red)  # inside: a hole
+    b.rectangle(0.25, 0.25, 0.35, 0.35, style=red)  # inside the hole: an island
+    b.rectangle(0.22, 0.22, 0.24, 0.24, style=blue)  # inside, but another group: its own polygon
+    result = b.build("slide-001", "nested")
+    assert result.data.context == {}
+    collection = json.loads(json.dumps(to_geojson(result, PYRAMID)))
+    geometries = shapes_of(collection)
+    assert [len(g.interiors) for g in geometries] == [1, 0, 0]
+    for g in geometries:
+        assert_rfc7946(g)
+    assert geometries[0].area == pytest.approx((960**2 - 480**2))
+    back = from_geojson(collection, PYRAMID)
+    close(back, result)
+
+
+def test_a_listed_hole_outside_every_outline_is_its_own_polygon_with_a_warning() -> None:
+    from sectra_core.shapes import GeometryWarning
+
+    b = PrimitiveBuilder(PYRAMID)
+    b.rectangle(0.1, 0.1, 0.3, 0.3)
+    b.rectangle(0.15, 0.15, 0.2, 0.2)  # listed as no hole: a same-class region drawn inside another
+    b.polygon([(0.5, 0.5), (0.6, 0.5), (0.6, 0.6)], hole=True)  # a "hole" outside everything
+    result = b.build("slide-001", "stray")
+    assert result.data.context == {"polygonHoles": [[2]]}
+    with pytest.warns(GeometryWarning, match=r"item 0: polygon 2 is listed as a hole .* inside no outline"):
+        geometries = shapes_of(to_geojson(result, PYRAMID))
+    assert [len(g.interiors) for g in geometries] == [0, 0, 0]  # three polygons, none with a hole
+    for g in geometries:
+        assert_rfc7946(g)
+    # The same from QuPath: an interior ring that lies outside its exterior.
+    bad = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [
+        [[100, 100], [200, 100], [200, 200], [100, 200], [100, 100]], [[500, 500], [600, 500], [600, 600], [500, 500]]]},
+        "properties": {"classification": {"name": "Tumor"}}}
+    imported = from_geojson(bad, PYRAMID, slide_id="slide-001")
+    with pytest.warns(GeometryWarning, match="polygon 1 is listed as a hole"):
+        assert [len(g.interiors) for g in shapes_of(to_geojson(imported, PYRAMID))] == [0, 0]
+
+
+def test_a_hole_list_that_does_not_fit_is_ignored_with_a_warning() -> None:
+    from sectra_core.shapes import GeometryWarning
+
+    b = PrimitiveBuilder(PYRAMID)
+    b.rectangle(0.1, 0.1, 0.3, 0.3).rectangle(0.15, 0.15, 0.2, 0.2)
+    result = b.build("slide-001", "x", context={"polygonHoles": [[5]]})  # stale: no polygon 5
+    with pytest.warns(GeometryWarning, match="does not fit"):
+        geometries = shapes_of(to_geojson(result, PYRAMID))
+    assert [len(g.interiors) for g in geometries] == [1]  # found by nesting instead
+
+
+def test_every_exported_polygon_runs_as_rfc7946_asks() -> None:
+    g = PatchGalleryBuilder(["T"], pyramid=PYRAMID)
+    g.region([(0.2, 0.2), (0.2, 0.4), (0.4, 0.4), (0.4, 0.2)])  # clockwise as written: turned round
+    g.patch(0, (0.3, 0.3))
+    collections = [to_geojson(primitives(), PYRAMID), to_geojson(g.build("slide-001", "g"), PYRAMID)]
+    area = s.MultiAreaInput(content=s.MultiAreaContent(polygons=[
+        s.Polygon(points=[s.Point(x=0.1, y=0.1), s.Point(x=0.1, y=0.2), s.Point(x=0.2, y=0.2)])]))
+    collections.append(to_geojson(area, PYRAMID))
+    polygons = [shape for c in collections for shape in shapes_of(c) if shape.geom_type == "Polygon"]
+    assert len(polygons) == 5  # 2 triangles, a circle, a region, an area
+    for polygon in polygons:
+        assert_rfc7946(polygon)
+    region = to_geojson(g.build("slide-001", "g"), PYRAMID)
+    close(from_geojson(json.loads(json.dumps(region)), PYRAMID), g.build("slide-001", "g"))
+    close(input_from_geojson(collections[2], PYRAMID), area)
