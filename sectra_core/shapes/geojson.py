@@ -198,28 +198,28 @@ def _structure(rings: list[_Ring], flagged: set[int] | None, where: str) -> list
     for a in rings:
         if flagged is not None and a.index not in flagged:
             continue  # an outline the result says is no hole is an exterior, wherever it lies
-        around = [b for b in rings if b is not a and _lies_inside(a, b)]
-        containers[a.index] = [b.index for b in sorted(around, key=lambda r: r.area)]
+        outside = [b for b in rings if b is not a and _lies_inside(a, b)]
+        containers[a.index] = [b.index for b in sorted(outside, key=lambda r: r.area)]
     hole_of: dict[int, int] = {}
     if flagged is None:
         depth = {a.index: len(containers[a.index]) for a in rings}
         for index, around in containers.items():
             if depth[index] % 2:
-                parent = next((j for j in around if depth[j] % 2 == 0), None)
-                if parent is not None:
-                    hole_of[index] = parent
+                found = next((j for j in around if depth[j] % 2 == 0), None)
+                if found is not None:
+                    hole_of[index] = found
     else:
         for index in sorted(flagged):
-            parent = next((j for j in containers.get(index, []) if j not in flagged), None)
-            if parent is None:
+            found = next((j for j in containers.get(index, []) if j not in flagged), None)
+            if found is None:
                 warnings.warn(f"{where}: polygon {index} is listed as a hole (data.context[{HOLES_KEY!r}]) but lies "
                               "inside no outline of its group; exported as a polygon of its own", GeometryWarning,
                               stacklevel=4)
             else:
-                hole_of[index] = parent
+                hole_of[index] = found
     holes: dict[int, list[int]] = {}
-    for index, parent in hole_of.items():
-        holes.setdefault(parent, []).append(index)
+    for hole, parent in hole_of.items():
+        holes.setdefault(parent, []).append(hole)
     return [(r.index, sorted(holes.get(r.index, []))) for r in rings if r.index not in hole_of]
 
 
@@ -498,13 +498,14 @@ def _primitive_result(
             continue
         kind, parts = _rings(feature["geometry"], where)
         if kind == "polygons":
-            holes = _holes_flags(feature["geometry"])
+            interior = _holes_flags(feature["geometry"])
             indices = sectra.get("polygons")
-            turned = sectra.get("reversed") if isinstance(sectra.get("reversed"), list) else []
+            reversed_ = sectra.get("reversed")
+            turned: list[Any] = reversed_ if isinstance(reversed_, list) else []
             if not (isinstance(indices, list) and len(indices) == len(parts) and all(isinstance(k, int) for k in indices)):
                 indices = None  # not a Sectra export's polygon: keep the features' order
             queue = polygons.setdefault(key, [])
-            for n, (part, hole) in enumerate(zip(parts, holes)):
+            for n, (part, hole) in enumerate(zip(parts, interior)):
                 if not isinstance(part, list):
                     raise ValidationError(f"{where}: a polygon ring is a list of positions")
                 ring = _open_ring(part)
