@@ -188,6 +188,34 @@ def _lies_inside(a: _Ring, b: _Ring) -> bool:
     return False  # every vertex on b's edge: the same ring, not a hole of it
 
 
+class _Grid:
+    """The rings of a group bucketed by the grid cells their boxes cover: the rings that may hold a
+    ring are those in the cell of its first vertex (a slide's thousands of nuclei outlines are not
+    each tested against all the others)."""
+
+    def __init__(self, rings: list[_Ring]) -> None:
+        self.x0 = min(r.box[0] for r in rings)
+        self.y0 = min(r.box[1] for r in rings)
+        span = max(max(r.box[2] for r in rings) - self.x0, max(r.box[3] for r in rings) - self.y0, 1e-9)
+        self.n = max(1, min(128, math.isqrt(len(rings)) + 1))
+        self.size = span / self.n
+        self.cells: dict[tuple[int, int], list[_Ring]] = {}
+        for ring in rings:
+            cx0, cy0 = self._cell(ring.box[0], ring.box[1])
+            cx1, cy1 = self._cell(ring.box[2], ring.box[3])
+            for cx in range(cx0, cx1 + 1):
+                for cy in range(cy0, cy1 + 1):
+                    self.cells.setdefault((cx, cy), []).append(ring)
+
+    def _cell(self, x: float, y: float) -> tuple[int, int]:
+        return (min(self.n - 1, max(0, int((x - self.x0) / self.size))), min(self.n - 1, max(0, int((y - self.y0) / self.size))))
+
+    def around(self, ring: _Ring) -> list[_Ring]:
+        """The rings ``ring`` lies inside."""
+        point = ring.points[0]
+        return [b for b in self.cells.get(self._cell(point[0], point[1]), []) if b is not ring and _lies_inside(ring, b)]
+
+
 def _structure(rings: list[_Ring], flagged: set[int] | None, where: str) -> list[tuple[int, list[int]]]:
     """The group's polygons: (exterior index, its hole indices), exteriors in index order.
 
@@ -195,11 +223,12 @@ def _structure(rings: list[_Ring], flagged: set[int] | None, where: str) -> list
     listed around it), or None to find holes by nesting (even-odd).
     """
     containers: dict[int, list[int]] = {}
+    grid = _Grid(rings) if rings else None
     for a in rings:
         if flagged is not None and a.index not in flagged:
             continue  # an outline the result says is no hole is an exterior, wherever it lies
-        outside = [b for b in rings if b is not a and _lies_inside(a, b)]
-        containers[a.index] = [b.index for b in sorted(outside, key=lambda r: r.area)]
+        assert grid is not None
+        containers[a.index] = [b.index for b in sorted(grid.around(a), key=lambda r: r.area)]
     hole_of: dict[int, int] = {}
     if flagged is None:
         depth = {a.index: len(containers[a.index]) for a in rings}
