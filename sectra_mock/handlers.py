@@ -23,7 +23,7 @@ from sectra_core.geometry import Pyramid
 from . import shapes
 from .context import MockContext, MockHandler
 from .payloads import content_disposition, multipart_length, multipart_parts, random_boundary
-from .slides import TILE_FORMATS, solid_tile
+from .slides import TILE_FORMATS, SlideFileError, solid_tile
 
 __all__ = ["BUILTIN_HANDLERS"]
 
@@ -110,8 +110,16 @@ async def tile(ctx: MockContext) -> Response:
         if grid is None or not (0 <= col < grid[0] and 0 <= row < grid[1]):
             return ctx.error(404, f"no tile ({col}, {row}) at level {level} of slide {slide.info.id!r}")
         # Cache, renders in flight and read-ahead (in the app's nursery): sectra_mock.slides.
-        pixels = await slide.image.tile(ctx.tile_cache, slide.info.id, level, col, row, fmt,
-                                        limiter=ctx.tile_limiter(), nursery=ctx.background)
+        try:
+            pixels = await slide.image.tile(ctx.tile_cache, slide.info.id, level, col, row, fmt,
+                                            limiter=ctx.tile_limiter(), nursery=ctx.background)
+        except SlideFileError as exc:
+            # A damaged file: a JSON error like every other answer (no traceback page), and one
+            # warning per file naming it; the answer itself does not name the file.
+            if slide.image.first_failure(str(exc)):
+                ctx.warn(f"slide {slide.info.id!r}: {exc}")
+            return ctx.error(500, f"tile ({col}, {row}) at level {level} of slide {slide.info.id!r} cannot be "
+                                  "cut from the slide's file (the mock's warnings name it)")
         return ctx.bytes(pixels, mime)
     # jpg and jpeg are the same bytes; a cached tile is answered without a thread hop.
     key = (slide.info.id, None, level, col, row, pil_format)

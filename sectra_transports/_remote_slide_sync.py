@@ -134,7 +134,11 @@ class RemoteSlide:
         def decode(key: regions.TileKey, data: bytes) -> None:
             # The cache keeps the compact RGB form; the paste gets the four-byte one (see
             # regions.decode_tile_pixels). No RGB copy where the cache could not keep it.
-            pixels, rgb = regions.decode_tile_pixels(data, key, rgb=self.cache.max_bytes > 0)
+            # Fitted to the place the slide info's geometry gives it (a server's edge tile may be
+            # a pixel short or long): no transparent line inside the slide (issue 24).
+            pixels, rgb = regions.decode_tile_pixels(
+                data, key, rgb=self.cache.max_bytes > 0, size=regions.tile_size(self.pyramid, key),
+            )
             if rgb is not None:
                 self.cache.put((where, key), rgb, rgb.nbytes)
             on_tile(key, pixels)
