@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -90,6 +91,27 @@ async def case_images_by_slide(ctx: MockContext) -> Response:
     return ctx.json(_case(ctx, accession))
 
 
+def _focal_plane(given: str, ids: set[str]) -> str | None:
+    """The focal plane id ``given`` names: an id as is, or a number equal to a numeric id.
+
+    Sectra's external-viewer backend types the plane as a float and asks ``..._0.0.jpeg`` for
+    plane ``"0"`` (spec §6); ``1e0`` or ``1.00`` name plane ``"1"`` alike. None: no such plane.
+    """
+    if given in ids:
+        return given
+    try:
+        wanted = float(given)
+    except ValueError:
+        return None
+    for plane in sorted(ids):
+        try:
+            if math.isfinite(wanted) and float(plane) == wanted:
+                return plane
+        except ValueError:
+            continue
+    return None
+
+
 async def tile(ctx: MockContext) -> Response:
     """A DZI tile (spec §6): rendered from the slide's pixels, or one colour per level without."""
     p, q = ctx.request.params, ctx.request.query
@@ -97,9 +119,9 @@ async def tile(ctx: MockContext) -> Response:
     fmt = str(p["ext"]).lower()
     if fmt not in TILE_FORMATS:
         return ctx.error(404, f"no tile format {p['ext']!r}: use one of {', '.join(TILE_FORMATS)} (availableTileFormats)")
-    focal = p.get("focal_plane", "0")
-    if focal not in {f.id for f in slide.info.focal_planes or ()} | {"0"}:
-        return ctx.error(404, f"no focal plane {focal!r} (see focalPlanes)")
+    focal = _focal_plane(p.get("focal_plane", "0"), {f.id for f in slide.info.focal_planes or ()} | {"0"})
+    if focal is None:
+        return ctx.error(404, f"no focal plane {p.get('focal_plane')!r} (see focalPlanes)")
     optical = q.get("opticalPath")
     if optical is not None and optical not in {o.id for o in slide.info.optical_paths or ()} | {"0"}:
         return ctx.error(404, f"no optical path {optical!r} (see opticalPaths)")
