@@ -248,11 +248,32 @@ def _open_tile(data: bytes, key: TileKey | None, size: tuple[int, int] | None = 
             raise
         raise DecodeError(f"{where} is not an image Pillow can decode ({len(data)} bytes): {exc}") from None
     if size is not None and tile.size != size:
-        # A pixel short or long at the right/bottom edge (see TILE_SIZE_SLACK): the tile shows the
-        # same part of the slide, so it is resampled onto the place the geometry gives it rather
-        # than leaving a transparent line inside the slide or spilling over its neighbour.
-        tile = tile.resize(size, image.Resampling.LANCZOS)
+        tile = _fit(tile, size)
     return tile
+
+
+def _fit(tile: Any, size: tuple[int, int]) -> Any:
+    """``tile`` placed at its top-left corner on exactly ``size``: cropped where it is long, its last
+    column/row repeated where it is short (see :data:`TILE_SIZE_SLACK`).
+
+    The tile keeps its scale: a server whose levels round down sends the same pixels a pixel
+    short (its level ends a pixel earlier), so the missing line is the edge line's neighbour, not a
+    reason to stretch the tile or leave a transparent line inside the slide.
+    """
+    image = pillow()
+    width, height = tile.size
+    tile = tile.crop((0, 0, min(width, size[0]), min(height, size[1])))
+    if tile.size == size:
+        return tile
+    out = image.new("RGB", size)
+    out.paste(tile, (0, 0))
+    if tile.width < size[0]:  # repeat the last column, then (below) the last row, corner included
+        out.paste(tile.crop((tile.width - 1, 0, tile.width, tile.height)).resize((size[0] - tile.width, tile.height)),
+                  (tile.width, 0))
+    if tile.height < size[1]:
+        out.paste(out.crop((0, tile.height - 1, size[0], tile.height)).resize((size[0], size[1] - tile.height)),
+                  (0, tile.height))
+    return out
 
 
 def _fits(got: tuple[int, int], size: tuple[int, int]) -> bool:

@@ -3,6 +3,9 @@
 Issue 24's reproduction: ``python -m tests.differential.transparency`` serves a 3001x2203 generic
 tiled TIFF written by tifffile (generated into the test-slide cache) and reads every level whole
 with ``read_region``; every pixel of a level lies inside the slide, so every count should be 0.
+``--server deepzoom-get-tile`` (or ``edges-a-pixel-short``, ``edges-a-pixel-long``) makes the mock
+send tiles as a server that rounds otherwise would (tests/differential/test_tile_geometry.py), to
+show the clients alone keep the slide opaque.
 """
 
 from __future__ import annotations
@@ -43,6 +46,13 @@ def counts_trio(url: str, slide_id: str, ext: str, levels: range) -> list[int]:
 
 def main() -> int:
     """Print the table; exit 1 when any level shows a transparent pixel."""
+    if "--server" in sys.argv:
+        from sectra_mock.slides import SlideImage
+        from tests.differential.test_tile_geometry import SERVERS
+
+        kind = sys.argv[sys.argv.index("--server") + 1]
+        SlideImage._deepzoom_tile = SERVERS[kind]  # type: ignore[method-assign]
+        print(f"mock tiles as a {kind} server sends them")
     slide = next(m for m in MATRIX if (m.width, m.height) == (3001, 2203))
     server = MockSectraServer(token=TOKEN, demo_slides=False)
     server.add_slide_files("odd", ensure(slide))
