@@ -128,7 +128,7 @@ def send_flow(
     sends that ``content`` in the same shape (:func:`invocation_shapes` gives them).
     """
     request = w.invocation_request(url, message)
-    if single_content and isinstance(message, (s.ModifyInvocation, s.DeleteInvocation)):
+    if single_content and request.body and isinstance(message, (s.ModifyInvocation, s.DeleteInvocation)):
         request = msgspec.structs.replace(request, body=shapes.echo_single_input(request.body, single_content))
     response = yield request
     return w.decode_answer(action, response)

@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,19 +179,20 @@ def _write_svs(slide: MatrixSlide, folder: Path) -> None:
 
 
 def _write_dicom(slide: MatrixSlide, folder: Path) -> None:
-    from wsidicomizer import WsiDicomizer
-    from wsidicomizer.sources import TiffSlideSource
-
     # wsidicomizer converts an SVS written by tifffile. Its default source (opentile) needs the
     # libturbojpeg shared library; the tiffslide source reads with tifffile and re-encodes the tiles
     # with wsidicom's own JPEG encoder, so nothing outside PyPI is needed.
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, warnings.catch_warnings():
+        # pydicom deprecations raised by wsidicom's own imports and calls: that tool's business.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from wsidicomizer import WsiDicomizer
+        from wsidicomizer.sources import TiffSlideSource
+
         source = MatrixSlide(slide.name, slide.width, slide.height, "svs", "jpeg", slide.downsample, slide.mpp,
                              label=slide.label, tile=slide.tile, seed=slide.seed)
         _write_svs(source, Path(scratch))
         WsiDicomizer.convert(Path(scratch) / f"{slide.name}.svs", folder, tile_size=slide.tile, workers=1,
-                             include_overview=False, include_thumbnail=False,
-                             preferred_source=TiffSlideSource)
+                             include_overview=False, include_thumbnail=False, preferred_source=TiffSlideSource)
 
 
 _WRITERS: dict[str, Callable[[MatrixSlide, Path], None]] = {

@@ -105,16 +105,20 @@ def test_tiles_have_the_size_the_pyramid_gives_them(matrix_mock: MockSectraServe
         assert checked > 4 * pyramid.max_level
 
 
-def _levels_sync(url: str, name: str, ext: str) -> list[Any]:
+def _levels_sync(url: str, name: str, ext: str, levels: range | None = None) -> list[Any]:
+    """Every level (or ``levels``) of a remote slide read whole with the blocking client: RGBA arrays."""
     with SectraClient(url, TOKEN) as client, client.open_slide(name, ext=ext) as slide:
-        return [np.asarray(slide.read_region((0, 0), k, dims)) for k, dims in enumerate(slide.level_dimensions)]
+        wanted = levels or range(slide.level_count)
+        return [np.asarray(slide.read_region((0, 0), k, slide.level_dimensions[k])) for k in wanted]
 
 
-def _levels_trio(url: str, name: str, ext: str) -> list[Any]:
+def _levels_trio(url: str, name: str, ext: str, levels: range | None = None) -> list[Any]:
+    """The same through the trio client."""
     async def main() -> list[Any]:
         async with AsyncSectraClient(url, TOKEN) as client:
             slide: Any = await client.open_slide(name, ext=ext)
-            return [np.asarray(await slide.read_region((0, 0), k, dims)) for k, dims in enumerate(slide.level_dimensions)]
+            wanted = levels or range(slide.level_count)
+            return [np.asarray(await slide.read_region((0, 0), k, slide.level_dimensions[k])) for k in wanted]
     return trio.run(main)
 
 
