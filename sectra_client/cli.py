@@ -428,6 +428,16 @@ def cmd_app_check(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if report.ok else 1
 
 
+def _mpp(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of microns per pixel") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive number of microns per pixel, e.g. 0.25")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -551,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--port", type=_port, default=8001, help="port to listen on; 0 for any free one (default %(default)s)")
     q.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
     q.add_argument("--slides-dir", help="folder of slides: sub-folders are slides, files are one-file slides (default: none)")
-    q.add_argument("--default-mpp", type=_positive_float, default=None, metavar="UM_PER_PX",
+    q.add_argument("--default-mpp", type=_mpp, default=None, metavar="UM_PER_PX",
                    help="micronsPerPixel of a --slides-dir file without a resolution of its own; a warning names "
                         "each such file (default 0.25, sectra_mock.slides.DEFAULT_MPP)")
     q.add_argument("--token", help="the token clients must send (default: env SECTRA_TOKEN or dev-token)")

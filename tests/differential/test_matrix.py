@@ -139,3 +139,49 @@ def test_whole_levels_match_local_openslide(
         assert diff.mean() < JPEG_NOISE[ext], f"{where}: {diff.mean():.2f}"
         edges = np.concatenate([diff[-2:].reshape(-1, 3), diff[:, -2:].reshape(-1, 3)])
         assert edges.mean() < EDGE_NOISE[ext], f"{where}: edges {edges.mean():.2f}"
+
+
+def test_default_mpp_on_the_cli_and_in_python(tmp_path: Path, matrix_files: dict[str, list[Path]]) -> None:
+    """``sectra mock serve --default-mpp`` and ``add_slide_files(..., mpp=)``: the value reported for a
+    file without a resolution, a warning naming it at start; a file's own resolution wins."""
+    import shutil
+    import socket
+    import threading
+    import time
+
+    from sectra_client.cli import main
+
+    bare = next(m for m in MATRIX if m.mpp is None and m.kind == "tiff")
+    calibrated = next(m for m in MATRIX if m.mpp is not None and m.kind == "tiff")
+    for slide in (bare, calibrated):
+        shutil.copy(matrix_files[slide.name][0], tmp_path / matrix_files[slide.name][0].name)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    stop, out = threading.Event(), io.StringIO()
+    argv = ["mock", "serve", "--port", str(port), "--slides-dir", str(tmp_path), "--token", TOKEN, "--default-mpp", "0.5"]
+    thread = threading.Thread(target=main, args=(argv,), kwargs={"out": out, "stop_event": stop}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while "mock Sectra server" not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with SectraClient(f"http://127.0.0.1:{port}", TOKEN) as client:
+            assert client.get_image_metadata(bare.name).microns_per_pixel == 0.5
+            assert client.get_image_metadata(calibrated.name).microns_per_pixel == pytest.approx(calibrated.mpp)
+    finally:
+        stop.set()
+        thread.join(15)
+    text = out.getvalue()
+    assert f"warning: slide '{bare.name}': {bare.name}.tiff has no microns-per-pixel" in text
+    assert f"{bare.name}: 1 file(s), image/tiff {bare.width}x{bare.height} px, 0.5 um/px" in text
+    assert "warning" not in text.split(f"{calibrated.name}:")[1].split("\n")[0]
+    for wrong in ("0", "-1", "nan", "inf", "fast"):
+        with pytest.raises(SystemExit) as refused:
+            main(["mock", "serve", "--default-mpp", wrong], out=io.StringIO())
+        assert refused.value.code == 2
+    server = MockSectraServer(token=TOKEN, demo_slides=False)
+    assert server.add_slide_files("x", matrix_files[bare.name], mpp=0.123).microns_per_pixel == 0.123
+    assert server.add_slide_files("y", matrix_files[bare.name]).microns_per_pixel == DEFAULT_MPP
+    with pytest.raises(ValueError, match="mpp must be a positive number"):
+        server.add_slide_files("z", matrix_files[bare.name], mpp=-1.0)
