@@ -29,7 +29,7 @@ from .geometry import Pyramid
 
 __all__ = [
     "TileKey", "DEFAULT_CACHE_BYTES", "SlideLevels", "region_size", "choose", "label_images", "RegionPlan", "plan_region", "plan_mpp", "grid_mpp",
-    "batches", "TILE_SIZE_SLACK", "tile_size", "decode_tile", "decode_tile_pixels", "canvas", "paste", "stitch",
+    "batches", "TILE_SIZE_SLACK", "tile_size", "sliver_stand_in", "sliver_from", "decode_tile", "decode_tile_pixels", "canvas", "paste", "stitch",
     "to_image", "resize", "slide_properties", "numpy", "pillow",
 ]
 
@@ -274,6 +274,31 @@ def _fit(tile: Any, size: tuple[int, int]) -> Any:
         out.paste(out.crop((0, tile.height - 1, size[0], tile.height)).resize((size[0], size[1] - tile.height)),
                   (0, tile.height))
     return out
+
+
+def sliver_stand_in(pyramid: Pyramid, key: TileKey) -> TileKey | None:
+    """For a right/bottom edge tile one pixel wide or high: the neighbour whose last column/row
+    stands in for it when the server has no such tile (a server whose level sizes round down ends
+    its level a pixel earlier, spec §6, so that one-pixel tile is a 404 there). None otherwise."""
+    level, col, row = key
+    cols, rows = pyramid.grid(level)
+    _x, _y, width, height = pyramid.tile_box(level, col, row)
+    thin_x = col == cols - 1 and col > 0 and width == 1
+    thin_y = row == rows - 1 and row > 0 and height == 1
+    if not (thin_x or thin_y):
+        return None
+    return level, col - 1 if thin_x else col, row - 1 if thin_y else row
+
+
+def sliver_from(data: bytes, size: tuple[int, int], key: TileKey | None = None) -> bytes:
+    """A ``size`` tile made of the last columns/rows of another tile's bytes (its neighbour's,
+    see :func:`sliver_stand_in`), PNG-encoded so it decodes like any tile."""
+    tile = _open_tile(data, key)
+    width, height = tile.size
+    piece = tile.crop((max(0, width - size[0]), max(0, height - size[1]), width, height))
+    out = io.BytesIO()
+    _fit(piece, size).save(out, "PNG")
+    return out.getvalue()
 
 
 def _fits(got: tuple[int, int], size: tuple[int, int]) -> bool:

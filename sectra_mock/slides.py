@@ -303,6 +303,14 @@ class SlideImage:
 
         location, slide_level, region_size = self._dz.get_tile_coordinates(level, (col, row))
         size = self._dz.get_tile_dimensions(level, (col, row))
+        if 0 in region_size:
+            # A one-pixel edge tile over a stored level that rounds down (a 241-pixel DZI level
+            # over a 240-pixel file level): DeepZoom's region is empty, and get_tile would paint
+            # the tile black. The stored level's last line is what belongs there.
+            step = self._slide.level_downsamples[slide_level]
+            (x, y), (w, h) = location, region_size
+            location = (int(max(0, x - step)) if w == 0 else x, int(max(0, y - step)) if h == 0 else y)
+            region_size = (max(1, w), max(1, h))
         tile = self._slide.read_region(location, slide_level, region_size)
         if tile.getchannel("A").getextrema() == (255, 255):
             tile = tile.convert("RGB")

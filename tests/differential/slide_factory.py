@@ -55,6 +55,9 @@ MATRIX: tuple[MatrixSlide, ...] = (
     MatrixSlide("svs-jpeg-by4-label", 2501, 1799, "svs", "jpeg", 4, 0.2527, label=True, seed=4),
     MatrixSlide("svs-jpeg-by2-nomppp", 1537, 999, "svs", "jpeg", 2, None, label=True, seed=5),
     MatrixSlide("dicom-jpeg-by2", 2001, 1499, "dicom", "jpeg", 2, 0.25, label=True, seed=6),
+    # 961x481: levels 481x241 and 241x121 end one pixel past a tile (ceil), a server rounding
+    # down has no tile there at all.
+    MatrixSlide("tiff-jpeg-sliver", 961, 481, "tiff", "jpeg", 2, 0.5, seed=7),
 )
 
 _lock = threading.Lock()

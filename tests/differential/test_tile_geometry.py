@@ -32,6 +32,7 @@ from tests.differential.slide_factory import MATRIX, ensure
 from tests.differential.test_matrix import _levels_sync, _levels_trio, local, reference
 
 ODD = next(m for m in MATRIX if (m.width, m.height) == (3001, 2203))
+SLIVER = next(m for m in MATRIX if (m.width, m.height) == (961, 481))
 _exact = SlideImage._deepzoom_tile
 
 
@@ -59,8 +60,30 @@ def _edges(change: int) -> Callable[[SlideImage, int, int, int], Any]:
     return tile
 
 
+def _floor_size(self: SlideImage, level: int) -> tuple[int, int]:
+    scale = 2 ** (self.level_count - 1 - level)
+    return max(1, self.dimensions[0] // scale), max(1, self.dimensions[1] // scale)
+
+
+def _floor_grid(self: SlideImage, level: int) -> tuple[int, int] | None:
+    """Sectra's dzidesc rounding (spec §6): level sizes rounded down, so the grid may lose a column."""
+    if not 0 <= level < self.level_count:
+        return None
+    width, height = _floor_size(self, level)
+    return -(-width // self.tile_size), -(-height // self.tile_size)
+
+
+def _floor_tile(self: SlideImage, level: int, col: int, row: int) -> Any:
+    """The same pixels, cut where a level rounded down ends."""
+    image = _exact(self, level, col, row)
+    width, height = _floor_size(self, level)
+    x, y = col * self.tile_size, row * self.tile_size
+    return image.crop((0, 0, min(image.width, width - x), min(image.height, height - y)))
+
+
 SERVERS: dict[str, Callable[..., Any]] = {
     "deepzoom-get-tile": _deepzoom_get_tile, "edges-a-pixel-short": _edges(-1), "edges-a-pixel-long": _edges(+1),
+    "levels-rounded-down": _floor_tile,
 }
 
 
@@ -71,8 +94,11 @@ def serve(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], MockSectr
     def start(kind: str) -> MockSectraServer:
         if kind != "exact":
             monkeypatch.setattr(SlideImage, "_deepzoom_tile", SERVERS[kind])
+        if kind == "levels-rounded-down":
+            monkeypatch.setattr(SlideImage, "level_grid", _floor_grid)
         server = MockSectraServer(token=TOKEN, demo_slides=False)
         server.add_slide_files("odd", ensure(ODD))
+        server.add_slide_files("sliver", ensure(SLIVER))
         servers.append(server.run(port=0))
         servers[-1].__enter__()
         return server
@@ -110,6 +136,28 @@ def test_no_transparency_inside_the_slide_whatever_the_server_rounds(
         edges = np.concatenate([diff[-2:].reshape(-1, 3), diff[:, -2:].reshape(-1, 3)])
         # Measured at most 5.1 and 5.9 (a short edge line repeated, a shrunk tile kept at its scale).
         assert diff.mean() < 6.0 and edges.mean() < 7.0, (kind, k, diff.mean(), edges.mean())
+
+
+@pytest.mark.parametrize("client_name", ["sync", "trio"])
+@pytest.mark.parametrize("kind", ["exact", "levels-rounded-down"])
+def test_a_one_pixel_edge_tile_the_server_lacks_is_filled_from_its_neighbour(
+    serve: Callable[[str], MockSectraServer], kind: str, client_name: str,
+) -> None:
+    """961x481: its levels 481x241 and 241x121 end a pixel past a tile; a server rounding down
+    answers those one-pixel tiles 404. The neighbour's last line fills them: every level opaque,
+    within noise of local OpenSlide."""
+    server = serve(kind)
+    if kind != "exact":  # the server really lacks them
+        r = urllib3.request("GET", f"{server.url}/images/sliver_files/9/2_0.png", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.status == 404
+    ref = local(ensure(SLIVER))
+    levels = (_levels_sync if client_name == "sync" else _levels_trio)(server.url, "sliver", "png")
+    for k, region in enumerate(levels):
+        height, width = region.shape[:2]
+        assert int((region[..., 3] != 255).sum()) == 0, f"{kind} level {k}: transparent pixels inside the slide"
+        diff = np.abs(region[..., :3].astype(np.int16) - reference(ref, 2**k, (width, height)))
+        edges = np.concatenate([diff[-2:].reshape(-1, 3), diff[:, -2:].reshape(-1, 3)])
+        assert diff.mean() < 6.0 and edges.mean() < 9.0, (kind, k, diff.mean(), edges.mean())
 
 
 def test_a_tile_of_another_pyramid_is_a_decode_error(serve: Callable[[str], MockSectraServer], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -155,3 +203,17 @@ def test_a_file_openslide_cannot_read_is_named_with_the_reason(tmp_path: Path) -
     info = server.add_slide_files("broken", [broken])
     assert info.station_name == "SYNTHETIC"
     assert any("broken.svs" in w and "not a slide OpenSlide can read (" in w for w in server.warnings), server.warnings
+
+
+def test_anything_escaping_a_handler_is_a_json_error(serve: Callable[[str], MockSectraServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not Quart's HTML error page with a traceback: a JSON 500 naming the exception's type only."""
+    server = serve("exact")
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("secret /home/pat/doe.svs")
+
+    monkeypatch.setattr(SlideImage, "tile", broken)
+    r = urllib3.request("GET", f"{server.url}/images/odd_files/12/0_0.jpg", headers={"Authorization": f"Bearer {TOKEN}"},
+                        retries=False)
+    assert (r.status, r.headers["Content-Type"]) == (500, "application/json")
+    assert r.json() == {"error": "the mock failed to answer (RuntimeError); its log says where"}
