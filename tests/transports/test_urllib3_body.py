@@ -1,4 +1,4 @@
-"""The urllib3 transport's download path: two reused buffers filled straight from the socket."""
+"""The urllib3 transport's download path: two reused buffers filled from urllib3's ``read1``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sectra_client import SectraClient
 from sectra_core import operations
 from sectra_core.io.streaming import FileData, FileStarted
 from sectra_mock import MockSectraServer
-from sectra_transports import urllib3 as transport
+from sectra_transports import _urllib3_transport as transport
 from tests.conftest import TOKEN, RawServer
 
 
@@ -19,14 +19,14 @@ def test_downloads_fill_two_buffers_in_turn_and_keep_the_connection(mock: MockSe
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     mock.add_synthetic_slide("big", 30_000_000, n_files=3)  # several turns of the 4 MiB buffers
     calls: list[int] = []
-    fill = transport._Body._readinto
+    fill = transport._Body.readinto
 
     def counting(self: transport._Body, buffer: bytearray | memoryview) -> int:
         # A buffer is filled whole, by as many reads as it takes (each into a view of the rest).
         calls.append(id(buffer.obj) if isinstance(buffer, memoryview) else id(buffer))
         return fill(self, buffer)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(transport._Body, "_readinto", counting)
+    monkeypatch.setattr(transport._Body, "readinto", counting)
     with SectraClient(mock.url, TOKEN) as client:
         paths = client.download_slide_files("big", tmp_path)
         with client.stream_slide_files("big") as events:  # the read1 path, for comparison
@@ -48,10 +48,10 @@ def test_downloads_fill_two_buffers_in_turn_and_keep_the_connection(mock: MockSe
 
 @pytest.mark.parametrize("headers, fast", [
     ({"Content-Length": "5"}, True),
-    ({"Transfer-Encoding": "chunked"}, False),  # http.client's framing: urllib3 reads it
-    ({"Content-Length": "5", "Content-Encoding": "gzip"}, False),  # urllib3 would decode it
+    ({"Transfer-Encoding": "chunked"}, False),  # chunked: streamed
+    ({"Content-Length": "5", "Content-Encoding": "gzip"}, True),  # never decoded: the bytes as sent
 ])
-def test_the_fast_path_only_where_urllib3_has_nothing_to_do(raw_server: RawServer, headers: dict[str, str],
+def test_readinto_for_sized_bodies(raw_server: RawServer, headers: dict[str, str],
                                                             fast: bool) -> None:
     body = b"5\r\nhello\r\n0\r\n\r\n" if "Transfer-Encoding" in headers else b"hello"
     raw_server.route("/slides/s/files", 200, {**headers, "Content-Type": "application/octet-stream"}, body)
