@@ -45,7 +45,7 @@ _MAX_TLS_READ = 256 * 1024
 class _Connection:
     """One HTTP/1.1 connection: a ``trio.SocketStream``, or a ``trio.SSLStream`` over one."""
 
-    __slots__ = ("stream", "socket", "plain", "reused", "body_started")
+    __slots__ = ("stream", "socket", "plain", "reused", "body_started", "_poller")
 
     def __init__(self, stream: trio.SocketStream | trio.SSLStream[trio.SocketStream]) -> None:
         self.stream = stream
@@ -55,16 +55,17 @@ class _Connection:
         self.reused = False
         #: Whether the current response's body generator has run (see handle_async_request).
         self.body_started = False
+        self._poller: select.poll | None = None
+        if hasattr(select, "poll"):  # not on Windows
+            self._poller = select.poll()
+            self._poller.register(self.socket.fileno(), select.POLLIN)
 
     def readable(self) -> bool:
         """Whether the socket has something to read (or has been closed) while no answer is due:
         the server has sent something nobody asked for, or hung up. Either way, not reusable."""
-        try:
-            poller = select.poll()
-        except AttributeError:  # pragma: no cover - Windows has no poll
-            return bool(select.select([self.socket], [], [], 0)[0])
-        poller.register(self.socket.fileno(), select.POLLIN)
-        return bool(poller.poll(0))
+        if self._poller is not None:
+            return bool(self._poller.poll(0))
+        return bool(select.select([self.socket], [], [], 0)[0])  # pragma: no cover - Windows
 
     async def receive_some(self, size: int) -> bytes:
         """Up to ``size`` bytes, what one read brings; b"" at the end."""

@@ -181,9 +181,11 @@ class Urllib3Transport:
                 raise
             raw.release_conn()
             return HttpResponse(raw.status, headers, body=body)
+        # Streamed as urllib3's read1 chunks. No readinto: urllib3 has no read into the caller's
+        # buffer that does not copy through a new bytes object, and measured, handing its chunks
+        # on as they are was the faster download (issue #25, bench/README.md).
         reader = _Body(raw, self.options.chunk_size)
-        readinto = reader.readinto if length is not None and "transfer-encoding" not in headers else None
-        return HttpResponse(raw.status, headers, stream=reader.chunks(), closer=reader.close, readinto=readinto)
+        return HttpResponse(raw.status, headers, stream=reader.chunks(), closer=reader.close)
 
     def _pool_for(self, url: str) -> tuple[urllib3.PoolManager | urllib3.HTTPConnectionPool, str]:
         """Where to send ``url`` and the target to send: the host's own connection pool and the
@@ -228,7 +230,7 @@ class Urllib3Transport:
 
 
 class _Body:
-    """One response body, read either as chunks (``read1``) or into the caller's buffer.
+    """One response body, read as chunks (``read1``).
 
     The connection goes back to the pool only when the body was read to its end; a body left
     half-read is dropped with its connection, never drained (it may be gigabytes).
@@ -254,26 +256,6 @@ class _Body:
                 yield chunk
         finally:
             self.close()
-
-    def readinto(self, buffer: bytearray) -> int:
-        """Fill ``buffer`` from the body: what one read of the socket brings (like ``read1``, so
-        progress keeps coming on a slow link and a cut still delivers the bytes before it); 0 at
-        the end."""
-        if not buffer:
-            raise ValueError("readinto needs a non-empty buffer")
-        try:
-            with map_exceptions():
-                data = self._raw.read1(len(buffer), decode_content=False)
-        except BaseException:
-            self.close()
-            raise
-        n = len(data)
-        if not n:
-            self._complete = True
-            self.close()
-            return 0
-        buffer[:n] = data
-        return n
 
     def close(self) -> None:
         """Give the connection back if the body was read to its end, else drop it."""
