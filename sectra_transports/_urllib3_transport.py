@@ -61,6 +61,11 @@ for _name in ("urllib3.connectionpool", "urllib3.poolmanager", "urllib3.connecti
     logging.getLogger(_name).addFilter(_HIDE_TARGETS)
 
 
+#: The most interim answers read before an answer (the trio transport's parsers cap all of the
+#: heads before an answer at 64 KiB instead).
+_MAX_INTERIM = 100
+
+
 class _Response(http.client.HTTPResponse):
     """http.client's response, reading on past interim ``1xx`` answers (RFC 9110 §15.2).
 
@@ -73,7 +78,11 @@ class _Response(http.client.HTTPResponse):
 
     def begin(self) -> None:
         super().begin()
+        interim = 0
         while 100 <= self.status < 200 and self.status != 101:
+            interim += 1
+            if interim > _MAX_INTERIM:  # a server that never answers, one small head at a time
+                raise http.client.HTTPException(f"more than {_MAX_INTERIM} interim answers")
             self.headers = self.msg = None  # type: ignore[assignment]
             super().begin()
 

@@ -29,6 +29,7 @@ if sys.platform.startswith("linux"):
 import pytest
 import trio
 
+from sectra_core.errors import RemoteProtocolError
 from sectra_core.http import HttpRequest
 from sectra_transports.trio import TrioTransport
 from sectra_transports.urllib3 import Urllib3Transport
@@ -322,6 +323,14 @@ def test_interim_answers_are_skipped_and_the_connection_stays_in_step(transport_
     server = scripted([Play(before=interim), Play(before=interim)])
     assert exchange(transport_name, server, ["/a", "/b", "/c"]) == honest("/a", "/b", "/c")
     assert server.connections == 1
+
+
+def test_endless_interim_answers_are_refused(transport_name: str, scripted: Any) -> None:
+    """A server that sends interim answers and never the answer: refused once they pass 64 KiB of
+    heads (trio) or 100 answers (urllib3), not read forever."""
+    server = scripted([Play(before=EARLY_HINTS * 2000)])
+    with pytest.raises(RemoteProtocolError):
+        exchange(transport_name, server, ["/a"])
 
 
 def test_an_interim_answer_before_a_streamed_body(transport_name: str, scripted: Any) -> None:
