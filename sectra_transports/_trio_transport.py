@@ -2,9 +2,11 @@
 pooled, one cancel scope per exchange; responses parsed by llhttp or h11 (:mod:`._http11`).
 
 Clients do not live here (:mod:`sectra_transports.trio` binds this transport to the trio client).
-No threads: every byte moves through trio streams. ``trio.SocketStream`` measured within 15 % of
-the raw-descriptor path it replaced at 16 and 64 requests in flight (issue #25, bench/README.md),
-so there is no ``trio.lowlevel`` path.
+No threads: every byte moves through trio's streams (a download's sized body is read into the
+caller's buffer by the stream's own socket, ``recv_into``). Measured against the ``trio.lowlevel``
+raw-descriptor path this replaced, ``SocketStream`` cost 1-14 % more client CPU at 16 and 64
+requests in flight (issue #25, bench/README.md): under the 15 % that would have justified keeping
+a ``trio.lowlevel`` path, so there is none.
 
 A pooled connection is reused only while it is clean, as urllib3 and httpcore do: an idle
 connection whose socket has become readable (a late or stray answer, an unsolicited ``408``, the
@@ -323,7 +325,7 @@ class TrioTransport:
 
 
 class _SizedBody:
-    """A ``Content-Length`` body read straight from the socket: as chunks, or into the caller's
+    """A ``Content-Length`` body read from the connection without a parser: as chunks, or into the caller's
     buffer (``readinto``, what downloads use: one reused buffer, nothing allocated per read).
 
     A parser would copy every byte through its buffers; for a sized body that is pure overhead on
