@@ -14,6 +14,7 @@ condition, not a sleep) until the server has sent them before it asks again.
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -31,6 +32,7 @@ import trio
 
 from sectra_core.errors import RemoteProtocolError
 from sectra_core.http import HttpRequest
+from sectra_core.transport import TransportOptions
 from sectra_transports.trio import TrioTransport
 from sectra_transports.urllib3 import Urllib3Transport
 from tests.transports.conftest import ALL_PARSERS
@@ -84,8 +86,9 @@ class Scripted:
     """A loopback HTTP/1.1 server on raw sockets, a thread per connection; ``plays[n]`` is what it
     does for the n-th request it reads (any connection), a plain answer past the end."""
 
-    def __init__(self, plays: list[Play]) -> None:
+    def __init__(self, plays: list[Play], tls: ssl.SSLContext | None = None) -> None:
         self.plays = plays
+        self._tls = tls
         #: (connection number, target) of every request, in order.
         self.seen: list[tuple[int, str]] = []
         self._done = threading.Condition()
@@ -94,7 +97,7 @@ class Scripted:
         self._stop = threading.Event()
         self._sock = socket.create_server(("127.0.0.1", 0))
         self._sock.settimeout(0.2)
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self._sock.getsockname()[1]}"
         self._threads = [threading.Thread(target=self._serve, daemon=True)]
         self._threads[0].start()
 
@@ -113,6 +116,12 @@ class Scripted:
     def _one(self, conn: socket.socket, number: int) -> None:
         # No Nagle: a stray sent after an answer goes out now, not when the answer is acknowledged.
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._tls is not None:
+            try:
+                conn = self._tls.wrap_socket(conn, server_side=True)  # the handshake, in this thread
+            except (OSError, ssl.SSLError):
+                conn.close()
+                return
         data = b""
         with conn:
             while True:
@@ -169,11 +178,11 @@ class Scripted:
 
 
 @pytest.fixture
-def scripted() -> Iterator[Callable[[list[Play]], Scripted]]:
+def scripted() -> Iterator[Callable[..., Scripted]]:
     made: list[Scripted] = []
 
-    def make(plays: list[Play]) -> Scripted:
-        made.append(Scripted(plays))
+    def make(plays: list[Play], tls: ssl.SSLContext | None = None) -> Scripted:
+        made.append(Scripted(plays, tls))
         return made[-1]
 
     yield make
@@ -186,7 +195,8 @@ def transport_name(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def exchange(name: str, server: Scripted, targets: list[str], *, stream: bool = False) -> list[tuple[int, bytes]]:
+def exchange(name: str, server: Scripted, targets: list[str], *, stream: bool = False,
+             options: TransportOptions | None = None) -> list[tuple[int, bytes]]:
     """Each target in turn on one transport of kind ``name``: (status, body) of each answer.
 
     After reading each answer the client tells the server so, and before each request after the
@@ -196,7 +206,7 @@ def exchange(name: str, server: Scripted, targets: list[str], *, stream: bool = 
     """
     if name == "urllib3":
         results: list[tuple[int, bytes]] = []
-        with Urllib3Transport() as transport:
+        with Urllib3Transport(options) as transport:
             for i, target in enumerate(targets):
                 if i:
                     server.wait_answered(i)
@@ -221,7 +231,7 @@ def exchange(name: str, server: Scripted, targets: list[str], *, stream: bool = 
 
     async def run() -> list[tuple[int, bytes]]:
         out: list[tuple[int, bytes]] = []
-        async with TrioTransport(parser=parser) as transport:
+        async with TrioTransport(options, parser=parser) as transport:
             for i, target in enumerate(targets):
                 if i:
                     await trio.to_thread.run_sync(server.wait_answered, i)
@@ -259,6 +269,20 @@ def test_a_late_extra_answer_is_not_the_next_requests_answer(transport_name: str
     assert exchange(transport_name, server, ["/a", "/b", "/c"]) == honest("/a", "/b", "/c")
     assert server.connections == 2  # the dirty one retired; the fresh one reused for /c
     assert server.seen[1:] == [(1, "/b"), (1, "/c")]
+
+
+@pytest.mark.parametrize("after", [STRAY, TIMEOUT_408], ids=["stray", "408"])
+def test_over_tls_a_stray_on_an_idle_connection_is_not_the_next_answer(
+    transport_name: str, scripted: Any, tls_ca_path: Any, after: bytes,
+) -> None:
+    """The same over TLS: the check looks at the socket under the TLS stream."""
+    ca, ca_path = tls_ca_path
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    server = scripted([Play(after=after)], tls=context)
+    got = exchange(transport_name, server, ["/a", "/b", "/c"], options=TransportOptions(verify=ca_path))
+    assert got == honest("/a", "/b", "/c")
+    assert server.connections == 2
 
 
 def test_an_unsolicited_408_before_an_idle_close_is_not_the_next_answer(transport_name: str, scripted: Any) -> None:
