@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import builtins
 import ssl
-from collections.abc import Iterator
 from typing import Literal
-from contextlib import contextmanager
 
 import urllib3.exceptions as u
 
 from sectra_core import errors
 
-__all__ = ["map_exceptions", "map_read_exceptions"]
+__all__ = ["map_exceptions"]
 
 
 def _convert(exc: BaseException) -> errors.TransportError:
@@ -68,16 +65,3 @@ _MAP = _MapExceptions()
 def map_exceptions() -> _MapExceptions:
     """Re-raise urllib3 (and raw socket) failures as :class:`sectra_core.errors.TransportError`."""
     return _MAP
-
-
-@contextmanager
-def map_read_exceptions() -> Iterator[None]:
-    """Re-raise failures of a body read below urllib3 (the socket's reader, TLS) in the SDK's tree."""
-    try:
-        yield
-    except builtins.TimeoutError as exc:
-        raise errors.TimeoutError(f"read timed out: {exc}") from exc
-    except (ConnectionError, ssl.SSLError) as exc:
-        raise errors.RemoteProtocolError(f"the server broke the connection: {exc!r}") from exc
-    except OSError as exc:
-        raise errors.TransportError(f"network error while reading: {exc}") from exc

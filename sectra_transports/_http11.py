@@ -191,6 +191,8 @@ class _H11Parser(ResponseParser):
         self.received += len(data)
         self._h11.receive_data(data)
         self._pump()
+        if not self.head_complete and self.received > MAX_HEAD_BYTES:
+            self._head_limit()  # h11 caps each head; this caps interim answers' heads together
 
     def eof(self) -> None:
         if self.complete:

@@ -512,7 +512,7 @@ class AsyncTransportPool:
     @asynccontextmanager
     async def transport(self, timeout: float) -> AsyncIterator[AsyncTransport]:
         """A transport with ``timeout`` as its read timeout, closed after the block."""
-        from .trio import TrioTransport
+        from ._trio_transport import TrioTransport
 
         async with TrioTransport(TransportOptions(read_timeout=timeout)) as transport:
             yield transport
@@ -538,7 +538,7 @@ class TransportPool:
         """A pooled transport with ``timeout`` as its read timeout."""
         from sectra_core.errors import ConfigurationError
 
-        from .urllib3 import Urllib3Transport
+        from ._urllib3_transport import Urllib3Transport
 
         try:
             import trio

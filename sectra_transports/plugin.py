@@ -17,14 +17,14 @@ __all__ = ["sectra_register_transports", "sectra_make_job_runner"]
 
 
 def _urllib3(options: TransportOptions) -> SyncTransport:
-    from .urllib3 import Urllib3Transport
+    from ._urllib3_transport import Urllib3Transport
 
     return Urllib3Transport(options)
 
 
 def _trio(options: TransportOptions) -> AsyncTransport:
     try:
-        from .trio import TrioTransport
+        from ._trio_transport import TrioTransport
     except ModuleNotFoundError as exc:
         if exc.name not in {"trio", "h11"}:
             raise

@@ -22,7 +22,6 @@ from typing import Any
 
 import pytest
 import trio
-import urllib3
 
 from sectra_core.errors import (
     ConfigurationError,
@@ -425,28 +424,3 @@ def test_both_transports_present_repeated_headers_alike(hostile: Callable[..., H
         return response.headers
 
     assert sync.headers["x-dup"] == trio.run(one)["x-dup"] == "a, b"
-
-
-def test_urllib3_reads_header_fields_alike_by_either_way(hostile: Callable[..., Hostile]) -> None:
-    """The urllib3 transport reads urllib3's field store directly (issue #18); what it builds is
-    what :func:`merge_headers` builds from the public ``iteritems()``, fields sent once, repeated,
-    in mixed case or with commas in their values alike."""
-    from sectra_core.headers import merge_headers
-    from sectra_transports.urllib3 import _response_headers
-
-    lines = ["X-Dup: a", "Set-Cookie: k=v, w", "X-Dup: b", "x-dup: a", "X-One: 1", "Content-Length: 0"]
-    server = hostile(fixed("200 OK", lines))
-    pool = urllib3.PoolManager()
-    raw = pool.request("GET", server.url + "/x")
-    fast = _response_headers(raw.headers)
-    assert fast == merge_headers(raw.headers.iteritems())
-    assert fast["x-dup"] == "a, b" and fast["set-cookie"] == "k=v, w" and fast["x-one"] == "1"
-    # A header store of another shape (an older or newer urllib3) goes the public way.
-    fields = list(raw.headers.iteritems())
-
-    class Other:
-        def iteritems(self) -> Iterator[tuple[str, str]]:
-            return iter(fields)
-
-    assert _response_headers(Other()) == fast  # type: ignore[arg-type]
-    pool.clear()
