@@ -4,7 +4,7 @@
 The client, the app toolkit's call driver, contexts and jobs, and the mock's app caller are written
 once, for trio. Each generated file is its source with the substitutions of :data:`SUBS` applied
 line by line (``async def`` -> ``def``, ``AsyncLock`` -> ``Lock``, ...); where trio and threads
-really differ, the source calls :mod:`sectra_transports._synchronization`, whose ``Async*`` /
+really differ, the source calls :mod:`sectra_transports._clocks`, ``._locks``, ``._concurrency``, ``._cancellation`` and ``._feed``, whose ``Async*`` /
 ``async_*`` names map to their blocking twins. A source line ending in ``# unasync: async only``
 is left out of the blocking file.
 
@@ -42,13 +42,14 @@ SUBS: list[tuple[str, str]] = [
     (r"\bAsyncSectraClient\b", "SectraClient"),
     (r"\bAsyncInvocationContext\b", "InvocationContext"),
     (r"\bAsyncRemoteSlide\b", "RemoteSlide"),
+    (r"\bAsyncSlideReader\b", "SlideReader"),
     (r"\bAsyncAppCaller\b", "AppCaller"),
     (r"\bAsyncFiller\b", "Filler"),
     (r"\bAsyncJob\b", "SyncJob"),
     (r"\brun_async_job\b", "run_sync_job"),
     (r"\barun_calls\b", "run_calls"),
     (r"\basync_method\b", "sync_method"),
-    # The _synchronization shim and sectra_core.transport.
+    # The sync/async primitives (_clocks, _locks, _concurrency, _cancellation, _feed, the mock's _transport_pools) and sectra_core.transport.
     (r"\bAsyncTransport\b", "SyncTransport"),
     (r"\bAsync(Clock|TransportClock|Lock|TransportPool)\b", r"\1"),
     (r"\basync_transport\b", "sync_transport"),  # Plugins.async_transport / .sync_transport
