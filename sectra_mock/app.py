@@ -14,7 +14,7 @@ without a handler (one a plugin adapter added, with no mock handler) answers 501
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 import trio
@@ -27,9 +27,7 @@ from sectra_core.endpoints import Endpoint
 
 from .context import MockContext, MockHandler, MockRequest, error
 from .state import Conflict, Full, Missing
-
-if TYPE_CHECKING:
-    from .server import MockSectraServer
+from ._views import ServedMock
 
 __all__ = ["create_app", "MAX_REQUEST_BYTES"]
 
@@ -63,7 +61,7 @@ def _bearer(header: str | None) -> str | None:
     return credentials
 
 
-def _refusal(server: MockSectraServer, params: Mapping[str, Any]) -> Response | None:
+def _refusal(server: ServedMock, params: Mapping[str, Any]) -> Response | None:
     """401 without a valid token; 403 when an application's token touches another application."""
     token = _bearer(request.headers.get("Authorization"))
     scope = False if token is None else server.auth.token_scope(token)
@@ -75,7 +73,7 @@ def _refusal(server: MockSectraServer, params: Mapping[str, Any]) -> Response | 
     return None
 
 
-def _view(server: MockSectraServer, ep: Endpoint, handler: MockHandler) -> Callable[..., Awaitable[Response]]:
+def _view(server: ServedMock, ep: Endpoint, handler: MockHandler) -> Callable[..., Awaitable[Response]]:
     async def view(**params: Any) -> Response:
         if server.latency:
             await trio.sleep(server.latency)
@@ -120,7 +118,7 @@ def _view(server: MockSectraServer, ep: Endpoint, handler: MockHandler) -> Calla
     return view
 
 
-def create_app(server: MockSectraServer) -> QuartTrio:
+def create_app(server: ServedMock) -> QuartTrio:
     """The Quart (trio) app serving every endpoint the server's adapter and version have."""
     app = QuartTrio("sectra_mock")
     # Quart refuses a declared Content-Length past this before reading the body, and stops

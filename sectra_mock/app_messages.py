@@ -8,19 +8,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sectra_core import schemas as s
 from sectra_core.app import messages as w
 from sectra_core.errors import ConfigurationError, SectraError
 from sectra_core.geometry import Pyramid
 from sectra_core.http import HttpRequest, HttpResponse
-
-if TYPE_CHECKING:
-    from .server import MockSectraServer
+from ._views import MockForMessages
 
 __all__ = [
-    "AppCheck", "AppCaller", "AsyncAppCaller", "sample_input", "create_invocation", "modify_invocation",
+    "AppCheck", "sample_input", "create_invocation", "modify_invocation",
     "cancel_invocation", "delete_invocation", "image_notification", "trigger_flow", "send_flow", "check_flow",
 ]
 
@@ -62,7 +60,7 @@ def sample_input(template: s.InputTemplate, info: s.ImageInfo) -> s.CreateInput:
     return s.WholeSlideInput()
 
 
-def _base(server: MockSectraServer, application_id: str, slide_id: str, context: Any) -> dict[str, Any]:
+def _base(server: MockForMessages, application_id: str, slide_id: str, context: Any) -> dict[str, Any]:
     server.state.slide(slide_id)  # 404 in strict mode, invented otherwise
     # The callback token is bound to this application: an app cannot reach another's results.
     return {
@@ -72,7 +70,7 @@ def _base(server: MockSectraServer, application_id: str, slide_id: str, context:
 
 
 def create_invocation(
-    server: MockSectraServer, application_id: str, slide_id: str, input: s.CreateInput | None, context: Any,
+    server: MockForMessages, application_id: str, slide_id: str, input: s.CreateInput | None, context: Any,
 ) -> s.CreateInvocation:
     """A ``create`` invocation as Sectra sends it (spec §5.3.1), whole slide unless ``input`` says otherwise."""
     return s.CreateInvocation(
@@ -82,7 +80,7 @@ def create_invocation(
 
 
 def modify_invocation(
-    server: MockSectraServer, result: s.ResultResponse, application_id: str, context: Any, press: str | None,
+    server: MockForMessages, result: s.ResultResponse, application_id: str, context: Any, press: str | None,
 ) -> s.ModifyInvocation:
     """A ``modify`` invocation for ``result``; ``press`` marks that gallery button pressed."""
     if press is not None:
@@ -93,20 +91,20 @@ def modify_invocation(
 
 
 def cancel_invocation(
-    server: MockSectraServer, application_id: str, slide_id: str, cancellation_token: str | None, context: Any,
+    server: MockForMessages, application_id: str, slide_id: str, cancellation_token: str | None, context: Any,
 ) -> s.CancelInvocation:
     """A ``cancel`` invocation carrying the token of the ``create`` it cancels."""
     return s.CancelInvocation(**_base(server, application_id, slide_id, context), cancellation_token=cancellation_token)
 
 
 def delete_invocation(
-    server: MockSectraServer, result: s.ResultResponse, application_id: str, context: Any,
+    server: MockForMessages, result: s.ResultResponse, application_id: str, context: Any,
 ) -> s.DeleteInvocation:
     """A ``delete`` invocation for ``result``."""
     return s.DeleteInvocation(**_base(server, application_id, result.slide_id, context), input=result)
 
 
-def image_notification(server: MockSectraServer, application_id: str, slide_id: str, context: Any) -> s.ImageNotification:
+def image_notification(server: MockForMessages, application_id: str, slide_id: str, context: Any) -> s.ImageNotification:
     """An image notification with the slide's ``imageInfo``."""
     # Sent with action/input as the community mock does; harmless for lenient apps (spec §5.3.6).
     return s.ImageNotification(
@@ -122,7 +120,7 @@ def send_flow(url: str, message: s.Invocation | s.ImageNotification, action: str
 
 
 def trigger_flow(
-    server: MockSectraServer, url: str, application_id: str | None, slide_id: str | None,
+    server: MockForMessages, url: str, application_id: str | None, slide_id: str | None,
     input: s.CreateInput | None, invocation: s.Invocation | None, context: Any,
 ) -> Flow[Any]:
     """Send ``invocation``, or a ``create`` built from ``application_id``/``slide_id``/``input``."""
@@ -133,7 +131,7 @@ def trigger_flow(
     return (yield from send_flow(url, invocation, invocation.action))
 
 
-def check_flow(server: MockSectraServer, app_url: str, slide_id: str | None) -> Flow[AppCheck]:
+def check_flow(server: MockForMessages, app_url: str, slide_id: str | None) -> Flow[AppCheck]:
     """Fetch and check an app's registration and info; with ``slide_id`` also fire a ``create``."""
     report = AppCheck()
     try:
