@@ -54,11 +54,28 @@ def _mypy_strict(tmp_path: Path, name: str, source: str) -> None:
     (tmp_path / name).write_text(source)
     done = subprocess.run(
         # --follow-imports=silent: the SDK is type-checked as an installed package would be (its own
-        # modules are checked by the test above; here only the user's code is judged).
+        # modules are checked by the test above; here only the user's code is judged). No MYPYPATH:
+        # mypy finds the SDK where the README's install put it, as a user's mypy or IDE would.
         [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--cache-dir", str(tmp_path / ".mypy_cache"), name],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, "MYPYPATH": str(ROOT)},
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env={k: v for k, v in os.environ.items() if k != "MYPYPATH"},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]
+
+
+def test_the_installed_sdk_gives_mypy_its_types(tmp_path: Path) -> None:
+    """With the README's editable install (``pip install -e``), mypy outside the checkout sees the
+    SDK's types: a wrong assignment is reported with the client's type, not hidden behind a missing
+    module (setuptools' import-hook editable installs are invisible to mypy and IDEs; issue #25)."""
+    pytest.importorskip("mypy")
+    import os
+
+    (tmp_path / "probe.py").write_text('from sectra_client import SectraClient\nx: int = SectraClient("https://a.example", "t")\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--cache-dir", str(tmp_path / ".mypy_cache"), "probe.py"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env={k: v for k, v in os.environ.items() if k != "MYPYPATH"},
+    )
+    assert 'expression has type "SectraClient", variable has type "int"' in done.stdout, done.stdout + done.stderr
+    assert "import-not-found" not in done.stdout
 
 
 PLUGIN_CALLS = '''
@@ -68,7 +85,7 @@ from sectra_core.adapters import VersionAdapter
 from sectra_core.app.jobs import JobRunner
 from sectra_core.plugins import make_plugins
 from sectra_core.transport import AsyncTransport, SyncTransport, TransportFactory, TransportOptions
-from sectra_mock.context import MockHandler
+from sectra_core.hookspecs import MockHandler
 
 plugins = make_plugins(entry_points=False)
 options = TransportOptions()
