@@ -311,7 +311,6 @@ def _uid(demo: DemoSlide, part: int) -> str:
 
 def _write_dicom(demo: DemoSlide, pixels: Any, folder: Path) -> None:
     import numpy as np
-    from PIL import Image
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.encaps import encapsulate
     from pydicom.sequence import Sequence

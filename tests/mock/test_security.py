@@ -124,7 +124,7 @@ def test_bearer_scheme_is_case_insensitive(mock: MockSectraServer, scheme: str) 
 def _raw_post(url: str, head: dict[str, str], timeout: float) -> socket.socket:
     host, port = urlsplit(url).hostname, urlsplit(url).port
     sock = socket.create_connection((host, port), timeout=timeout)
-    lines = [f"POST /applications/a/results HTTP/1.1", f"Host: {host}:{port}", f"Authorization: Bearer {TOKEN}",
+    lines = ["POST /applications/a/results HTTP/1.1", f"Host: {host}:{port}", f"Authorization: Bearer {TOKEN}",
              "Content-Type: application/json", *(f"{k}: {v}" for k, v in head.items())]
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
     return sock
