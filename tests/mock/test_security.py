@@ -286,7 +286,7 @@ def test_cli_warns_when_the_mock_listens_beyond_loopback(serve_cli: Callable[...
     ("0.0.0.0", True), ("::", True), ("192.168.1.20", True), ("myhost.example.org", True),
 ])
 def test_which_hosts_are_warned_about(host: str, warned: bool) -> None:
-    from sectra_client.cli import _warn_if_exposed
+    from sectra_client.cli._embedded_mock import warn_if_exposed as _warn_if_exposed
 
     err = io.StringIO()
     _warn_if_exposed(host, err)

@@ -303,7 +303,7 @@ def test_demo_slides_are_deterministic_and_written_atomically(tmp_path: Path) ->
 
 
 def test_slides_dir_of_real_slides_in_the_cli(tmp_path: Path) -> None:
-    from sectra_client.cli import _load_slides_dir
+    from sectra_client.cli._embedded_mock import load_slides_dir as _load_slides_dir
 
     files = ensure_demo_slides()
     shutil.copytree(files["slide-003"][0].parent, tmp_path / "case-dicom")
