@@ -226,3 +226,13 @@ def test_no_two_modules_share_a_name_that_means_different_things() -> None:
     allowed = {"plugin.py", "server.py", "app.py"}
     clashes = {name: paths for name, paths in seen.items() if len(paths) > 1 and name not in allowed}
     assert clashes == {}
+
+
+def test_every_package_ships() -> None:
+    """Each package folder is listed in pyproject.toml's [tool.setuptools] packages (a wheel without
+    one would import in a checkout and fail when installed)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    on_disk = {name for name, path in modules().items() if path.name == "__init__.py"}
+    assert on_disk == listed

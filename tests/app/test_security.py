@@ -82,6 +82,17 @@ class AcceptCounter:
             self.accepted += 1
             conn.close()
 
+    async def accepted_before_a_marker(self) -> int:
+        """Connect once ourselves and wait until that connection is counted: connections offered
+        before it are counted by then too (accepted in order), so the count before ours is final
+        for everything that happened before this call, with no sleep that a slow machine outlasts."""
+        before = self.accepted
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5):
+            with trio.fail_after(10):
+                while self.accepted == before:
+                    await trio.sleep(0.01)
+        return self.accepted - 1
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
@@ -137,8 +148,7 @@ async def test_untrusted_callback_is_refused_before_any_connection(
             status, body = await post(url, create_body(callback))
             assert status == 403, (callback, body)
             assert str(target.port) not in body.decode()
-        await trio.sleep(0.2)
-        assert target.accepted == 0
+        assert await target.accepted_before_a_marker() == 0
     # the trusted mock still works
     assert (await sectra_mock.aio.trigger(url, application_id=APP_ID, slide_id="slide-1")).display_result == "done"
 
