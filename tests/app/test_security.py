@@ -26,7 +26,7 @@ from sectra_core.http import HttpRequest
 from sectra_core.flows import Credentials
 from sectra_mock import MockSectraServer
 from sectra_transports.trio import TrioTransport
-from tests.conftest import RawServer
+from tests.conftest import POLL_INTERVAL, RawServer
 
 Serve = Callable[..., Awaitable[str]]
 APP_ID = "guarded"
@@ -210,7 +210,7 @@ async def test_upstream_failures_all_look_alike(kind: str, serve_sectra_app: Ser
     raw = RawServer()
     raw.route("/slides/slide-1/info", 404, {"Content-Type": "text/plain"}, f"no such slide; patient {PHI}".encode())
     raw.route("/slides/slide-2/info", 200, {"Content-Type": "application/json"}, b'{"admin-secret": "hunter2"')
-    thread = threading.Thread(target=raw.httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=raw.httpd.serve_forever, args=(POLL_INTERVAL,), daemon=True)
     thread.start()
     with accept_counter() as closed:
         closed.close()  # a port that refuses connections
@@ -259,7 +259,7 @@ async def test_credentials_never_reach_an_untrusted_401_server(
     raw = RawServer()
     for path in ("/slides/slide-1/info", "/token"):  # (/info answers 200, as Sectra does)
         raw.route(path, 401, {"Content-Type": "application/json", "WWW-Authenticate": "Basic"}, b'{"error": "login"}')
-    thread = threading.Thread(target=raw.httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=raw.httpd.serve_forever, args=(POLL_INTERVAL,), daemon=True)
     thread.start()
     try:
         url = await serve_sectra_app(app)
@@ -294,7 +294,7 @@ async def test_upstream_bodies_and_tokens_stay_out_of_answers_and_logs(
 
     raw = RawServer()
     raw.route("/slides/slide-1/info", 500, {"Content-Type": "text/plain"}, f"stack trace for patient {PHI}".encode())
-    thread = threading.Thread(target=raw.httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=raw.httpd.serve_forever, args=(POLL_INTERVAL,), daemon=True)
     thread.start()
     try:
         url = await serve_sectra_app(app, trusted_callbacks=[raw.url], debug=False)  # production logging
