@@ -5,13 +5,10 @@ scopes (async); no-ops for threads, which are not cancelled from outside.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import (
-    AbstractContextManager,
-    asynccontextmanager,
-    contextmanager,
-    nullcontext,
-)
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from typing import Any
+
+__all__ = ["async_deadline", "deadline", "async_report_cancellation", "report_cancellation"]
 
 
 def _trio() -> Any:
@@ -20,9 +17,6 @@ def _trio() -> Any:
     import trio
 
     return trio
-
-__all__ = ['async_deadline', 'deadline', 'async_report_cancellation', 'report_cancellation']
-
 
 
 def async_deadline(seconds: float) -> AbstractContextManager[Any]:

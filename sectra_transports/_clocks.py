@@ -10,6 +10,8 @@ from typing import Any, Protocol
 
 from sectra_core.transport import AsyncTransport, SyncTransport
 
+__all__ = ["AsyncClock", "Clock", "AsyncTransportClock", "TransportClock"]
+
 
 def _trio() -> Any:
     # trio only when an async helper runs: the blocking client (and its generated code) must work
@@ -17,9 +19,6 @@ def _trio() -> Any:
     import trio
 
     return trio
-
-__all__ = ['AsyncClock', 'Clock', 'AsyncTransportClock', 'TransportClock']
-
 
 
 class AsyncClock(Protocol):

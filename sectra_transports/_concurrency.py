@@ -6,18 +6,15 @@ of the plain name, which ``scripts/unasync.py`` substitutes in the generated sou
 from __future__ import annotations
 
 import os
-from collections.abc import (
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Generator,
-    Iterable,
-    Iterator,
-    Sequence,
-)
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, contextmanager
 from typing import Any, TypeVar
+
+__all__ = [
+    "single_errors", "async_run_bounded", "run_bounded", "async_fetch_each", "fetch_each",
+    "async_fetch_ahead", "fetch_ahead", "async_run_blocking", "run_blocking",
+]
 
 
 def _trio() -> Any:
@@ -27,12 +24,10 @@ def _trio() -> Any:
 
     return trio
 
+
 K = TypeVar("K")
 V = TypeVar("V")
 T = TypeVar("T")
-
-__all__ = ['single_errors', 'async_run_bounded', 'run_bounded', 'async_fetch_each', 'fetch_each', 'async_fetch_ahead', 'fetch_ahead', 'async_run_blocking', 'run_blocking']
-
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
@@ -203,9 +198,6 @@ def fetch_ahead(
         finally:
             iterator.close()
             ahead.shutdown(wait=True, cancel_futures=True)
-
-
-
 
 
 async def async_run_blocking(fn: Callable[..., V], *args: Any) -> V:

@@ -15,6 +15,8 @@ from sectra_core.http import HttpResponse
 from ._filler import AsyncFiller
 from ._filler_sync import Filler
 
+__all__ = ["async_close_response", "close_response", "async_feed_body", "feed_body"]
+
 
 def _trio() -> Any:
     # trio only when an async helper runs: the blocking client (and its generated code) must work
@@ -23,10 +25,8 @@ def _trio() -> Any:
 
     return trio
 
+
 T = TypeVar("T")
-
-__all__ = ['async_close_response', 'close_response', 'async_feed_body', 'feed_body']
-
 
 
 async def async_close_response(response: HttpResponse) -> None:

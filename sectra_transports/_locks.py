@@ -8,6 +8,8 @@ import threading
 from types import TracebackType
 from typing import Any
 
+__all__ = ["AsyncLock", "Lock"]
+
 
 def _trio() -> Any:
     # trio only when an async helper runs: the blocking client (and its generated code) must work
@@ -15,9 +17,6 @@ def _trio() -> Any:
     import trio
 
     return trio
-
-__all__ = ['AsyncLock', 'Lock']
-
 
 
 class AsyncLock:
