@@ -136,8 +136,8 @@ def measure_ours_and_bare(body: bytes, repeat: int) -> dict[str, float]:
     to_store = adapter.parse_response(get_op, get_req, HttpResponse(200, {}, body)).as_result()
     wire = adapter.build_request(operations.create_results("app", to_store), "https://pacs.example/ia", {}).body or b""
     assert s.decode(s.decoder(s.Result), wire, "round trip") == to_store  # what goes out is what came in
-    times["ours_encode"] = best_of(repeat, lambda: adapter.build_request(
-        operations.create_results("app", to_store), "https://pacs.example/ia", {}))
+    times["ours_encode"] = best_of(repeat, lambda value=to_store: adapter.build_request(
+        operations.create_results("app", value), "https://pacs.example/ia", {}))
     del to_store
     bare_value = bare_dec.decode(body)
     times["bare_encode"] = best_of(repeat, lambda: bare_enc.encode(bare_value))

@@ -59,8 +59,8 @@ def main() -> None:
     for latency in (0.0, args.latency):
         with mock_process("--latency", str(latency)) as url:
             keys = tile_keys(url, args.tiles)
-            sync_s = best_of(2, lambda: sync_sequential(url, keys))
-            async_s = best_of(2, lambda: async_concurrent(url, keys, args.concurrency))
+            sync_s = best_of(2, lambda keys=keys: sync_sequential(url, keys))
+            async_s = best_of(2, lambda keys=keys: async_concurrent(url, keys, args.concurrency))
         print(f"latency {latency * 1000:.0f} ms: sync sequential {sync_s:.2f} s, "
               f"async concurrent {async_s:.2f} s, ratio sync/async {sync_s / async_s:.2f}x")
 

@@ -4,7 +4,7 @@
 The client, the app toolkit's call driver, contexts and jobs, and the mock's app caller are written
 once, for trio. Each generated file is its source with the substitutions of :data:`SUBS` applied
 line by line (``async def`` -> ``def``, ``AsyncLock`` -> ``Lock``, ...); where trio and threads
-really differ, the source calls :mod:`sectra_transports._synchronization`, whose ``Async*`` /
+really differ, the source calls :mod:`sectra_transports._clocks`, ``._locks``, ``._concurrency``, ``._cancellation`` and ``._feed``, whose ``Async*`` /
 ``async_*`` names map to their blocking twins. A source line ending in ``# unasync: async only``
 is left out of the blocking file.
 
@@ -34,21 +34,19 @@ FILES = [
 #: Applied in order to every line; word boundaries keep ``aclose`` from touching ``aclosed``.
 SUBS: list[tuple[str, str]] = [
     # Modules.
-    (r"\b_async_app\b", "_sync_app"),
-    (r"\b_caller_async\b", "_caller_sync"),
     (r"\b_remote_slide\b", "_remote_slide_sync"),
-    (r"\b_filler\b", "_filler_sync"),
     # Public names that keep their familiar sync spelling.
     (r"\bAsyncSectraClient\b", "SectraClient"),
     (r"\bAsyncInvocationContext\b", "InvocationContext"),
     (r"\bAsyncRemoteSlide\b", "RemoteSlide"),
+    (r"\bAsyncSlideReader\b", "SlideReader"),
     (r"\bAsyncAppCaller\b", "AppCaller"),
     (r"\bAsyncFiller\b", "Filler"),
     (r"\bAsyncJob\b", "SyncJob"),
     (r"\brun_async_job\b", "run_sync_job"),
     (r"\barun_calls\b", "run_calls"),
     (r"\basync_method\b", "sync_method"),
-    # The _synchronization shim and sectra_core.transport.
+    # The sync/async primitives (_clocks, _locks, _concurrency, _cancellation, _feed, the mock's _transport_pools) and sectra_core.transport.
     (r"\bAsyncTransport\b", "SyncTransport"),
     (r"\bAsync(Clock|TransportClock|Lock|TransportPool)\b", r"\1"),
     (r"\basync_transport\b", "sync_transport"),  # Plugins.async_transport / .sync_transport
@@ -85,17 +83,26 @@ def header(source: str) -> str:
     )
 
 
-def unasync_line(line: str) -> str:
-    """One source line, made blocking."""
-    for pattern, replacement in _COMPILED:
-        line = pattern.sub(replacement, line)
+def unasync_line(line: str, fired: set[int] | None = None) -> str:
+    """One source line, made blocking; the index of each row of :data:`SUBS` that changed something
+    is added to ``fired``."""
+    for row, (pattern, replacement) in enumerate(_COMPILED):
+        line, count = pattern.subn(replacement, line)
+        if count and fired is not None:
+            fired.add(row)
     return line
 
 
-def unasync(text: str, source: str) -> str:
+def unasync(text: str, source: str, fired: set[int] | None = None) -> str:
     """A whole async source, made blocking, with the generated-file header."""
-    lines = [unasync_line(line) for line in text.splitlines(keepends=True) if not line.rstrip().endswith(_ASYNC_ONLY)]
+    lines = [unasync_line(line, fired) for line in text.splitlines(keepends=True) if not line.rstrip().endswith(_ASYNC_ONLY)]
     return header(source) + "".join(lines)
+
+
+def dead_rows(fired: set[int]) -> list[str]:
+    """The rows of :data:`SUBS` that changed nothing in any source: a rename the sources no longer
+    need, or a typo that silently does nothing (httpcore's unasync fails on these too)."""
+    return [f"{pattern!r} -> {replacement!r}" for row, (pattern, replacement) in enumerate(SUBS) if row not in fired]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,8 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="fail if a generated file is not what this script writes")
     args = parser.parse_args(argv)
     drifted: list[str] = []
+    fired: set[int] = set()
     for source, target in FILES:
-        wanted = unasync((ROOT / source).read_text(encoding="utf-8"), source)
+        wanted = unasync((ROOT / source).read_text(encoding="utf-8"), source, fired)
         path = ROOT / target
         current = path.read_text(encoding="utf-8") if path.exists() else ""
         if current == wanted:
@@ -117,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path.write_text(wanted, encoding="utf-8")
             print(f"wrote {target}")
+    dead = dead_rows(fired)
+    if dead:
+        print("substitution rows that never fire (remove them from SUBS in scripts/unasync.py):", file=sys.stderr)
+        for row in dead:
+            print(f"  {row}", file=sys.stderr)
+        return 1
     if drifted:
         print(f"out of date (edit the async source, then run python scripts/unasync.py): {', '.join(drifted)}", file=sys.stderr)
         return 1

@@ -12,20 +12,23 @@ Variables (all optional): ``SECTRA_URL``, ``SECTRA_TOKEN``, ``SECTRA_USERNAME``,
 ``SECTRA_TIMEOUT`` (seconds), ``SECTRA_PROXY`` (else ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY``),
 ``SECTRA_DEBUG`` (``1``: log the messages of handler errors, see :func:`debug_enabled`).
 
-The ``.env`` reader is deliberately small (no dependency): ``NAME=value`` lines, ``#`` comments,
-an optional ``export`` prefix, single or double quotes around the value; no interpolation. Values
-already in the environment win over the file, as with python-dotenv's default.
+A ``.env`` file is read with python-dotenv's ``dotenv_values`` (extra ``app``), so it means what it
+means to docker-compose and every other dotenv tool: ``A="x y" # note`` is ``x y``, ``export``
+prefixes and ``${VAR}`` interpolation work. Values already in the environment win over the file.
+A line dotenv cannot parse is a :class:`~sectra_core.errors.ConfigurationError` naming its number
+(never its text: it may hold a secret).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, require
 from .headers import digits
 
 __all__ = ["Settings", "read_env_file", "load_env_file", "debug_enabled", "env_limit"]
@@ -46,25 +49,40 @@ def env_limit(name: str, default: int, unit: str = "bytes") -> int:
 
 
 def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The ``NAME=value`` pairs of a ``.env`` file (see the module docstring for the syntax)."""
+    """The ``NAME=value`` pairs of a ``.env`` file, read by python-dotenv's ``dotenv_values``.
+
+    Raises :class:`ConfigurationError` for a line dotenv cannot parse (dotenv itself would only log
+    and skip it) and for a name without a value; :class:`~sectra_core.errors.MissingExtraError`
+    without python-dotenv (``pip install 'sectra-sdk[app]'``).
+    """
+    dotenv = require("dotenv", "app", "reading a .env file")
+    unparsed = _UnparsedLines()
+    logger = logging.getLogger("dotenv.main")  # where dotenv reports the lines it skips
+    logger.addHandler(unparsed)
+    try:
+        read = dotenv.dotenv_values(path)
+    finally:
+        logger.removeHandler(unparsed)
+    if unparsed.lines:
+        raise ConfigurationError(f"{path}, line {unparsed.lines[0]}: not NAME=value")
     values: dict[str, str] = {}
-    for number, raw in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export "):].lstrip()
-        name, sep, value = line.partition("=")
-        name, value = name.strip(), value.strip()
-        if not sep or not name.isidentifier():
-            # The line is not quoted back: it may hold a secret.
-            raise ConfigurationError(f"{path}, line {number}: not NAME=value")
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()  # a trailing comment after an unquoted value
+    for name, value in read.items():
+        if value is None:
+            raise ConfigurationError(f"{path}: {name} has no '=' and no value")
         values[name] = value
     return values
+
+
+class _UnparsedLines(logging.Handler):
+    """Collects the line numbers in dotenv's "could not parse statement starting at line N"."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "could not parse" in str(record.msg):
+            self.lines.append(str(record.args[0]) if isinstance(record.args, tuple) and record.args else "?")
 
 
 def load_env_file(path: str | os.PathLike[str] = ".env", *, environ: MutableMapping[str, str] | None = None,

@@ -12,13 +12,13 @@ from __future__ import annotations
 import base64
 import logging
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from . import schemas as s
 from .adapters import VersionAdapter, choose_adapter
-from .errors import AuthenticationError, ConfigurationError, DecodeError, TransportError, status_error
+from .errors import ConfigurationError, DecodeError, TransportError, status_error
 from .http import HttpRequest, HttpResponse, ResponseLimits, check_header
 from .endpoints import Operation, Recovery
 from .plugins import Plugins
@@ -263,7 +263,10 @@ def ready(state: ClientState) -> Flow[VersionAdapter]:
         # The first call's /info is where a dead token (an expired callback token, a revoked
         # login) shows first: with credentials, log in and negotiate again, once, as for any
         # other call (spec §4.2); a second refusal is the caller's AuthenticationError.
-        yield Locked("token", lambda: _login_due(state, rejected.generation))
+        # The generation is bound now: the lambda runs later, and ``rejected`` is unbound once
+        # the except block ends.
+        generation = rejected.generation
+        yield Locked("token", lambda: _login_due(state, generation))
         adapter = yield Locked("negotiate", lambda: negotiate(state, retried=True))
     return adapter
 
@@ -285,7 +288,8 @@ def _send(state: ClientState, op: Operation[T]) -> Flow[T]:
     try:
         return (yield from call(state, op))
     except TokenRejected as rejected:
-        yield Locked("token", lambda: _login_due(state, rejected.generation))
+        generation = rejected.generation  # bound now, as in ready()
+        yield Locked("token", lambda: _login_due(state, generation))
         return (yield from call(state, op, retried=True))
 
 

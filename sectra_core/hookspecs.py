@@ -16,19 +16,40 @@ named like the specs below, marked with :data:`hookimpl`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import pluggy
 
 if TYPE_CHECKING:
-    from sectra_mock.context import MockHandler
-
     from .adapters import VersionAdapter
-    from .app.jobs import JobRunner
     from .transport import TransportFactory
 
-__all__ = ["PROJECT", "hookimpl", "hookspec", "SectraSpecs"]
+__all__ = ["PROJECT", "hookimpl", "hookspec", "SectraSpecs", "MockHandler", "JobRunner"]
+
+
+class MockHandler(Protocol):
+    """An endpoint handler in the mock: ``async def handler(ctx: MockContext) -> Response``.
+
+    ``ctx`` is a :class:`sectra_mock.context.MockContext` and the answer a Quart ``Response``
+    (built with ``ctx.json``, ``ctx.bytes`` or ``ctx.error``). Declared here, loosely typed, so
+    the core's hooks do not import the mock that implements them.
+    """
+
+    def __call__(self, ctx: Any, /) -> Awaitable[Any]:
+        """Answer one request."""
+        ...
+
+
+class JobRunner(Protocol):
+    """Where background jobs run: a trio nursery, a thread pool, a process pool, a task queue."""
+
+    def submit(self, spec: Any, work: Any) -> None:
+        """Start ``work`` for ``spec`` (a :class:`sectra_core.app.jobs.JobSpec`) and return at once
+        (run it with the SDK's job drivers)."""
+
+    def cancel(self, cancellation_token: str) -> bool:
+        """Cancel the job started for this token; True if one was found."""
 
 PROJECT = "sectra"
 

@@ -2,13 +2,8 @@
 
 Both clients (urllib3 and trio) wrap these one-to-one, so adding an endpoint here and to
 :data:`CLIENT_OPERATIONS` gives it to both; a parity test checks that they stay in step.
-Each function is pure: it validates its arguments and returns an :class:`Operation`.
-
-Until issue #13 this module was ``sectra_core.api``, and ``sectra_core.operations`` was the endpoint
-table (now :mod:`sectra_core.endpoints`). So that code written against the old meaning keeps
-working, the table's names (:class:`Endpoint`, :data:`ENDPOINTS`, :class:`Operation`, :class:`Body`,
-:class:`Recovery`, :func:`endpoint`) are re-exported here too, without a warning: they are the types
-these builders return, so the re-export stays.
+Each function is pure: it validates its arguments and returns an
+:class:`~sectra_core.endpoints.Operation` (the endpoint table is :mod:`sectra_core.endpoints`).
 """
 
 from __future__ import annotations
@@ -16,11 +11,9 @@ from __future__ import annotations
 from . import schemas as s
 from .errors import ValidationError
 from .http import HttpResponse
-from .endpoints import ENDPOINTS, Body, Endpoint, Operation, Recovery, endpoint
+from .endpoints import Operation, Recovery, endpoint
 
 __all__ = [
-    # The endpoint table's names, for code written when this module held the table (see above).
-    "Body", "Endpoint", "ENDPOINTS", "Operation", "Recovery", "endpoint",
     "CLIENT_OPERATIONS",
     "get_info",
     "get_image_metadata",

@@ -20,19 +20,15 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import pluggy
 
 from .adapters import VersionAdapter
 from .errors import ConfigurationError
-from .hookspecs import PROJECT, SectraSpecs
+from .hookspecs import PROJECT, JobRunner, MockHandler, SectraSpecs
 from .transport import AsyncTransport, SyncTransport, TransportFactory, TransportKind, TransportOptions
 
-if TYPE_CHECKING:
-    from sectra_mock.context import MockHandler
-
-    from .app.jobs import JobRunner
 
 __all__ = [
     "BUILTIN_TRANSPORTS", "DEFAULT_PLUGINS", "ENTRY_POINT_GROUP", "Plugins", "make_plugins", "default_plugins",
@@ -49,16 +45,13 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("sectra-adapter-v3_4", "sectra_core.adapters.v3_4"),
     ("sectra-adapter-v5_0", "sectra_core.adapters.v5_0"),
     ("sectra-transports", "sectra_transports.plugin"),
+    ("sectra-job-runners", "sectra_transports.app.plugin"),
     ("sectra-mock", "sectra_mock.plugin"),
 )
 
 #: The transport a client uses when it is not given ``transport=``: the one of the module it is
 #: imported from (``sectra_transports.urllib3`` / ``sectra_transports.trio``), never a plugin's.
 BUILTIN_TRANSPORTS: dict[TransportKind, str] = {"sync": "urllib3", "async": "trio"}
-
-#: The distribution that ships the built-ins. Installs made before they moved to DEFAULT_PLUGINS
-#: still list them as entry points; those are the same modules, not third-party plugins.
-_SDK_DISTRIBUTION = "sectra-sdk"
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -234,8 +227,6 @@ def _by_factory_name(register: Callable[[str, TransportFactory], None]) -> Calla
 def _entry_points(allowed: set[str] | None) -> Iterable[tuple[str, Any]]:
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist.name if ep.dist is not None else ""
-        if dist == _SDK_DISTRIBUTION:
-            continue  # the built-ins: registered from DEFAULT_PLUGINS, the one path for them
         if allowed is not None and dist not in allowed:
             continue
         yield ep.name, ep

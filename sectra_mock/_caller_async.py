@@ -9,13 +9,14 @@ so no call is written more than once (issue #13).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sectra_core import schemas as s
 from sectra_core.app import messages as w
 from sectra_core.errors import SectraError
-from sectra_transports._synchronization import AsyncTransportPool, async_close_response
+from sectra_transports._feed import async_close_response
 
+from ._transport_pools import AsyncTransportPool
 from .app_messages import (
     BLOCKING_IN_TRIO,
     AppCheck,
@@ -29,9 +30,7 @@ from .app_messages import (
     send_flow,
     trigger_flow,
 )
-
-if TYPE_CHECKING:
-    from .server import MockSectraServer
+from ._views import MockForMessages
 
 __all__ = ["AsyncAppCaller"]
 
@@ -45,7 +44,7 @@ class AsyncAppCaller:
     wrong-shaped answer raises an SDK error.
     """
 
-    def __init__(self, mock: MockSectraServer) -> None:
+    def __init__(self, mock: MockForMessages) -> None:
         self._mock = mock
         self._pool = AsyncTransportPool(BLOCKING_IN_TRIO)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 import trio
@@ -28,11 +28,9 @@ from sectra_core.endpoints import Endpoint
 
 from .context import MockContext, MockHandler, MockRequest, error
 from .state import Conflict, Full, Missing
+from ._views import ServedMock
 
 log = logging.getLogger("sectra_mock")
-
-if TYPE_CHECKING:
-    from .server import MockSectraServer
 
 __all__ = ["create_app", "MAX_REQUEST_BYTES"]
 
@@ -66,7 +64,7 @@ def _bearer(header: str | None) -> str | None:
     return credentials
 
 
-def _refusal(server: MockSectraServer, params: Mapping[str, Any]) -> Response | None:
+def _refusal(server: ServedMock, params: Mapping[str, Any]) -> Response | None:
     """401 without a valid token; 403 when an application's token touches another application."""
     token = _bearer(request.headers.get("Authorization"))
     scope = False if token is None else server.auth.token_scope(token)
@@ -78,7 +76,7 @@ def _refusal(server: MockSectraServer, params: Mapping[str, Any]) -> Response | 
     return None
 
 
-def _view(server: MockSectraServer, ep: Endpoint, handler: MockHandler) -> Callable[..., Awaitable[Response]]:
+def _view(server: ServedMock, ep: Endpoint, handler: MockHandler) -> Callable[..., Awaitable[Response]]:
     async def view(**params: Any) -> Response:
         if server.latency:
             await trio.sleep(server.latency)
@@ -123,7 +121,7 @@ def _view(server: MockSectraServer, ep: Endpoint, handler: MockHandler) -> Calla
     return view
 
 
-def create_app(server: MockSectraServer) -> QuartTrio:
+def create_app(server: ServedMock) -> QuartTrio:
     """The Quart (trio) app serving every endpoint the server's adapter and version have."""
     app = QuartTrio("sectra_mock")
     # Quart refuses a declared Content-Length past this before reading the body, and stops

@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from sectra_core import schemas as s
@@ -18,13 +18,12 @@ from sectra_core.geometry import Pyramid
 from sectra_core.http import HttpRequest, HttpResponse
 
 from . import shapes
-
-if TYPE_CHECKING:
-    from .server import MockSectraServer
+from ._views import MockForMessages
 
 __all__ = [
-    "AppCheck", "AppCaller", "AsyncAppCaller", "sample_input", "create_invocation", "modify_invocation",
-    "cancel_invocation", "delete_invocation", "image_notification", "trigger_flow", "send_flow", "invocation_shapes", "check_flow",
+    "AppCheck", "sample_input", "create_invocation", "modify_invocation",
+    "cancel_invocation", "delete_invocation", "image_notification", "trigger_flow", "send_flow", "invocation_shapes",
+    "check_flow",
 ]
 
 T = TypeVar("T")
@@ -65,7 +64,7 @@ def sample_input(template: s.InputTemplate, info: s.ImageInfo) -> s.CreateInput:
     return s.WholeSlideInput()
 
 
-def _base(server: MockSectraServer, application_id: str, slide_id: str, context: Any) -> dict[str, Any]:
+def _base(server: MockForMessages, application_id: str, slide_id: str, context: Any) -> dict[str, Any]:
     server.state.slide(slide_id)  # 404 in strict mode, invented otherwise
     # The callback token is bound to this application: an app cannot reach another's results.
     return {
@@ -75,7 +74,7 @@ def _base(server: MockSectraServer, application_id: str, slide_id: str, context:
 
 
 def create_invocation(
-    server: MockSectraServer, application_id: str, slide_id: str, input: s.CreateInput | None, context: Any,
+    server: MockForMessages, application_id: str, slide_id: str, input: s.CreateInput | None, context: Any,
 ) -> s.CreateInvocation:
     """A ``create`` invocation as Sectra sends it (spec §5.3.1), whole slide unless ``input`` says otherwise."""
     return s.CreateInvocation(
@@ -85,7 +84,7 @@ def create_invocation(
 
 
 def modify_invocation(
-    server: MockSectraServer, result: s.ResultResponse, application_id: str, context: Any, press: str | None,
+    server: MockForMessages, result: s.ResultResponse, application_id: str, context: Any, press: str | None,
 ) -> s.ModifyInvocation:
     """A ``modify`` invocation for ``result``; ``press`` marks that gallery button pressed."""
     if press is not None:
@@ -96,20 +95,20 @@ def modify_invocation(
 
 
 def cancel_invocation(
-    server: MockSectraServer, application_id: str, slide_id: str, cancellation_token: str | None, context: Any,
+    server: MockForMessages, application_id: str, slide_id: str, cancellation_token: str | None, context: Any,
 ) -> s.CancelInvocation:
     """A ``cancel`` invocation carrying the token of the ``create`` it cancels."""
     return s.CancelInvocation(**_base(server, application_id, slide_id, context), cancellation_token=cancellation_token)
 
 
 def delete_invocation(
-    server: MockSectraServer, result: s.ResultResponse, application_id: str, context: Any,
+    server: MockForMessages, result: s.ResultResponse, application_id: str, context: Any,
 ) -> s.DeleteInvocation:
     """A ``delete`` invocation for ``result``."""
     return s.DeleteInvocation(**_base(server, application_id, result.slide_id, context), input=result)
 
 
-def image_notification(server: MockSectraServer, application_id: str, slide_id: str, context: Any) -> s.ImageNotification:
+def image_notification(server: MockForMessages, application_id: str, slide_id: str, context: Any) -> s.ImageNotification:
     """An image notification with the slide's ``imageInfo``."""
     # Sent with action/input as the community mock does; harmless for lenient apps (spec §5.3.6).
     return s.ImageNotification(
@@ -134,7 +133,7 @@ def send_flow(
     return w.decode_answer(action, response)
 
 
-def invocation_shapes(server: MockSectraServer, message: s.Invocation | s.ImageNotification) -> frozenset[str]:
+def invocation_shapes(server: MockForMessages, message: s.Invocation | s.ImageNotification) -> frozenset[str]:
     """The result ids whose ``content`` goes out as one object in ``message`` (see :func:`send_flow`)."""
     if isinstance(message, (s.ModifyInvocation, s.DeleteInvocation)):
         return server.state.single_content_ids(message.application_id)
@@ -142,7 +141,7 @@ def invocation_shapes(server: MockSectraServer, message: s.Invocation | s.ImageN
 
 
 def trigger_flow(
-    server: MockSectraServer, url: str, application_id: str | None, slide_id: str | None,
+    server: MockForMessages, url: str, application_id: str | None, slide_id: str | None,
     input: s.CreateInput | None, invocation: s.Invocation | None, context: Any,
 ) -> Flow[Any]:
     """Send ``invocation``, or a ``create`` built from ``application_id``/``slide_id``/``input``."""
@@ -153,7 +152,7 @@ def trigger_flow(
     return (yield from send_flow(url, invocation, invocation.action, invocation_shapes(server, invocation)))
 
 
-def check_flow(server: MockSectraServer, app_url: str, slide_id: str | None) -> Flow[AppCheck]:
+def check_flow(server: MockForMessages, app_url: str, slide_id: str | None) -> Flow[AppCheck]:
     """Fetch and check an app's registration and info; with ``slide_id`` also fire a ``create``."""
     report = AppCheck()
     try:

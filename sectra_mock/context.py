@@ -23,6 +23,7 @@ from quart import Response
 from sectra_core import schemas as s
 from sectra_core.adapters import VersionAdapter
 from sectra_core.endpoints import Endpoint
+from sectra_core.hookspecs import MockHandler as _MockHandler
 
 from .auth import MockAuth
 from .state import MockState
@@ -34,8 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MockContext", "MockHandler", "MockRequest", "error"]
 
-#: An endpoint handler in the mock.
-MockHandler = Callable[["MockContext"], Awaitable[Response]]
+#: An endpoint handler in the mock (the protocol lives in the core's hook module).
+MockHandler = _MockHandler
 
 
 def error(status: int, message: str) -> Response:

@@ -6,13 +6,12 @@ Both clients have the same methods, arguments and return types (awaited on trio)
 login, negotiation, retries and token refresh included, is the core's :func:`sectra_core.flows.send`
 flow; a client only drives it (:meth:`AsyncSectraClient._drive`). Fan-out helpers (``fetch_tiles``,
 ``download_case``) run with bounded concurrency (a nursery on trio, a thread pool when blocking; see
-:mod:`sectra_transports._synchronization`), and a single failure surfaces as itself.
+:mod:`sectra_transports._concurrency`), and a single failure surfaces as itself.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from collections.abc import Awaitable  # unasync: async only
 from contextlib import asynccontextmanager
@@ -35,14 +34,10 @@ from sectra_core.transport import AsyncTransport, TransportOptions
 
 from ._remote_slide import AsyncRemoteSlide
 from ._methods import async_method
-from ._synchronization import (
-    AsyncClock,
-    AsyncLock,
-    AsyncTransportClock,
-    async_close_response,
-    async_feed_body,
-    async_run_bounded,
-)
+from ._clocks import AsyncClock, AsyncTransportClock
+from ._concurrency import async_run_bounded
+from ._feed import async_close_response, async_feed_body
+from ._locks import AsyncLock
 
 __all__ = ["AsyncSectraClient", "TileKey"]
 
@@ -280,16 +275,6 @@ class AsyncSectraClient:
         finally:
             await iterator.aclose()
             await async_close_response(response)
-
-    @asynccontextmanager
-    async def open_slide_files(self, slide_id: str) -> AsyncIterator[AsyncIterator[FileEvent]]:
-        """Deprecated alias of :meth:`stream_slide_files` (renamed so it is not mistaken for :meth:`open_slide`)."""
-        warnings.warn(
-            "open_slide_files() is renamed stream_slide_files(); the old name goes in the next release",
-            DeprecationWarning, stacklevel=3,
-        )
-        async with self.stream_slide_files(slide_id) as files:
-            yield files
 
     async def open_slide(
         self, slide_id: str, *, focal_plane: str | None = None, optical_path: str | None = None,

@@ -1,5 +1,5 @@
 """Filling a download's buffers from a response's ``readinto``, for the download pipeline of
-:mod:`._synchronization`.
+:mod:`._feed`.
 
 Written once, for trio; ``scripts/unasync.py`` generates :mod:`._filler_sync` (the blocking
 ``Filler``) from it.

@@ -3,7 +3,7 @@
 Written once, for trio; ``scripts/unasync.py`` generates :mod:`._remote_slide_sync` (the blocking
 client's ``RemoteSlide``) from it. Where trio and threads differ (fetching tiles with bounded
 concurrency and decoding them off the event loop; fetching the next window of a whole-slide
-iteration ahead of the caller) this calls :mod:`._synchronization`, whose ``async_*`` names map
+iteration ahead of the caller) this calls :mod:`._concurrency`, whose ``async_*`` names map
 to their thread twins. The geometry, tile planning and stitching are pure code in
 :mod:`sectra_core.regions`; this class fetches tiles, decodes and pastes each as it arrives, and
 keeps them decoded in an LRU cache with a byte budget.
@@ -11,9 +11,10 @@ keeps them decoded in an LRU cache with a byte budget.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable  # unasync: async only
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sectra_core import regions
 from sectra_core import schemas as s
@@ -21,12 +22,24 @@ from sectra_core.cache import TileCache
 from sectra_core.errors import NotFoundError
 from sectra_core.geometry import Pyramid
 
-from ._synchronization import async_fetch_ahead, async_fetch_each
+from ._concurrency import async_fetch_ahead, async_fetch_each
 
-if TYPE_CHECKING:
-    from ._async import AsyncSectraClient
+__all__ = ["AsyncRemoteSlide", "AsyncSlideReader"]
 
-__all__ = ["AsyncRemoteSlide"]
+
+_Label = s.LabelImage | None
+
+
+class AsyncSlideReader(Protocol):
+    """What a remote slide reads through: the three client methods it calls (the client fits it;
+    a protocol, so this module does not import the client that imports it)."""
+
+    def get_image_metadata(self, slide_id: str) -> Awaitable[s.ImageInfo]: ...
+    def get_label_image(self, slide_id: str) -> Awaitable[_Label]: ...
+    def get_tile(
+        self, slide_id: str, level: int, col: int, row: int, *, ext: str = "jpg",
+        focal_plane: str | None = None, optical_path: str | None = None,
+    ) -> Awaitable[bytes]: ...
 
 
 class AsyncRemoteSlide:
@@ -40,7 +53,7 @@ class AsyncRemoteSlide:
     """
 
     def __init__(
-        self, client: AsyncSectraClient, info: s.ImageInfo, label: s.LabelImage | None, *,
+        self, client: AsyncSlideReader, info: s.ImageInfo, label: s.LabelImage | None, *,
         focal_plane: str | None = None, optical_path: str | None = None, ext: str = "jpg",
         concurrency: int = 16, cache_bytes: int = regions.DEFAULT_CACHE_BYTES,
     ) -> None:
@@ -60,7 +73,7 @@ class AsyncRemoteSlide:
         self.select(focal_plane=focal_plane, optical_path=optical_path)
 
     @classmethod
-    async def open(cls, client: AsyncSectraClient, slide_id: str, **options: Any) -> AsyncRemoteSlide:
+    async def open(cls, client: AsyncSlideReader, slide_id: str, **options: Any) -> AsyncRemoteSlide:
         """Read the slide's info and label, then return the slide (see ``client.open_slide``)."""
         info = await client.get_image_metadata(slide_id)
         label = await client.get_label_image(slide_id)

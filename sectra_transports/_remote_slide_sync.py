@@ -5,7 +5,7 @@
 Written once, for trio; ``scripts/unasync.py`` generates :mod:`._remote_slide_sync` (the blocking
 client's ``RemoteSlide``) from it. Where trio and threads differ (fetching tiles with bounded
 concurrency and decoding them off the event loop; fetching the next window of a whole-slide
-iteration ahead of the caller) this calls :mod:`._synchronization`, whose ``async_*`` names map
+iteration ahead of the caller) this calls :mod:`._concurrency`, whose ``async_*`` names map
 to their thread twins. The geometry, tile planning and stitching are pure code in
 :mod:`sectra_core.regions`; this class fetches tiles, decodes and pastes each as it arrives, and
 keeps them decoded in an LRU cache with a byte budget.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sectra_core import regions
 from sectra_core import schemas as s
@@ -23,12 +23,24 @@ from sectra_core.cache import TileCache
 from sectra_core.errors import NotFoundError
 from sectra_core.geometry import Pyramid
 
-from ._synchronization import fetch_ahead, fetch_each
+from ._concurrency import fetch_ahead, fetch_each
 
-if TYPE_CHECKING:
-    from ._sync import SectraClient
+__all__ = ["RemoteSlide", "SlideReader"]
 
-__all__ = ["RemoteSlide"]
+
+_Label = s.LabelImage | None
+
+
+class SlideReader(Protocol):
+    """What a remote slide reads through: the three client methods it calls (the client fits it;
+    a protocol, so this module does not import the client that imports it)."""
+
+    def get_image_metadata(self, slide_id: str) -> s.ImageInfo: ...
+    def get_label_image(self, slide_id: str) -> _Label: ...
+    def get_tile(
+        self, slide_id: str, level: int, col: int, row: int, *, ext: str = "jpg",
+        focal_plane: str | None = None, optical_path: str | None = None,
+    ) -> bytes: ...
 
 
 class RemoteSlide:
@@ -42,7 +54,7 @@ class RemoteSlide:
     """
 
     def __init__(
-        self, client: SectraClient, info: s.ImageInfo, label: s.LabelImage | None, *,
+        self, client: SlideReader, info: s.ImageInfo, label: s.LabelImage | None, *,
         focal_plane: str | None = None, optical_path: str | None = None, ext: str = "jpg",
         concurrency: int = 16, cache_bytes: int = regions.DEFAULT_CACHE_BYTES,
     ) -> None:
@@ -62,7 +74,7 @@ class RemoteSlide:
         self.select(focal_plane=focal_plane, optical_path=optical_path)
 
     @classmethod
-    def open(cls, client: SectraClient, slide_id: str, **options: Any) -> RemoteSlide:
+    def open(cls, client: SlideReader, slide_id: str, **options: Any) -> RemoteSlide:
         """Read the slide's info and label, then return the slide (see ``client.open_slide``)."""
         info = client.get_image_metadata(slide_id)
         label = client.get_label_image(slide_id)

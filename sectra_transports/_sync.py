@@ -8,13 +8,12 @@ Both clients have the same methods, arguments and return types (awaited on trio)
 login, negotiation, retries and token refresh included, is the core's :func:`sectra_core.flows.send`
 flow; a client only drives it (:meth:`SectraClient._drive`). Fan-out helpers (``fetch_tiles``,
 ``download_case``) run with bounded concurrency (a nursery on trio, a thread pool when blocking; see
-:mod:`sectra_transports._synchronization`), and a single failure surfaces as itself.
+:mod:`sectra_transports._concurrency`), and a single failure surfaces as itself.
 """
 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Generator, Iterator, Callable, Iterable
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,14 +35,10 @@ from sectra_core.transport import SyncTransport, TransportOptions
 
 from ._remote_slide_sync import RemoteSlide
 from ._methods import sync_method
-from ._synchronization import (
-    Clock,
-    Lock,
-    TransportClock,
-    close_response,
-    feed_body,
-    run_bounded,
-)
+from ._clocks import Clock, TransportClock
+from ._concurrency import run_bounded
+from ._feed import close_response, feed_body
+from ._locks import Lock
 
 __all__ = ["SectraClient", "TileKey"]
 
@@ -281,16 +276,6 @@ class SectraClient:
         finally:
             iterator.close()
             close_response(response)
-
-    @contextmanager
-    def open_slide_files(self, slide_id: str) -> Iterator[Iterator[FileEvent]]:
-        """Deprecated alias of :meth:`stream_slide_files` (renamed so it is not mistaken for :meth:`open_slide`)."""
-        warnings.warn(
-            "open_slide_files() is renamed stream_slide_files(); the old name goes in the next release",
-            DeprecationWarning, stacklevel=3,
-        )
-        with self.stream_slide_files(slide_id) as files:
-            yield files
 
     def open_slide(
         self, slide_id: str, *, focal_plane: str | None = None, optical_path: str | None = None,

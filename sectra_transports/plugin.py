@@ -1,4 +1,5 @@
-"""The built-in transports and job runners as one ``sectra`` plugin (listed in ``DEFAULT_PLUGINS``).
+"""The built-in transports as a ``sectra`` plugin (listed in ``DEFAULT_PLUGINS``; the job runners
+are :mod:`sectra_transports.app.plugin`).
 
 It registers the transports ``urllib3`` (sync) and ``trio`` (async) through the same hook a
 third-party transport plugin uses. Each is imported only when a client asks for it, so loading
@@ -10,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sectra_core.hookspecs import hookimpl
-from sectra_core.app.jobs import JobRunner
 from sectra_core.transport import AsyncTransport, SyncTransport, TransportFactory, TransportOptions
 
-__all__ = ["sectra_register_transports", "sectra_make_job_runner"]
+__all__ = ["sectra_register_transports"]
 
 
 def _urllib3(options: TransportOptions) -> SyncTransport:
@@ -40,15 +40,3 @@ def sectra_register_transports(register: Callable[[TransportFactory], None]) -> 
     """``urllib3`` → :class:`Urllib3Transport` (sync); ``trio`` → :class:`TrioTransport` (async)."""
     register(TransportFactory("urllib3", "sync", _urllib3))
     register(TransportFactory("trio", "async", _trio))
-
-
-@hookimpl(trylast=True)
-def sectra_make_job_runner(mode: str) -> JobRunner | None:
-    """``"trio"`` → :class:`TrioJobRunner` (the app's nursery); ``"asyncio"`` → a thread pool."""
-    from .app.runners import ExecutorJobRunner, TrioJobRunner
-
-    if mode == "trio":
-        return TrioJobRunner()
-    if mode == "asyncio":
-        return ExecutorJobRunner()
-    return None

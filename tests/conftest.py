@@ -100,8 +100,13 @@ class RawServer:
         self.routes[path] = Canned(status, headers, list(chunks), cut)
 
 
+#: How often a test server's loop looks for shutdown(): socketserver's default (0.5 s) was half a
+#: second of every test's teardown.
+POLL_INTERVAL = 0.02
+
+
 def _serving(server: RawServer) -> Iterator[RawServer]:
-    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.httpd.serve_forever, args=(POLL_INTERVAL,), daemon=True)
     thread.start()
     yield server
     server.httpd.shutdown()

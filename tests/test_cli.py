@@ -18,7 +18,8 @@ import pytest
 
 from examples.apps import patch_gallery
 from sectra_client.app import AnalysisApp, AppServer, create_app
-from sectra_client.cli import main, slides_from_dir
+from sectra_client.cli import main
+from sectra_client.cli._embedded_mock import slides_from_dir
 from sectra_core import schemas as s
 from sectra_core.errors import ServerError
 from sectra_core.retry import NO_RETRY
@@ -95,7 +96,7 @@ def test_ctrl_c_and_sigterm_leave_no_partial_file(mock: MockSectraServer, tmp_pa
     mock.add_synthetic_slide("slow", 20_000_000, n_files=1)
     mock.faults.add("trickle", "files", chunk=65_536, seconds=0.01, times=None)
     env = {**os.environ, "SECTRA_URL": mock.url, "SECTRA_TOKEN": TOKEN}
-    proc = subprocess.Popen([sys.executable, "-m", "sectra_client.cli", "download", "slow", "-o", str(tmp_path)],
+    proc = subprocess.Popen([sys.executable, "-m", "sectra_client", "download", "slow", "-o", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stderr is not None
     try:
@@ -237,7 +238,7 @@ def test_app_check_on_a_real_slide_from_a_folder(tmp_path: Path) -> None:
 
 def test_console_script_is_installed(mock: MockSectraServer) -> None:
     env = {**os.environ, "SECTRA_URL": mock.url, "SECTRA_TOKEN": TOKEN}
-    done = subprocess.run([sys.executable, "-m", "sectra_client.cli", "info"], capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "sectra_client", "info"], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0 and '"apiVersion": "1.10"' in done.stdout
     assert TOKEN not in done.stdout + done.stderr
 

@@ -156,7 +156,7 @@ def silent_server() -> Iterator[str]:
 
 def test_timeout_bounds_waiting_and_says_which_limit(silent_server: str) -> None:
     start = time.monotonic()
-    result = sectra("info", "--url", silent_server, "--timeout", "1", "--api-version", "5.0",
+    result = sectra("info", "--url", silent_server, "--timeout", "0.3", "--api-version", "5.0",
                     env={"SECTRA_TOKEN": "t"}, timeout=30)
     elapsed = time.monotonic() - start
     one_line(result, EXIT_FAILURE, "read timed out", "--timeout")

@@ -12,6 +12,7 @@ from pathlib import Path
 from sectra_client import SectraClient
 from sectra_client.mock_server import MockSectraServer
 from sectra_core.app.messages import parse_invocation
+from tests.conftest import POLL_INTERVAL
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +37,7 @@ def test_readme_snippets_run_as_written(tmp_path: Path) -> None:
             pass
 
     app = ThreadingHTTPServer(("localhost", 0), Hook)
-    threading.Thread(target=app.serve_forever, daemon=True).start()
+    threading.Thread(target=app.serve_forever, args=(POLL_INTERVAL,), daemon=True).start()
     hook = f"http://localhost:{app.server_address[1]}/sectra/hook"
 
     server = MockSectraServer(token="dev-token")

@@ -1,66 +1,209 @@
-"""The package layout of issue #13: who may import whom, and the old import paths kept for one release."""
+"""The package layout: the library's import graph has no cycle and no upward arrow.
+
+Every ``import`` counts: in ``__init__`` modules, inside functions and under ``if TYPE_CHECKING:``
+(a type-only import is still an arrow a reader must follow, and the circle it closes is the one a
+refactoring trips over). Layers, lowest first (docs/architecture.md, "The map"):
+
+    sectra_core (the protocol)  <  sectra_core.io, sectra_core.app  <  sectra_core.shapes
+    <  sectra_transports  <  sectra_transports.app  <  sectra_mock  <  sectra_client
+
+A module may import its own layer and the layers below it, never one above.
+"""
 
 from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("sectra_core", "sectra_transports", "sectra_mock", "sectra_client")
 
-#: old module -> (new module, a name both must give the same object for).
-MOVED = {
-    "sectra_core.api": ("sectra_core.operations", "get_tile"),
-    "sectra_core.sansio": ("sectra_core.flows", "send"),
-    "sectra_core.webhook": ("sectra_core.app.messages", "encode_answer"),
-    "sectra_core.files": ("sectra_core.io.files", "Download"),
-    "sectra_core.progressbar": ("sectra_core.io.progressbar", "ProgressBar"),
-    "sectra_core.streaming": ("sectra_core.io.streaming", "FileStream"),
-    "sectra_core.analysis_app": ("sectra_core.app.declaration", "AnalysisApp"),
-    "sectra_core.builders": ("sectra_core.app.builders", "PrimitiveBuilder"),
-    "sectra_core.jobs": ("sectra_core.app.jobs", "JobSpec"),
-    "sectra_core.origins": ("sectra_core.app.origins", "TrustedOrigins"),
-    "sectra_transports.webhook": ("sectra_transports.app.server", "create_app"),
-    "sectra_transports.app_context": ("sectra_transports.app.contexts", "AsyncInvocationContext"),
-    "sectra_transports.jobs": ("sectra_transports.app.runners", "TrioJobRunner"),
-    "sectra_transports.asgi": ("sectra_transports.app.asgi", "AsgiServer"),
-    "sectra_transports.queue": ("sectra_transports.app.queue", "runner_for"),
+#: Layer of a module: the longest prefix listed here wins; equal ranks may not import each other.
+LAYERS: dict[str, int] = {
+    "sectra_core": 0,
+    "sectra_core.io": 1,
+    "sectra_core.app": 1,
+    "sectra_core.shapes": 2,
+    "sectra_transports": 3,
+    "sectra_transports.app": 4,
+    "sectra_mock": 5,
+    "sectra_client": 6,
 }
 
-
-def _forget(old: str) -> None:
-    """Unimport ``old``, so that importing it runs (and warns) again."""
-    sys.modules.pop(old, None)
-    parent, _, name = old.rpartition(".")
-    if hasattr(sys.modules[parent], name):
-        delattr(sys.modules[parent], name)
+#: Import cycles allowed to stay, each with the reason. Empty: every circle is a test failure.
+CYCLE_EXEMPTIONS: list[frozenset[str]] = []
 
 
-@pytest.mark.parametrize("old", sorted(MOVED))
-def test_old_import_path_still_works_and_warns(old: str) -> None:
-    new, name = MOVED[old]
-    _forget(old)
-    with pytest.warns(DeprecationWarning, match=rf"{old} was renamed: import {new} instead"):
-        module = importlib.import_module(old)
-    assert getattr(module, name) is getattr(importlib.import_module(new), name)
-    _forget(old)  # the next import warns again
+def layer_of(module: str) -> str:
+    """The most specific entry of :data:`LAYERS` that ``module`` is in."""
+    parts = module.split(".")
+    for n in range(len(parts), 0, -1):
+        prefix = ".".join(parts[:n])
+        if prefix in LAYERS:
+            return prefix
+    raise AssertionError(f"{module} is in no layer")
 
 
-def test_old_sansio_still_has_the_webhook_parsing_and_private_helpers() -> None:
-    from sectra_core import flows
-    from sectra_core.app import messages
+@cache
+def modules() -> dict[str, Path]:
+    """Every library module by dotted name (a package by its own name)."""
+    found: dict[str, Path] = {}
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join(parts)] = path
+    return found
 
-    _forget("sectra_core.sansio")
-    with pytest.warns(DeprecationWarning, match="parse_invocation.*sectra_core.app.messages"):
-        from sectra_core import sansio
-    assert sansio.parse_invocation is messages.parse_invocation
-    assert sansio.response_headers is messages.response_headers
-    assert sansio.basic_auth is flows.basic_auth  # outside __all__: resolved through __getattr__
-    _forget("sectra_core.sansio")
+
+def imports_of(name: str, path: Path) -> set[str]:
+    """The library modules ``name`` imports, anywhere in its source (``TYPE_CHECKING`` included).
+
+    ``from pkg import x`` is an arrow to ``pkg.x`` when that is a module, else to ``pkg``.
+    """
+    known = modules()
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    targets: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            for alias in node.names:
+                full = f"{base}.{alias.name}"
+                targets.add(full if full in known else base)
+    resolved = set()
+    for target in targets:
+        while target and target not in known:
+            target = target.rpartition(".")[0]
+        if target and target != name:
+            resolved.add(target)
+    return resolved
+
+
+@cache
+def graph() -> dict[str, frozenset[str]]:
+    """The import graph of the library."""
+    return {name: frozenset(imports_of(name, path)) for name, path in modules().items()}
+
+
+def cycles(edges: dict[str, frozenset[str]]) -> list[frozenset[str]]:
+    """The strongly connected components with more than one module (Tarjan, iteratively)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[frozenset[str]] = []
+    counter = 0
+    for root in sorted(edges):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            for child in children:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges[child]))))
+                    break
+                if child in on_stack:
+                    low[node] = min(low[node], index[child])
+            else:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = set()
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.add(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        found.append(frozenset(component))
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    edges = {"a": frozenset({"b"}), "b": frozenset({"c"}), "c": frozenset({"a"}), "d": frozenset({"a"})}
+    assert cycles(edges) == [frozenset({"a", "b", "c"})]
+    assert cycles({"a": frozenset({"b"}), "b": frozenset()}) == []
+
+
+def test_the_graph_sees_init_and_type_checking_imports() -> None:
+    edges = graph()
+    assert "sectra_core.errors" in edges["sectra_core"]  # an __init__'s import
+    assert "sectra_core.transport" in edges["sectra_core.hookspecs"]  # under TYPE_CHECKING
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    found = [sorted(c) for c in cycles(graph()) if c not in CYCLE_EXEMPTIONS]
+    assert found == []
+
+
+def test_no_module_imports_a_layer_above_its_own() -> None:
+    upward = sorted(
+        f"{source} -> {target}"
+        for source, targets in graph().items()
+        for target in targets
+        if layer_of(source) != layer_of(target) and LAYERS[layer_of(target)] >= LAYERS[layer_of(source)]
+    )
+    assert upward == []
+
+
+def test_import_sectra_core_loads_the_protocol_only() -> None:
+    """``import sectra_core`` loads neither the app toolkit, nor file I/O, nor a transport."""
+    code = (
+        "import sys, sectra_core\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('sectra_core.app', 'sectra_core.io', "
+        "'sectra_core.shapes', 'sectra_transports', 'sectra_mock', 'sectra_client', 'urllib3', 'trio', 'quart'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_name_in_all_is_defined(package: str) -> None:
+    """``from module import *`` works for every module: each name its ``__all__`` lists exists."""
+    missing = {}
+    for name in modules():
+        if name.split(".")[0] != package or name == "sectra_client.__main__":
+            continue
+        module = importlib.import_module(name)
+        absent = [n for n in getattr(module, "__all__", []) if not hasattr(module, n)]
+        if absent:
+            missing[name] = absent
+    assert missing == {}
+
+
+def test_no_alias_modules_are_left() -> None:
+    """Nothing was ever released, so no old import path is kept (issue #25)."""
+    old = [
+        "sectra_core.api", "sectra_core.sansio", "sectra_core.webhook", "sectra_core.files", "sectra_core._moved",
+        "sectra_core.progressbar", "sectra_core.streaming", "sectra_core.analysis_app", "sectra_core.builders",
+        "sectra_core.jobs", "sectra_core.origins", "sectra_transports.webhook", "sectra_transports.app_context",
+        "sectra_transports.jobs", "sectra_transports.asgi", "sectra_transports.queue",
+    ]
+    assert [name for name in old if importlib.util.find_spec(name) is not None] == []
 
 
 def test_facade_app_import_unchanged() -> None:
@@ -71,101 +214,25 @@ def test_facade_app_import_unchanged() -> None:
     assert app.AnalysisApp is AnalysisApp and app.create_app is create_app
 
 
-def test_operations_keeps_the_endpoint_table_names() -> None:
-    """``sectra_core.operations`` used to be the endpoint table: its names still import from it, silently."""
-    from sectra_core import endpoints, operations
-
-    for name in ("Endpoint", "ENDPOINTS", "Operation", "Body", "Recovery", "endpoint"):
-        assert getattr(operations, name) is getattr(endpoints, name)
-    assert callable(operations.get_tile)
-
-
-def test_nothing_in_the_sdk_imports_an_old_path() -> None:
-    """Every SDK module imports without touching a deprecated alias (users would see the warning)."""
-    code = (
-        "import importlib, pkgutil, sys, warnings\n"
-        "warnings.simplefilter('error', DeprecationWarning)\n"
-        f"old = {sorted(MOVED) + ['sectra_core.sansio']!r}\n"
-        "for pkg in ('sectra_core', 'sectra_transports', 'sectra_mock', 'sectra_client'):\n"
-        "    mod = importlib.import_module(pkg)\n"
-        "    for info in pkgutil.walk_packages(mod.__path__, pkg + '.'):\n"
-        "        if info.name not in old and info.name != 'sectra_client.__main__':\n"
-        "            importlib.import_module(info.name)\n"
-        "bad = [m for m in old if m in sys.modules]\n"
-        "print(bad); sys.exit(1 if bad else 0)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
-def _runtime_imports(path: Path) -> set[str]:
-    """Absolute names of the modules ``path`` imports, outside ``if TYPE_CHECKING:`` blocks."""
-    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
-    found: set[str] = set()
-
-    def visit(node: ast.AST) -> None:
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
-                continue
-            if isinstance(child, ast.Import):
-                found.update(alias.name for alias in child.names)
-            elif isinstance(child, ast.ImportFrom):
-                base = child.module or ""
-                if child.level:
-                    parts = package.split(".")
-                    base = ".".join(parts[: len(parts) - child.level + 1] + ([base] if base else []))
-                found.add(base)
-                found.update(f"{base}.{alias.name}" for alias in child.names)
-            visit(child)
-
-    visit(ast.parse(path.read_text(encoding="utf-8")))
-    return found
-
-
-def _core_modules(*, protocol_only: bool) -> list[Path]:
-    shims = {old.replace(".", "/") + ".py" for old in [*MOVED, "sectra_core.sansio"]}
-    paths = []
-    for path in sorted((ROOT / "sectra_core").rglob("*.py")):
-        rel = path.relative_to(ROOT).as_posix()
-        if rel in shims or rel == "sectra_core/__init__.py" or rel == "sectra_core/_moved.py":
-            continue
-        # The app toolkit, file I/O and the shape converters (GeoJSON and masks to results, built
-        # with the app toolkit's builders, issue #15) sit above the protocol, not in it.
-        if protocol_only and rel.startswith(("sectra_core/app/", "sectra_core/io/", "sectra_core/shapes/")):
-            continue
-        paths.append(path)
-    return paths
-
-
-def test_protocol_core_imports_neither_the_app_toolkit_nor_file_io() -> None:
-    """Principle 1, checked on the source: the protocol modules stand alone (docs/architecture.md)."""
-    offenders = {
-        path.relative_to(ROOT).as_posix(): sorted(m for m in _runtime_imports(path) if m.startswith(("sectra_core.app", "sectra_core.io")))
-        for path in _core_modules(protocol_only=True)
-    }
-    assert {k: v for k, v in offenders.items() if v} == {}
-
-
-def test_no_core_module_imports_a_transport_or_the_mock() -> None:
-    offenders = {
-        path.relative_to(ROOT).as_posix(): sorted(m for m in _runtime_imports(path) if m.split(".")[0] in {"sectra_transports", "sectra_mock", "sectra_client"})
-        for path in _core_modules(protocol_only=False)
-    }
-    assert {k: v for k, v in offenders.items() if v} == {}
-
-
 def test_no_two_modules_share_a_name_that_means_different_things() -> None:
     """``webhook.py`` / ``jobs.py`` once meant different things in two packages (issue #13)."""
-    shims = {old.replace(".", "/") + ".py" for old in [*MOVED, "sectra_core.sansio"]}
     seen: dict[str, list[str]] = {}
-    for pkg in ("sectra_core", "sectra_transports", "sectra_mock", "sectra_client"):
-        for path in (ROOT / pkg).rglob("*.py"):
-            rel = path.relative_to(ROOT).as_posix()
-            if not path.name.startswith("_") and rel not in shims:
-                seen.setdefault(path.name, []).append(rel)
+    for path in modules().values():
+        if not path.name.startswith("_"):
+            seen.setdefault(path.name, []).append(path.relative_to(ROOT).as_posix())
     # Names that mean the same role in each package: its pluggy plugin, its HTTP server (the mock's /
     # an app's). sectra_mock/app.py (the mock's Quart app) vs sectra_client/app.py (the facade for
     # app authors) is the one left, kept while another branch edits the mock's (docs/architecture.md).
     allowed = {"plugin.py", "server.py", "app.py"}
     clashes = {name: paths for name, paths in seen.items() if len(paths) > 1 and name not in allowed}
     assert clashes == {}
+
+
+def test_every_package_ships() -> None:
+    """Each package folder is listed in pyproject.toml's [tool.setuptools] packages (a wheel without
+    one would import in a checkout and fail when installed)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    on_disk = {name for name, path in modules().items() if path.name == "__init__.py"}
+    assert on_disk == listed

@@ -46,3 +46,16 @@ def test_substitutions() -> None:
     assert unasync.unasync_line("def f() -> AsyncGenerator[FileEvent, None]:") == "def f() -> Generator[FileEvent, None, None]:"
     assert unasync.unasync_line("x: Awaitable[s.ImageInfo]") == "x: s.ImageInfo"
     assert unasync.unasync("import a  # unasync: async only\nb\n", "src.py").endswith("\nb\n")
+
+
+def test_a_substitution_row_that_never_fires_fails_naming_it(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A row that changes nothing in any source is dead weight or a typo: the script exits 1 and
+    names it (as httpcore's unasync does), in both modes."""
+    import re
+
+    row = (r"\bAsyncNeverWrittenAnywhere\b", "NeverWrittenAnywhere")
+    monkeypatch.setattr(unasync, "SUBS", [*unasync.SUBS, row])
+    monkeypatch.setattr(unasync, "_COMPILED", [*unasync._COMPILED, (re.compile(row[0]), row[1])])
+    assert unasync.main(["--check"]) == 1
+    assert "AsyncNeverWrittenAnywhere" in capsys.readouterr().err
+    assert unasync.dead_rows(set(range(len(unasync.SUBS) - 1))) == [f"{row[0]!r} -> {row[1]!r}"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -27,6 +27,7 @@ from .builders import PrimitiveBuilder, validate_result
 from ..errors import ConflictError, ValidationError
 from ..geometry import Pyramid
 from ..endpoints import Operation
+from ..hookspecs import JobRunner
 
 __all__ = [
     "CallFlow",
@@ -74,16 +75,6 @@ class JobSpec:
     def with_version(self, version_id: str) -> JobSpec:
         """The same job after a PUT gave its result a new ``versionId``."""
         return replace(self, version_id=version_id)
-
-
-class JobRunner(Protocol):
-    """Where background jobs run: a trio nursery, a thread pool, a process pool, a task queue."""
-
-    def submit(self, spec: JobSpec, work: Any) -> None:
-        """Start ``work`` for ``spec`` and return at once (run it with the SDK's job drivers)."""
-
-    def cancel(self, cancellation_token: str) -> bool:
-        """Cancel the job started for this token; True if one was found."""
 
 
 def status_result(

@@ -34,7 +34,8 @@ from ._base import (
     log,
 )
 from .._async import AsyncSectraClient
-from .._synchronization import async_deadline, async_report_cancellation, async_run_blocking
+from .._cancellation import async_deadline, async_report_cancellation
+from .._concurrency import async_run_blocking
 
 __all__ = ["arun_calls", "AsyncInvocationContext", "AsyncJob", "run_async_job"]
 

@@ -35,7 +35,8 @@ from ._base import (
     log,
 )
 from .._sync import SectraClient
-from .._synchronization import deadline, report_cancellation, run_blocking
+from .._cancellation import deadline, report_cancellation
+from .._concurrency import run_blocking
 
 __all__ = ["run_calls", "InvocationContext", "SyncJob", "run_sync_job"]
 

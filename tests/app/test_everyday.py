@@ -113,3 +113,14 @@ def test_env_file_and_sectra_variables(tmp_path: Path, monkeypatch: pytest.Monke
     assert "secret-value" not in str(caught.value)
     with pytest.raises(ConfigurationError, match="SECTRA_TIMEOUT"):
         Settings.from_env(None, environ={"SECTRA_TIMEOUT": "soon"})
+
+
+def test_env_file_reads_as_docker_compose_does(tmp_path: Path) -> None:
+    """Quoted values with a trailing comment, escapes and interpolation read as every dotenv tool
+    reads them (python-dotenv's ``dotenv_values``), not with the quotes kept."""
+    env = tmp_path / ".env"
+    env.write_text('A="x y" # note\nB=\'single # not a comment\'\nC=${A}-z\nD="line\\nbreak"\n')
+    assert read_env_file(env) == {"A": "x y", "B": "single # not a comment", "C": "x y-z", "D": "line\nbreak"}
+    (tmp_path / "bare.env").write_text("OK=1\nSECTRA_TOKEN\n")
+    with pytest.raises(ConfigurationError, match="SECTRA_TOKEN has no"):
+        read_env_file(tmp_path / "bare.env")

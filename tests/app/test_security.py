@@ -26,7 +26,7 @@ from sectra_core.http import HttpRequest
 from sectra_core.flows import Credentials
 from sectra_mock import MockSectraServer
 from sectra_transports.trio import TrioTransport
-from tests.conftest import RawServer
+from tests.conftest import POLL_INTERVAL, RawServer
 
 Serve = Callable[..., Awaitable[str]]
 APP_ID = "guarded"
@@ -81,6 +81,17 @@ class AcceptCounter:
                 continue
             self.accepted += 1
             conn.close()
+
+    async def accepted_before_a_marker(self) -> int:
+        """Connect once ourselves and wait until that connection is counted: connections offered
+        before it are counted by then too (accepted in order), so the count before ours is final
+        for everything that happened before this call, with no sleep that a slow machine outlasts."""
+        before = self.accepted
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5):
+            with trio.fail_after(10):
+                while self.accepted == before:
+                    await trio.sleep(0.01)
+        return self.accepted - 1
 
     def close(self) -> None:
         self._stop.set()
@@ -137,8 +148,7 @@ async def test_untrusted_callback_is_refused_before_any_connection(
             status, body = await post(url, create_body(callback))
             assert status == 403, (callback, body)
             assert str(target.port) not in body.decode()
-        await trio.sleep(0.2)
-        assert target.accepted == 0
+        assert await target.accepted_before_a_marker() == 0
     # the trusted mock still works
     assert (await sectra_mock.aio.trigger(url, application_id=APP_ID, slide_id="slide-1")).display_result == "done"
 
@@ -200,7 +210,7 @@ async def test_upstream_failures_all_look_alike(kind: str, serve_sectra_app: Ser
     raw = RawServer()
     raw.route("/slides/slide-1/info", 404, {"Content-Type": "text/plain"}, f"no such slide; patient {PHI}".encode())
     raw.route("/slides/slide-2/info", 200, {"Content-Type": "application/json"}, b'{"admin-secret": "hunter2"')
-    thread = threading.Thread(target=raw.httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=raw.httpd.serve_forever, args=(POLL_INTERVAL,), daemon=True)
     thread.start()
     with accept_counter() as closed:
         closed.close()  # a port that refuses connections
@@ -249,7 +259,7 @@ async def test_credentials_never_reach_an_untrusted_401_server(
     raw = RawServer()
     for path in ("/slides/slide-1/info", "/token"):  # (/info answers 200, as Sectra does)
         raw.route(path, 401, {"Content-Type": "application/json", "WWW-Authenticate": "Basic"}, b'{"error": "login"}')
-    thread = threading.Thread(target=raw.httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=raw.httpd.serve_forever, args=(POLL_INTERVAL,), daemon=True)
     thread.start()
     try:
         url = await serve_sectra_app(app)
@@ -284,7 +294,7 @@ async def test_upstream_bodies_and_tokens_stay_out_of_answers_and_logs(
 
     raw = RawServer()
     raw.route("/slides/slide-1/info", 500, {"Content-Type": "text/plain"}, f"stack trace for patient {PHI}".encode())
-    thread = threading.Thread(target=raw.httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=raw.httpd.serve_forever, args=(POLL_INTERVAL,), daemon=True)
     thread.start()
     try:
         url = await serve_sectra_app(app, trusted_callbacks=[raw.url], debug=False)  # production logging

@@ -186,8 +186,8 @@ def test_two_plugins_handling_one_mock_endpoint_is_an_error_naming_both() -> Non
 
 
 def test_builtins_come_from_default_plugins_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One path for the built-ins: registered from DEFAULT_PLUGINS, whatever the entry points say
-    (an install made before they left pyproject.toml still lists them), each exactly once."""
+    """One path for the built-ins: registered from DEFAULT_PLUGINS, each exactly once, whatever
+    SECTRA_LOAD_PLUGINS says."""
     from sectra_core.plugins import DEFAULT_PLUGINS
 
     for env in (None, "", "sectra-sdk"):

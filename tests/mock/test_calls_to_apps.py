@@ -12,6 +12,7 @@ import pytest
 from sectra_core import schemas as s
 from sectra_mock import MockSectraServer
 from sectra_mock.caller import AppCaller, AsyncAppCaller
+from tests.conftest import POLL_INTERVAL
 
 CALLS = ("trigger", "modify", "cancel", "delete", "notify", "check_app")
 
@@ -44,7 +45,7 @@ def recording_app() -> Iterator[tuple[str, list[dict[str, object]]]]:
             pass
 
     app = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=app.serve_forever, daemon=True).start()
+    threading.Thread(target=app.serve_forever, args=(POLL_INTERVAL,), daemon=True).start()
     try:
         yield f"http://127.0.0.1:{app.server_address[1]}/hook", seen
     finally:

@@ -20,7 +20,7 @@ from sectra_client import SectraClient
 from sectra_core import schemas as s
 from sectra_core.headers import content_disposition_filename
 from sectra_mock import MockSectraServer
-from tests.conftest import TOKEN
+from tests.conftest import POLL_INTERVAL, TOKEN
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 http = urllib3.PoolManager()
@@ -214,7 +214,7 @@ def test_check_app_without_info_warns_and_goes_on(mock: MockSectraServer) -> Non
             self.reply(200, json.loads(stored.data))
 
     app = ThreadingHTTPServer(("127.0.0.1", 0), App)
-    threading.Thread(target=app.serve_forever, daemon=True).start()
+    threading.Thread(target=app.serve_forever, args=(POLL_INTERVAL,), daemon=True).start()
     try:
         report = mock.check_app(f"http://127.0.0.1:{app.server_address[1]}/basic", slide_id="slide-001")
     finally:

@@ -124,7 +124,7 @@ def test_bearer_scheme_is_case_insensitive(mock: MockSectraServer, scheme: str) 
 def _raw_post(url: str, head: dict[str, str], timeout: float) -> socket.socket:
     host, port = urlsplit(url).hostname, urlsplit(url).port
     sock = socket.create_connection((host, port), timeout=timeout)
-    lines = [f"POST /applications/a/results HTTP/1.1", f"Host: {host}:{port}", f"Authorization: Bearer {TOKEN}",
+    lines = ["POST /applications/a/results HTTP/1.1", f"Host: {host}:{port}", f"Authorization: Bearer {TOKEN}",
              "Content-Type: application/json", *(f"{k}: {v}" for k, v in head.items())]
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
     return sock
@@ -286,7 +286,7 @@ def test_cli_warns_when_the_mock_listens_beyond_loopback(serve_cli: Callable[...
     ("0.0.0.0", True), ("::", True), ("192.168.1.20", True), ("myhost.example.org", True),
 ])
 def test_which_hosts_are_warned_about(host: str, warned: bool) -> None:
-    from sectra_client.cli import _warn_if_exposed
+    from sectra_client.cli._embedded_mock import warn_if_exposed as _warn_if_exposed
 
     err = io.StringIO()
     _warn_if_exposed(host, err)

@@ -149,9 +149,10 @@ def test_cold_tiles_read_ahead_and_render_once(make_mock: Callable[..., MockSect
     assert renders.count((12, 1, 0, "jpg")) == 1 and renders.count((12, 7, 0, "jpg")) == 1
     # Row ends wrap to the next row; the level's last tile stops the read-ahead.
     rows = server.state.slide("slide-001").image.level_grid(12)[1]  # type: ignore[union-attr]
+    scheduled = scheduled_read_aheads(monkeypatch)
     get(server, f"/images/slide-001_files/12/{cols - 1}_{rows - 1}.png")
-    time.sleep(0.5)  # what a read-ahead would have started by now
-    assert [k for k in renders if k[3] == "png"] == [(12, cols - 1, rows - 1, "png")]
+    # A read-ahead is decided before the tile is answered: nothing was scheduled past the last tile.
+    assert scheduled == [] and [k for k in renders if k[3] == "png"] == [(12, cols - 1, rows - 1, "png")]
     get(server, f"/images/slide-001_files/12/{cols - 1}_0.png")  # a row's last tile: the next row's first
     deadline = time.monotonic() + 30
     while len([k for k in renders if k[3] == "png"]) < 2 + READ_AHEAD:
@@ -170,9 +171,32 @@ def test_read_ahead_stays_off_with_the_cache_off(make_mock: Callable[..., MockSe
 
     monkeypatch.setattr(SlideImage, "render_tile", counted)
     server = make_mock(invent_slides=False, tile_cache_bytes=0)  # nowhere to keep a tile read ahead
+    scheduled = scheduled_read_aheads(monkeypatch)
     assert get(server, "/images/slide-001_files/12/0_0.jpg").status == 200
-    time.sleep(0.3)  # what a read-ahead would have rendered by now
-    assert renders == [(12, 0, 0)]
+    # A read-ahead is scheduled before the tile is answered, so by now there would be one.
+    assert scheduled == [] and renders == [(12, 0, 0)]
+
+
+def test_the_read_ahead_spy_sees_a_read_ahead(make_mock: Callable[..., MockSectraServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spy the two tests above rely on to see "no read-ahead" does see one when there is one."""
+    server = make_mock(invent_slides=False)
+    scheduled = scheduled_read_aheads(monkeypatch)
+    assert get(server, "/images/slide-001_files/12/0_0.jpg").status == 200
+    assert scheduled[:1] == [(12, 1, 0)]
+
+
+def scheduled_read_aheads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int, int]]:
+    """The tiles whose read-ahead the mock schedules from now on: ``nursery.start_soon`` calls the
+    task function at once, before the request that caused it is answered."""
+    scheduled: list[tuple[int, int, int]] = []
+    original = SlideImage._ahead_task
+
+    def spy(self: SlideImage, cache: Any, key: tuple[Any, ...], fmt: str, limiter: Any) -> Any:
+        scheduled.append(key[2:5])
+        return original(self, cache, key, fmt, limiter)
+
+    monkeypatch.setattr(SlideImage, "_ahead_task", spy)
+    return scheduled
 
 
 def test_transparent_regions_are_composited_like_deepzoom() -> None:
@@ -320,7 +344,7 @@ def test_demo_slides_are_deterministic_and_written_atomically(tmp_path: Path) ->
 
 
 def test_slides_dir_of_real_slides_in_the_cli(tmp_path: Path) -> None:
-    from sectra_client.cli import _load_slides_dir
+    from sectra_client.cli._embedded_mock import load_slides_dir as _load_slides_dir
 
     files = ensure_demo_slides()
     shutil.copytree(files["slide-003"][0].parent, tmp_path / "case-dicom")

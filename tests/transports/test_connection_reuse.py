@@ -144,7 +144,7 @@ class Scripted:
                     conn.sendall(play.before + play.frame(body))
                     if play.after:
                         with self._done:
-                            self._done.wait_for(lambda: self._read > index or self._stop.is_set(), 10)
+                            self._done.wait_for(lambda index=index: self._read > index or self._stop.is_set(), 10)
                         conn.sendall(play.after)
                         _until_delivered(conn)
                 except OSError:

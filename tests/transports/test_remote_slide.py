@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -205,25 +204,6 @@ def test_focal_plane_and_optical_path_are_selectable(open_remote: Callable[..., 
 def test_a_slide_without_a_label_has_no_associated_label(open_remote: Callable[..., Any]) -> None:
     slide = open_remote("slide-002")
     assert dict(slide.associated_images) == {} and "sectra.slide-id" in slide.properties
-
-
-def test_open_slide_files_is_a_deprecated_alias(demo: MockSectraServer, portal: TrioPortal) -> None:
-    with SectraClient(demo.url, TOKEN) as client:
-        with pytest.warns(DeprecationWarning, match="stream_slide_files"):
-            with client.open_slide_files("slide-002") as files:
-                assert any(True for _ in files)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            with client.stream_slide_files("slide-002") as files:
-                assert any(True for _ in files)
-
-    async def trio_alias() -> int:
-        async with AsyncSectraClient(demo.url, TOKEN) as client:
-            with pytest.warns(DeprecationWarning, match="stream_slide_files"):
-                async with client.open_slide_files("slide-002") as files:
-                    return len([e async for e in files])
-
-    assert portal.run(trio_alias) > 0
 
 
 @pytest.mark.parametrize("slide_id", ["slide-001", "slide-003"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "sectra_transports"
-CLIENTS = {"_async", "_sync", "_remote_slide", "_remote_slide_sync", "trio", "urllib3", "_synchronization"}
+CLIENTS = {"_async", "_sync", "_remote_slide", "_remote_slide_sync", "trio", "urllib3"}
 
 
 def _imports(module: str) -> set[str]:
