@@ -609,6 +609,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", action="store_true", help="log at DEBUG (tokens and patient data are never logged)")
     p.add_argument("--shutdown-timeout", type=_positive_float, default=None, metavar="SECONDS",
                    help="on SIGTERM, wait this long for running jobs, then queue them again (default: wait)")
+    p.add_argument("--give-up-after", type=float, default=300.0, metavar="SECONDS",
+                   help="keep trying to reach an unreachable queue (or one that refuses the password) this long, "
+                        "then exit with status 1 (default %(default)s)")
     p.set_defaults(func=cmd_worker)
     return parser
 
@@ -636,6 +639,7 @@ def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
         app, queue=args.queue, workers=args.workers, worker_type=args.worker_type, lease=args.lease,
         downloads_dir=args.downloads_dir, purge_older_than=purge, health=out, health_interval=args.health_interval,
         shutdown_timeout=args.shutdown_timeout, check_token_after=args.check_token_after,
+        give_up_after=args.give_up_after,
     )
     worker.run()
     return EXIT_OK

@@ -80,9 +80,15 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
             proc.wait()
 
 
+#: The secret the tests' apps and workers share on Redis (SQLite queues make their own beside the file).
+TEST_SECRET = "test-queue-secret-0123456789abcdef"
+
+
 @pytest.fixture(params=["sqlite", "redis"])
-def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh queue: a SQLite file, or an emptied database of the session's redis-server."""
+def queue_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh queue: a SQLite file, or an emptied database of the session's redis-server (with
+    ``SECTRA_QUEUE_SECRET`` set, as a Redis queue needs)."""
+    monkeypatch.delenv("SECTRA_QUEUE_SECRET", raising=False)
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/jobs.db"
     import redis
@@ -91,6 +97,7 @@ def queue_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     db = next(_databases) % 64
     with redis.Redis(port=port, db=db) as client:
         client.flushdb()
+    monkeypatch.setenv("SECTRA_QUEUE_SECRET", TEST_SECRET)
     return f"redis://127.0.0.1:{port}/{db}"
 
 
@@ -144,6 +151,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., Awaitable[WorkerProc]
             # `pip install --target DIR` + PYTHONPATH=DIR must stay importable in the worker.
             "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]),
             "SECTRA_QUEUE": queue_url, "SECTRA_TRUSTED_CALLBACKS": mock.callback_info().url,
+            **({"SECTRA_QUEUE_SECRET": TEST_SECRET} if queue_url.startswith("redis") else {}),
             **(env or {}),
         })
         argv = [sys.executable, "-m", "sectra_client", "worker", APP_REF, "--lease", "1.5", "--health-interval", "0.5"]
