@@ -37,9 +37,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A real redis-server for the session (no persistence, in a temp dir); its port."""
+def _redis_server(folder: Path, *extra: str) -> Iterator[int]:
+    """A real redis-server (no persistence, in ``folder``) while the generator runs; its port."""
     binary = shutil.which("redis-server")
     if binary is None:
         reason = "redis-server is not installed: the Redis job-queue tests need it (apt-get install redis-server)"
@@ -48,27 +47,25 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         pytest.skip(f"SKIPPED THE REDIS QUEUE TESTS: {reason}")
     import redis
 
-    folder = tmp_path_factory.mktemp("redis")
     for _ in range(5):  # --port 0 is not supported: pick a free port, retry if someone took it
         port = _free_port()
         proc = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(folder), "--databases", "64"],
+             "--dir", str(folder), "--databases", "64", *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=port)
         deadline = time.monotonic() + 10
         while proc.poll() is None and time.monotonic() < deadline:
             try:
-                client.ping()
-                break
-            except redis.ConnectionError:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
                 time.sleep(0.05)
-        client.close()
         if proc.poll() is None:
             break
     else:
         pytest.fail("redis-server did not start on a free port")
+    del redis
     try:
         yield port
     finally:
@@ -78,6 +75,22 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real redis-server for the session (no persistence, in a temp dir); its port."""
+    yield from _redis_server(tmp_path_factory.mktemp("redis"))
+
+
+#: The password of :func:`redis_password_port`'s server.
+REDIS_PASSWORD = "right-redis-pw"
+
+
+@pytest.fixture(scope="session")
+def redis_password_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real redis-server that requires :data:`REDIS_PASSWORD`; its port."""
+    yield from _redis_server(tmp_path_factory.mktemp("redis-pw"), "--requirepass", REDIS_PASSWORD)
 
 
 #: The secret the tests' apps and workers share on Redis (SQLite queues make their own beside the file).
@@ -136,13 +149,14 @@ class WorkerProc:
 
 @pytest.fixture
 def start_worker(tmp_path: Path) -> Iterator[Callable[..., Awaitable[WorkerProc]]]:
-    """``await start_worker(queue_url, mock, *args, env={...})``: a ``sectra worker`` for the test
-    app (thread workers unless args say otherwise), trusting ``mock``; returns once it is ready."""
+    """``await start_worker(queue_url, mock, *args, env={...}, cwd=folder)``: a ``sectra worker``
+    for the test app (thread workers unless args say otherwise), trusting ``mock``; returns once
+    it is ready."""
     started: list[WorkerProc] = []
     names = itertools.count(1)
 
     async def start(queue_url: str, mock: Any, *args: str, env: dict[str, str] | None = None,
-                    ready: bool = True) -> WorkerProc:
+                    ready: bool = True, cwd: Path = ROOT) -> WorkerProc:
         n = next(names)
         out, err = tmp_path / f"worker{n}.out", tmp_path / f"worker{n}.err"
         environ = {k: v for k, v in os.environ.items() if not k.startswith("SECTRA_")}
@@ -158,7 +172,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., Awaitable[WorkerProc]
         if "--worker-type" not in args:
             argv += ["--worker-type", "thread"]
         with out.open("wb") as fo, err.open("wb") as fe:
-            proc = subprocess.Popen([*argv, *args], cwd=ROOT, env=environ, stdout=fo, stderr=fe)
+            proc = subprocess.Popen([*argv, *args], cwd=cwd, env=environ, stdout=fo, stderr=fe)
         worker = WorkerProc(proc, out, err)
         started.append(worker)
         if ready:

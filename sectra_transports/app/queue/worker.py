@@ -52,6 +52,7 @@ from ..calls import run_calls
 from .._base import _client_args, _mark_cancelled
 from ..runners import run_async_job, run_sync_job
 from .backend import store_errors
+from .signing import RefusedMessage
 from .runner import HueyJobRunner, JobRecord, is_async_work, resolve_work, runner_for
 
 __all__ = [
@@ -253,6 +254,50 @@ class _Leases:
                 log.warning("job leases: heartbeat failed: %s", safe_traceback(exc))
 
 
+_FORKING_WORKER: list[int] = []
+
+
+def _after_fork_in_child() -> None:
+    if _FORKING_WORKER and os.getppid() == _FORKING_WORKER[0]:
+        die_with_parent(_FORKING_WORKER[0])
+
+
+def _arm_children(pid: int) -> None:
+    """Every process the worker ``pid`` forks from now on (Huey's job processes and its
+    scheduler) dies with it: armed in the child right after ``fork()``."""
+    if not _FORKING_WORKER:
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _FORKING_WORKER.append(pid)
+    _FORKING_WORKER[0] = pid
+
+
+class _QuietStoreErrors(logging.Filter):
+    """On Huey's loggers: a refused message was already logged by the serializer (one warning),
+    and a store that stops answering mid-run is one line every 30 s, not a traceback per poll."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last_outage = -float("inf")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, RefusedMessage):
+            return False
+        if exc is not None and isinstance(exc, store_errors()):
+            now = time.monotonic()
+            if now - self._last_outage < 30:
+                return False
+            self._last_outage = now
+            record.msg, record.args = "the queue's store cannot be reached: %s; retrying", (" ".join(str(exc).split()),)
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_QUIET = _QuietStoreErrors()
+for _name in ("huey", "huey.consumer.Worker"):
+    logging.getLogger(_name).addFilter(_QUIET)
+
+
 class Worker:
     """Consumes one queue of ``app`` with ``workers`` threads or processes (``sectra worker``).
 
@@ -313,12 +358,7 @@ class Worker:
         self._leases = _Leases(self.runner)
         self.runner.executor = self.execute
         self.runner.task(queue)  # registers the task before the consumer starts
-        self.runner.backend.huey(queue).on_startup(name="sectra-die-with-worker")(self._child_started)
 
-    def _child_started(self) -> None:
-        # Huey calls this in each worker thread or forked worker process as it starts.
-        if os.getpid() != self._pid:
-            die_with_parent(self._pid)
 
     def _count(self, name: str) -> None:
         value = self._counts[name]
@@ -589,6 +629,8 @@ class Worker:
         """Reach the store (:meth:`connect`), then consume until SIGTERM (graceful: running jobs
         finish) or SIGINT."""
         self.connect()
+        if self.worker_type == "process":
+            _arm_children(os.getpid())  # Huey's job and scheduler processes die with this one
         # Redis waits for work in BRPOP; SQLite has no blocking pop, so an idle worker polls: first
         # every 5 ms (a job enqueued just after the queue ran dry starts at once), backing off to
         # 4 polls a second (one indexed "select 1 ... limit 1" each).
