@@ -220,7 +220,7 @@ class HueyJobRunner(StoredJobRunner):
         """The record of a queued or running job; None once it has finished."""
         key = f"job:{job_id}"
         [raw] = self.store.get_many([key])
-        return self._open(key, raw, JobRecord.load)  # type: ignore[no-any-return]
+        return self._open(key, raw, JobRecord.load)
 
     def save(self, record: JobRecord) -> None:
         """Store ``record``."""
@@ -253,7 +253,7 @@ class HueyJobRunner(StoredJobRunner):
     def app_seen(self) -> AppSeen | None:
         """Where the app last recorded its queue (see :meth:`announce`); None if no app has yet."""
         [raw] = self.store.get_many(["app"])
-        return self._open("app", raw, _APP_DECODER.decode)  # type: ignore[no-any-return]
+        return self._open("app", raw, _APP_DECODER.decode)
 
     # --- tasks --------------------------------------------------------------------------------
 
