@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import threading
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
@@ -123,6 +124,7 @@ class QueueBackend:
                 "(several machines), e.g. sqlite:///jobs.db"
             )
         self._hueys: dict[str, Any] = {}
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"<QueueBackend {self.location}>"
@@ -145,9 +147,10 @@ class QueueBackend:
     def huey(self, queue: str) -> Any:
         """The Huey of ``queue``."""
         name = f"sectra.{self.name}.{queue}"
-        found = self._hueys.get(name)
-        if found is None:
-            found = self._hueys[name] = self._make(name)
+        with self._lock:  # one Huey per queue: a task registered on a twin would be unknown to it
+            found = self._hueys.get(name)
+            if found is None:
+                found = self._hueys[name] = self._make(name)
         return found
 
     def check(self) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -53,6 +54,19 @@ class JobStore(Protocol):
         """Close this process's connections."""
 
 
+def _wal(conn: sqlite3.Connection) -> None:
+    """WAL mode; switching a new file to it may find the file locked without SQLite's busy wait."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            conn.execute("pragma journal_mode=wal")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 class SqliteJobStore:
     """:class:`JobStore` in the table ``sectra_records`` of the queue's SQLite file (WAL mode)."""
 
@@ -72,7 +86,7 @@ class SqliteJobStore:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=True)
-            conn.execute("pragma journal_mode=wal")
+            _wal(conn)
             if not self._ready:
                 conn.execute(f"create table if not exists {TABLE} (namespace text not null, key text not null, "
                              "value blob not null, primary key (namespace, key)) without rowid")
