@@ -208,3 +208,15 @@ def test_pickup_skips_stale_deliveries_and_forget_keeps_a_newer_jobs_claim(queue
     assert runner.record(record.job_id) is None
     assert runner.store.get_many([key]) == [newer]
     assert runner.pickup(record.job_id, queued, "w3") == (None, False)  # finished
+
+
+def test_concurrent_first_submits_all_reach_the_queue(queue_url: str) -> None:
+    """The first invocations of a fresh app arrive together: every one is queued on the one Huey
+    of its queue (a second Huey made in the race did not know the task: HueyException)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    runner = HueyJobRunner(queue_url, name="race", dedup=False)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: runner.submit(_spec(f"s{i}", i, f"tok-{i}"), analyse), range(16)))
+    assert len(runner.records()) == 16
+    assert runner.backend.huey("default").pending_count() == 16
