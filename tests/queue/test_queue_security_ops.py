@@ -172,17 +172,22 @@ async def test_a_relative_sqlite_path_is_resolved_logged_and_compared(
     monkeypatch.chdir(app_dir)
     mock = await start_sectra_mock()
     with caplog.at_level(logging.INFO):
-        await serve_sectra_app(make_app("sqlite:///jobs.db"))
+        url = await serve_sectra_app(make_app("sqlite:///jobs.db"))
     assert str(app_dir / "jobs.db") in caplog.text  # the app's startup log names the absolute file
     worker = await start_worker("sqlite:///jobs.db", mock, cwd=worker_dir)
     first = _health(worker)[0]
     assert first["location"] == str(worker_dir / "jobs.db")
     err = worker.stderr()
     assert "is relative" in err and "no app has opened the queue" in err and str(worker_dir / "jobs.db") in err
+    # The app, queuing a job no worker of its file will see, says so too.
+    with caplog.at_level(logging.WARNING):
+        await _create(mock, url, "slide-rel")
+    assert f"no `sectra worker` has used the queue {app_dir / 'jobs.db'}" in caplog.text
     # The same relative path from the app's folder: the same file, no warning about another one.
     same = await start_worker("sqlite:///jobs.db", mock, cwd=app_dir)
     assert _health(same)[0]["location"] == str(app_dir / "jobs.db")
     assert "no app has opened" not in same.stderr() and "different files" not in same.stderr()
+    await until(lambda: _texts(mock, "slide-rel") == ["done"], "the job, run by the worker of the app's file")
 
 
 @pytest.mark.parametrize("case", ["unreachable", "wrong-password"])

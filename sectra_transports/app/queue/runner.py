@@ -18,6 +18,7 @@ a record that is not the SDK's own is logged once and skipped.
                      job's result instead of a second job
 ``reap:<id>:<n>``    the worker that queued attempt ``n`` of a lost job again (one per attempt)
 ``app``              where the app found the queue (a SQLite file's absolute path), for workers to compare
+``worker:<identity>`` a running worker and when it last said so, for the app to tell "no worker here"
 ==================== ==============================================================================
 
 A worker picks a job up in two round trips (read the record and its cancel flag; mark it running
@@ -60,6 +61,8 @@ CLAIM_WAIT: Final = 30.0
 CLAIM_TTL: Final = 24 * 3600.0
 #: The one Huey task every job runs through (registered on each queue's Huey).
 TASK_NAME: Final = "sectra_job"
+#: Seconds between a worker's presence records; one older than twice this is a worker gone.
+PRESENCE_EVERY: Final = 10.0
 
 W = TypeVar("W", bound=Callable[..., Any])
 
@@ -189,6 +192,7 @@ class HueyJobRunner(StoredJobRunner):
         self._tasks: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._unreadable: set[tuple[str, bytes]] = set()
+        self._workers_checked = -float("inf")
         #: Set by the worker: what runs a dequeued job (see :mod:`.worker`).
         self.executor: Callable[..., None] | None = None
 
@@ -249,6 +253,32 @@ class HueyJobRunner(StoredJobRunner):
         relative = " (resolved from a relative sqlite:/// URL against the working folder)" if self.backend.relative else ""
         log.info("job queue of app %r: %s%s", self.backend.name, location, relative)
         return location
+
+    def say_present(self, identity: str) -> None:
+        """Record that the worker ``identity`` consumes this queue (see :meth:`workers_present`)."""
+        seen = AppSeen(location=self.backend.location, host=socket.gethostname(), pid=os.getpid(), since=time.time())
+        self.store.write({f"worker:{identity}": self.seal(msgspec.json.encode(seen))})
+
+    def say_gone(self, identity: str) -> None:
+        """Drop the presence record of ``identity`` (a worker stopping)."""
+        self.store.write(delete=[f"worker:{identity}"])
+
+    def workers_present(self, now: float | None = None) -> list[AppSeen]:
+        """The workers that recorded their presence in the last two :data:`PRESENCE_EVERY`."""
+        now = time.time() if now is None else now
+        found = [self._open(key, raw, _APP_DECODER.decode) for key, raw in self.store.scan("worker:")]
+        return [w for w in found if w is not None and now - w.since <= 2 * PRESENCE_EVERY]
+
+    def _check_workers(self) -> None:
+        # On submit, at most once a minute: an app whose jobs no worker can see says so.
+        now = time.monotonic()
+        if now - self._workers_checked < 60:
+            return
+        self._workers_checked = now
+        if not self.workers_present():
+            log.warning("no `sectra worker` has used the queue %s in the last %.0f s: jobs wait there until one "
+                        "runs against this same queue (a worker given a relative sqlite:/// path in another folder "
+                        "uses another file)", self.backend.location, 2 * PRESENCE_EVERY)
 
     def app_seen(self) -> AppSeen | None:
         """Where the app last recorded its queue (see :meth:`announce`); None if no app has yet."""
@@ -365,6 +395,7 @@ class HueyJobRunner(StoredJobRunner):
             also[key] = self.seal(payload)
         self.enqueue(record, also)
         log.info("queued job %s for result %s on queue %s", record.job_id, spec.result_id, record.queue)
+        self._check_workers()
 
     def cancel(self, cancellation_token: str) -> bool:
         """Cancel the job started for ``cancellation_token``: a queued one never runs (the worker

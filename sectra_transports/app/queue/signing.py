@@ -96,10 +96,11 @@ class SignedSerializer(_base()):  # type: ignore[misc]
 
     def serialize(self, data: Any) -> bytes:
         """A Huey message → ``sectra-v1.<hmac>.<json>``; TypeError for anything else."""
-        fields = getattr(data, "_asdict", None)
-        if fields is None:
+        from huey.registry import Message
+
+        if not isinstance(data, Message):
             raise TypeError(f"the sectra queue stores only task messages, not {type(data).__name__}")
-        message = fields()
+        message = data._asdict()
         if any(message.get(name) is not None for name in _UNUSED):
             raise TypeError("the sectra queue's tasks take no eta, expiry, callbacks or chords")
         wire = _Wire(

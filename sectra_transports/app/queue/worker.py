@@ -53,7 +53,7 @@ from .._base import _client_args, _mark_cancelled
 from ..runners import run_async_job, run_sync_job
 from .backend import store_errors
 from .signing import RefusedMessage
-from .runner import HueyJobRunner, JobRecord, is_async_work, resolve_work, runner_for
+from .runner import PRESENCE_EVERY, HueyJobRunner, JobRecord, is_async_work, resolve_work, runner_for
 
 __all__ = [
     "Worker", "load_app", "purge_downloads", "parse_age", "ACCESS_EXPIRED", "DOWNLOADS_DIR_ENV",
@@ -565,12 +565,20 @@ class Worker:
 
     def _service(self) -> None:
         tick = min(self.runner.lease / 3, 1.0)
+        last_presence = time.monotonic()
+        app_checked = self.runner.app_seen() is not None or self.runner.backend.path is None
         last_health = time.monotonic()
         last_purge = -float("inf")
         purge_every = min(self.purge_older_than / 4, 60.0) if self.purge_older_than else None
         while not self._stop.wait(tick):
             try:
                 self.reap()
+                if time.monotonic() - last_presence >= PRESENCE_EVERY:
+                    last_presence = time.monotonic()
+                    self.runner.say_present(self.identity)
+                    if not app_checked and self.runner.app_seen() is not None:
+                        app_checked = True  # an app opened this file after the worker started
+                        self._compare_locations()
                 if purge_every is not None and self.downloads_dir is not None and self.purge_older_than is not None:
                     if time.monotonic() - last_purge >= purge_every:
                         last_purge = time.monotonic()
@@ -608,18 +616,20 @@ class Worker:
                           backend.location, reason, delay, left)
                 time.sleep(delay)
                 delay = min(delay * 2, 30.0)
-        self._compare_locations()
-
-    def _compare_locations(self) -> None:
-        backend = self.runner.backend
-        seen = self.runner.app_seen()
         if backend.relative:
             log.warning("the queue URL %s is relative: this worker uses %s (resolved against its working folder); "
                         "the app must use the same file: give both sqlite:////absolute/path.db", backend.url, backend.location)
+        self._compare_locations()
+        self.runner.say_present(self.identity)
+
+    def _compare_locations(self) -> None:
+        backend = self.runner.backend
+        if backend.path is None:
+            return  # Redis: one server may have several names; nothing to compare
+        seen = self.runner.app_seen()
         if seen is None:
-            if backend.path is not None:
-                log.warning("no app has opened the queue %s yet: if your app is running, it uses another file "
-                            "(compare its startup log); jobs it queues there never reach this worker", backend.location)
+            log.warning("no app has opened the queue %s yet: if your app is running, it uses another file "
+                        "(compare its startup log); jobs it queues there never reach this worker", backend.location)
         elif seen.location != backend.location:
             log.warning("the app uses the queue %s (on %s) but this worker uses %s: they are different files, "
                         "so its jobs never reach this worker; give both the same absolute path",
@@ -647,6 +657,10 @@ class Worker:
         finally:
             self._stop.set()
             service.join()
+            try:
+                self.runner.say_gone(self.identity)
+            except store_errors() as exc:
+                log.warning("could not drop this worker's presence record: %s", exc)
             self._say("stopped")
 
 
