@@ -210,3 +210,46 @@ def test_an_unreachable_store_is_one_line_a_try_then_a_non_zero_exit(
     assert "Traceback" not in done.stderr and "s3cret-pw" not in done.stderr + done.stdout
     assert all("redis://***@127.0.0.1" in line for line in lines), done.stderr
     assert "cannot be reached" in lines[0] and "--give-up-after" in lines[-1]
+
+
+async def test_the_app_server_calls_the_store_off_the_trio_loop(
+    queue_url: str, start_sectra_mock: Start, serve_sectra_app: Start, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An async handler's start_job (claim and submit) and Sectra's cancel wait on the store in a
+    thread: the event loop that serves every invocation never blocks on SQLite or Redis."""
+    import threading
+
+    from sectra_client.app import AnalysisApp
+    from tests.queue.queue_app import analyse
+
+    loop_thread = threading.get_ident()
+    app = AnalysisApp(application_id=APP, display_name="Q", manufacturer="T", app_version="1.0", queue=queue_url)
+
+    @app.on_create
+    async def create(ctx: Any) -> Any:
+        return await ctx.start_job(analyse)
+
+    mock = await start_sectra_mock()
+    url = await serve_sectra_app(app)
+    store = runner_for(app).store
+    on_loop: list[str] = []
+    called: list[str] = []
+    for name in ("get_many", "write", "put_if_absent", "replace_if", "delete_if", "scan"):
+        original = getattr(store, name)
+
+        def watched(*args: Any, _name: str = name, _original: Any = original, **kwargs: Any) -> Any:
+            called.append(_name)
+            if threading.get_ident() == loop_thread:
+                on_loop.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(store, name, watched)
+    invocation = mock.build_create(APP, "slide-loop")
+    answer = await mock.aio.trigger(url, invocation=invocation)
+    assert answer.display_result == "Analysis queued"
+    assert await mock.aio.cancel(url, application_id=APP, slide_id="slide-loop",
+                                 cancellation_token=invocation.cancellation_token) == []
+    assert {"put_if_absent", "write", "get_many"} <= set(called)  # claim, submit, cancel all ran
+    assert on_loop == []
+    [record] = runner_for(app).records()
+    assert runner_for(app).cancel_requested(record.job_id)
