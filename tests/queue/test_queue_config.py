@@ -220,3 +220,29 @@ def test_concurrent_first_submits_all_reach_the_queue(queue_url: str) -> None:
         list(pool.map(lambda i: runner.submit(_spec(f"s{i}", i, f"tok-{i}"), analyse), range(16)))
     assert len(runner.records()) == 16
     assert runner.backend.huey("default").pending_count() == 16
+
+
+def test_an_undecodable_record_does_not_stop_crash_recovery(
+    queue_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A record that is not the SDK's (junk, a planted pickle) is logged once and skipped: the
+    job whose worker died is still queued again."""
+    import logging
+
+    from sectra_transports.app.queue.worker import Worker
+    from tests.queue.queue_app import make_app
+
+    monkeypatch.setenv("SECTRA_TRUSTED_CALLBACKS", "http://127.0.0.1:1")
+    worker = Worker(make_app(queue_url), worker_type="thread", lease=1.0)
+    runner = worker.runner
+    runner.submit(_spec("s1", 7, "tok-1"), analyse)
+    [record] = runner.records()
+    record.state, record.worker, record.heartbeat = "running", "dead:1", time.time() - 60  # its worker died
+    runner.save(record)
+    runner.store.write({"job:aaa-junk": b"\x80\x04junk", "job:zzz-junk": b"{not json"})
+    with caplog.at_level(logging.WARNING):
+        assert worker.reap() == 1
+        worker.reap()
+    [again] = runner.records()
+    assert (again.job_id, again.state, again.attempt) == (record.job_id, "queued", 2)
+    assert caplog.text.count("'job:aaa-junk'") == 1 and caplog.text.count("'job:zzz-junk'") == 1
