@@ -44,7 +44,7 @@ import msgspec
 from sectra_core.errors import ConfigurationError
 from sectra_core.app.jobs import JobSpec, StoredJobRunner, encode_job_spec
 
-from .backend import DEFAULT_QUEUE, QueueBackend
+from .backend import DEFAULT_QUEUE, QueueBackend, store_errors
 from .signing import RefusedMessage
 
 __all__ = [
@@ -249,9 +249,12 @@ class HueyJobRunner(StoredJobRunner):
         the location."""
         location = self.backend.location
         seen = AppSeen(location=location, host=socket.gethostname(), pid=os.getpid(), since=time.time())
-        self.store.write({"app": self.seal(msgspec.json.encode(seen))})
         relative = " (resolved from a relative sqlite:/// URL against the working folder)" if self.backend.relative else ""
         log.info("job queue of app %r: %s%s", self.backend.name, location, relative)
+        try:
+            self.store.write({"app": self.seal(msgspec.json.encode(seen))})
+        except store_errors() as exc:  # the app still serves; queuing a job will say it fails
+            log.error("the queue %s cannot be reached: %s", location, " ".join(str(exc).split()))
         return location
 
     def say_present(self, identity: str) -> None:
