@@ -105,6 +105,7 @@ def die_with_parent(parent: int) -> None:
 
         threading.Thread(target=watch, name="sectra-parent-watch", daemon=True).start()
 
+
 _AGE_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
