@@ -594,7 +594,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run jobs in child processes (default) or threads")
     p.add_argument("--queue", default="default", help="the named queue to take jobs from (default %(default)s)")
     p.add_argument("--queue-url", default=None, metavar="URL",
-                   help="the queue, when the app names none: sqlite:///jobs.db or redis://host:6379/0 (env SECTRA_QUEUE)")
+                   help="the queue, when the app names none: sqlite:////abs/path/jobs.db or rediss://:pw@host:6380/0 "
+                        "(env SECTRA_QUEUE; Redis also needs SECTRA_QUEUE_SECRET)")
     p.add_argument("--lease", type=_positive_float, default=None, metavar="SECONDS",
                    help="a running job whose worker stops beating this long is queued again (default 30)")
     p.add_argument("--downloads-dir", default=_env("SECTRA_DOWNLOADS_DIR"),

@@ -1,6 +1,7 @@
 """Analyses that survive restarts and scale past one machine: a job queue on Huey (issue #16).
 
-    app = AnalysisApp(..., queue="sqlite:///jobs.db")      # or SECTRA_QUEUE=redis://host:6379/0
+    app = AnalysisApp(..., queue="sqlite:////var/lib/myapp/jobs.db")   # or SECTRA_QUEUE=rediss://:pw@host:6380/0
+                                                                    # (Redis: and SECTRA_QUEUE_SECRET)
 
     @app.on_create
     def create(ctx):

@@ -97,7 +97,7 @@ class QueueBackend:
             elif raw.startswith("/") and not raw.startswith("//"):
                 raw = raw[1:]  # sqlite:///jobs.db → jobs.db; sqlite:////abs.db → /abs.db
             if not raw:
-                raise ConfigurationError(f"queue URL {url!r} names no file; write sqlite:///jobs.db")
+                raise ConfigurationError(f"queue URL {url!r} names no file; write sqlite:////absolute/path/jobs.db")
             given = Path(raw).expanduser()
             self.relative = not given.is_absolute()
             self.path: Path | None = given.resolve()
@@ -121,7 +121,7 @@ class QueueBackend:
         else:
             raise ConfigurationError(
                 f"queue URL {self.display_url!r}: the scheme must be sqlite:// (one machine) or redis:// "
-                "(several machines), e.g. sqlite:///jobs.db"
+                "(several machines), e.g. sqlite:////var/lib/myapp/jobs.db"
             )
         self._hueys: dict[str, Any] = {}
         self._lock = threading.Lock()

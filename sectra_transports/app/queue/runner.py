@@ -443,7 +443,7 @@ def runner_for(app: Any) -> HueyJobRunner:
         if runner is None:
             if not getattr(app, "queue", None):
                 raise ConfigurationError(
-                    f"the app {app.application_id!r} has no queue: AnalysisApp(queue='sqlite:///jobs.db') or SECTRA_QUEUE"
+                    f"the app {app.application_id!r} has no queue: AnalysisApp(queue='sqlite:////var/lib/myapp/jobs.db') or SECTRA_QUEUE"
                 )
             runner = _RUNNERS[app] = HueyJobRunner(app.queue, app)
         return runner
