@@ -253,3 +253,38 @@ async def test_the_app_server_calls_the_store_off_the_trio_loop(
     assert on_loop == []
     [record] = runner_for(app).records()
     assert runner_for(app).cancel_requested(record.job_id)
+
+
+async def test_a_store_outage_while_running_is_one_line_and_the_worker_carries_on(
+    start_sectra_mock: Start, serve_sectra_app: Start, start_worker: Start, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
+) -> None:
+    """Redis goes away under a running worker: one line (not a traceback per poll), health lines
+    saying so; when Redis is back the worker takes jobs again."""
+    import shutil
+
+    from tests.queue.conftest import _redis_server
+
+    request.getfixturevalue("redis_port")  # skips (or fails under CI=true) without redis-server
+    server = _redis_server(tmp_path)
+    port = next(server)
+    url = f"redis://127.0.0.1:{port}/0"
+    monkeypatch.setenv("SECTRA_QUEUE_SECRET", TEST_SECRET)
+    mock = await start_sectra_mock()
+    worker = await start_worker(url, mock)
+    server.close()  # redis-server stopped (SIGTERM, waited for)
+    await until(lambda: sum(h.get("store") == "unreachable" for h in _health(worker)) >= 4, "health lines in the outage")
+    outage = [line for line in worker.stderr().splitlines() if "cannot be reached" in line]
+    assert 1 <= len(outage) <= 2 and "Traceback" not in worker.stderr(), worker.stderr()
+    binary = shutil.which("redis-server")
+    assert binary is not None
+    back = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await until(lambda: _health(worker)[-1].get("store") == "ok", "the worker to reach Redis again")
+        app_url = await serve_sectra_app(make_app(url))
+        await _create(mock, app_url, "slide-back")
+        await until(lambda: _texts(mock, "slide-back") == ["done"], "a job after the outage")
+    finally:
+        back.terminate()
+        back.wait(10)

@@ -252,9 +252,35 @@ class _Leases:
                     if due:
                         self.runner.store.write({f"job:{r.job_id}": self.runner.seal(r.dump()) for r in due})
             except Exception as exc:  # the queue's storage is briefly unreachable: keep beating
-                log.warning("job leases: heartbeat failed: %s", safe_traceback(exc))
+                if not _OUTAGE.report(exc):
+                    log.warning("job leases: heartbeat failed: %s", safe_traceback(exc))
 
 
+class _Outage:
+    """One log line per ``every`` seconds while the queue's store cannot be reached, wherever it is
+    noticed (a poll, a heartbeat, a health line), instead of a traceback each time."""
+
+    def __init__(self, every: float = 30.0) -> None:
+        self.every = every
+        self.location = "?"
+        self._last = -float("inf")
+        self._lock = threading.Lock()
+
+    def report(self, exc: BaseException) -> bool:
+        """Log ``exc`` (rate limited) if it means the store is unreachable; whether it did."""
+        if not isinstance(exc, store_errors()):
+            return False
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < self.every:
+                return True
+            self._last = now
+        log.error("the queue %s cannot be reached: %s; retrying (one line every %.0f s while it lasts)",
+                  self.location, " ".join(str(exc).split()) or type(exc).__name__, self.every)
+        return True
+
+
+_OUTAGE = _Outage()
 _FORKING_WORKER: list[int] = []
 
 
@@ -274,28 +300,17 @@ def _arm_children(pid: int) -> None:
 
 class _QuietStoreErrors(logging.Filter):
     """On Huey's loggers: a refused message was already logged by the serializer (one warning),
-    and a store that stops answering mid-run is one line every 30 s, not a traceback per poll."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._last_outage = -float("inf")
+    and a store that stops answering mid-run is :class:`_Outage`'s line, not a traceback per poll."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, RefusedMessage):
             return False
-        if exc is not None and isinstance(exc, store_errors()):
-            now = time.monotonic()
-            if now - self._last_outage < 30:
-                return False
-            self._last_outage = now
-            record.msg, record.args = "the queue's store cannot be reached: %s; retrying", (" ".join(str(exc).split()),)
-            record.exc_info = record.exc_text = None
-        return True
+        return exc is None or not _OUTAGE.report(exc)
 
 
 _QUIET = _QuietStoreErrors()
-for _name in ("huey", "huey.consumer.Worker"):
+for _name in ("huey", "huey.consumer", "huey.consumer.Worker", "huey.consumer.Scheduler"):
     logging.getLogger(_name).addFilter(_QUIET)
 
 
@@ -355,6 +370,8 @@ class Worker:
         self._missing: dict[str, float] = {}
         self._last_pending_look = -float("inf")
         self.purged = 0
+        self._app_known = False
+        self._app_warned = False
         self._stop = threading.Event()
         self._leases = _Leases(self.runner)
         self.runner.executor = self.execute
@@ -546,13 +563,18 @@ class Worker:
         return {task_id for task_id, first in self._missing.items() if now - first >= lease}
 
     def health_report(self, state: str) -> dict[str, Any]:
-        """What the health line says."""
-        counts = self.runner.counts()
+        """What the health line says (``"store": "unreachable"`` and no counts while it is)."""
+        store = "ok"
+        try:
+            counts: dict[str, int | None] = {**self.runner.counts()}
+        except store_errors() as exc:
+            _OUTAGE.report(exc)
+            counts, store = {"queued": None, "running": None}, "unreachable"
         return {
             "worker": self.identity, "state": state, "app": self.app.application_id, "queue": self.queue,
             "backend": self.runner.backend.display_url, "location": self.runner.backend.location, "workers": self.workers, "queued": counts["queued"],
             "running": counts["running"], "done": self.done, "failed": self.failed, "requeued": self.requeued,
-            "purged_files": self.purged, "time": round(time.time(), 3),
+            "purged_files": self.purged, "store": store, "time": round(time.time(), 3),
         }
 
     def _say(self, state: str) -> None:
@@ -562,36 +584,42 @@ class Worker:
             self.health.write(json.dumps(self.health_report(state)) + "\n")
             self.health.flush()
         except Exception as exc:
-            log.warning("health output failed: %s", safe_traceback(exc))
+            if not _OUTAGE.report(exc):
+                log.warning("health output failed: %s", safe_traceback(exc))
 
     def _service(self) -> None:
         tick = min(self.runner.lease / 3, 1.0)
-        last_presence = time.monotonic()
-        app_checked = self.runner.app_seen() is not None or self.runner.backend.path is None
-        last_health = time.monotonic()
-        last_purge = -float("inf")
+        due = {"presence": time.monotonic(), "purge": -float("inf"), "health": time.monotonic()}
         purge_every = min(self.purge_older_than / 4, 60.0) if self.purge_older_than else None
+
+        def presence() -> None:
+            self.runner.say_present(self.identity)
+            if not self._app_known:
+                self._compare_locations()  # an app may have opened this file since the worker started
+
+        def purge() -> None:
+            if self.downloads_dir is not None and self.purge_older_than is not None:
+                gone = purge_downloads(self.downloads_dir, self.purge_older_than)
+                if gone:
+                    log.info("removed %d downloaded file(s) older than %.0f s", gone, self.purge_older_than)
+                    self.purged += gone
+
+        steps: list[tuple[str | None, float, Callable[[], object]]] = [
+            (None, 0.0, self.reap), ("presence", PRESENCE_EVERY, presence),
+            *([("purge", purge_every, purge)] if purge_every is not None else []),
+            ("health", self.health_interval, lambda: self._say("running")),
+        ]
         while not self._stop.wait(tick):
-            try:
-                self.reap()
-                if time.monotonic() - last_presence >= PRESENCE_EVERY:
-                    last_presence = time.monotonic()
-                    self.runner.say_present(self.identity)
-                    if not app_checked and self.runner.app_seen() is not None:
-                        app_checked = True  # an app opened this file after the worker started
-                        self._compare_locations()
-                if purge_every is not None and self.downloads_dir is not None and self.purge_older_than is not None:
-                    if time.monotonic() - last_purge >= purge_every:
-                        last_purge = time.monotonic()
-                        gone = purge_downloads(self.downloads_dir, self.purge_older_than)
-                        if gone:
-                            log.info("removed %d downloaded file(s) older than %.0f s", gone, self.purge_older_than)
-                            self.purged += gone
-                if time.monotonic() - last_health >= self.health_interval:
-                    last_health = time.monotonic()
-                    self._say("running")
-            except Exception as exc:
-                log.warning("worker service loop: %s", safe_traceback(exc))
+            for name, every, step in steps:  # each on its own: a store outage stops none of the others
+                if name is not None:
+                    if time.monotonic() - due[name] < every:
+                        continue
+                    due[name] = time.monotonic()
+                try:
+                    step()
+                except Exception as exc:
+                    if not _OUTAGE.report(exc):
+                        log.warning("worker service loop: %s", safe_traceback(exc))
 
     def connect(self) -> None:
         """Reach the queue's store, retrying with backoff (one log line per try, the URL without
@@ -626,11 +654,15 @@ class Worker:
     def _compare_locations(self) -> None:
         backend = self.runner.backend
         if backend.path is None:
+            self._app_known = True
             return  # Redis: one server may have several names; nothing to compare
         seen = self.runner.app_seen()
+        self._app_known = seen is not None
         if seen is None:
-            log.warning("no app has opened the queue %s yet: if your app is running, it uses another file "
-                        "(compare its startup log); jobs it queues there never reach this worker", backend.location)
+            if not self._app_warned:
+                self._app_warned = True
+                log.warning("no app has opened the queue %s yet: if your app is running, it uses another file "
+                            "(compare its startup log); jobs it queues there never reach this worker", backend.location)
         elif seen.location != backend.location:
             log.warning("the app uses the queue %s (on %s) but this worker uses %s: they are different files, "
                         "so its jobs never reach this worker; give both the same absolute path",
@@ -640,6 +672,7 @@ class Worker:
         """Reach the store (:meth:`connect`), then consume until SIGTERM (graceful: running jobs
         finish) or SIGINT."""
         self.connect()
+        _OUTAGE.location = self.runner.backend.location
         if self.worker_type == "process":
             _arm_children(os.getpid())  # Huey's job and scheduler processes die with this one
         # Redis waits for work in BRPOP; SQLite has no blocking pop, so an idle worker polls: first
