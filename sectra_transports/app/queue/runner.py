@@ -27,6 +27,7 @@ if it still is the record the task carried) and drops a finished job's records i
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import inspect
 import logging
@@ -213,9 +214,10 @@ class HueyJobRunner(StoredJobRunner):
         try:
             return decode(self.backend.serializer.open(raw))
         except (RefusedMessage, msgspec.DecodeError) as exc:
-            if (key, raw) not in self._unreadable:
+            seen = (key, hashlib.sha256(raw).digest())  # a digest: planted values may be large
+            if seen not in self._unreadable:
                 if len(self._unreadable) < 10_000:  # bounded: a flood of junk must not fill memory
-                    self._unreadable.add((key, raw))
+                    self._unreadable.add(seen)
                 log.warning("queue record %r is not the SDK's (%s): skipped, never run; whoever wrote it "
                             "can write to the queue's store", key, str(exc)[:200])
             return None
