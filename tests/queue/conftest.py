@@ -31,6 +31,24 @@ def sectra_mock_options() -> dict[str, Any]:
     return {"invent_slides": True}
 
 
+@pytest.fixture(autouse=True)
+def _close_runners(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every queue runner a test opens is closed after it (its Redis connections and SQLite file)."""
+    from sectra_transports.app.queue import HueyJobRunner
+
+    opened: list[HueyJobRunner] = []
+    original = HueyJobRunner.__init__
+
+    def tracked(self: HueyJobRunner, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(HueyJobRunner, "__init__", tracked)
+    yield
+    for runner in opened:
+        runner.close()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

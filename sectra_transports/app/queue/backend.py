@@ -108,7 +108,7 @@ class QueueBackend:
             self.store = SqliteJobStore(self.path, name)
         elif self.kind in ("redis", "rediss", "unix"):
             try:
-                import redis  # noqa: F401  (huey imports it lazily and says less)
+                import redis  # huey imports it lazily and says less
             except ImportError:
                 raise ConfigurationError(
                     'a Redis queue needs the redis client: python -m pip install "sectra-sdk[queue]"'
@@ -116,8 +116,10 @@ class QueueBackend:
             self.path = None
             secret = queue_secret(self.kind, None, os.environ if environ is None else environ)
             self.serializer = SignedSerializer(secret)
-            self._make = lambda n: huey.RedisHuey(n, url=url, results=False, serializer=self.serializer)
-            self.store = RedisJobStore(url, name)
+            # One pool for the SDK's records and every queue's Huey: one set of connections, closed together.
+            pool = redis.ConnectionPool.from_url(url)
+            self._make = lambda n: huey.RedisHuey(n, connection_pool=pool, results=False, serializer=self.serializer)
+            self.store = RedisJobStore(pool, name)
         else:
             raise ConfigurationError(
                 f"queue URL {self.display_url!r}: the scheme must be sqlite:// (one machine) or redis:// "
@@ -152,6 +154,14 @@ class QueueBackend:
             if found is None:
                 found = self._hueys[name] = self._make(name)
         return found
+
+    def close(self) -> None:
+        """Close this process's connections to the store (Huey's and the SDK's)."""
+        with self._lock:
+            hueys = list(self._hueys.values())
+        for huey in hueys:
+            huey.storage.close()  # SQLite: Huey's connection; Redis: nothing (the pool below is ours)
+        self.store.close()
 
     def check(self) -> None:
         """Reach the store; raises one of :func:`store_errors` when it cannot."""

@@ -200,6 +200,16 @@ class HueyJobRunner(StoredJobRunner):
     def __repr__(self) -> str:
         return f"<HueyJobRunner {self.backend.kind} {self.backend.name}>"
 
+    def close(self) -> None:
+        """Close this process's connections to the queue (it reconnects if used again)."""
+        self.backend.close()
+
+    def __enter__(self) -> HueyJobRunner:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
     # --- sealed records ----------------------------------------------------------------------
 
     def seal(self, payload: bytes) -> bytes:
@@ -260,9 +270,15 @@ class HueyJobRunner(StoredJobRunner):
         return location
 
     def say_present(self, identity: str) -> None:
-        """Record that the worker ``identity`` consumes this queue (see :meth:`workers_present`)."""
-        seen = AppSeen(location=self.backend.location, host=socket.gethostname(), pid=os.getpid(), since=time.time())
+        """Record that the worker ``identity`` consumes this queue (see :meth:`workers_present`),
+        and drop the records of workers gone for an hour (killed before they could)."""
+        now = time.time()
+        seen = AppSeen(location=self.backend.location, host=socket.gethostname(), pid=os.getpid(), since=now)
         self.store.write({f"worker:{identity}": self.seal(msgspec.json.encode(seen))})
+        for key, raw in self.store.scan("worker:"):
+            other = self._open(key, raw, _APP_DECODER.decode)
+            if other is not None and now - other.since > 3600:
+                self.store.delete_if({key: raw})
 
     def say_gone(self, identity: str) -> None:
         """Drop the presence record of ``identity`` (a worker stopping)."""

@@ -3,8 +3,9 @@ small :class:`JobStore`, in its own SQLite table or its own Redis hash, beside H
 never inside it.
 
 Values are bytes the runner encodes with msgspec; nothing read back is ever executed. Every
-method is one round trip (one SQLite transaction, one Redis command or script on the SDK's own
-key) and safe to call from several threads; a store opened before a ``fork()`` opens fresh
+method but ``scan`` is one round trip (one SQLite statement or transaction, one Redis command or
+script on the SDK's own key; ``scan`` pages through Redis 500 records at a time), safe to call
+from several threads; a store opened before a ``fork()`` opens fresh
 connections in the child.
 """
 
@@ -194,14 +195,15 @@ def _glob_escape(text: str) -> str:
 
 
 class RedisJobStore:
-    """:class:`JobStore` in one Redis hash, ``sectra:<namespace>:records``."""
+    """:class:`JobStore` in one Redis hash, ``sectra:<namespace>:records``; ``pool``: a redis-py
+    ``ConnectionPool`` (shared with the queue's Huey instances; redis-py resets it after a fork)."""
 
-    def __init__(self, url: str, namespace: str) -> None:
+    def __init__(self, pool: Any, namespace: str) -> None:
         import redis
 
         self.namespace = namespace
         self.key = f"sectra:{namespace}:records"
-        self._url = url
+        self._pool = pool
         self._client: Any = None
         self._pid = -1
         self._redis = redis
@@ -216,7 +218,7 @@ class RedisJobStore:
         """This process's client (redis-py pools its connections, one per thread in use)."""
         with self._lock:
             if self._client is None or self._pid != os.getpid():
-                self._client = self._redis.Redis.from_url(self._url)
+                self._client = self._redis.Redis(connection_pool=self._pool)
                 self._pid = os.getpid()
                 self._scripts = {
                     "replace_if": self._client.register_script(_REPLACE_IF),
@@ -266,9 +268,8 @@ class RedisJobStore:
         return [(key.decode() if isinstance(key, bytes) else key, value) for key, value in found]
 
     def close(self) -> None:
-        """Close this process's client."""
+        """Close this process's connections (the shared pool's)."""
         with self._lock:
-            if self._client is not None and self._pid == os.getpid():
-                self._client.close()
             self._client = None
+        self._pool.disconnect()
 
