@@ -17,7 +17,7 @@ named like the specs below, marked with :data:`hookimpl`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import pluggy
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .adapters import VersionAdapter
     from .transport import TransportFactory
 
-__all__ = ["PROJECT", "hookimpl", "hookspec", "SectraSpecs", "MockHandler", "JobRunner"]
+__all__ = ["PROJECT", "hookimpl", "hookspec", "SectraSpecs", "MockHandler", "JobRunner", "StoredJobRunner"]
 
 
 class MockHandler(Protocol):
@@ -50,6 +50,22 @@ class JobRunner(Protocol):
 
     def cancel(self, cancellation_token: str) -> bool:
         """Cancel the job started for this token; True if one was found."""
+
+
+@runtime_checkable
+class StoredJobRunner(JobRunner, Protocol):
+    """A runner whose jobs live in a store other processes share (the job queue).
+
+    What the app toolkit relies on: every call may wait on the store (an event loop runs them on
+    a thread, never on the loop), every call is thread safe, and :meth:`claim` answers a duplicate
+    invocation with the result of the job already queued or running. Runners declare it by
+    subclassing this protocol.
+    """
+
+    def claim(self, application_id: str, slide_id: str, work: Any) -> int | str | None:
+        """None if this invocation may start ``work`` on the slide, else the result id of the
+        job already queued or running for it."""
+
 
 PROJECT = "sectra"
 

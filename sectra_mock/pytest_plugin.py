@@ -12,6 +12,9 @@
   The app trusts the callback origins of the mocks this test started so far (and any
   ``trusted_callbacks=`` given), no other: apps call back only trusted origins.
 * ``serve_sectra_app_thread`` (sync): the same from a background thread, for ``sectra_mock_thread.trigger(url, ...)``.
+* ``sectra_worker``: ``sectra_worker("myapp:app")`` starts a real ``sectra worker`` subprocess for
+  the app's queue (trusting the mocks this test started) and stops it with the test; see
+  :class:`sectra_transports.app.queue.testing.TestWorker`.
 
 pytest loads this module in every run of an environment where sectra-sdk is installed, with or
 without its extras, so it imports nothing beyond pytest at load time (#17): the mock (trio, Quart,
@@ -32,12 +35,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "sectra_mock_options", "sectra_mock", "sectra_mock_thread", "make_sectra_mock", "start_sectra_mock",
-    "serve_sectra_app", "serve_sectra_app_thread",
+    "serve_sectra_app", "serve_sectra_app_thread", "sectra_worker",
 ]
 
 # What each fixture family needs, and the extra that brings it.
 _MOCK = ("mock", ("trio", "quart", "quart_trio", "hypercorn", "h11"))
 _APP = ("app", ("trio", "quart", "quart_trio", "hypercorn", "h11"))
+_QUEUE = ("queue", ("huey",))
 
 
 def _need(fixture: str, extra: tuple[str, tuple[str, ...]]) -> None:
@@ -179,3 +183,26 @@ def serve_sectra_app_thread(_sectra_mocks_started: list[MockSectraServer]) -> It
     yield serve
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def sectra_worker(_sectra_mocks_started: list[MockSectraServer]) -> Iterator[Callable[..., Any]]:
+    """``worker = sectra_worker("myapp:app", *options, queue_url=None, env=None)``: a ``sectra worker``
+    subprocess for the app's queue, ready when the call returns and stopped (SIGTERM) with the
+    test. It trusts the callback origins of the mocks this test started before the call.
+    ``worker.health()`` reads its health lines, ``worker.stderr()`` its log."""
+    _need("sectra_worker", _QUEUE)
+    from sectra_transports.app.queue.testing import TestWorker
+
+    workers: list[Any] = []
+
+    def start(app_ref: str, *args: str, **options: Any) -> Any:
+        mocks = [mock.callback_info().url for mock in _sectra_mocks_started]
+        options["trusted_callbacks"] = [*mocks, *options.get("trusted_callbacks", ())]
+        worker = TestWorker(app_ref, *args, **options)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.close()

@@ -35,6 +35,7 @@ def cmd_worker(args: argparse.Namespace, out: TextIO) -> int:
         app, queue=args.queue, workers=args.workers, worker_type=args.worker_type, lease=args.lease,
         downloads_dir=args.downloads_dir, purge_older_than=purge, health=out, health_interval=args.health_interval,
         shutdown_timeout=args.shutdown_timeout, check_token_after=args.check_token_after,
+        give_up_after=args.give_up_after,
     )
     worker.run()
     return EXIT_OK
@@ -49,7 +50,8 @@ def add_commands(sub: Any) -> None:
                    help="run jobs in child processes (default) or threads")
     p.add_argument("--queue", default="default", help="the named queue to take jobs from (default %(default)s)")
     p.add_argument("--queue-url", default=None, metavar="URL",
-                   help="the queue, when the app names none: sqlite:///jobs.db or redis://host:6379/0 (env SECTRA_QUEUE)")
+                   help="the queue, when the app names none: sqlite:////abs/path/jobs.db or rediss://:pw@host:6380/0 "
+                        "(env SECTRA_QUEUE; Redis also needs SECTRA_QUEUE_SECRET)")
     p.add_argument("--lease", type=positive_float, default=None, metavar="SECONDS",
                    help="a running job whose worker stops beating this long is queued again (default 30)")
     p.add_argument("--downloads-dir", default=env_default("SECTRA_DOWNLOADS_DIR"),
@@ -64,4 +66,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--verbose", action="store_true", help="log at DEBUG (tokens and patient data are never logged)")
     p.add_argument("--shutdown-timeout", type=positive_float, default=None, metavar="SECONDS",
                    help="on SIGTERM, wait this long for running jobs, then queue them again (default: wait)")
+    p.add_argument("--give-up-after", type=positive_float, default=300.0, metavar="SECONDS",
+                   help="keep trying to reach an unreachable queue (or one that refuses the password) this long, "
+                        "then exit with status 1 (default %(default)s)")
     p.set_defaults(func=cmd_worker)

@@ -9,14 +9,15 @@ generator that yields :class:`~sectra_core.endpoints.Operation` values (built wi
 ``arun_calls`` in ``sectra_transports``) hand each operation to ``client.send``, so the two
 clients cannot behave differently.
 
-:class:`JobSpec` is everything a background job needs and is picklable, so a job runner can hand
-it to a process pool or a task queue (see the ``sectra_make_job_runner`` hook).
+:class:`JobSpec` is everything a background job needs, as msgspec data: a job runner can hand it
+to a process pool or encode it (:func:`encode_job_spec`) for a task queue, whose workers decode it
+with :func:`decode_job_spec` and never execute anything read from the store (see the
+``sectra_make_job_runner`` hook).
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import msgspec
@@ -27,13 +28,16 @@ from .builders import PrimitiveBuilder, validate_result
 from ..errors import ConflictError, ValidationError
 from ..geometry import Pyramid
 from ..endpoints import Operation
-from ..hookspecs import JobRunner
+from ..hookspecs import JobRunner, StoredJobRunner
 
 __all__ = [
     "CallFlow",
     "perform",
     "JobSpec",
     "JobRunner",
+    "StoredJobRunner",
+    "encode_job_spec",
+    "decode_job_spec",
     "status_result",
     "store_flow",
     "placeholder_flow",
@@ -56,25 +60,50 @@ def perform(op: Operation[T]) -> CallFlow[T]:
 _STATUS_STYLE = s.Style(stroke_style="#7F7F7F")
 
 
-@dataclass(frozen=True, slots=True)
-class JobSpec:
-    """A background job: which result it owns and how to reach Sectra. Picklable; no repr secrets."""
+class JobSpec(msgspec.Struct, frozen=True):
+    """A background job: which result it owns and how to reach Sectra. msgspec data (no pickle
+    needed to store or send it); its repr shows no token, input or context."""
 
     application_id: str
     slide_id: str
-    callback: s.CallbackInfo = field(repr=False)
+    callback: s.CallbackInfo
     result_id: int | str
-    version_id: str = field(repr=False)
+    version_id: str
     app_version: str | None = None
     cancellation_token: str | None = None
-    #: The invocation's ``input`` (e.g. the drawn polygon) and ``context``.
-    input: Any = field(default=None, repr=False)
-    context: Any = field(default=None, repr=False)
-    client_options: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: The invocation's ``input`` (e.g. the drawn polygon; None for a notification) and ``context``.
+    input: s.CreateInput | None = None
+    context: Any = None
+    client_options: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return (f"JobSpec(application_id={self.application_id!r}, slide_id={self.slide_id!r}, "
+                f"result_id={self.result_id!r}, app_version={self.app_version!r})")
 
     def with_version(self, version_id: str) -> JobSpec:
         """The same job after a PUT gave its result a new ``versionId``."""
-        return replace(self, version_id=version_id)
+        return msgspec.structs.replace(self, version_id=version_id)
+
+
+_SPEC_ENCODER = msgspec.json.Encoder()
+_SPEC_DECODER = msgspec.json.Decoder(JobSpec)
+
+
+def encode_job_spec(spec: JobSpec) -> bytes:
+    """``spec`` as JSON; ValidationError if a client option is not plain data (an SSL context...)."""
+    try:
+        return _SPEC_ENCODER.encode(spec)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise ValidationError(f"the job for result {spec.result_id} cannot be stored: {exc} "
+                              "(client options of queued jobs must be plain data)") from None
+
+
+def decode_job_spec(data: bytes) -> JobSpec:
+    """The :class:`JobSpec` in ``data`` (from :func:`encode_job_spec`); ValidationError otherwise."""
+    try:
+        return _SPEC_DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ValidationError(f"not a job spec: {exc}") from None
 
 
 def status_result(

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from sectra_core import schemas as s
 from sectra_core.errors import ConfigurationError, JobCancelled, SectraError
 from sectra_core.geometry import Pyramid
-from sectra_core.app.jobs import CallFlow, JobSpec, placeholder_flow, store_flow
+from sectra_core.app.jobs import CallFlow, JobSpec, StoredJobRunner, placeholder_flow, store_flow
 
 from ._base import (
     FINAL_STATUS_TIMEOUT,
@@ -87,15 +87,18 @@ class AsyncInvocationContext(_ContextBase):
         result on the slide instead of adding one (one invocation per slide at a time)."""
         if not isinstance(self.invocation, (s.CreateInvocation, s.ImageNotification)):
             raise ConfigurationError("background jobs start from create invocations or image notifications")
-        if getattr(self._runner, "claim", None) is not None:
-            owner = await async_run_blocking(self._running_result, work)  # the queue's storage may block
+        stored_runner = isinstance(self._runner, StoredJobRunner)  # a queue: its store may block
+        if stored_runner:
+            owner = await async_run_blocking(self._running_result, work)
             if owner is not None:
                 return await self.client.get_result_by_result_id(self.application_id, owner)
         flow = placeholder_flow(self.invocation, message, app_version=self.app.app_version, reuse=reuse)
         if not reuse:
-            return self._start(await arun_calls(flow, self.client), work)
+            stored = await arun_calls(flow, self.client)
+            return await async_run_blocking(self._start, stored, work) if stored_runner else self._start(stored, work)
         async with self._async_slide_lock():
-            return self._start(await arun_calls(flow, self.client), work)
+            stored = await arun_calls(flow, self.client)
+            return await async_run_blocking(self._start, stored, work) if stored_runner else self._start(stored, work)
 
 
 class AsyncJob(_JobBase):

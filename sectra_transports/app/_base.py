@@ -18,7 +18,7 @@ from sectra_core import operations
 from sectra_core import schemas as s
 from sectra_core.app.declaration import AnalysisApp
 from sectra_core.errors import ConfigurationError, JobCancelled, safe_traceback
-from sectra_core.app.jobs import CallFlow, JobRunner, JobSpec, job_spec, perform, prepare_result, status_result, update_flow
+from sectra_core.app.jobs import CallFlow, JobRunner, JobSpec, StoredJobRunner, job_spec, perform, prepare_result, status_result, update_flow
 
 __all__ = ["SlideLocks", "FINAL_STATUS_TIMEOUT"]
 
@@ -162,8 +162,9 @@ class _ContextBase:
     def _running_result(self, work: Any) -> int | str | None:
         # A queue runner answers a duplicate invocation with the result of the job already queued
         # or running for this slide and work, instead of starting a second one (issue #16).
-        claim = getattr(self._runner, "claim", None)
-        return None if claim is None else claim(self.application_id, self.slide_id, work)
+        if not isinstance(self._runner, StoredJobRunner):
+            return None
+        return self._runner.claim(self.application_id, self.slide_id, work)
 
     def _start(self, stored: s.ResultResponse, work: Any) -> s.ResultResponse:
         if not isinstance(self.invocation, (s.CreateInvocation, s.ImageNotification)):

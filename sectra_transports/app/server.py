@@ -35,6 +35,7 @@ from sectra_core import schemas as s
 from sectra_core.app import messages as w
 from sectra_core.app.messages import released
 from sectra_core.app.declaration import ACTIONS, AnalysisApp
+from sectra_core.app.jobs import StoredJobRunner
 from sectra_core.config import debug_enabled
 from sectra_core.errors import ConfigurationError, UntrustedOriginError, ValidationError
 from sectra_core.app.origins import TRUSTED_CALLBACKS_ENV, TrustedOrigins
@@ -169,11 +170,19 @@ class _Dispatcher:
                 log.error("the app failed to answer a %s invocation: %s", action, w.failure_summary(exc, reveal=reveal))
             return status, answer
 
-    def runner(self) -> Any:
+    def open_queue(self) -> None:
+        """The app's job queue (issue #16): open it and log (and record, for workers to compare)
+        its absolute location. Blocking: the server calls it on a thread as it starts."""
         if self._runner is None and self.app.queue:
             from .queue import runner_for
 
-            self._runner = runner_for(self.app)  # jobs go to `sectra worker` processes (issue #16)
+            runner = runner_for(self.app)  # jobs go to `sectra worker` processes
+            runner.announce()
+            self._runner = runner
+
+    def runner(self) -> Any:
+        if self._runner is None and self.app.queue:
+            self.open_queue()  # normally done as the server starts (before_app_serving)
         if self._runner is None:
             mode = "trio" if _in_trio() else "asyncio"
             self._runner = (self.app.plugins or default_plugins()).make_job_runner(mode)
@@ -193,8 +202,12 @@ class _Dispatcher:
         handler = self.app.handler(action)
         runner = self.runner()
         token = getattr(message, "cancellation_token", None)
+        stored = isinstance(runner, StoredJobRunner)  # a queue: its calls wait on its store, off the loop
         if action == "cancel" and token and runner is not None:
-            runner.cancel(token)
+            if stored:
+                await current_app.ensure_async(runner.cancel)(token)
+            else:
+                runner.cancel(token)
         if handler is None:
             return self._default(action, message)
         if inspect.iscoroutinefunction(handler):
@@ -209,7 +222,7 @@ class _Dispatcher:
                     value = await ctx.store(value) if value is not None else self._nothing(action, message)
         else:
             trio_token = trio.lowlevel.current_trio_token() if _in_trio() else None
-            if trio_token is not None and runner is not None and not getattr(runner, "thread_safe", False):
+            if trio_token is not None and runner is not None and not stored:
                 runner = _FromThread(runner, trio_token)
             value = await current_app.ensure_async(self._sync)(handler, action, message, url, runner, trio_token)
         # delete/cancel/notification handlers return None ({} and [] are implied); anything else
@@ -266,6 +279,10 @@ def create_blueprint(
     """
     bp = Blueprint(name, __name__, url_prefix=url_prefix or None)
     dispatcher = _Dispatcher(app, job_runner, _trusted(app, trusted_callbacks))
+
+    @bp.before_app_serving
+    async def open_queue() -> None:
+        await current_app.ensure_async(dispatcher.open_queue)()  # the queue's store may block
     roots = ["", "/"] if url_prefix else ["/"]
 
     def reply(body: bytes, status: int = 200, *, close: bool = False) -> Response:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from sectra_core.app.declaration import AnalysisApp
@@ -98,8 +99,8 @@ def test_the_queue_never_holds_the_apps_password(tmp_path: Path) -> None:
 
     runner = HueyJobRunner(f"sqlite:///{tmp_path}/j.db", name="app")
     spec = _spec("s1", 1, "tok")
-    runner.submit(JobSpec(**{**{f: getattr(spec, f) for f in spec.__dataclass_fields__},
-                             "client_options": {"credentials": Credentials("u", "pw-SECRET", "app"), "verify": False}}), analyse)
+    runner.submit(msgspec.structs.replace(
+        spec, client_options={"credentials": Credentials("u", "pw-SECRET", "app"), "verify": False}), analyse)
     [record] = runner.records()
     assert record.spec.client_options == {"verify": False}
     assert b"pw-SECRET" not in (tmp_path / "j.db").read_bytes()
@@ -145,72 +146,103 @@ def test_worker_usage_mistakes_exit_2_with_one_line(args: list[str], env: dict[s
     assert len(lines) == 1 and lines[0].startswith("sectra: error: ") and says in lines[0], done.stderr
 
 
-def test_a_worker_picks_a_job_up_and_drops_it_in_one_round_trip_each(
+def test_a_worker_picks_a_job_up_in_two_store_calls_and_drops_it_in_one(
     queue_url: str, mock: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Around a job's work, the worker talks to the queue twice: one round trip picks the job
-    up (record, cancel flag, "running"), one drops its records. Huey's own per-task revocation
-    reads and deletes (two more) are off: cancel is the SDK's flag, read in the pickup."""
+    """Around a job's work, the worker talks to the SDK's store three times: read the record and
+    its cancel flag, mark it running (a compare-and-set), drop its records."""
     import threading
 
-    import redis.connection
     import urllib3
-    from huey.storage import SqliteStorage
 
     from sectra_client.app import AppServer, create_app
     from sectra_core.app.messages import invocation_request
     from sectra_transports.app.queue.worker import Worker
     from tests.queue.queue_app import make_app
 
-    trips: list[str] = []
-    me = threading.get_ident()
-
-    def counting(cls: Any, name: str) -> None:
-        original = getattr(cls, name)
-
-        def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if threading.get_ident() == me:  # not the lease thread
-                trips.append(name)
-            return original(self, *args, **kwargs)
-
-        monkeypatch.setattr(cls, name, counted)
-
-    counting(redis.connection.AbstractConnection, "send_packed_command")  # one per Redis round trip
-    counting(SqliteStorage, "db")  # one per SQLite statement batch (a transaction with commit=True)
     monkeypatch.setenv("SECTRA_TRUSTED_CALLBACKS", mock.url)  # as `sectra worker` would be started
     app = make_app(queue_url)
     worker = Worker(app, worker_type="thread", check_token_after=3600)
+    store = worker.runner.store
+    calls: list[str] = []
+    me = threading.get_ident()
+    for name in ("get_many", "write", "put_if_absent", "replace_if", "delete_if", "scan"):
+        original = getattr(store, name)
+
+        def counted(*args: Any, _name: str = name, _original: Any = original, **kwargs: Any) -> Any:
+            if threading.get_ident() == me:  # not the lease thread
+                calls.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(store, name, counted)
     huey = worker.runner.backend.huey("default")
     with AppServer(create_app(app, trusted_callbacks=[mock.url])).run() as base, urllib3.PoolManager() as pool:
-        for slide in ("slide-warm", "slide-counted"):  # the first job loads the Redis scripts
-            invocation = mock.build_create("queued", slide)
-            request = invocation_request(f"{base}/", invocation)
-            assert pool.request(request.method, request.url, body=request.body, headers=request.headers).status == 200
-            task = huey.dequeue()
-            trips.clear()
-            huey.execute(task)
-            assert [r.display_result for r in mock.get_results("queued", slide)] == ["done"]
-    assert len(trips) == 2, trips
+        invocation = mock.build_create("queued", "slide-counted")
+        request = invocation_request(f"{base}/", invocation)
+        assert pool.request(request.method, request.url, body=request.body, headers=request.headers).status == 200
+        task = huey.dequeue()
+        calls.clear()
+        huey.execute(task)
+        assert [r.display_result for r in mock.get_results("queued", "slide-counted")] == ["done"]
+    assert calls == ["get_many", "replace_if", "delete_if"], calls
     assert worker.runner.records() == []
-    with pytest.raises(ConfigurationError, match="HueyJobRunner.cancel"):
-        huey.revoke_by_id(task.id)  # it would be ignored: said so, not silently
 
 
-def test_pickup_falls_back_for_old_tasks_and_forget_keeps_a_newer_jobs_claim(queue_url: str) -> None:
-    """A task queued by an older app carries no record: the pickup reads and saves it the slow
-    way. A claim another job took over meanwhile survives this job's forget."""
+def test_pickup_skips_stale_deliveries_and_forget_keeps_a_newer_jobs_claim(queue_url: str) -> None:
+    """A second delivery of a job already running is skipped; a claim another job took over
+    meanwhile survives this job's forget."""
     runner = HueyJobRunner(queue_url, name="compat")
     runner.submit(_spec("s1", 7, "tok-1"), analyse)
     [record] = runner.records()
-    picked, cancelled = runner.pickup(record.job_id, None, "w1")  # no carried record
+    queued = record.dump().decode()
+    picked, cancelled = runner.pickup(record.job_id, queued, "w1")
     assert picked is not None and not cancelled
     stored = runner.record(record.job_id)
     assert stored is not None and (stored.state, stored.worker) == ("running", "w1")
-    again, _ = runner.pickup(record.job_id, record.dump(), "w2")  # bytes no longer stored: no swap
-    assert again is not None and again.worker == "w2" and runner.record(record.job_id).worker == "w2"  # type: ignore[union-attr]
+    assert runner.pickup(record.job_id, queued, "w2") == (None, False)  # a duplicate delivery
+    assert runner.record(record.job_id).worker == "w1"  # type: ignore[union-attr]
     key = runner._claim_key("app", "s1", work_ref(analyse))
-    runner.storage.put_data(key, b"a newer job's claim")
+    newer = runner.seal(b'["other-job",8,1.0]')
+    runner.store.write({key: newer})
     runner.forget(picked)
     assert runner.record(record.job_id) is None
-    assert runner._peek(key) == b"a newer job's claim"
-    assert runner.pickup(record.job_id, record.dump(), "w3") == (None, False)  # finished: a duplicate delivery
+    assert runner.store.get_many([key]) == [newer]
+    assert runner.pickup(record.job_id, queued, "w3") == (None, False)  # finished
+
+
+def test_concurrent_first_submits_all_reach_the_queue(queue_url: str) -> None:
+    """The first invocations of a fresh app arrive together: every one is queued on the one Huey
+    of its queue (a second Huey made in the race did not know the task: HueyException)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    runner = HueyJobRunner(queue_url, name="race", dedup=False)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: runner.submit(_spec(f"s{i}", i, f"tok-{i}"), analyse), range(16)))
+    assert len(runner.records()) == 16
+    assert runner.backend.huey("default").pending_count() == 16
+
+
+def test_an_undecodable_record_does_not_stop_crash_recovery(
+    queue_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A record that is not the SDK's (junk, a planted pickle) is logged once and skipped: the
+    job whose worker died is still queued again."""
+    import logging
+
+    from sectra_transports.app.queue.worker import Worker
+    from tests.queue.queue_app import make_app
+
+    monkeypatch.setenv("SECTRA_TRUSTED_CALLBACKS", "http://127.0.0.1:1")
+    worker = Worker(make_app(queue_url), worker_type="thread", lease=1.0)
+    runner = worker.runner
+    runner.submit(_spec("s1", 7, "tok-1"), analyse)
+    [record] = runner.records()
+    record.state, record.worker, record.heartbeat = "running", "dead:1", time.time() - 60  # its worker died
+    runner.save(record)
+    runner.store.write({"job:aaa-junk": b"\x80\x04junk", "job:zzz-junk": b"{not json"})
+    with caplog.at_level(logging.WARNING):
+        assert worker.reap() == 1
+        worker.reap()
+    [again] = runner.records()
+    assert (again.job_id, again.state, again.attempt) == (record.job_id, "queued", 2)
+    assert caplog.text.count("'job:aaa-junk'") == 1 and caplog.text.count("'job:zzz-junk'") == 1

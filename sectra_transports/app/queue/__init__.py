@@ -1,6 +1,7 @@
 """Analyses that survive restarts and scale past one machine: a job queue on Huey (issue #16).
 
-    app = AnalysisApp(..., queue="sqlite:///jobs.db")      # or SECTRA_QUEUE=redis://host:6379/0
+    app = AnalysisApp(..., queue="sqlite:////var/lib/myapp/jobs.db")   # or SECTRA_QUEUE=rediss://:pw@host:6380/0
+                                                                    # (Redis: and SECTRA_QUEUE_SECRET)
 
     @app.on_create
     def create(ctx):
@@ -17,11 +18,16 @@ from __future__ import annotations
 
 from .backend import DEFAULT_QUEUE, QUEUE_ENV, QueueBackend
 from .runner import HueyJobRunner, JobRecord, on_queue, runner_for
-from .worker import ACCESS_EXPIRED, DOWNLOADS_DIR_ENV, Worker, load_app, parse_age, purge_downloads
+from .signing import SECRET_ENV, RefusedMessage, SignedSerializer
+from .store import JobStore, RedisJobStore, SqliteJobStore
+from .worker import (
+    ACCESS_EXPIRED, DOWNLOADS_DIR_ENV, GIVE_UP_AFTER, QueueUnreachable, Worker, load_app, parse_age, purge_downloads,
+)
 
 __all__ = [
-    "ACCESS_EXPIRED", "DEFAULT_QUEUE", "DOWNLOADS_DIR_ENV", "QUEUE_ENV", "HueyJobRunner", "JobRecord", "QueueBackend",
-    "Worker", "downloads_dir", "load_app", "on_queue", "parse_age", "purge_downloads", "runner_for",
+    "ACCESS_EXPIRED", "DEFAULT_QUEUE", "DOWNLOADS_DIR_ENV", "GIVE_UP_AFTER", "QUEUE_ENV", "SECRET_ENV", "HueyJobRunner",
+    "JobRecord", "JobStore", "QueueBackend", "QueueUnreachable", "RedisJobStore", "RefusedMessage", "SignedSerializer",
+    "SqliteJobStore", "Worker", "downloads_dir", "load_app", "on_queue", "parse_age", "purge_downloads", "runner_for",
 ]
 
 

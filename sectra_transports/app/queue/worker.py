@@ -16,22 +16,31 @@ result, keeping its id. Around that the worker adds what a queue needs:
   expired" where Sectra still accepts the write, and the failure is logged either way.
 * **Retention.** ``purge_older_than``: downloaded slide files under ``downloads_dir`` older than
   that are deleted periodically (Sectra asks apps to clean up their WSI copies).
+* **Job processes die with their worker.** Each process worker asks Linux for SIGKILL when its
+  parent dies (``prctl(PR_SET_PDEATHSIG)``; elsewhere a watchdog thread notices the new parent),
+  so a supervisor that SIGKILLs the ``sectra worker`` PID leaves no orphan taking jobs.
+* **A store that cannot be reached** (or refuses the password) is one log line naming the URL
+  without its password, retried with backoff; after ``give_up_after`` seconds the worker exits
+  non-zero (:class:`QueueUnreachable`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
+import signal
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, TextIO
+
+import msgspec
 
 
 from sectra_core import schemas as s
@@ -42,11 +51,13 @@ from sectra_core.flows import Credentials
 from ..calls import run_calls
 from .._base import _client_args, _mark_cancelled
 from ..runners import run_async_job, run_sync_job
-from .runner import HueyJobRunner, JobRecord, is_async_work, resolve_work, runner_for
+from .backend import store_errors
+from .signing import RefusedMessage
+from .runner import PRESENCE_EVERY, HueyJobRunner, JobRecord, is_async_work, resolve_work, runner_for
 
 __all__ = [
     "Worker", "load_app", "purge_downloads", "parse_age", "ACCESS_EXPIRED", "DOWNLOADS_DIR_ENV",
-    "USERNAME_ENV", "PASSWORD_ENV",
+    "USERNAME_ENV", "PASSWORD_ENV", "QueueUnreachable", "GIVE_UP_AFTER", "die_with_parent",
 ]
 
 log = logging.getLogger("sectra_transports.app.queue.worker")
@@ -62,6 +73,38 @@ PASSWORD_ENV: Final = "SECTRA_PASSWORD"
 CHECK_TOKEN_AFTER: Final = 30.0
 #: Seconds between two polls of a running job's cancel flag.
 CANCEL_POLL: Final = 0.25
+#: Seconds a worker keeps trying to reach its queue's store before it exits (``--give-up-after``).
+GIVE_UP_AFTER: Final = 300.0
+#: Linux's ``prctl`` option that signals a process when its parent dies.
+_PR_SET_PDEATHSIG: Final = 1
+
+
+class QueueUnreachable(SectraError):
+    """The worker could not reach its queue's store (or was refused) for ``--give-up-after`` seconds."""
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this (forked) process die when ``parent`` does: SIGKILL from the kernel on Linux
+    (``prctl(PR_SET_PDEATHSIG)``), elsewhere a thread that watches for a new parent."""
+    armed = False
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+    if not armed:
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="sectra-parent-watch", daemon=True).start()
+
 
 _AGE_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -194,7 +237,7 @@ class _Leases:
             if not leases:
                 continue
             try:
-                flags = self.runner.backend.read([f"cancel:{lease.record.job_id}" for lease in leases])
+                flags = self.runner.store.get_many([f"cancel:{lease.record.job_id}" for lease in leases])
                 for lease, flag in zip(leases, flags):
                     if flag is not None and not lease.cancelled:
                         lease.cancelled = True
@@ -207,9 +250,68 @@ class _Leases:
                     for record in due:
                         record.heartbeat = now
                     if due:
-                        self.runner.backend.write({f"job:{record.job_id}": record.dump() for record in due})
+                        self.runner.store.write({f"job:{r.job_id}": self.runner.seal(r.dump()) for r in due})
             except Exception as exc:  # the queue's storage is briefly unreachable: keep beating
-                log.warning("job leases: heartbeat failed: %s", safe_traceback(exc))
+                if not _OUTAGE.report(exc):
+                    log.warning("job leases: heartbeat failed: %s", safe_traceback(exc))
+
+
+class _Outage:
+    """One log line per ``every`` seconds while the queue's store cannot be reached, wherever it is
+    noticed (a poll, a heartbeat, a health line), instead of a traceback each time."""
+
+    def __init__(self, every: float = 30.0) -> None:
+        self.every = every
+        self.location = "?"
+        self._last = -float("inf")
+        self._lock = threading.Lock()
+
+    def report(self, exc: BaseException) -> bool:
+        """Log ``exc`` (rate limited) if it means the store is unreachable; whether it did."""
+        if not isinstance(exc, store_errors()):
+            return False
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last < self.every:
+                return True
+            self._last = now
+        log.error("the queue %s cannot be reached: %s; retrying (one line every %.0f s while it lasts)",
+                  self.location, " ".join(str(exc).split()) or type(exc).__name__, self.every)
+        return True
+
+
+_OUTAGE = _Outage()
+_FORKING_WORKER: list[int] = []
+
+
+def _after_fork_in_child() -> None:
+    if _FORKING_WORKER and os.getppid() == _FORKING_WORKER[0]:
+        die_with_parent(_FORKING_WORKER[0])
+
+
+def _arm_children(pid: int) -> None:
+    """Every process the worker ``pid`` forks from now on (Huey's job processes and its
+    scheduler) dies with it: armed in the child right after ``fork()``."""
+    if not _FORKING_WORKER:
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _FORKING_WORKER.append(pid)
+    _FORKING_WORKER[0] = pid
+
+
+class _QuietStoreErrors(logging.Filter):
+    """On Huey's loggers: a refused message was already logged by the serializer (one warning),
+    and a store that stops answering mid-run is :class:`_Outage`'s line, not a traceback per poll."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, RefusedMessage):
+            return False
+        return exc is None or not _OUTAGE.report(exc)
+
+
+_QUIET = _QuietStoreErrors()
+for _name in ("huey", "huey.consumer", "huey.consumer.Worker", "huey.consumer.Scheduler"):
+    logging.getLogger(_name).addFilter(_QUIET)
 
 
 class Worker:
@@ -220,7 +322,9 @@ class Worker:
     ``check_token_after``: a job that waited this long in the queue (or runs again) first checks
     its callback token, and falls back to the service credentials if it was refused.
     ``health``: where a JSON health line goes every ``health_interval`` seconds (and at start and
-    stop). SIGTERM stops gracefully: running jobs finish, queued ones stay queued.
+    stop); its counts include the jobs of every worker process. ``give_up_after``: seconds to keep
+    trying to reach the queue's store at start before :meth:`run` raises :class:`QueueUnreachable`.
+    SIGTERM stops gracefully: running jobs finish, queued ones stay queued.
     """
 
     def __init__(
@@ -228,7 +332,7 @@ class Worker:
         lease: float | None = None, downloads_dir: Path | str | None = None, purge_older_than: float | None = None,
         health: TextIO | None = None, health_interval: float = 30.0,
         service_credentials: tuple[str, str] | None = None, shutdown_timeout: float | None = None,
-        check_token_after: float = CHECK_TOKEN_AFTER,
+        check_token_after: float = CHECK_TOKEN_AFTER, give_up_after: float = GIVE_UP_AFTER,
     ) -> None:
         if workers < 1:
             raise ConfigurationError(f"--workers must be at least 1, got {workers}")
@@ -253,19 +357,46 @@ class Worker:
         self.health_interval = health_interval
         self.shutdown_timeout = shutdown_timeout
         self.check_token_after = check_token_after
+        if give_up_after < 0:
+            raise ConfigurationError(f"--give-up-after must be 0 or more seconds, got {give_up_after}")
+        self.give_up_after = give_up_after
         self._credentials = service_credentials or self._env_credentials()
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
-        self.done = 0
-        self.failed = 0
-        self.requeued = 0
+        self._pid = os.getpid()
+        # Counted in shared memory: process workers are forked children, and their jobs count too.
+        context = multiprocessing.get_context("fork") if worker_type == "process" else multiprocessing
+        self._counts = {name: context.Value("q", 0) for name in ("done", "failed", "requeued")}
         #: Task ids of queued jobs seen missing from their queue, and when first (see reap).
         self._missing: dict[str, float] = {}
         self._last_pending_look = -float("inf")
         self.purged = 0
+        self._app_known = False
+        self._app_warned = False
         self._stop = threading.Event()
         self._leases = _Leases(self.runner)
         self.runner.executor = self.execute
         self.runner.task(queue)  # registers the task before the consumer starts
+
+
+    def _count(self, name: str) -> None:
+        value = self._counts[name]
+        with value.get_lock():
+            value.value += 1
+
+    @property
+    def done(self) -> int:
+        """Jobs that ended with their final result, in every worker thread or process."""
+        return int(self._counts["done"].value)
+
+    @property
+    def failed(self) -> int:
+        """Jobs that ended without one (failed, cancelled, access expired)."""
+        return int(self._counts["failed"].value)
+
+    @property
+    def requeued(self) -> int:
+        """Jobs this worker queued again (lost leases, interrupted runs)."""
+        return int(self._counts["requeued"].value)
 
     def __repr__(self) -> str:
         return f"<Worker {self.app.application_id} queue {self.queue} x{self.workers}>"
@@ -295,7 +426,7 @@ class Worker:
         else:
             # The client tries the callback token first; on 401/403 it logs in with these (§4.2).
             options = {**spec.client_options, "credentials": Credentials(creds[0], creds[1], spec.application_id)}
-        return replace(spec, client_options={**self.app.client_options, **options})
+        return msgspec.structs.replace(spec, client_options={**self.app.client_options, **options})
 
     def _write_status(self, spec: JobSpec, text: str) -> bool:
         """Replace the job's result with a status ``text``, without reading the slide first."""
@@ -336,9 +467,9 @@ class Worker:
         self._write_status(spec, ACCESS_EXPIRED)
         return None
 
-    def execute(self, job_id: str, queued: bytes | None = None) -> None:
+    def execute(self, job_id: str, queued: str) -> None:
         """Run the queued job ``job_id`` (called by the Huey task in a worker thread or process;
-        ``queued``: the record the task carried)."""
+        ``queued``: the record the task carried, as JSON)."""
         runner = self.runner
         record, cancelled = runner.pickup(job_id, queued, self.identity)
         if record is None:
@@ -358,7 +489,7 @@ class Worker:
         try:
             work = resolve_work(record.work)
             token = spec.cancellation_token or f"sectra-job-{job_id}"
-            spec = replace(spec, cancellation_token=token)
+            spec = msgspec.structs.replace(spec, cancellation_token=token)
             with self._leases.hold(record, lambda: _mark_cancelled(token)) as beat:
                 # A token is checked (one request) only on a job that waited: a fresh one is live.
                 waited = time.time() - record.since >= self.check_token_after or record.attempt > 1
@@ -375,16 +506,13 @@ class Worker:
             self._requeue(record)
             raise
         runner.forget(record)
-        if ok:
-            self.done += 1
-        else:
-            self.failed += 1
+        self._count("done" if ok else "failed")
 
     def _requeue(self, record: JobRecord) -> None:
         record.state, record.worker, record.heartbeat = "queued", "", 0.0
         record.attempt += 1
         self.runner.enqueue(record)
-        self.requeued += 1
+        self._count("requeued")
 
     # --- the service thread: leases, retention, health ----------------------------------------
 
@@ -404,7 +532,7 @@ class Worker:
             else:
                 continue
             # One reaper per lost attempt, whatever the number of workers (an atomic claim).
-            if not self.runner.storage.put_if_empty(f"reap:{record.job_id}:{record.attempt}", b"1"):
+            if not self.runner.store.put_if_absent(f"reap:{record.job_id}:{record.attempt}", self.runner.seal(b"1")):
                 continue
             log.warning("job %s: %s: queued again", record.job_id, why)
             self._requeue(record)
@@ -435,13 +563,18 @@ class Worker:
         return {task_id for task_id, first in self._missing.items() if now - first >= lease}
 
     def health_report(self, state: str) -> dict[str, Any]:
-        """What the health line says."""
-        counts = self.runner.counts()
+        """What the health line says (``"store": "unreachable"`` and no counts while it is)."""
+        store = "ok"
+        try:
+            counts: dict[str, int | None] = {**self.runner.counts()}
+        except store_errors() as exc:
+            _OUTAGE.report(exc)
+            counts, store = {"queued": None, "running": None}, "unreachable"
         return {
             "worker": self.identity, "state": state, "app": self.app.application_id, "queue": self.queue,
-            "backend": self.runner.backend.display_url, "workers": self.workers, "queued": counts["queued"],
+            "backend": self.runner.backend.display_url, "location": self.runner.backend.location, "workers": self.workers, "queued": counts["queued"],
             "running": counts["running"], "done": self.done, "failed": self.failed, "requeued": self.requeued,
-            "purged_files": self.purged, "time": round(time.time(), 3),
+            "purged_files": self.purged, "store": store, "time": round(time.time(), 3),
         }
 
     def _say(self, state: str) -> None:
@@ -451,31 +584,97 @@ class Worker:
             self.health.write(json.dumps(self.health_report(state)) + "\n")
             self.health.flush()
         except Exception as exc:
-            log.warning("health output failed: %s", safe_traceback(exc))
+            if not _OUTAGE.report(exc):
+                log.warning("health output failed: %s", safe_traceback(exc))
 
     def _service(self) -> None:
         tick = min(self.runner.lease / 3, 1.0)
-        last_health = time.monotonic()
-        last_purge = -float("inf")
+        due = {"presence": time.monotonic(), "purge": -float("inf"), "health": time.monotonic()}
         purge_every = min(self.purge_older_than / 4, 60.0) if self.purge_older_than else None
+
+        def presence() -> None:
+            self.runner.say_present(self.identity)
+            if not self._app_known:
+                self._compare_locations()  # an app may have opened this file since the worker started
+
+        def purge() -> None:
+            if self.downloads_dir is not None and self.purge_older_than is not None:
+                gone = purge_downloads(self.downloads_dir, self.purge_older_than)
+                if gone:
+                    log.info("removed %d downloaded file(s) older than %.0f s", gone, self.purge_older_than)
+                    self.purged += gone
+
+        steps: list[tuple[str | None, float, Callable[[], object]]] = [
+            (None, 0.0, self.reap), ("presence", PRESENCE_EVERY, presence),
+            *([("purge", purge_every, purge)] if purge_every is not None else []),
+            ("health", self.health_interval, lambda: self._say("running")),
+        ]
         while not self._stop.wait(tick):
+            for name, every, step in steps:  # each on its own: a store outage stops none of the others
+                if name is not None:
+                    if time.monotonic() - due[name] < every:
+                        continue
+                    due[name] = time.monotonic()
+                try:
+                    step()
+                except Exception as exc:
+                    if not _OUTAGE.report(exc):
+                        log.warning("worker service loop: %s", safe_traceback(exc))
+
+    def connect(self) -> None:
+        """Reach the queue's store, retrying with backoff (one log line per try, the URL without
+        its password); :class:`QueueUnreachable` after ``give_up_after`` seconds. Then compare
+        where the app found its queue with where this worker did."""
+        backend = self.runner.backend
+        deadline = time.monotonic() + self.give_up_after
+        delay = 0.5
+        while True:
             try:
-                self.reap()
-                if purge_every is not None and self.downloads_dir is not None and self.purge_older_than is not None:
-                    if time.monotonic() - last_purge >= purge_every:
-                        last_purge = time.monotonic()
-                        gone = purge_downloads(self.downloads_dir, self.purge_older_than)
-                        if gone:
-                            log.info("removed %d downloaded file(s) older than %.0f s", gone, self.purge_older_than)
-                            self.purged += gone
-                if time.monotonic() - last_health >= self.health_interval:
-                    last_health = time.monotonic()
-                    self._say("running")
-            except Exception as exc:
-                log.warning("worker service loop: %s", safe_traceback(exc))
+                backend.check()
+                break
+            except store_errors() as exc:
+                reason = " ".join(str(exc).split()) or type(exc).__name__
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise QueueUnreachable(
+                        f"the queue {backend.location} could not be reached for {self.give_up_after:g} s "
+                        f"(--give-up-after): {reason}"
+                    ) from None
+                delay = min(delay, left)
+                log.error("the queue %s cannot be reached: %s; trying again in %.1f s (giving up in %.0f s)",
+                          backend.location, reason, delay, left)
+                time.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        if backend.relative:
+            log.warning("the queue URL %s is relative: this worker uses %s (resolved against its working folder); "
+                        "the app must use the same file: give both sqlite:////absolute/path.db", backend.url, backend.location)
+        self._compare_locations()
+        self.runner.say_present(self.identity)
+
+    def _compare_locations(self) -> None:
+        backend = self.runner.backend
+        if backend.path is None:
+            self._app_known = True
+            return  # Redis: one server may have several names; nothing to compare
+        seen = self.runner.app_seen()
+        self._app_known = seen is not None
+        if seen is None:
+            if not self._app_warned:
+                self._app_warned = True
+                log.warning("no app has opened the queue %s yet: if your app is running, it uses another file "
+                            "(compare its startup log); jobs it queues there never reach this worker", backend.location)
+        elif seen.location != backend.location:
+            log.warning("the app uses the queue %s (on %s) but this worker uses %s: they are different files, "
+                        "so its jobs never reach this worker; give both the same absolute path",
+                        seen.location, seen.host, backend.location)
 
     def run(self) -> None:
-        """Consume until SIGTERM (graceful: running jobs finish) or SIGINT."""
+        """Reach the store (:meth:`connect`), then consume until SIGTERM (graceful: running jobs
+        finish) or SIGINT."""
+        self.connect()
+        _OUTAGE.location = self.runner.backend.location
+        if self.worker_type == "process":
+            _arm_children(os.getpid())  # Huey's job and scheduler processes die with this one
         # Redis waits for work in BRPOP; SQLite has no blocking pop, so an idle worker polls: first
         # every 5 ms (a job enqueued just after the queue ran dry starts at once), backing off to
         # 4 polls a second (one indexed "select 1 ... limit 1" each).
@@ -492,6 +691,10 @@ class Worker:
         finally:
             self._stop.set()
             service.join()
+            try:
+                self.runner.say_gone(self.identity)
+            except store_errors() as exc:
+                log.warning("could not drop this worker's presence record: %s", exc)
             self._say("stopped")
 
 
