@@ -278,6 +278,25 @@ class MockState:
         with self._lock:
             return [r for r in self._results.get(app_id, {}).values() if r.slide_id == slide_id]
 
+    def results_on_slide(self, slide_id: str) -> dict[str, list[s.ResultResponse]]:
+        """Every application's results on a slide, by application id, oldest first (the viewer)."""
+        with self._lock:
+            found: dict[str, list[s.ResultResponse]] = {}
+            for app_id, results in self._results.items():
+                mine = [r for r in results.values() if r.slide_id == slide_id]
+                if mine:
+                    found[app_id] = mine
+            return found
+
+    def result_counts(self) -> dict[str, dict[str, int]]:
+        """How many results each application keeps, by slide id then application id."""
+        with self._lock:
+            counts: dict[str, dict[str, int]] = {}
+            for (app_id, slide_id), count in self._counts.items():
+                if count > 0:
+                    counts.setdefault(slide_id, {})[app_id] = count
+            return counts
+
     def set_single_content(self, app_id: str, stored: s.ResultResponse, single: bool) -> None:
         """Remember whether ``stored``'s primitive content was sent as one object (spec §5.6)."""
         with self._lock:
