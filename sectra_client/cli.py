@@ -6,6 +6,7 @@
     sectra results list SLIDE --app APP           the app's results on a slide
     sectra results get RESULT_ID --app APP        one result
     sectra mock serve [--port N] [--slides-dir D] a mock Sectra server (folder of slides; --launch ACC)
+    sectra render SLIDE --app APP [-o out.png]    an app's results drawn over the slide
     sectra worker APP_REF [--workers N] [--queue Q]    run an app's queued analyses (module:attr)
     sectra app check URL [--slide S] [--slides-dir D]  check an app's registration; fire a test create
                                                   (the app must trust the mock: --mock-port and
@@ -15,7 +16,8 @@ Server and credentials: ``--url``/``SECTRA_URL``; a bearer token from ``SECTRA_T
 ``--token``, which other users of the machine can see in the process list), or ``--username``
 with ``--application-id`` for ``/token`` login with a hidden password prompt (``SECTRA_PASSWORD``
 for scripts). Tokens and passwords are never printed; the one exception is ``sectra mock serve``,
-which prints the mock's own random session token (launch URLs need it). Every option has a
+which prints the mock's own random session token (launch URLs need it) and its viewer's
+address with the viewer's key. Every option has a
 ``SECTRA_*`` variable (see ``sectra --help``); proxies come from ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` or ``--proxy``.
 
 Exit status: 0 success; 1 the operation failed (server, network, local disk, ``app check`` found
@@ -53,6 +55,8 @@ from sectra_core.errors import (
 )
 from sectra_core.io.files import Progress
 from sectra_core.io.progressbar import ProgressBar
+
+from .render_command import add_render_parser
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
@@ -317,6 +321,7 @@ def cmd_mock_serve(args: argparse.Namespace, out: TextIO) -> int:
     stop = args.stop_event or threading.Event()
     with server.run(port=args.port, host=args.host):
         out.write(f"mock Sectra server at {server.url} (IA-API {server.api_version}), {len(slides)} slides\n")
+        out.write(f"viewer: {server.viewer_url()}\n")
         out.write(listing.getvalue())
         out.write("demo slides: slide-001 (SVS, label), slide-002 (SVS, no label), slide-003 (DICOM WSI); "
                   f"unknown slide ids are {'invented' if args.invent_slides else '404'}\n")
@@ -540,6 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
     q = rsub.add_parser("get", parents=[conn], help="one result as JSON")
     q.add_argument("result_id", help="the result id")
     q.set_defaults(func=cmd_results)
+
+    add_render_parser(sub, conn, make_client=_client)
 
     p = sub.add_parser("mock", help="the mock Sectra server")
     msub = p.add_subparsers(dest="mock_command", required=True, parser_class=_Parser)
