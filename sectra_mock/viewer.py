@@ -96,12 +96,13 @@ def _result_json(app_id: str, result: s.ResultResponse, pyramid: Pyramid, warnin
         gallery = content.content
         tags = gallery.tags or []
         side = patch_side(gallery, pyramid)
+        # Highest sortKeyValue first, as the gallery orders them.
+        order = sorted(enumerate(gallery.patches or ()), key=lambda ip: -ip[1].sort_key_value)
         patches = [
             {"index": i, "tag": tags[p.tag] if 0 <= p.tag < len(tags) else str(p.tag), "sortKeyValue": p.sort_key_value,
              "center": [round(p.position.x * pyramid.width, 2), round(p.position.y * pyramid.width, 2)]}
-            for i, p in enumerate(gallery.patches or ())
+            for i, p in order
         ]
-        patches.sort(key=lambda p: -float(p["sortKeyValue"]))
         out["type"] = "patchCollection"
         out["gallery"] = {"description": gallery.description or "", "tags": tags, "side": round(side, 2), "patches": patches}
     return out
@@ -184,8 +185,10 @@ def register_viewer(app: QuartTrio, server: MockSectraServer) -> None:
     async def viewer_slide(slide_id: str) -> Response:
         if not allowed():
             return refused()
-        if not server.state.has_slide(slide_id):
-            return error(404, f"no slide {slide_id!r}")
+        try:
+            server.state.slide(slide_id)  # invented here under invent_slides, as on every route
+        except Missing as exc:
+            return error(404, str(exc))
         return page("slide.html")
 
     @app.route("/viewer/static/<name>", methods=["GET"])

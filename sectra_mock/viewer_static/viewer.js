@@ -128,6 +128,8 @@
     }
     api.complete = wanted.every((e) => e.loaded);
     api.level = level;
+    // Milliseconds from navigation start to the first complete view (the benchmark reads it).
+    if (api.complete && api.firstCompleteMs === null) api.firstCompleteMs = performance.now();
   }
 
   // --- overlay ----------------------------------------------------------------------------------
@@ -212,9 +214,12 @@
   function render() {
     frame = 0;
     if (!slide) return;
+    const started = performance.now();
     drawTiles();
     drawOverlay();
     drawScaleBar();
+    api.frames.push(performance.now() - started);
+    if (api.frames.length > 200) api.frames.shift();
   }
 
   function schedule() { if (!frame) frame = requestAnimationFrame(render); }
@@ -396,7 +401,7 @@
   // --- what tests (and the curious) may read or drive ---------------------------------------------
 
   const api = {
-    stats, complete: false, level: 0, version: "",
+    stats, complete: false, level: 0, version: "", firstCompleteMs: null, frames: [],
     // A level-0 pixel position -> CSS pixels relative to the view's top-left corner.
     toScreen: (x, y) => [(x - ox) * scale, (y - oy) * scale],
     visible: () => (slide ? visibleTiles(currentLevel()).map((t) => t.join("/")) : []),
