@@ -10,6 +10,7 @@ do not grow with zoom, as in Sectra's viewer). A ``PIL.Image`` shows itself in J
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -107,9 +108,16 @@ def plan_view(
     return view, round(math.log2(1 / view.scale))
 
 
+@functools.lru_cache(maxsize=8)
 def _font(size: int) -> Any:
     from PIL import ImageFont
 
+    # DejaVu has the µ, ² and accents labels carry; Pillow's own font is the fallback.
+    for name in ("DejaVuSans.ttf", "LiberationSans-Regular.ttf"):
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError, ImportError):  # Pillow without FreeType: the fixed bitmap font
@@ -127,7 +135,7 @@ def draw_shapes(image: Any, shapes: Iterable[Shape], view: View, *, highlight: i
     overlay = pil.new("RGBA", base.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
     margin = 64 / view.scale
-    font = _font(14)
+    font = _font(16)
     to_view = view.to_view
     for shape in shapes:
         if not view.meets(shape, margin):
