@@ -24,7 +24,7 @@ import msgspec
 from quart import Response, request
 
 from sectra_core import schemas as s
-from sectra_core.drawing import patch_side, result_shapes, shape_json
+from sectra_core.drawing import input_shapes, patch_side, result_shapes, shape_json
 from sectra_core.geometry import Pyramid
 
 from .context import MockRequest, error
@@ -88,7 +88,7 @@ def _result_json(app_id: str, result: s.ResultResponse, pyramid: Pyramid, warnin
         "id": str(result.id), "app": app_id, "displayResult": result.display_result or "",
         "displayProperties": properties, "applicationVersion": result.application_version,
         "progress": _progress(properties), "status": properties.get("Status"),
-        "type": getattr(content, "type", None) or ("primitive" if isinstance(content, s.PrimitiveResult) else None),
+        "type": None if content is None else type(content).__struct_config__.tag,
         "shapes": [shape_json(shape) for shape in result_shapes(result, pyramid)],
         "warnings": warnings,
     }
@@ -103,7 +103,6 @@ def _result_json(app_id: str, result: s.ResultResponse, pyramid: Pyramid, warnin
              "center": [round(p.position.x * pyramid.width, 2), round(p.position.y * pyramid.width, 2)]}
             for i, p in order
         ]
-        out["type"] = "patchCollection"
         out["gallery"] = {"description": gallery.description or "", "tags": tags, "side": round(side, 2), "patches": patches}
     return out
 
@@ -139,12 +138,21 @@ def slide_overlay(server: MockSectraServer, slide_id: str) -> dict[str, Any]:
     warnings = list(server.warnings)
     by_result, app_warnings, slide_warnings = _warnings_for(warnings, slide_id)
     digest = hashlib.sha256(f"{slide_id}|{len(warnings)}".encode())
+    inputs: dict[str, list[dict[str, Any]]] = {}
+    for app_id, drawn in server.state.inputs_on_slide(slide_id):
+        digest.update(f"|input|{app_id}|{len(inputs.get(app_id, []))}".encode())
+        inputs.setdefault(app_id, []).append({
+            "type": type(drawn).__struct_config__.tag,
+            "tag": drawn.content.tag if isinstance(drawn, s.TaggedPolygonInput) else None,
+            "shapes": [shape_json(shape) for shape in input_shapes(drawn, pyramid)],
+        })
     apps = []
-    for app_id, results in sorted(by_app.items()):
+    for app_id in sorted(set(by_app) | set(inputs)):
+        results = by_app.get(app_id, [])
         for result in results:
             digest.update(f"|{app_id}|{result.id}|{result.version_id}".encode())
         apps.append({
-            "id": app_id, "warnings": app_warnings.get(app_id, []),
+            "id": app_id, "warnings": app_warnings.get(app_id, []), "inputs": inputs.get(app_id, []),
             "results": [_result_json(app_id, r, pyramid, by_result.get((app_id, str(r.id)), [])) for r in results],
         })
     return {

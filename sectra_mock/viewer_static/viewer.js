@@ -168,6 +168,11 @@
     for (const app of slide.apps) {
       const group = el("g", { "data-app": app.id }, world);
       if (hidden.has(app.id)) group.style.display = "none";
+      // What the user drew to start the analysis (tagged polygon, areas), under the results.
+      for (const drawn of app.inputs) {
+        const g = el("g", { class: "input" }, group);
+        for (const shape of drawn.shapes) if (shape.kind !== "label") shapeNode(shape, g);
+      }
       for (const result of app.results) {
         const g = el("g", { "data-result": result.id }, group);
         for (const shape of result.shapes) if (shape.kind !== "label") shapeNode(shape, g);
@@ -182,7 +187,8 @@
     const [w, h] = size();
     for (const app of slide.apps) {
       if (hidden.has(app.id)) continue;
-      for (const result of app.results) for (const shape of result.shapes) {
+      const drawn = app.inputs.concat(app.results);
+      for (const item of drawn) for (const shape of item.shapes) {
         if (shape.kind !== "label") continue;
         const x = (shape.points[0][0] - ox) * scale, y = (shape.points[0][1] - oy) * scale;
         if (x > w || y > h || y < -40) continue;
@@ -276,6 +282,9 @@
       label.append(toggle, " " + app.id + " (" + app.results.length + ")");
       box.appendChild(label);
       if (app.warnings.length) box.appendChild(warningList(app.warnings));
+      for (const drawn of app.inputs) {
+        box.appendChild(h("div", "Input sent: " + drawn.type + (drawn.tag ? " tagged “" + drawn.tag + "”" : ""), "input-note"));
+      }
       for (const result of app.results) {
         const card = h("div", null, "result");
         card.dataset.result = result.id;

@@ -239,3 +239,52 @@ def test_panning_requests_only_newly_visible_tiles(browser: Any, mock: MockSectr
     requested = set(browser.execute_script("return window.sectraViewer.stats.requested;"))
     assert after <= requested
     assert severe_logs(browser) == []
+
+
+def test_a_tagged_polygon_input_is_drawn_with_its_tag(browser: Any, mock: MockSectraServer, client: SectraClient) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    info = client.get_image_metadata("slide-003")
+    w = info.image_size.width
+    corners = [(300, 200), (700, 200), (700, 500), (300, 500)]
+
+    class App(BaseHTTPRequestHandler):
+        """A tiny app: stores a result for the invocation it gets and answers with it."""
+
+        def do_POST(self) -> None:
+            invocation = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            assert invocation["input"]["type"] == "taggedPolygon"
+            stored = client.create_results("tagged-app", box_result(info, "#00c0c0", (320, 220, 360, 260), "found"))
+            body = s.encode(stored)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    app = ThreadingHTTPServer(("127.0.0.1", 0), App)
+    thread = threading.Thread(target=app.serve_forever, daemon=True)
+    thread.start()
+    try:
+        drawn = s.TaggedPolygonInput(content=s.TaggedPolygonContent(
+            polygon=s.Polygon(points=[s.Point(x=x / w, y=y / w) for x, y in corners]), tags=["Stroma", "Tumour"], tag_index=1))
+        mock.trigger(f"http://127.0.0.1:{app.server_port}/", application_id="tagged-app", slide_id="slide-003", input=drawn)
+    finally:
+        app.shutdown()
+        app.server_close()
+        thread.join(5)
+    open_slide_page(browser, mock, "slide-003")
+    note = wait_for(browser, "document.querySelector('.app[data-app=\"tagged-app\"] .input-note')"
+                             " && document.querySelector('.app[data-app=\"tagged-app\"] .input-note').textContent")
+    assert "taggedPolygon" in note and "Tumour" in note
+    labels = browser.execute_script("return Array.from(document.querySelectorAll('#labels text')).map(t => t.textContent);")
+    assert "Tumour" in labels
+    image = screenshot(browser)
+    x, y = expected_screen(browser, 300, 350)  # the middle of the drawn polygon's left edge
+    found = [image.getpixel((x + dx, y)) for dx in (-1, 0, 1)]
+    assert any(r > 180 and g < 100 and b > 180 for r, g, b in found), found
