@@ -126,24 +126,26 @@ def _font(size: int) -> Any:
 
 def draw_shapes(image: Any, shapes: Iterable[Shape], view: View, *, highlight: int | None = None) -> Any:
     """Draw ``shapes`` over ``image`` (whose pixel (0, 0) is the view's corner) and return a new
-    RGB image. Fills are translucent as their alpha says; strokes keep their width in pixels.
+    RGB image. Fills are blended as their alpha says; strokes keep their width in pixels.
     ``highlight``: the index of a gallery patch to draw thick."""
-    pil = pillow()
     from PIL import ImageDraw
 
-    base = image.convert("RGBA")
-    overlay = pil.new("RGBA", base.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(overlay)
+    out = image.convert("RGB")  # a copy: the caller's picture is left as it was
+    # "RGBA" drawing on an RGB picture blends each colour by its alpha, in place: no overlay.
+    draw = ImageDraw.Draw(out, "RGBA")
     margin = 64 / view.scale
     font = _font(16)
-    to_view = view.to_view
+    vx, vy, scale = view.x, view.y, view.scale
     for shape in shapes:
         if not view.meets(shape, margin):
             continue
         style = shape.style
         width = style.width * (3 if shape.kind == "patch" and shape.index == highlight else 1)
+        # Round joints only where a stroke is thick enough to show a notch.
+        joint = "curve" if width > 2 else None
         if shape.kind == "arc":
-            (cx, cy), r = to_view(*shape.points[0]), shape.radius * view.scale
+            (x, y), r = shape.points[0], shape.radius * scale
+            cx, cy = (x - vx) * scale, (y - vy) * scale
             box = (cx - r, cy - r, cx + r, cy + r)
             sweep = shape.end - shape.start
             if abs(sweep) >= 2 * math.pi - 1e-9:
@@ -152,23 +154,24 @@ def draw_shapes(image: Any, shapes: Iterable[Shape], view: View, *, highlight: i
                 start, end = (shape.start, shape.end) if sweep >= 0 else (shape.end, shape.start)
                 draw.arc(box, math.degrees(start), math.degrees(end), fill=style.stroke, width=width)
             continue
-        points = [to_view(x, y) for x, y in shape.points]
+        points = [((x - vx) * scale, (y - vy) * scale) for x, y in shape.points]
         if shape.kind == "label":
             draw.text(points[0], shape.text, fill=style.stroke, font=font)
         elif shape.kind == "polyline":
-            draw.line(points, fill=style.stroke, width=width, joint="curve")
+            draw.line(points, fill=style.stroke, width=width, joint=joint)
         else:  # polygon, patch
             if style.fill is not None and len(points) >= 3:
                 draw.polygon(points, fill=style.fill)
-            draw.line(points + points[:1], fill=style.stroke, width=width, joint="curve")
-    out = pil.alpha_composite(base, overlay)
-    return out.convert("RGB")
+            points.append(points[0])
+            draw.line(points, fill=style.stroke, width=width, joint=joint)
+    return out
 
 
 def _on_white(region: Any) -> Any:
-    pil = pillow()
-    page = pil.new("RGBA", region.size, (255, 255, 255, 255))
-    return pil.alpha_composite(page, region.convert("RGBA"))
+    """An RGBA region on white (outside the slide is transparent) as RGB."""
+    page = pillow().new("RGB", region.size, (255, 255, 255))
+    page.paste(region, (0, 0), region)
+    return page
 
 
 def _shapes(results: list[s.Result], pyramid: Pyramid) -> list[Shape]:
