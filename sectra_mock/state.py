@@ -133,7 +133,8 @@ class MockState:
         self._apps: dict[str, s.Application] = {}
         self._attachments: dict[tuple[str, str, str], bytes] = {}
         #: slide id → the drawn inputs of the latest ``create`` invocations sent for it (app id, input).
-        self._inputs: dict[str, list[tuple[str, s.CreateInput]]] = {}
+        self._inputs: dict[str, list[tuple[int, str, s.CreateInput]]] = {}
+        self._input_serial = 0
         #: app id → ids of results whose primitive ``content`` was sent as one object (echoed so).
         self._single: dict[str, set[str]] = {}
 
@@ -298,12 +299,13 @@ class MockState:
         if isinstance(drawn, s.WholeSlideInput):
             return
         with self._lock:
+            self._input_serial += 1
             kept = self._inputs.setdefault(slide_id, [])
-            kept.append((app_id, drawn))
+            kept.append((self._input_serial, app_id, drawn))
             del kept[:-MAX_INPUTS_PER_SLIDE]
 
-    def inputs_on_slide(self, slide_id: str) -> list[tuple[str, s.CreateInput]]:
-        """The drawn inputs sent for a slide (app id, input), oldest first."""
+    def inputs_on_slide(self, slide_id: str) -> list[tuple[int, str, s.CreateInput]]:
+        """The drawn inputs sent for a slide (serial number, app id, input), oldest first."""
         with self._lock:
             return list(self._inputs.get(slide_id, ()))
 

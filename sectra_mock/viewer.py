@@ -127,20 +127,36 @@ def slide_list(server: MockSectraServer) -> list[dict[str, Any]]:
     return out
 
 
-def slide_overlay(server: MockSectraServer, slide_id: str) -> dict[str, Any]:
+def _version(slide_id: str, by_app: dict[str, list[s.ResultResponse]], inputs: list[tuple[int, str, Any]],
+             warnings: int) -> str:
+    """Changes whenever a result, a drawn input or a warning does: cheap, no shapes computed."""
+    digest = hashlib.sha256(f"{slide_id}|{warnings}".encode())
+    for app_id, results in sorted(by_app.items()):
+        for result in results:
+            digest.update(f"|{app_id}|{result.id}|{result.version_id}".encode())
+    for serial, _app_id, _drawn in inputs:
+        digest.update(f"|input {serial}".encode())
+    return digest.hexdigest()[:16]
+
+
+def slide_overlay(server: MockSectraServer, slide_id: str, *, since: str | None = None) -> dict[str, Any]:
     """Everything ``/viewer/{slide_id}`` draws: the pyramid, and each application's results as
     shapes in level-0 pixels (from :mod:`sectra_core.drawing`) with the mock's warnings beside
-    them. ``version`` changes whenever a result or a warning does (the page polls it)."""
+    them. ``version`` changes whenever a result, a drawn input or a warning does; the page polls
+    with ``since=`` its version and gets ``{"version": ..., "unchanged": true}`` while nothing did,
+    so a page left open does not recompute thousands of shapes every second."""
     slide = server.state.slide(slide_id)
     info = slide.info
     pyramid = Pyramid.from_image_info(info)
     by_app = server.state.results_on_slide(slide_id)
+    sent = server.state.inputs_on_slide(slide_id)
     warnings = list(server.warnings)
+    version = _version(slide_id, by_app, sent, len(warnings))
+    if since == version:
+        return {"version": version, "unchanged": True}
     by_result, app_warnings, slide_warnings = _warnings_for(warnings, slide_id)
-    digest = hashlib.sha256(f"{slide_id}|{len(warnings)}".encode())
     inputs: dict[str, list[dict[str, Any]]] = {}
-    for app_id, drawn in server.state.inputs_on_slide(slide_id):
-        digest.update(f"|input|{app_id}|{len(inputs.get(app_id, []))}".encode())
+    for _serial, app_id, drawn in sent:
         inputs.setdefault(app_id, []).append({
             "type": type(drawn).__struct_config__.tag,
             "tag": drawn.content.tag if isinstance(drawn, s.TaggedPolygonInput) else None,
@@ -149,15 +165,13 @@ def slide_overlay(server: MockSectraServer, slide_id: str) -> dict[str, Any]:
     apps = []
     for app_id in sorted(set(by_app) | set(inputs)):
         results = by_app.get(app_id, [])
-        for result in results:
-            digest.update(f"|{app_id}|{result.id}|{result.version_id}".encode())
         apps.append({
             "id": app_id, "warnings": app_warnings.get(app_id, []), "inputs": inputs.get(app_id, []),
             "results": [_result_json(app_id, r, pyramid, by_result.get((app_id, str(r.id)), [])) for r in results],
         })
     return {
         "id": slide_id, "width": pyramid.width, "height": pyramid.height, "tileSize": pyramid.tile_size,
-        "maxLevel": pyramid.max_level, "mpp": info.microns_per_pixel, "version": digest.hexdigest()[:16],
+        "maxLevel": pyramid.max_level, "mpp": info.microns_per_pixel, "version": version,
         "apps": apps, "warnings": slide_warnings,
     }
 
@@ -216,7 +230,7 @@ def register_viewer(app: QuartTrio, server: MockSectraServer) -> None:
         if not allowed():
             return refused()
         try:
-            return as_json(slide_overlay(server, slide_id))
+            return as_json(slide_overlay(server, slide_id, since=request.args.get("since")))
         except Missing as exc:
             return error(404, str(exc))
 

@@ -333,10 +333,11 @@
   // --- data -------------------------------------------------------------------------------------
 
   async function load() {
-    const response = await fetch("/viewer/api/slides/" + encodeURIComponent(slideId), { cache: "no-store" });
+    const since = version ? "?since=" + encodeURIComponent(version) : "";
+    const response = await fetch("/viewer/api/slides/" + encodeURIComponent(slideId) + since, { cache: "no-store" });
     if (!response.ok) throw new Error("overlay: HTTP " + response.status);
     const next = await response.json();
-    if (next.version === version) return false;
+    if (next.unchanged || next.version === version) return false;
     const first = slide === null;
     slide = next;
     version = next.version;

@@ -49,9 +49,9 @@ async def test_the_fixture_mock_serves_the_viewer(sectra_mock: MockSectraServer)
     assert status == 404
 
 
-def overlay(mock: MockSectraServer, slide_id: str) -> dict[str, Any]:
+def overlay(mock: MockSectraServer, slide_id: str, since: str = "") -> dict[str, Any]:
     key = mock.viewer_url().split("key=", 1)[1]
-    status, body, _ = get(f"{mock.url}/viewer/api/slides/{slide_id}?key={key}")
+    status, body, _ = get(f"{mock.url}/viewer/api/slides/{slide_id}?key={key}&since={since}")
     assert status == 200, body
     return dict(json.loads(body))
 
@@ -92,8 +92,11 @@ async def test_overlay_has_shapes_in_level0_pixels_and_warnings_beside_results(s
     assert second["gallery"]["side"] == 64 and [p["index"] for p in second["gallery"]["patches"]] == [1, 0]
     assert second["gallery"]["patches"][0]["center"] == [pytest.approx(0.25 * w), pytest.approx(0.5 * w)]
     before = doc["version"]
+    # Polling with the version it has: a short answer while nothing changed, the document after.
+    assert await trio.to_thread.run_sync(overlay, sectra_mock, "slide-002", before) == {"version": before, "unchanged": True}
     sectra_mock.warn("something else")
-    assert (await trio.to_thread.run_sync(overlay, sectra_mock, "slide-002"))["version"] != before
+    again = await trio.to_thread.run_sync(overlay, sectra_mock, "slide-002", before)
+    assert again["version"] != before and len(again["apps"][0]["results"]) == 2
 
 
 def test_slide_list_counts_results_per_app() -> None:
