@@ -21,6 +21,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import trio
 from quart import Response, request
 
 from sectra_core import schemas as s
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 
     from .server import MockSectraServer
 
-__all__ = ["register_viewer", "COOKIE", "slide_overlay", "slide_list"]
+__all__ = ["register_viewer", "COOKIE", "slide_overlay", "slide_pyramid", "slide_list"]
 
 #: The cookie the viewer's key travels in after the first page.
 COOKIE = "sectra_viewer"
@@ -139,6 +140,15 @@ def _version(slide_id: str, by_app: dict[str, list[s.ResultResponse]], inputs: l
     return digest.hexdigest()[:16]
 
 
+def slide_pyramid(server: MockSectraServer, slide_id: str) -> dict[str, Any]:
+    """The slide's size, tile size, levels and µm/px: what the page needs to show tiles, asked
+    first so the first view never waits for a large overlay."""
+    info = server.state.slide(slide_id).info
+    pyramid = Pyramid.from_image_info(info)
+    return {"id": slide_id, "width": pyramid.width, "height": pyramid.height, "tileSize": pyramid.tile_size,
+            "maxLevel": pyramid.max_level, "mpp": info.microns_per_pixel}
+
+
 def slide_overlay(server: MockSectraServer, slide_id: str, *, since: str | None = None) -> dict[str, Any]:
     """Everything ``/viewer/{slide_id}`` draws: the pyramid, and each application's results as
     shapes in level-0 pixels (from :mod:`sectra_core.drawing`) with the mock's warnings beside
@@ -169,11 +179,7 @@ def slide_overlay(server: MockSectraServer, slide_id: str, *, since: str | None 
             "id": app_id, "warnings": app_warnings.get(app_id, []), "inputs": inputs.get(app_id, []),
             "results": [_result_json(app_id, r, pyramid, by_result.get((app_id, str(r.id)), [])) for r in results],
         })
-    return {
-        "id": slide_id, "width": pyramid.width, "height": pyramid.height, "tileSize": pyramid.tile_size,
-        "maxLevel": pyramid.max_level, "mpp": info.microns_per_pixel, "version": version,
-        "apps": apps, "warnings": slide_warnings,
-    }
+    return {**slide_pyramid(server, slide_id), "version": version, "apps": apps, "warnings": slide_warnings}
 
 
 def register_viewer(app: QuartTrio, server: MockSectraServer) -> None:
@@ -230,7 +236,11 @@ def register_viewer(app: QuartTrio, server: MockSectraServer) -> None:
         if not allowed():
             return refused()
         try:
-            return as_json(slide_overlay(server, slide_id, since=request.args.get("since")))
+            if request.args.get("pyramid"):
+                return as_json(slide_pyramid(server, slide_id))
+            # Thousands of shapes take a while to compute: off the event loop, which serves the tiles.
+            since = request.args.get("since")
+            return as_json(await trio.to_thread.run_sync(lambda: slide_overlay(server, slide_id, since=since)))
         except Missing as exc:
             return error(404, str(exc))
 

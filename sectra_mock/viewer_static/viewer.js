@@ -338,15 +338,28 @@
     if (!response.ok) throw new Error("overlay: HTTP " + response.status);
     const next = await response.json();
     if (next.unchanged || next.version === version) return false;
-    const first = slide === null;
     slide = next;
     version = next.version;
     api.version = version;
     buildOverlay();
     buildPanel();
-    if (first) { document.title = "Mock Sectra: " + slide.id; fit(); }
     schedule();
     return true;
+  }
+
+  // The pyramid first: tiles are requested at once, whatever the size of the results.
+  async function start() {
+    const response = await fetch("/viewer/api/slides/" + encodeURIComponent(slideId) + "?pyramid=1", { cache: "no-store" });
+    if (!response.ok) throw new Error("slide: HTTP " + response.status);
+    slide = Object.assign(await response.json(), { apps: [], warnings: [] });
+    document.title = "Mock Sectra: " + slide.id;
+    fit();
+    render();
+    // The overlay after the first tiles (or 1.5 s): a large result set never delays the slide.
+    const waited = performance.now();
+    while (!api.complete && performance.now() - waited < 1500) await new Promise((r) => setTimeout(r, 20));
+    await load();
+    setInterval(() => { load().catch((e) => console.warn(e.message)); }, 1000);
   }
 
   // --- input ------------------------------------------------------------------------------------
@@ -424,6 +437,5 @@
   };
   window.sectraViewer = api;
 
-  load().catch((e) => console.error(e.message));
-  setInterval(() => { load().catch((e) => console.warn(e.message)); }, 1000);
+  start().catch((e) => console.error(e.message));
 })();
