@@ -38,6 +38,9 @@ async def test_the_fixture_mock_serves_the_viewer(sectra_mock: MockSectraServer)
     assert cookie.path == "/viewer" and cookie.has_nonstandard_attr("HttpOnly")
     status, script, _ = await trio.to_thread.run_sync(get, f"{sectra_mock.url}/viewer/static/viewer.js", opener)
     assert status == 200 and b"sectraViewer" in script
+    status, body, _ = await trio.to_thread.run_sync(get, f"{sectra_mock.url}/viewer/api/slides/slide-001?pyramid=1", opener)
+    assert status == 200 and json.loads(body) == {"id": "slide-001", "width": 2400, "height": 1800, "tileSize": 240,
+                                                  "maxLevel": 12, "mpp": 0.25}
     status, tile, headers = await trio.to_thread.run_sync(get, f"{sectra_mock.url}/viewer/tiles/slide-001/8/0_0.jpg", opener)
     assert status == 200 and tile[:2] == b"\xff\xd8" and headers["Content-Type"] == "image/jpeg"
     # Without the key, or with a wrong one: refused, and nothing leaks.
