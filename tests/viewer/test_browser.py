@@ -229,7 +229,16 @@ def test_panning_requests_only_newly_visible_tiles(browser: Any, mock: MockSectr
     wait_for(browser, "window.sectraViewer.complete")
     before = set(browser.execute_script("return window.sectraViewer.visible();"))
     seen = browser.execute_script("return window.sectraViewer.stats.requested.length;")
-    browser.execute_script("window.sectraViewer.panBy(-300, -150);")
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    # A real mouse drag: 300 px left and 150 px up moves the view by that much over the slide.
+    view = browser.execute_script("return window.sectraViewer.getView();")
+    area = browser.find_element("id", "view")
+    ActionChains(browser).move_to_element(area).click_and_hold().move_by_offset(-150, -75) \
+        .move_by_offset(-150, -75).release().perform()
+    moved = browser.execute_script("return window.sectraViewer.getView();")
+    assert (moved["x"] - view["x"]) * view["scale"] == pytest.approx(300, abs=2)
+    assert (moved["y"] - view["y"]) * view["scale"] == pytest.approx(150, abs=2)
     wait_for(browser, "window.sectraViewer.complete")
     after = set(browser.execute_script("return window.sectraViewer.visible();"))
     new = browser.execute_script(f"return window.sectraViewer.stats.requested.slice({seen});")
@@ -238,6 +247,16 @@ def test_panning_requests_only_newly_visible_tiles(browser: Any, mock: MockSectr
     assert set(new) <= after - before, set(new) - (after - before)
     requested = set(browser.execute_script("return window.sectraViewer.stats.requested;"))
     assert after <= requested
+    # The mouse wheel zooms in around the pointer; "0" fits the slide again; arrows pan.
+    from selenium.webdriver.common.actions.wheel_input import ScrollOrigin
+
+    scale = browser.execute_script("return window.sectraViewer.getView().scale;")
+    ActionChains(browser).scroll_from_origin(ScrollOrigin.from_element(area), 0, -200).perform()
+    wait_for(browser, f"window.sectraViewer.getView().scale > {scale} * 1.2")
+    area.send_keys("0")
+    fitted = wait_for(browser, f"window.sectraViewer.getView().scale < {scale} && window.sectraViewer.getView()")
+    area.send_keys("\ue014")  # ArrowRight: the view moves 100 px right over the slide
+    wait_for(browser, f"Math.abs((window.sectraViewer.getView().x - {fitted['x']}) * {fitted['scale']} - 100) < 1")
     assert severe_logs(browser) == []
 
 
