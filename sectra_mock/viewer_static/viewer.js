@@ -15,6 +15,7 @@
   const marks = document.getElementById("marks");
   const SVG = "http://www.w3.org/2000/svg";
 
+  const MAX_TILES = 1500;
   const stats = { requested: [], loaded: 0, failed: 0 };
   const tiles = new Map(); // "level/col/row" -> {img, loaded}
   const hidden = new Set(); // app ids toggled off
@@ -120,6 +121,17 @@
     }
     for (const child of Array.from(tileLayer.children)) {
       if (!shown.has(child._entry)) tileLayer.removeChild(child);
+    }
+    // Least recently shown first: the tiles on screen move to the end, the oldest beyond
+    // MAX_TILES are dropped (a long tour of a 100k-pixel slide must not keep every tile decoded).
+    for (const entry of shown) {
+      const key = entry.level + "/" + entry.col + "/" + entry.row;
+      tiles.delete(key);
+      tiles.set(key, entry);
+    }
+    for (const [key, entry] of tiles) {
+      if (tiles.size <= MAX_TILES || shown.has(entry)) break;
+      tiles.delete(key);
     }
     for (const entry of shown) {
       entry.img._entry = entry;
