@@ -18,7 +18,7 @@ from .auth import MockAuth
 from .context import MockContext, MockRequest
 from .state import MockState
 
-__all__ = ["ServedMock", "MockForMessages"]
+__all__ = ["ServedMock", "MockForMessages", "MockForViewer"]
 
 
 class MockForMessages(Protocol):
@@ -59,4 +59,18 @@ class ServedMock(Protocol):
 
     def context(self, request: MockRequest) -> MockContext:
         """The context a handler gets for ``request``."""
+        ...
+
+
+class MockForViewer(Protocol):
+    """What the viewer (:mod:`.viewer`) reads: the state, warnings, its key, and the tile handler."""
+
+    state: MockState
+    adapter: VersionAdapter
+    handlers: dict[str, MockHandler]
+    viewer_key: str
+    warnings: list[str]
+
+    def context(self, request: MockRequest) -> MockContext:
+        """The handler context of one request."""
         ...

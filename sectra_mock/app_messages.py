@@ -149,6 +149,8 @@ def trigger_flow(
         if not application_id or not slide_id:
             raise ConfigurationError("trigger needs invocation= or application_id= and slide_id=")
         invocation = create_invocation(server, application_id, slide_id, input, context)
+    if isinstance(invocation, s.CreateInvocation):
+        server.state.record_input(invocation.application_id, invocation.slide_id, invocation.input)  # the viewer shows it
     return (yield from send_flow(url, invocation, invocation.action, invocation_shapes(server, invocation)))
 
 

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import msgspec
 import trio
@@ -43,6 +43,7 @@ from .demo_slides import DEMO_ACCESSION, DEMO_SLIDES, ensure_demo_slides
 from .faults import Fault, FaultInjector, Faults
 from .payloads import DiskFile, FileSource, SyntheticFile
 from .slides import DEFAULT_MPP, SlideFileError, TileCache, open_slide_files, synthetic_marker, tile_cache_bytes_from_env
+from .viewer import register_viewer
 from .state import MAX_RESULTS_PER_SLIDE, MAX_STORED_RESULT_BYTES, MockState, disk_files, plausible_image_info
 
 __all__ = ["MockSectraServer"]
@@ -184,6 +185,9 @@ class MockSectraServer(AppCaller):
         #: Endpoint name -> handler, from every plugin's ``sectra_register_mock_handlers``.
         self.handlers: dict[str, MockHandler] = plugins.mock_handlers()
         self.app = create_app(self)
+        #: The key of the slide viewer (``/viewer``, see :meth:`viewer_url`), random per mock.
+        self.viewer_key = secrets.token_urlsafe(16)
+        register_viewer(self.app, self)
         #: Injected faults (see :mod:`sectra_mock.faults`): ``server.faults.add("status", "image_info")``.
         self.faults = Faults()
         for fault in faults or ():
@@ -408,6 +412,12 @@ class MockSectraServer(AppCaller):
     def url(self) -> str:
         """The base URL clients use, e.g. ``http://127.0.0.1:8001``."""
         return self._server.url
+
+    def viewer_url(self, slide_id: str | None = None) -> str:
+        """The address of the mock's slide viewer, with its key: the slides at ``/viewer``, or one
+        slide with every stored result drawn over it (``slide_id``). Open it in a browser."""
+        path = "/viewer" if slide_id is None else f"/viewer/{quote(slide_id, safe='')}"
+        return f"{self.url}{path}?{urlencode({'key': self.viewer_key})}"
 
     @property
     def port(self) -> int:

@@ -30,6 +30,8 @@ __all__ = ["MockSlide", "MockState", "plausible_image_info", "new_version_id", "
 MAX_RESULTS_PER_SLIDE = 10_000
 #: Default cap on the JSON bytes of every stored result together (see :class:`MockState`).
 MAX_STORED_RESULT_BYTES = 512 * 1024 * 1024
+#: How many drawn ``create`` inputs the mock remembers per slide (for the viewer).
+MAX_INPUTS_PER_SLIDE = 20
 
 
 class Missing(LookupError):
@@ -130,6 +132,9 @@ class MockState:
         self._next_id: dict[str, int] = {}
         self._apps: dict[str, s.Application] = {}
         self._attachments: dict[tuple[str, str, str], bytes] = {}
+        #: slide id → the drawn inputs of the latest ``create`` invocations sent for it (app id, input).
+        self._inputs: dict[str, list[tuple[int, str, s.CreateInput]]] = {}
+        self._input_serial = 0
         #: app id → ids of results whose primitive ``content`` was sent as one object (echoed so).
         self._single: dict[str, set[str]] = {}
 
@@ -277,6 +282,41 @@ class MockState:
         """The app's results on a slide, oldest first."""
         with self._lock:
             return [r for r in self._results.get(app_id, {}).values() if r.slide_id == slide_id]
+
+    def results_on_slide(self, slide_id: str) -> dict[str, list[s.ResultResponse]]:
+        """Every application's results on a slide, by application id, oldest first (the viewer)."""
+        with self._lock:
+            found: dict[str, list[s.ResultResponse]] = {}
+            for app_id, results in self._results.items():
+                mine = [r for r in results.values() if r.slide_id == slide_id]
+                if mine:
+                    found[app_id] = mine
+            return found
+
+    def record_input(self, app_id: str, slide_id: str, drawn: s.CreateInput) -> None:
+        """Remember a ``create`` invocation's drawn input (tagged polygon, areas) for the viewer;
+        the latest :data:`MAX_INPUTS_PER_SLIDE` per slide. Whole-slide inputs draw nothing."""
+        if isinstance(drawn, s.WholeSlideInput):
+            return
+        with self._lock:
+            self._input_serial += 1
+            kept = self._inputs.setdefault(slide_id, [])
+            kept.append((self._input_serial, app_id, drawn))
+            del kept[:-MAX_INPUTS_PER_SLIDE]
+
+    def inputs_on_slide(self, slide_id: str) -> list[tuple[int, str, s.CreateInput]]:
+        """The drawn inputs sent for a slide (serial number, app id, input), oldest first."""
+        with self._lock:
+            return list(self._inputs.get(slide_id, ()))
+
+    def result_counts(self) -> dict[str, dict[str, int]]:
+        """How many results each application keeps, by slide id then application id."""
+        with self._lock:
+            counts: dict[str, dict[str, int]] = {}
+            for (app_id, slide_id), count in self._counts.items():
+                if count > 0:
+                    counts.setdefault(slide_id, {})[app_id] = count
+            return counts
 
     def set_single_content(self, app_id: str, stored: s.ResultResponse, single: bool) -> None:
         """Remember whether ``stored``'s primitive content was sent as one object (spec §5.6)."""

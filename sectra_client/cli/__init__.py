@@ -1,5 +1,5 @@
-"""``sectra``: the IA-API from a shell (one module per command group: :mod:`.api`, :mod:`.mock`,
-:mod:`.apps`, :mod:`.workers`; what they share in :mod:`._common`).
+"""``sectra``: the IA-API from a shell (one module per command group: :mod:`.api`, :mod:`.pictures` (render),
+:mod:`.mock`, :mod:`.apps`, :mod:`.workers`; what they share in :mod:`._common`).
 
     sectra info                                   server versions
     sectra slide SLIDE [--extended] [--phi]       slide metadata (JSON)
@@ -7,6 +7,7 @@
     sectra results list SLIDE --app APP           the app's results on a slide
     sectra results get RESULT_ID --app APP        one result
     sectra mock serve [--port N] [--slides-dir D] a mock Sectra server (folder of slides; --launch ACC)
+    sectra render SLIDE --app APP [-o out.png]    an app's results drawn over the slide
     sectra worker APP_REF [--workers N] [--queue Q]    run an app's queued analyses (module:attr)
     sectra app check URL [--slide S] [--slides-dir D]  check an app's registration; fire a test create
                                                   (the app must trust the mock: --mock-port and
@@ -16,7 +17,8 @@ Server and credentials: ``--url``/``SECTRA_URL``; a bearer token from ``SECTRA_T
 ``--token``, which other users of the machine can see in the process list), or ``--username``
 with ``--application-id`` for ``/token`` login with a hidden password prompt (``SECTRA_PASSWORD``
 for scripts). Tokens and passwords are never printed; the one exception is ``sectra mock serve``,
-which prints the mock's own random session token (launch URLs need it). Every option has a
+which prints the mock's own random session token (launch URLs need it) and its viewer's
+address with the viewer's key. Every option has a
 ``SECTRA_*`` variable (see ``sectra --help``); proxies come from ``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` or ``--proxy``.
 
 Exit status: 0 success; 1 the operation failed (server, network, local disk, ``app check`` found
@@ -37,7 +39,7 @@ from typing import Any, TextIO
 
 from sectra_core.errors import ConfigurationError, SectraError, TimeoutError
 
-from . import api, apps, mock, workers
+from . import api, apps, mock, pictures, workers
 from ._common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -63,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     conn = connection_parser()
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     api.add_commands(sub, conn)
+    pictures.add_commands(sub, conn)
     mock.add_commands(sub)
     apps.add_commands(sub)
     workers.add_commands(sub)

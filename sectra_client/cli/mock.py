@@ -63,6 +63,7 @@ def cmd_mock_serve(args: argparse.Namespace, out: TextIO) -> int:
     stop = args.stop_event or threading.Event()
     with server.run(port=args.port, host=args.host):
         out.write(f"mock Sectra server at {server.url} (IA-API {server.api_version}), {len(slides)} slides\n")
+        out.write(f"viewer: {server.viewer_url()}\n")
         out.write(listing.getvalue())
         out.write("demo slides: slide-001 (SVS, label), slide-002 (SVS, no label), slide-003 (DICOM WSI); "
                   f"unknown slide ids are {'invented' if args.invent_slides else '404'}\n")
