@@ -286,7 +286,10 @@ def _load_slides_dir(server: Any, folder: str | None, out: TextIO) -> dict[str, 
     """Add a ``--slides-dir`` to ``server`` and say, per slide, what the mock made of it."""
     slides = slides_from_dir(Path(folder)) if folder else {}
     for slide_id, files in slides.items():
+        told = len(server.warnings)
         info = server.add_slide_files(slide_id, files)
+        for warning in server.warnings[told:]:  # a file without a resolution, one OpenSlide refused...
+            out.write(f"  warning: {warning}\n")
         size = f"{info.image_size.width}x{info.image_size.height}"
         if info.station_name == "SYNTHETIC":
             out.write(f"  {slide_id}: {len(files)} file(s), not a slide OpenSlide reads: SYNTHETIC metadata and tiles\n")
@@ -310,7 +313,8 @@ def cmd_mock_serve(args: argparse.Namespace, out: TextIO) -> int:
         _app_url(args.invoke)
     server = MockSectraServer(token=token, api_version=args.api_version or "1.10", strict=args.strict,
                               invent_slides=args.invent_slides, latency=args.latency, faults=faults,
-                              callback_host=args.callback_host, session_token=session, **limits)
+                              callback_host=args.callback_host, session_token=session, **limits,
+                              **({"default_mpp": args.default_mpp} if args.default_mpp is not None else {}))
     listing = io.StringIO()
     slides = _load_slides_dir(server, args.slides_dir, listing)
     _warn_if_exposed(args.host, sys.stderr)
@@ -422,6 +426,16 @@ def cmd_app_check(args: argparse.Namespace, out: TextIO) -> int:
     _print_check(report, origin, out, mock_name="this check's mock", port_option="--mock-port")
     out.write("ok\n" if report.ok else f"{len(report.problems)} problem(s)\n")
     return 0 if report.ok else 1
+
+
+def _mpp(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of microns per pixel") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive number of microns per pixel, e.g. 0.25")
+    return value
 
 
 def _positive_float(text: str) -> float:
@@ -547,6 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--port", type=_port, default=8001, help="port to listen on; 0 for any free one (default %(default)s)")
     q.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
     q.add_argument("--slides-dir", help="folder of slides: sub-folders are slides, files are one-file slides (default: none)")
+    q.add_argument("--default-mpp", type=_mpp, default=None, metavar="UM_PER_PX",
+                   help="micronsPerPixel of a --slides-dir file without a resolution of its own; a warning names "
+                        "each such file (default 0.25, sectra_mock.slides.DEFAULT_MPP)")
     q.add_argument("--token", help="the token clients must send (default: env SECTRA_TOKEN or dev-token)")
     q.add_argument("--api-version", help="IA-API version or adapter name (default 1.10)")
     q.add_argument("--strict", action="store_true", help="unknown fields in request bodies are a 400 (default: a warning)")

@@ -29,7 +29,7 @@ from .geometry import Pyramid
 
 __all__ = [
     "TileKey", "DEFAULT_CACHE_BYTES", "SlideLevels", "region_size", "choose", "label_images", "RegionPlan", "plan_region", "plan_mpp", "grid_mpp",
-    "batches", "decode_tile", "decode_tile_pixels", "canvas", "paste", "stitch",
+    "batches", "TILE_SIZE_SLACK", "tile_size", "sliver_stand_in", "sliver_from", "decode_tile", "decode_tile_pixels", "canvas", "paste", "stitch",
     "to_image", "resize", "slide_properties", "numpy", "pillow",
 ]
 
@@ -217,29 +217,108 @@ def batches(plans: Sequence[RegionPlan], max_tiles: int) -> list[range]:
     return groups
 
 
-def _open_tile(data: bytes, key: TileKey | None) -> Any:
-    """A tile's bytes decoded by Pillow: a loaded ``PIL.Image`` in mode RGB."""
+#: How many pixels (on each axis) a tile may differ from the size spec §6 gives its place and still
+#: be fitted to it. A server whose level sizes round down (Sectra's own dzidesc does, spec §6) or
+#: that shrinks an edge tile while keeping its aspect ratio (OpenSlide's DeepZoom) sends edge tiles a
+#: pixel short; more than this means another pyramid than the slide info states.
+TILE_SIZE_SLACK = 2
+
+
+def tile_size(pyramid: Pyramid, key: TileKey) -> tuple[int, int]:
+    """``(width, height)`` of the tile at ``key`` as the slide info's geometry states it (spec §6)."""
+    return pyramid.tile_box(*key)[2:]
+
+
+def _open_tile(data: bytes, key: TileKey | None, size: tuple[int, int] | None = None) -> Any:
+    """A tile's bytes decoded by Pillow: a loaded ``PIL.Image`` in mode RGB, ``size`` when given."""
     image = pillow()  # outside the try: a MissingExtraError is a ValueError too
+    where = f"tile {key}" if key is not None else "a tile"
     try:
         tile = image.open(io.BytesIO(data))
+        if size is not None and not _fits(tile.size, size):  # checked before decoding a single pixel
+            raise DecodeError(
+                f"{where} is {tile.size[0]}x{tile.size[1]} pixels where the slide's geometry (spec §6) "
+                f"puts a {size[0]}x{size[1]} tile: the server serves another pyramid than its slide info states"
+            )
         tile.load()
         # JPEG tiles decode to RGB already: converting would copy every tile once more.
-        return tile if tile.mode == "RGB" else tile.convert("RGB")
+        tile = tile if tile.mode == "RGB" else tile.convert("RGB")
     except (OSError, ValueError) as exc:  # PIL.UnidentifiedImageError is an OSError
-        where = f"tile {key}" if key is not None else "a tile"
+        if isinstance(exc, DecodeError):
+            raise
         raise DecodeError(f"{where} is not an image Pillow can decode ({len(data)} bytes): {exc}") from None
+    if size is not None and tile.size != size:
+        tile = _fit(tile, size)
+    return tile
 
 
-def decode_tile(data: bytes, key: TileKey | None = None) -> Any:
+def _fit(tile: Any, size: tuple[int, int]) -> Any:
+    """``tile`` placed at its top-left corner on exactly ``size``: cropped where it is long, its last
+    column/row repeated where it is short (see :data:`TILE_SIZE_SLACK`).
+
+    The tile keeps its scale: a server whose levels round down sends the same pixels a pixel
+    short (its level ends a pixel earlier), so the missing line is the edge line's neighbour, not a
+    reason to stretch the tile or leave a transparent line inside the slide.
+    """
+    image = pillow()
+    width, height = tile.size
+    tile = tile.crop((0, 0, min(width, size[0]), min(height, size[1])))
+    if tile.size == size:
+        return tile
+    out = image.new("RGB", size)
+    out.paste(tile, (0, 0))
+    if tile.width < size[0]:  # repeat the last column, then (below) the last row, corner included
+        out.paste(tile.crop((tile.width - 1, 0, tile.width, tile.height)).resize((size[0] - tile.width, tile.height)),
+                  (tile.width, 0))
+    if tile.height < size[1]:
+        out.paste(out.crop((0, tile.height - 1, size[0], tile.height)).resize((size[0], size[1] - tile.height)),
+                  (0, tile.height))
+    return out
+
+
+def sliver_stand_in(pyramid: Pyramid, key: TileKey) -> TileKey | None:
+    """For a right/bottom edge tile one pixel wide or high: the neighbour whose last column/row
+    stands in for it when the server has no such tile (a server whose level sizes round down ends
+    its level a pixel earlier, spec §6, so that one-pixel tile is a 404 there). None otherwise."""
+    level, col, row = key
+    cols, rows = pyramid.grid(level)
+    _x, _y, width, height = pyramid.tile_box(level, col, row)
+    thin_x = col == cols - 1 and col > 0 and width == 1
+    thin_y = row == rows - 1 and row > 0 and height == 1
+    if not (thin_x or thin_y):
+        return None
+    return level, col - 1 if thin_x else col, row - 1 if thin_y else row
+
+
+def sliver_from(data: bytes, size: tuple[int, int], key: TileKey | None = None) -> bytes:
+    """A ``size`` tile made of the last columns/rows of another tile's bytes (its neighbour's,
+    see :func:`sliver_stand_in`), PNG-encoded so it decodes like any tile."""
+    tile = _open_tile(data, key)
+    width, height = tile.size
+    piece = tile.crop((max(0, width - size[0]), max(0, height - size[1]), width, height))
+    out = io.BytesIO()
+    _fit(piece, size).save(out, "PNG")
+    return out.getvalue()
+
+
+def _fits(got: tuple[int, int], size: tuple[int, int]) -> bool:
+    return all(abs(g - w) <= TILE_SIZE_SLACK for g, w in zip(got, size))
+
+
+def decode_tile(data: bytes, key: TileKey | None = None, size: tuple[int, int] | None = None) -> Any:
     """A tile's bytes (JPEG, PNG, anything Pillow reads) → an ``(h, w, 3)`` uint8 array.
 
-    Thread-safe and mostly GIL-free (Pillow's decoders release it), so the transports run it in
-    worker threads as each tile arrives.
+    With ``size`` (``(width, height)``, from :func:`tile_size`) the tile is fitted to it: a tile up
+    to :data:`TILE_SIZE_SLACK` pixels off is resampled to exactly that size, one further off is a
+    :class:`~sectra_core.errors.DecodeError`. Thread-safe and mostly GIL-free (Pillow's decoders
+    release it), so the transports run it in worker threads as each tile arrives.
     """
-    return numpy().asarray(_open_tile(data, key))
+    return numpy().asarray(_open_tile(data, key, size))
 
 
-def decode_tile_pixels(data: bytes, key: TileKey | None = None, *, rgb: bool = True) -> tuple[Any, Any]:
+def decode_tile_pixels(
+    data: bytes, key: TileKey | None = None, *, rgb: bool = True, size: tuple[int, int] | None = None,
+) -> tuple[Any, Any]:
     """One decode of a tile, in the two forms a remote slide uses: ``(pixels, rgb)``.
 
     ``pixels`` is ``(h, w, 4)`` uint8 for :func:`paste`, whose fourth byte is *not* alpha (paste
@@ -248,10 +327,11 @@ def decode_tile_pixels(data: bytes, key: TileKey | None = None, *, rgb: bool = T
     ``(h, w, 3)`` form costs a pack and then a strided copy with a separate alpha write, about
     three times the CPU a tile (the decode itself excepted). ``rgb`` is that compact form
     (:func:`decode_tile`'s), three bytes a pixel, for a cache that counts its bytes; None when
-    ``rgb=False`` (nothing would keep it). Thread-safe, as :func:`decode_tile`.
+    ``rgb=False`` (nothing would keep it). ``size`` fits the tile as :func:`decode_tile` does.
+    Thread-safe, as :func:`decode_tile`.
     """
     np = numpy()
-    tile = _open_tile(data, key)
+    tile = _open_tile(data, key, size)
     width, height = tile.size
     pixels = np.frombuffer(tile.tobytes("raw", "RGBX"), dtype=np.uint8).reshape(height, width, 4)
     return pixels, np.asarray(tile) if rgb else None
@@ -294,9 +374,9 @@ def paste(plan: RegionPlan, pyramid: Pyramid, out: Any, key: TileKey, pixels: An
     ``pixels``: ``(h, w, 3)`` RGB (:func:`decode_tile`) or ``(h, w, 4)`` whose fourth byte is
     ignored (:func:`decode_tile_pixels`); the latter is copied a whole 32-bit pixel at a time,
     with alpha set to 255 in the same pass. Tiles do not overlap (spec §6: overlap 0), so threads
-    may paste different tiles of one region at once. A tile of another size than spec §6
-    predicts (a server rounding level sizes down, spec §6 [I]) is pasted as far as it reaches
-    rather than refused.
+    may paste different tiles of one region at once. Decode with ``size=`` (as the remote slides
+    do) so that a tile a pixel short or long fills exactly its place; a tile of another size is
+    pasted as far as it reaches.
     """
     tx, ty, _, _ = pyramid.tile_box(*key)
     th, tw = pixels.shape[:2]

@@ -24,6 +24,7 @@ from .app_messages import (
     check_flow,
     delete_invocation,
     image_notification,
+    invocation_shapes,
     modify_invocation,
     send_flow,
     trigger_flow,
@@ -93,7 +94,7 @@ class AsyncAppCaller:
     ) -> s.ResultResponse:
         """Send ``modify`` with the stored ``result`` as input; ``press="id"`` marks that gallery button pressed."""
         message = modify_invocation(self._mock, result, application_id, context, press)
-        return await self._drive(send_flow(webhook_url, message, "modify"), timeout)
+        return await self._drive(send_flow(webhook_url, message, "modify", invocation_shapes(self._mock, message)), timeout)
 
     async def cancel(
         self, webhook_url: str, *, application_id: str, slide_id: str, cancellation_token: str | None = None,
@@ -109,7 +110,7 @@ class AsyncAppCaller:
     ) -> dict[str, Any]:
         """Send ``delete`` for a stored result; the app answers ``{}``."""
         message = delete_invocation(self._mock, result, application_id, context)
-        return await self._drive(send_flow(webhook_url, message, "delete"), timeout)
+        return await self._drive(send_flow(webhook_url, message, "delete", invocation_shapes(self._mock, message)), timeout)
 
     async def notify(
         self, webhook_url: str, slide_id: str, application_id: str = "my-app", *, context: Any = None,

@@ -26,6 +26,7 @@ from .app_messages import (
     check_flow,
     delete_invocation,
     image_notification,
+    invocation_shapes,
     modify_invocation,
     send_flow,
     trigger_flow,
@@ -95,7 +96,7 @@ class AppCaller:
     ) -> s.ResultResponse:
         """Send ``modify`` with the stored ``result`` as input; ``press="id"`` marks that gallery button pressed."""
         message = modify_invocation(self._mock, result, application_id, context, press)
-        return self._drive(send_flow(webhook_url, message, "modify"), timeout)
+        return self._drive(send_flow(webhook_url, message, "modify", invocation_shapes(self._mock, message)), timeout)
 
     def cancel(
         self, webhook_url: str, *, application_id: str, slide_id: str, cancellation_token: str | None = None,
@@ -111,7 +112,7 @@ class AppCaller:
     ) -> dict[str, Any]:
         """Send ``delete`` for a stored result; the app answers ``{}``."""
         message = delete_invocation(self._mock, result, application_id, context)
-        return self._drive(send_flow(webhook_url, message, "delete"), timeout)
+        return self._drive(send_flow(webhook_url, message, "delete", invocation_shapes(self._mock, message)), timeout)
 
     def notify(
         self, webhook_url: str, slide_id: str, application_id: str = "my-app", *, context: Any = None,

@@ -13,6 +13,7 @@ without a handler (one a plugin adapter added, with no mock handler) answers 501
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,8 @@ from sectra_core.endpoints import Endpoint
 
 from .context import MockContext, MockHandler, MockRequest, error
 from .state import Conflict, Full, Missing
+
+log = logging.getLogger("sectra_mock")
 
 if TYPE_CHECKING:
     from .server import MockSectraServer
@@ -141,6 +144,14 @@ def create_app(server: MockSectraServer) -> QuartTrio:
     @app.errorhandler(405)
     async def not_allowed(_exc: Exception) -> Response:
         return error(405, "method not allowed")
+
+    @app.errorhandler(500)
+    async def internal(exc: Exception) -> Response:
+        # Whatever escaped a handler: a JSON error like every other answer, never Quart's HTML
+        # page; the exception's type only (its message may quote a path or a file's contents).
+        cause = getattr(exc, "original_exception", None) or exc
+        log.warning("%s %s failed: %s", request.method, request.path, type(cause).__name__)
+        return error(500, f"the mock failed to answer ({type(cause).__name__}); its log says where")
 
     @app.errorhandler(413)
     async def too_large(_exc: Exception) -> Response:

@@ -10,18 +10,21 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import msgspec
 from sectra_core import schemas as s
 from sectra_core.app import messages as w
 from sectra_core.errors import ConfigurationError, SectraError
 from sectra_core.geometry import Pyramid
 from sectra_core.http import HttpRequest, HttpResponse
 
+from . import shapes
+
 if TYPE_CHECKING:
     from .server import MockSectraServer
 
 __all__ = [
     "AppCheck", "AppCaller", "AsyncAppCaller", "sample_input", "create_invocation", "modify_invocation",
-    "cancel_invocation", "delete_invocation", "image_notification", "trigger_flow", "send_flow", "check_flow",
+    "cancel_invocation", "delete_invocation", "image_notification", "trigger_flow", "send_flow", "invocation_shapes", "check_flow",
 ]
 
 T = TypeVar("T")
@@ -115,10 +118,27 @@ def image_notification(server: MockSectraServer, application_id: str, slide_id: 
     )
 
 
-def send_flow(url: str, message: s.Invocation | s.ImageNotification, action: str) -> Flow[Any]:
-    """POST ``message`` to ``url`` and decode the app's answer to ``action``."""
-    response = yield w.invocation_request(url, message)
+def send_flow(
+    url: str, message: s.Invocation | s.ImageNotification, action: str, single_content: frozenset[str] = frozenset(),
+) -> Flow[Any]:
+    """POST ``message`` to ``url`` and decode the app's answer to ``action``.
+
+    ``single_content``: ids of results whose primitive ``content`` the app stored as one object
+    (``server.state.single_content_ids(app)``); a ``modify``/``delete`` carrying one of them
+    sends that ``content`` in the same shape (:func:`invocation_shapes` gives them).
+    """
+    request = w.invocation_request(url, message)
+    if single_content and request.body and isinstance(message, (s.ModifyInvocation, s.DeleteInvocation)):
+        request = msgspec.structs.replace(request, body=shapes.echo_single_input(request.body, single_content))
+    response = yield request
     return w.decode_answer(action, response)
+
+
+def invocation_shapes(server: MockSectraServer, message: s.Invocation | s.ImageNotification) -> frozenset[str]:
+    """The result ids whose ``content`` goes out as one object in ``message`` (see :func:`send_flow`)."""
+    if isinstance(message, (s.ModifyInvocation, s.DeleteInvocation)):
+        return server.state.single_content_ids(message.application_id)
+    return frozenset()
 
 
 def trigger_flow(
@@ -130,7 +150,7 @@ def trigger_flow(
         if not application_id or not slide_id:
             raise ConfigurationError("trigger needs invocation= or application_id= and slide_id=")
         invocation = create_invocation(server, application_id, slide_id, input, context)
-    return (yield from send_flow(url, invocation, invocation.action))
+    return (yield from send_flow(url, invocation, invocation.action, invocation_shapes(server, invocation)))
 
 
 def check_flow(server: MockSectraServer, app_url: str, slide_id: str | None) -> Flow[AppCheck]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -23,7 +24,7 @@ from sectra_core.geometry import Pyramid
 from . import shapes
 from .context import MockContext, MockHandler
 from .payloads import content_disposition, multipart_length, multipart_parts, random_boundary
-from .slides import TILE_FORMATS, solid_tile
+from .slides import TILE_FORMATS, SlideFileError, solid_tile
 
 __all__ = ["BUILTIN_HANDLERS"]
 
@@ -90,6 +91,27 @@ async def case_images_by_slide(ctx: MockContext) -> Response:
     return ctx.json(_case(ctx, accession))
 
 
+def _focal_plane(given: str, ids: set[str]) -> str | None:
+    """The focal plane id ``given`` names: an id as is, or a number equal to a numeric id.
+
+    Sectra's external-viewer backend types the plane as a float and asks ``..._0.0.jpeg`` for
+    plane ``"0"`` (spec §6); ``1e0`` or ``1.00`` name plane ``"1"`` alike. None: no such plane.
+    """
+    if given in ids:
+        return given
+    try:
+        wanted = float(given)
+    except ValueError:
+        return None
+    for plane in sorted(ids):
+        try:
+            if math.isfinite(wanted) and float(plane) == wanted:
+                return plane
+        except ValueError:
+            continue
+    return None
+
+
 async def tile(ctx: MockContext) -> Response:
     """A DZI tile (spec §6): rendered from the slide's pixels, or one colour per level without."""
     p, q = ctx.request.params, ctx.request.query
@@ -97,9 +119,9 @@ async def tile(ctx: MockContext) -> Response:
     fmt = str(p["ext"]).lower()
     if fmt not in TILE_FORMATS:
         return ctx.error(404, f"no tile format {p['ext']!r}: use one of {', '.join(TILE_FORMATS)} (availableTileFormats)")
-    focal = p.get("focal_plane", "0")
-    if focal not in {f.id for f in slide.info.focal_planes or ()} | {"0"}:
-        return ctx.error(404, f"no focal plane {focal!r} (see focalPlanes)")
+    focal = _focal_plane(p.get("focal_plane", "0"), {f.id for f in slide.info.focal_planes or ()} | {"0"})
+    if focal is None:
+        return ctx.error(404, f"no focal plane {p.get('focal_plane')!r} (see focalPlanes)")
     optical = q.get("opticalPath")
     if optical is not None and optical not in {o.id for o in slide.info.optical_paths or ()} | {"0"}:
         return ctx.error(404, f"no optical path {optical!r} (see opticalPaths)")
@@ -110,8 +132,16 @@ async def tile(ctx: MockContext) -> Response:
         if grid is None or not (0 <= col < grid[0] and 0 <= row < grid[1]):
             return ctx.error(404, f"no tile ({col}, {row}) at level {level} of slide {slide.info.id!r}")
         # Cache, renders in flight and read-ahead (in the app's nursery): sectra_mock.slides.
-        pixels = await slide.image.tile(ctx.tile_cache, slide.info.id, level, col, row, fmt,
-                                        limiter=ctx.tile_limiter(), nursery=ctx.background)
+        try:
+            pixels = await slide.image.tile(ctx.tile_cache, slide.info.id, level, col, row, fmt,
+                                            limiter=ctx.tile_limiter(), nursery=ctx.background)
+        except SlideFileError as exc:
+            # A damaged file: a JSON error like every other answer (no traceback page), and one
+            # warning per file naming it; the answer itself does not name the file.
+            if slide.image.first_failure(str(exc)):
+                ctx.warn(f"slide {slide.info.id!r}: {exc}")
+            return ctx.error(500, f"tile ({col}, {row}) at level {level} of slide {slide.info.id!r} cannot be "
+                                  "cut from the slide's file (the mock's warnings name it)")
         return ctx.bytes(pixels, mime)
     # jpg and jpeg are the same bytes; a cached tile is answered without a thread hop.
     key = (slide.info.id, None, level, col, row, pil_format)

@@ -110,17 +110,20 @@ def _blocks(seed: int, size: int) -> tuple[bytes, bytes]:
 
 
 def content_disposition(filename: str) -> str:
-    """``attachment; filename="<the name, UTF-8>"`` plus RFC 5987 ``filename*`` when it is not ASCII.
+    """``attachment; filename="<the name, UTF-8>"``, after an RFC 5987 ``filename*`` when it is not ASCII.
 
     The UTF-8 name goes into ``filename=`` too, never a ``?`` stand-in: Sectra's downloader and
     the other peer clients read only ``filename=`` (spec §7) and would save ``Pr?parat.dcm``.
+    ``filename=`` comes last: for a one-file slide those clients take *everything* after
+    ``filename=`` (spec §7), so anything behind it would end up in the saved name; multipart parts
+    (split on ``;``) and RFC 6266 clients (``filename*`` preferred) read either order.
     Quotes and backslashes are escaped; control characters (header injection) become ``_``.
     """
     plain = "".join("_" if ord(ch) < 32 or ord(ch) == 127 else ch for ch in filename)
-    value = 'attachment; filename="' + plain.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    value = 'filename="' + plain.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if not filename.isascii():
-        value += f"; filename*=UTF-8''{quote(filename, safe='')}"
-    return value
+        value = f"filename*=UTF-8''{quote(filename, safe='')}; " + value
+    return "attachment; " + value
 
 
 def _part_header(boundary: str, source: FileSource) -> bytes:

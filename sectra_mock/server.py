@@ -13,6 +13,7 @@ cancellation (hypercorn #184).
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import threading
 import time
@@ -41,12 +42,18 @@ from .context import MockContext, MockHandler, MockRequest
 from .demo_slides import DEMO_ACCESSION, DEMO_SLIDES, ensure_demo_slides
 from .faults import Fault, FaultInjector, Faults
 from .payloads import DiskFile, FileSource, SyntheticFile
-from .slides import TileCache, open_slide_files, synthetic_marker, tile_cache_bytes_from_env
+from .slides import DEFAULT_MPP, SlideFileError, TileCache, open_slide_files, synthetic_marker, tile_cache_bytes_from_env
 from .state import MAX_RESULTS_PER_SLIDE, MAX_STORED_RESULT_BYTES, MockState, disk_files, plausible_image_info
 
 __all__ = ["MockSectraServer"]
 
 log = logging.getLogger("sectra_mock")
+
+def _positive_mpp(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{name} must be a positive number of microns per pixel, not {value!r}")
+    return float(value)
+
 
 class MockSectraServer(AppCaller):
     """A mock Sectra Pathology server speaking the IA-API.
@@ -61,6 +68,9 @@ class MockSectraServer(AppCaller):
     every route, as on a real server; ``invent_slides=True`` invents plausible metadata instead.
     ``tile_size``: the DZI tile size served (Sectra uses 240); ``tile_cache_bytes``: the byte
     budget of the encoded-tile cache (default ``$SECTRA_MOCK_TILE_CACHE_MB`` or 64 MiB; 0: off).
+    ``default_mpp``: the ``micronsPerPixel`` of a slide file without a resolution of its own
+    (default :data:`~sectra_mock.slides.DEFAULT_MPP`, 0.25; every Sectra client requires the
+    field), with a warning naming the file.
 
     Bodies are read as tolerantly as a real server evidently reads them (spec §11.1): unknown
     fields are accepted and recorded in :attr:`warnings` (and logged). ``strict=True`` makes them
@@ -105,6 +115,7 @@ class MockSectraServer(AppCaller):
         demo_slides: bool = True,
         tile_size: int = 240,
         tile_cache_bytes: int | None = None,
+        default_mpp: float = DEFAULT_MPP,
         users: Mapping[str, str] | None = None,
         session_token: str | None = None,
         token_lifetime: int = 3600,
@@ -153,6 +164,7 @@ class MockSectraServer(AppCaller):
         self._warn_lock = threading.Lock()
         if tile_size < 1:
             raise ConfigurationError("tile_size must be >= 1")
+        self.default_mpp = _positive_mpp(default_mpp, "default_mpp")
         self.tile_size = tile_size
         self.tile_cache = TileCache(tile_cache_bytes_from_env() if tile_cache_bytes is None else tile_cache_bytes)
         #: Worker threads decoding and encoding tiles at once (the event loop stays free).
@@ -213,32 +225,43 @@ class MockSectraServer(AppCaller):
 
     def add_slide_files(
         self, slide_id: str, files: Path | str | Iterable[Path | str], *, info: s.ImageInfo | None = None,
+        mpp: float | None = None,
     ) -> s.ImageInfo:
         """Serve these files on disk (read in chunks on each request) as the slide's files.
 
         When OpenSlide reads them (any one file of a multi-file slide such as DICOM WSI), the
-        slide's size, MPP, file format, label and tiles come from the pixels; the LIS and PHI
-        fields are invented (or taken from ``info``). Files that are not a slide are still
-        served, with clearly synthetic metadata (``stationName: SYNTHETIC``) and a warning.
+        slide's size, MPP, file format, stored tile format, label and tiles come from the pixels;
+        the LIS and PHI fields are invented (or taken from ``info``). ``mpp``: the
+        ``micronsPerPixel`` reported when the file has no resolution of its own (default the
+        server's ``default_mpp``), with a warning naming the file. Files that are not a slide are
+        still served, with clearly synthetic metadata (``stationName: SYNTHETIC``) and a warning.
         Returns the slide's metadata.
         """
+        fallback = self.default_mpp if mpp is None else _positive_mpp(mpp, "mpp")
         sources = disk_files(files)
         paths = [src.path for src in sources if isinstance(src, DiskFile)]
         base = info or plausible_image_info(slide_id)
         old = self.state.slide(slide_id) if self.state.has_slide(slide_id) else None
         if old is not None and old.image is not None:
             self.tile_cache.drop(slide_id)
-        image = open_slide_files(paths, self.tile_size)
+        reasons: list[str] = []
+        image = open_slide_files(paths, self.tile_size, reasons=reasons)
         if image is None:
+            why = f" ({reasons[0]})" if reasons else ""
             self.warn(f"slide {slide_id!r}: {', '.join(p.name for p in paths[:3])} is not a slide OpenSlide can "
-                      "read; served as files with synthetic metadata and one-colour tiles")
+                      f"read{why}; served as files with synthetic metadata and one-colour tiles")
             synthetic = synthetic_marker(base, paths) if info is None else base
             self.state.add_slide(synthetic, label=b"" if old is None else old.label, files=sources)
             return synthetic
-        for note in image.notes:
+        for note in image.notes(fallback):
             self.warn(f"slide {slide_id!r}: {note}")
-        full = msgspec.structs.replace(base, id=slide_id, **image.image_fields())
-        self.state.add_slide(full, label=image.label_png(), image=image, files=sources)
+        full = msgspec.structs.replace(base, id=slide_id, **image.image_fields(fallback))
+        try:
+            label = image.label_png()
+        except SlideFileError as exc:
+            self.warn(f"slide {slide_id!r}: {exc}; served without a label (204)")
+            label = None
+        self.state.add_slide(full, label=label, image=image, files=sources)
         return full
 
     def _add_demo_slides(self) -> None:

@@ -2,7 +2,8 @@
 
 * A primitive result's ``content`` may be one object instead of a list (Sectra's own example apps
   send it so, spec §5.6 [C]). The Structs keep a list in memory; the mock echoes the object form
-  back to the client that sent it, as a real server stores what it is given.
+  back to the client that sent it, as a real server stores what it is given, both in its HTTP
+  answers and in the ``modify``/``delete`` invocations that carry the result (``input``).
 * Sectra's external-viewer backend appends ``?appId=...`` to a launch URL that already has a query
   (spec §4.3), so ``appId`` arrives glued to the previous value: ``sessionToken=S?appId=X``.
 """
@@ -15,7 +16,7 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
-__all__ = ["sent_single_content", "echo_single_content", "launch_query", "LAUNCH_PARAMS"]
+__all__ = ["sent_single_content", "echo_single_content", "echo_single_input", "launch_query", "LAUNCH_PARAMS"]
 
 #: The query parameters of ``GET /launchdata`` (spec §4.3).
 LAUNCH_PARAMS = ("requestId", "sessionToken", "appId")
@@ -47,6 +48,15 @@ def echo_single_content(body: bytes, ids: frozenset[str]) -> bytes:
     value = msgspec.json.decode(body)
     for result in value if isinstance(value, list) else [value]:
         _reshape(result, ids)
+    return msgspec.json.encode(value)
+
+
+def echo_single_input(body: bytes, ids: frozenset[str]) -> bytes:
+    """An encoded ``modify``/``delete`` invocation with its ``input`` result's primitive ``content``
+    as one object again when the result is in ``ids`` (Sectra's basic example app reads it so)."""
+    value = msgspec.json.decode(body)
+    if isinstance(value, dict):
+        _reshape(value.get("input"), ids)
     return msgspec.json.encode(value)
 
 

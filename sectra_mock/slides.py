@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -38,12 +39,15 @@ import msgspec
 import trio
 
 from sectra_core import schemas as s
+from sectra_core.errors import SectraError
 from sectra_core.cache import TileCache  # one LRU for the mock's encoded and the client's decoded tiles
+
+from .stored_formats import stored_tile_format
 
 __all__ = [
     "TILE_FORMATS", "DEFAULT_TILE_CACHE_BYTES", "TileCache", "SlideImage", "open_slide_files",
     "tile_cache_bytes_from_env", "solid_tile", "synthetic_marker", "AVAILABLE_TILE_FORMATS", "READ_AHEAD",
-    "JPEG_QUALITY", "encode_image",
+    "JPEG_QUALITY", "encode_image", "DEFAULT_MPP", "SlideFileError",
 ]
 
 log = logging.getLogger("sectra_mock")
@@ -71,6 +75,11 @@ JPEG_QUALITY = 75
 #: Tiles rendered ahead of a cold read (see the module docstring); at most the worker threads
 #: less one are busy reading ahead, so a request never waits behind a whole window of them.
 READ_AHEAD = 3
+
+#: Microns per pixel reported for a file without a resolution of its own (a 40x scan's 0.25): every
+#: Sectra client requires ``micronsPerPixel``. ``add_slide_files(..., mpp=)``, ``MockSectraServer
+#: (default_mpp=)`` and ``sectra mock serve --default-mpp`` choose another; the server warns naming the file.
+DEFAULT_MPP = 0.25
 
 #: OpenSlide vendor → the ``fileFormat`` MIME type reported for it.
 _FILE_FORMATS = {
@@ -120,6 +129,13 @@ def solid_tile(width: int, height: int, fmt: str, rgb: tuple[int, int, int]) -> 
     return encode_image(Image.new("RGB", (max(1, width), max(1, height)), rgb), fmt)
 
 
+class SlideFileError(SectraError):
+    """A slide file OpenSlide opened cannot give what was asked (a tile, its label): damaged data.
+
+    The message names the file (never its folder) and what failed; the server answers a JSON
+    error and warns once per file (see ``sectra_mock.handlers.tile``)."""
+
+
 class SlideImage:
     """One whole-slide image opened with OpenSlide: its metadata, DZI tiles and label.
 
@@ -149,6 +165,9 @@ class SlideImage:
         self.vendor: str = slide.properties.get("openslide.vendor", "")
         # Iterate the names: ``in`` on OpenSlide's mapping would read and decode the image.
         self.has_label = "label" in list(slide.associated_images)
+        self._failures_told = False
+        #: ``storedTileFormat`` and where it was read (``""``: not told, the fallback).
+        self.stored_format: tuple[s.TileFormat, str] = stored_tile_format(path, self.vendor, slide.properties)
 
     def __repr__(self) -> str:
         return f"<SlideImage {self.path.name} {self.vendor} {self._slide.dimensions}>"
@@ -164,27 +183,41 @@ class SlideImage:
         """Number of DZI levels (``max_level + 1``)."""
         return int(self._dz.level_count)
 
-    def image_fields(self) -> dict[str, Any]:
-        """The ``ImageInfo`` fields the file determines (spec §5.4), by Struct field name."""
-        props = self._slide.properties
-        mpp = props.get("openslide.mpp-x")
+    def image_fields(self, default_mpp: float | None = None) -> dict[str, Any]:
+        """The ``ImageInfo`` fields the file determines (spec §5.4), by Struct field name.
+
+        Every field Sectra's clients require is present: ``micronsPerPixel`` is ``default_mpp``
+        (:data:`DEFAULT_MPP` when None) where the file has no resolution, ``storedTileFormat``
+        :data:`~sectra_mock.stored_formats.FALLBACK` where its compression cannot be told; both
+        are listed in :meth:`notes`.
+        """
         width, height = self.dimensions
         fields: dict[str, Any] = {
             "is_streamable": True,
             "image_size": s.Size(width=width, height=height),
             "tile_size": s.Size(width=self.tile_size, height=self.tile_size),
-            "microns_per_pixel": float(mpp) if mpp else None,
+            "microns_per_pixel": self.file_mpp if self.file_mpp is not None else (default_mpp or DEFAULT_MPP),
             # OpenSlide reads one focal plane of RGB pixels (its API has no Z or channel
             # dimension, openslide/openslide#31; its DICOM reader refuses a Z-stack outright), so a
             # slide from a file has one focal plane, and one optical path: the one its DICOM
             # metadata declares (id and description, spec §5.4), else brightfield.
             "focal_planes": [s.FocalPlane(id="0", offset_um=0.0)],
             "optical_paths": [self._optical_path()],
-            "stored_tile_format": self._stored_format(),
+            "stored_tile_format": self.stored_format[0],
             "available_tile_formats": list(AVAILABLE_TILE_FORMATS),
             "file_format": s.FileFormat(mime_type=_FILE_FORMATS.get(self.vendor, "application/octet-stream")),
         }
         return fields
+
+    @property
+    def file_mpp(self) -> float | None:
+        """Microns per pixel at level 0 as the file states it (OpenSlide's ``openslide.mpp-x``), or None."""
+        raw = self._slide.properties.get("openslide.mpp-x")
+        try:
+            mpp = float(raw) if raw else None
+        except ValueError:
+            return None
+        return mpp if mpp is not None and math.isfinite(mpp) and mpp > 0 else None
 
     def _optical_path(self) -> s.OpticalPath:
         props = self._slide.properties
@@ -196,25 +229,26 @@ class SlideImage:
                        or props.get(path + "IlluminationTypeCodeSequence[0].CodeMeaning") or "")
         return s.OpticalPath(id=ident, description=description)
 
-    @property
-    def notes(self) -> list[str]:
-        """What the file holds that the mock cannot serve (for the server's warnings)."""
+    def notes(self, default_mpp: float | None = None) -> list[str]:
+        """What the file holds that the mock cannot serve, or does not say (for the server's warnings)."""
+        found: list[str] = []
         declared = self._slide.properties.get("dicom.NumberOfOpticalPaths", "1")
         if declared.isdigit() and int(declared) > 1:
             kept = self._optical_path()
-            return [f"{self.path.name} declares {declared} optical paths; OpenSlide reads one set of RGB pixels, "
-                    f"so the slide reports and serves only optical path {kept.id!r} ({kept.description})"]
-        return []
+            found.append(f"{self.path.name} declares {declared} optical paths; OpenSlide reads one set of RGB pixels, "
+                         f"so the slide reports and serves only optical path {kept.id!r} ({kept.description})")
+        if self.file_mpp is None:
+            found.append(f"{self.path.name} has no microns-per-pixel (resolution) of its own: micronsPerPixel is "
+                         f"reported as {default_mpp or DEFAULT_MPP} (add_slide_files(..., mpp=), sectra mock serve --default-mpp)")
+        if not self.stored_format[1]:
+            found.append(f"{self.path.name}: the compression of its tiles cannot be told; storedTileFormat is "
+                         f"reported as {self.stored_format[0].mime_type}")
+        return found
 
-    def _stored_format(self) -> s.TileFormat | None:
-        props = self._slide.properties
-        syntax = props.get("dicom.TransferSyntaxUID", "")
-        comment = props.get("tiff.ImageDescription", "") + props.get("aperio.Description", "")
-        if syntax.startswith("1.2.840.10008.1.2.4.5") or "JPEG/" in comment:
-            return s.TileFormat(mime_type="image/jpeg", extension="jpg")
-        if syntax.startswith("1.2.840.10008.1.2.4.9") or "J2K" in comment:
-            return s.TileFormat(mime_type="image/jp2", extension="jp2")
-        return None  # unknown: better absent than invented
+    def first_failure(self, _message: str) -> bool:
+        """True the first time a tile of this file failed (warn once per file, not per tile)."""
+        told, self._failures_told = self._failures_told, True
+        return not told
 
     def level_grid(self, level: int) -> tuple[int, int] | None:
         """``(columns, rows)`` at DZI ``level``, or None if there is no such level."""
@@ -234,35 +268,57 @@ class SlideImage:
             self._idle.notify_all()
 
     def render_tile(self, level: int, col: int, row: int, fmt: str) -> bytes:
-        """The encoded tile (blocking: call it in a worker thread). The caller checked the address."""
+        """The encoded tile (blocking: call it in a worker thread). The caller checked the address.
+
+        A tile OpenSlide cannot cut from the file (damaged tile data, a file changed on disk)
+        raises :class:`SlideFileError` naming the file and the tile.
+        """
         self._begin_read()
         try:
             image = self._deepzoom_tile(level, col, row)
+        except Exception as exc:  # OpenSlideError, OSError, Pillow's errors: whatever the file did
+            raise SlideFileError(
+                f"{self.path.name}: tile ({col}, {row}) of DZI level {level} cannot be cut: {type(exc).__name__}: {exc}"
+            ) from exc
         finally:
             self._end_read()
         return encode_image(image, fmt)
 
     def _deepzoom_tile(self, level: int, col: int, row: int) -> Any:
-        """``DeepZoomGenerator.get_tile``, the same pixels, less work for opaque regions.
+        """``DeepZoomGenerator.get_tile``'s pixels at exactly the advertised tile size.
+
+        The region and the tile size come from DeepZoom's public ``get_tile_coordinates`` and
+        ``get_tile_dimensions``. ``get_tile`` shrinks the region with ``Image.thumbnail``, which
+        keeps the aspect ratio and so makes some right/bottom edge tiles a pixel smaller than the
+        pyramid the slide info states (spec §6); this resizes to the stated size instead, with
+        the same filter and reducing gap, so a tile ``thumbnail`` would not shrink is the same
+        pixels as ``get_tile``'s and an edge tile is exactly as large as spec §6 says.
 
         DeepZoom composites every region onto the background through its alpha channel; where the
         region is opaque (all of a slide's tissue area) that is a plain RGBA->RGB conversion, a
         quarter of the cost (bench/tiles_real.py). tests/mock/test_slides.py holds PNG tiles
-        pixel-identical to ``get_tile``.
+        pixel-identical to ``get_tile`` wherever its size is right.
         """
-        tile_info = getattr(self._dz, "_get_tile_info", None)
-        if tile_info is None:  # pragma: no cover - a future openslide-python without it
-            return self._dz.get_tile(level, (col, row))
         from PIL import Image
 
-        region_args, size = tile_info(level, (col, row))
-        tile = self._slide.read_region(*region_args)
+        location, slide_level, region_size = self._dz.get_tile_coordinates(level, (col, row))
+        size = self._dz.get_tile_dimensions(level, (col, row))
+        if 0 in region_size:
+            # A one-pixel edge tile over a stored level that rounds down (a 241-pixel DZI level
+            # over a 240-pixel file level): DeepZoom's region is empty, and get_tile would paint
+            # the tile black. The stored level's last line is what belongs there.
+            step = self._slide.level_downsamples[slide_level]
+            (x, y), (w, h) = location, region_size
+            location = (int(max(0, x - step)) if w == 0 else x, int(max(0, y - step)) if h == 0 else y)
+            region_size = (max(1, w), max(1, h))
+        tile = self._slide.read_region(location, slide_level, region_size)
         if tile.getchannel("A").getextrema() == (255, 255):
             tile = tile.convert("RGB")
         else:  # transparent parts (outside the scanned area): onto the background, as DeepZoom does
             tile = Image.composite(tile, Image.new("RGB", tile.size, self._background), tile)
         if tile.size != size:
-            tile.thumbnail(size, Image.Resampling.LANCZOS)
+            # Image.thumbnail(size) is resize(<size keeping the aspect ratio>, reducing_gap=2.0).
+            tile = tile.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
         return tile
 
     async def tile(
@@ -349,6 +405,8 @@ class SlideImage:
         self._begin_read()
         try:
             image = self._slide.associated_images["label"]
+        except Exception as exc:  # OpenSlideError and the like: a damaged label directory
+            raise SlideFileError(f"{self.path.name}: its label image cannot be read: {type(exc).__name__}: {exc}") from exc
         finally:
             self._end_read()
         return encode_image(image, "png")
@@ -361,12 +419,13 @@ class SlideImage:
             self._slide.close()
 
 
-def open_slide_files(files: Sequence[Path], tile_size: int = 240) -> SlideImage | None:
+def open_slide_files(files: Sequence[Path], tile_size: int = 240, *, reasons: list[str] | None = None) -> SlideImage | None:
     """Open the whole-slide image among ``files`` with OpenSlide; None if none of them is one.
 
     For a multi-file format (DICOM WSI, MIRAX) any one file opens the whole slide; files are tried
     in order. A missing ``openslide`` package (the ``slides`` extra) is logged once and treated as
-    "not a slide", so the mock still serves the files.
+    "not a slide", so the mock still serves the files. Why each file was refused (its name and
+    OpenSlide's error) is appended to ``reasons``.
     """
     from sectra_core.errors import MissingExtraError, NotSlideFileError
     from sectra_transports.downloaded import pick_slide
@@ -378,8 +437,16 @@ def open_slide_files(files: Sequence[Path], tile_size: int = 240) -> SlideImage 
         return None
     except NotSlideFileError as exc:
         log.info("no slide among the files: %s", exc)
+        if reasons is not None:
+            reasons.append(str(exc))
         return None
-    return SlideImage(path, slide, tile_size)
+    try:
+        return SlideImage(path, slide, tile_size)
+    except Exception as exc:  # OpenSlide opened it, but its levels or properties are unusable
+        slide.close()
+        if reasons is not None:
+            reasons.append(f"{path.name}: {type(exc).__name__}: {exc}")
+        return None
 
 
 def synthetic_marker(info: s.ImageInfo, files: Sequence[Path]) -> s.ImageInfo:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sectra_core import regions
 from sectra_core import schemas as s
 from sectra_core.cache import TileCache
+from sectra_core.errors import NotFoundError
 from sectra_core.geometry import Pyramid
 
 from ._synchronization import fetch_ahead, fetch_each
@@ -124,17 +125,32 @@ class RemoteSlide:
             else:
                 on_tile(key, pixels)
 
-        def fetch(key: regions.TileKey) -> bytes:
+        def get(key: regions.TileKey) -> bytes:
             level, col, row = key
             return self._client.get_tile(
                 self.slide_id, level, col, row, ext=self.ext, focal_plane=self.focal_plane,
                 optical_path=self.optical_path,
             )
 
+        def fetch(key: regions.TileKey) -> bytes:
+            try:
+                return get(key)
+            except NotFoundError:
+                # A server whose levels round down has no one-pixel edge tile: its neighbour's
+                # last line stands in, so the slide shows no transparent line (issue 24).
+                stand_in = regions.sliver_stand_in(self.pyramid, key)
+                if stand_in is None:
+                    raise
+                return regions.sliver_from(get(stand_in), regions.tile_size(self.pyramid, key), stand_in)
+
         def decode(key: regions.TileKey, data: bytes) -> None:
             # The cache keeps the compact RGB form; the paste gets the four-byte one (see
             # regions.decode_tile_pixels). No RGB copy where the cache could not keep it.
-            pixels, rgb = regions.decode_tile_pixels(data, key, rgb=self.cache.max_bytes > 0)
+            # Fitted to the place the slide info's geometry gives it (a server's edge tile may be
+            # a pixel short or long): no transparent line inside the slide (issue 24).
+            pixels, rgb = regions.decode_tile_pixels(
+                data, key, rgb=self.cache.max_bytes > 0, size=regions.tile_size(self.pyramid, key),
+            )
             if rgb is not None:
                 self.cache.put((where, key), rgb, rgb.nbytes)
             on_tile(key, pixels)

@@ -130,12 +130,14 @@ def test_non_ascii_file_names_reach_filename_only_clients(mock: MockSectraServer
     mock.add_slide_files("two", sorted((tmp_path / "src").iterdir()))
     r = http.request("GET", mock.url + "/slides/one/files", headers=AUTH, preload_content=True)
     raw = r.headers["Content-Disposition"].encode("latin-1").decode("utf-8")  # the bytes on the wire
-    # Sectra's downloader: split("filename=")[1], quotes stripped (spec §7); no "?" stand-ins.
-    assert raw.split("filename=")[1].split(";")[0].strip('"') == name
+    # Sectra's downloader and whole-slide worker: *everything* after filename=, quotes stripped
+    # (spec §7), so filename= must come last (issue 24: it saved 'Präparat ü ß.dcm"; filename*=...').
+    assert raw.split("filename=")[1].strip('"') == name
     assert "filename*=UTF-8''Pr%C3%A4parat%20%C3%BC%20%C3%9F.dcm" in raw
     body = http.request("GET", mock.url + "/slides/two/files", headers=AUTH).data
-    part_names = [h.split(b"filename=")[1].split(b";")[0].strip(b'"').decode("utf-8")
-                  for h in body.split(b"\r\n") if h.startswith(b"Content-Disposition")]
+    # Its multipart parser: the part header split on ";", the filename= parameter, quotes stripped.
+    part_names = [next(p.strip()[len(b"filename="):].strip(b'"') for p in h.split(b";") if p.strip().startswith(b"filename="))
+                  .decode("utf-8") for h in body.split(b"\r\n") if h.startswith(b"Content-Disposition")]
     assert part_names == ["Präparat ü ß.dcm", "Ärger.dcm"]
     with SectraClient(url=mock.url, token=TOKEN) as client:  # ours: both shapes, every variant
         assert [p.name for p in client.download_slide_files("one", tmp_path / "a")] == [name]
@@ -144,6 +146,18 @@ def test_non_ascii_file_names_reach_filename_only_clients(mock: MockSectraServer
     mangled = f'attachment; filename="{name}"'.encode().decode("latin-1")
     assert content_disposition_filename(mangled) == name
     assert content_disposition_filename('attachment; filename="caf\xe9.dcm"') == "caf\xe9.dcm"  # real latin-1 stays
+
+
+def test_a_float_focal_plane_is_that_plane(mock: MockSectraServer) -> None:
+    """Sectra's external-viewer backend asks ``..._0.0.jpeg`` for plane "0" (spec §6, issue 24)."""
+    plain = send(mock, "GET", "/images/slide-001_files/9/0_0.jpeg")
+    assert plain.status == 200
+    for given in ("0", "0.0", "0.00", "0e0", "-0.0"):
+        r = send(mock, "GET", f"/images/slide-001_files/9/0_0_{given}.jpeg")
+        assert (r.status, r.headers["Content-Type"], r.data) == (200, "image/jpeg", plain.data), given
+    for wrong in ("1.0", "0.5", "nan", "inf", "zero"):
+        r = send(mock, "GET", f"/images/slide-001_files/9/0_0_{wrong}.jpeg")
+        assert r.status == 404 and "no focal plane" in r.json()["error"], wrong
 
 
 def test_quality_control_in_basic_scope(mock: MockSectraServer) -> None:

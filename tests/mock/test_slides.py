@@ -25,6 +25,7 @@ from PIL import Image
 from sectra_client import SectraClient
 from sectra_core import schemas as s
 from sectra_core.errors import NotFoundError
+from sectra_core.geometry import Pyramid
 from sectra_mock import MockSectraServer
 from sectra_mock.demo_slides import DEMO_SLIDES, ensure_demo_slides
 from sectra_mock.slides import READ_AHEAD, SlideImage, TileCache, open_slide_files
@@ -72,6 +73,22 @@ def test_tiles_are_openslides_deepzoom_tiles(demo: MockSectraServer, slide_id: s
             assert np.abs(got - expected).mean() < JPEG_NOISE, (level, col, row)
             png = client.get_tile(slide_id, level=level, col=col, row=row, ext="png")
             assert np.array_equal(pixels(png), expected), (level, col, row)  # lossless: identical
+        # Edge tiles: exactly the size the pyramid states (spec §6), where get_tile may be a pixel
+        # short (issue 24: it keeps the aspect ratio when it scales); the same pixels where it is not.
+        pyramid = Pyramid.from_image_info(info)
+        short = 0
+        for level in range(1, top + 1):
+            cols, rows = reference.level_tiles[level]
+            for col, row in {(cols - 1, r) for r in range(rows)} | {(c, rows - 1) for c in range(cols)}:
+                got = pixels(client.get_tile(slide_id, level=level, col=col, row=row, ext="png"))
+                expected = np.asarray(reference.get_tile(level, (col, row)).convert("RGB"), dtype=np.int16)
+                assert (got.shape[1], got.shape[0]) == pyramid.tile_box(level, col, row)[2:], (level, col, row)
+                if got.shape == expected.shape:
+                    assert np.array_equal(got, expected), (level, col, row)
+                else:
+                    short += 1
+                    assert max(abs(a - b) for a, b in zip(got.shape, expected.shape)) == 1, (level, col, row)
+        assert short == {"slide-001": 2}.get(slide_id, 1)  # get_tile's short edge tiles on the demo slides
 
 
 def test_tile_formats_and_content_types(demo: MockSectraServer) -> None:
