@@ -444,11 +444,11 @@ def sliver_stand_in(pyramid: Pyramid, key: TileKey) -> TileKey | None:
 
 
 def sliver_from(data: bytes, size: tuple[int, int], key: TileKey | None = None, *,
-                source: tuple[int, int] | None = None) -> bytes:
+                source: tuple[int, int] | None = None, slide: str | None = None) -> bytes:
     """A ``size`` tile made of the last columns/rows of another tile's bytes (its neighbour's at
     ``key``, see :func:`sliver_stand_in`; ``source`` its size from the slide info, refused from its
     header when it is more than :data:`TILE_SIZE_SLACK` off), PNG-encoded so it decodes like any tile."""
-    tile = _open_tile(data, key, source)
+    tile = _open_tile(data, key, source, slide=slide)
     width, height = tile.size
     piece = tile.crop((max(0, width - size[0]), max(0, height - size[1]), width, height))
     out = io.BytesIO()

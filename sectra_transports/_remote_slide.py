@@ -147,7 +147,7 @@ class AsyncRemoteSlide:
                 if stand_in is None:
                     raise
                 return regions.sliver_from(await get(stand_in), regions.tile_size(self.pyramid, key), stand_in,
-                                           source=regions.tile_size(self.pyramid, stand_in))
+                                           source=regions.tile_size(self.pyramid, stand_in), slide=self.slide_id)
 
         def decode(key: regions.TileKey, data: bytes) -> None:
             # The cache keeps the compact RGB form; the paste gets the four-byte one (see
