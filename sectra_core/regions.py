@@ -307,7 +307,7 @@ class RegionGrid(Sequence[range]):
         self.step = (width * mpp / base, height * mpp / base)  # level-0 pixels per region
         self.columns = math.ceil(bw / self.step[0] - 1e-9)
         self.rows = math.ceil(bh / self.step[1] - 1e-9)
-        self.count = self.columns * self.rows
+        self.total = self.columns * self.rows
         # The most tiles one region can meet: the windows hold as many regions as fit max_tiles.
         tile = levels.pyramid.tile_size
         per_region = (math.ceil(self.source[0] / tile) + 1) * (math.ceil(self.source[1] / tile) + 1)
@@ -323,7 +323,7 @@ class RegionGrid(Sequence[range]):
         return plan_region(self.levels, self.corner(index), self.level, self.source)
 
     def __len__(self) -> int:
-        return -(-self.count // self.per_window)
+        return -(-self.total // self.per_window)
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
@@ -333,7 +333,7 @@ class RegionGrid(Sequence[range]):
         if not 0 <= index < len(self):
             raise IndexError(index)
         start = index * self.per_window
-        return range(start, min(self.count, start + self.per_window))
+        return range(start, min(self.total, start + self.per_window))
 
 
 def grid_mpp(
@@ -344,7 +344,7 @@ def grid_mpp(
     Holds every corner at once: a whole-slide iteration uses the grid itself.
     """
     grid = RegionGrid(levels, mpp, size, box)
-    return grid.level, grid.source, [grid.corner(i) for i in range(grid.count)]
+    return grid.level, grid.source, [grid.corner(i) for i in range(grid.total)]
 
 
 def batches(plans: Sequence[RegionPlan], max_tiles: int) -> list[range]:

@@ -556,7 +556,8 @@ def _primitive_result(
         if sectra.get("kind") == "arc" and isinstance(sectra.get("arc"), Mapping):
             arc = sectra["arc"]
             try:
-                center = pyramid.to_sectra(*_position(arc["center"], f"{where}: sectra.arc.center"))
+                cx, cy = _position(arc["center"], f"{where}: sectra.arc.center")
+                center = pyramid.to_sectra(cx, cy)
                 radius, start, end = (float(arc[k]) for k in ("radius", "startAngle", "endAngle"))
             except (KeyError, TypeError, ValueError) as exc:
                 if isinstance(exc, ValidationError):
