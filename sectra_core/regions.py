@@ -53,10 +53,10 @@ DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 # --- bounds on what a server's slide info may size (docs/reliability.md, Security) ----------------
 
 #: Smallest and largest ``tileSize`` a remote slide accepts (Sectra serves 240 or 256; DZI servers
-#: 254 to 1024). A smaller one would make one region thousands of requests, a larger one a
-#: gigabyte per tile.
+#: 254 to 1024). A smaller one would make one region thousands of requests; a larger one would
+#: make each tile in flight (``concurrency`` of them) cost more than its 2048x2048's 29 MB decoded.
 MIN_TILE_SIZE = 16
-MAX_TILE_SIZE = 4096
+MAX_TILE_SIZE = 2048
 #: Largest ``imageSize`` side (2**21 px: half a metre at 0.25 µm/px); with it, at most 22 levels.
 MAX_IMAGE_SIDE = 2**21
 #: Bounds of ``micronsPerPixel`` (light microscopy resolves no finer than ~0.1 µm; 1000 µm/px is a

@@ -225,13 +225,17 @@ class AsyncRemoteSlide:
         ``async with slide.iter_regions(0.5) as regions: async for (x, y), pixels in regions:``;
         ``(x, y)`` is the region's level-0 corner, ``pixels`` what :meth:`read_region_mpp` returns
         there. Tiles are fetched ahead of the caller in windows of at most ``prefetch`` tiles
-        (default ``4 * concurrency``), the next window while the caller works on this one, so memory
+        (default ``4 * concurrency``; fewer where that many would pass ``max_region_bytes``
+        decoded), the next window while the caller works on this one, so memory
         stays bounded by two windows whatever the slide's size; the regions themselves are computed
         as they are reached, so the first comes at once on any slide.
         """
         # Regions and windows are computed as they are reached: nothing is sized by the slide's
         # size, so the first region comes as fast on a 10^6 x 10^6 slide as on a small one.
-        grid = regions.RegionGrid(self.levels, mpp, size, box, prefetch or 4 * self.concurrency)
+        # A window holds at most max_region_bytes of decoded tiles, however large the tiles.
+        tile_bytes = 4 * self.pyramid.tile_size**2
+        window = min(prefetch or 4 * self.concurrency, max(1, self.max_region_bytes // tile_bytes))
+        grid = regions.RegionGrid(self.levels, mpp, size, box, window)
         regions.check_budget(*grid.source, self.max_region_bytes, f"iter_regions at {mpp} um/px reads regions that")
         out_size = grid.size
 

@@ -51,7 +51,8 @@ def test_every_attack_ends_typed_and_under_300_mb_in_one_child() -> None:
     """Before (2-core, loaded): a bomb tile's stand-in 1.6 GB, the label 3.1 GB at open_slide,
     tileSize 20000 a MemoryError, a tiny µm/px 1.06 GB, iter_regions on 10^6 x 10^6 a MemoryError
     at 2.9 GB (3 GB cap), the mock's single-level TIFF 1.2 GB a tile."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "SECTRA_HOSTILE_BOMB_SIDE": "9000"}
     proc = subprocess.run([sys.executable, "-m", "tests.transports.hostile_pixels", *EXPECTED], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -72,8 +73,8 @@ def open_slide(server: SlideServer, **options: Any) -> Any:
 
 
 @pytest.mark.parametrize(("fields", "words"), [
-    ({"tile": 8}, "tileSize 8x8 is not a square between 16 and 4096"),
-    ({"tile": 8192}, "tileSize 8192x8192"),
+    ({"tile": 8}, "tileSize 8x8 is not a square between 16 and 2048"),
+    ({"tile": 4096}, "tileSize 4096x4096"),
     ({"width": 2**21 + 1}, "imageSize 2097153x1024 is outside 1..2097152"),
     ({"mpp": 1e-4}, "micronsPerPixel 0.0001 is outside 0.001..1000.0"),
     ({"mpp": 5000.0}, "micronsPerPixel 5000.0"),
