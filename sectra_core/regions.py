@@ -524,6 +524,9 @@ class LabelImages(Mapping[str, Any]):
         except (OSError, ValueError) as exc:
             raise DecodeError(f"{what} is not an image Pillow can decode: {exc}") from None
 
+    def __contains__(self, name: object) -> bool:
+        return name == "label" and self._label is not None  # Mapping's default would decode it
+
     def __iter__(self) -> Iterator[str]:
         return iter(["label"] if self._label is not None else [])
 

@@ -128,10 +128,12 @@ def test_the_label_is_read_only_when_asked_and_a_small_one_still_works() -> None
         client, slide = open_slide(server)
         with client:
             assert list(slide.associated_images) == ["label"] and len(slide.associated_images) == 1
+            assert "label" in slide.associated_images and "macro" not in slide.associated_images
             label = slide.associated_images["label"]
             assert (label.mode, label.size) == ("RGBA", (40, 30))
     with SlideServer(info(1024, 1024), label=b"not an image") as server:
-        client, slide = open_slide(server)  # opening does not look at it
+        client, slide = open_slide(server)  # opening does not look at it, nor does `in`
+        assert "label" in slide.associated_images
         with client, pytest.raises(DecodeError, match="the label image"):
             slide.associated_images["label"]
 
