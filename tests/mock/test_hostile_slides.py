@@ -16,7 +16,7 @@ from sectra_mock import MockSectraServer
 from sectra_mock.demo_slides import ensure_demo_slides
 from sectra_mock.slides import MAX_TILE_READ_BYTES, SlideTooLargeError, open_slide_files
 from tests.conftest import TOKEN
-from tests.transports.hostile_pixels import single_level_tiff
+from tests.transports.hostile_pixels import lying_tiff, single_level_tiff
 
 http = urllib3.PoolManager()
 
@@ -37,6 +37,18 @@ def test_a_single_level_giant_is_refused_with_a_warning_and_answers_json(
     assert str(tmp_path) not in warning  # the file's name, never its folder
     answer = http.request("GET", f"{mock.url}/images/giant_files/0/0_0.jpg", headers={"Authorization": f"Bearer {TOKEN}"})
     assert answer.status == 200 and answer.headers["Content-Type"].startswith("image/")
+
+
+def test_a_file_lying_about_its_size_is_refused(tmp_path: Path, make_mock: Callable[..., MockSectraServer]) -> None:
+    """Before: a 6 KB TIFF declaring 100000x100000 pixels opened, and its low tiles were a 500
+    (MemoryError while cutting them; with more memory, gigabytes a tile)."""
+    path = lying_tiff(tmp_path / "liar.tiff")
+    assert path.stat().st_size < 20_000
+    mock = make_mock(invent_slides=False)
+    assert mock.add_slide_files("liar", [path]).station_name == "SYNTHETIC"
+    assert any("liar.tiff: a tile of DZI level 0 would read 100000x100000 pixels" in w for w in mock.warnings)
+    answer = http.request("GET", f"{mock.url}/images/liar_files/3/0_0.png", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status == 200 and answer.headers["Content-Type"] == "image/png"
 
 
 def test_a_pyramid_within_the_budget_is_still_a_slide() -> None:

@@ -209,27 +209,52 @@ def single_level_tiff(path: Path, side: int = 12000) -> Path:
     return path
 
 
-def attack_mock_single_level() -> None:
-    """The mock given a single-level 12000x12000 TIFF, asked for its 1x1 DZI tile."""
+def lying_tiff(path: Path, side: int = 100_000) -> Path:
+    """A 512x512 tiled TIFF (6 KB) whose header declares ``side`` x ``side`` pixels: OpenSlide opens it."""
+    import numpy as np
+    import tifffile
+
+    tifffile.imwrite(path, np.full((512, 512, 3), 255, np.uint8), tile=(256, 256), compression="zlib", photometric="rgb")
+    data = bytearray(path.read_bytes())
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages[0].tags
+        for name in ("ImageWidth", "ImageLength"):
+            tag = tags[name]
+            struct.pack_into("<I" if tag.dtype == 4 else "<H", data, tag.valueoffset, side if tag.dtype == 4 else min(side, 65535))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _mock_tile(path: Path, slide_id: str) -> None:
     import urllib.error
     import urllib.request
 
     from sectra_mock import MockSectraServer
 
+    with MockSectraServer(token=TOKEN, demo_slides=False) as mock:
+        mock.add_slide_files(slide_id, [path])
+        req = urllib.request.Request(f"{mock.url}/images/{slide_id}_files/0/0_0.jpg",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+        try:
+            urllib.request.urlopen(req, timeout=120).read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read()
+            if exc.code >= 500 or not body.startswith(b"{"):
+                raise RuntimeError(f"the mock answered {exc.code} {body[:60]!r}") from None
+        if not any(path.name in w for w in mock.warnings):
+            raise RuntimeError("no warning names the file")
+
+
+def attack_mock_lying_tiff() -> None:
+    """The mock given a 6 KB TIFF declaring 100000x100000 pixels, asked for its 1x1 DZI tile."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = single_level_tiff(Path(tmp) / "giant.tiff")
-        with MockSectraServer(token=TOKEN, demo_slides=False) as mock:
-            mock.add_slide_files("giant", [path])
-            req = urllib.request.Request(f"{mock.url}/images/giant_files/0/0_0.jpg",
-                                         headers={"Authorization": f"Bearer {TOKEN}"})
-            try:
-                urllib.request.urlopen(req, timeout=120).read()
-            except urllib.error.HTTPError as exc:
-                body = exc.read()
-                if exc.code >= 500 or not body.startswith(b"{"):
-                    raise RuntimeError(f"the mock answered {exc.code} {body[:60]!r}") from None
-            if not any("giant.tiff" in w for w in mock.warnings):
-                raise RuntimeError("no warning names the file")
+        _mock_tile(lying_tiff(Path(tmp) / "liar.tiff"), "liar")
+
+
+def attack_mock_single_level() -> None:
+    """The mock given a single-level 12000x12000 TIFF, asked for its 1x1 DZI tile."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _mock_tile(single_level_tiff(Path(tmp) / "giant.tiff"), "giant")
 
 
 ATTACKS: dict[str, Callable[[], None]] = {

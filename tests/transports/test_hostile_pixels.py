@@ -44,6 +44,7 @@ EXPECTED: dict[str, str | None] = {
     "huge_read_region": "RegionTooLargeError",
     "iter_regions_giant": None,  # its first region comes at once
     "mock_single_level": None,  # refused as a slide with a warning naming the file; tiles answer JSON
+    "mock_lying_tiff": None,  # the same
 }
 
 
