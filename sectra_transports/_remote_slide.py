@@ -161,7 +161,10 @@ class AsyncRemoteSlide:
                 self.cache.put((where, key), rgb, rgb.nbytes)
             on_tile(key, pixels)
 
-        await async_fetch_each(fetch, decode, missing, self.concurrency, "sectra-region")
+        # Tiles in flight are decoded in parallel, about 7 bytes a pixel each (RGB and RGBX):
+        # no more at once than max_region_bytes holds, however large the server's tiles.
+        in_flight = min(self.concurrency, max(1, self.max_region_bytes // (7 * self.pyramid.tile_size**2)))
+        await async_fetch_each(fetch, decode, missing, in_flight, "sectra-region")
 
     async def _tiles(self, keys: Iterable[regions.TileKey]) -> dict[regions.TileKey, Any]:
         found: dict[regions.TileKey, Any] = {}

@@ -154,3 +154,29 @@ def test_regions_past_the_byte_budget_say_to_use_iter_regions() -> None:
                 slide.iter_regions(0.3, (500, 500))
             slide.max_region_bytes = 8 << 20  # settable: now it fits
             assert slide.read_region((0, 0), 0, (1024, 1024)).size == (1024, 1024)
+
+
+def test_large_tiles_are_fetched_fewer_at_a_time() -> None:
+    """At tileSize 2048 (29 MB a tile decoded) a 64 MiB budget lets 2 tiles be in flight, not 16."""
+    import threading
+    import time
+
+    tile = small_png(2048, 2048)
+    lock = threading.Lock()
+    now, most = [0], [0]
+
+    def serve(level: int, col: int, row: int) -> tuple[int, bytes]:
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        time.sleep(0.05)  # holds each answer open so that requests in flight overlap
+        with lock:
+            now[0] -= 1
+        return 200, tile
+
+    with SlideServer(info(8192, 8192, tile=2048), tile=serve) as server:
+        client, slide = open_slide(server, ext="png", max_region_bytes=64 << 20, cache_bytes=0)
+        with client:
+            region = slide.read_region((0, 0), 0, (4096, 4096), as_array=True)
+    assert region.shape == (4096, 4096, 4) and region[..., 3].min() == 255
+    assert 1 <= most[0] <= 2
