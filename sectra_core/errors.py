@@ -19,8 +19,11 @@ Every error the SDK raises on purpose derives from :class:`SectraError`::
     │   ├── RateLimitedError        429
     │   └── ServerError             5xx
     ├── DecodeError                 a body that is not the JSON / shape the operation expects
-    │   └── ResponseTooLargeError   an answer (or a part count) past the configured limit
+    │   ├── ResponseTooLargeError   an answer (or a part count) past the configured limit
+    │   ├── ImageTooLargeError      a tile or label whose header declares more pixels than allowed
+    │   └── ImplausibleMetadataError slide info outside the documented bounds (tile size, size, µm/px)
     ├── ValidationError             a value the caller built breaks an IA-API rule
+    │   └── RegionTooLargeError     a region, thumbnail or mask past the byte budget (read in pieces)
     ├── JobCancelled                a background analysis was cancelled (``cancel`` invocation)
     └── DownloadError               a slide-file download failed; nothing half-written remains
         ├── MultipartError          malformed or truncated multipart body
@@ -61,6 +64,9 @@ __all__ = [
     "DecodeError",
     "ResponseTooLargeError",
     "ValidationError",
+    "ImageTooLargeError",
+    "ImplausibleMetadataError",
+    "RegionTooLargeError",
     "JobCancelled",
     "DownloadError",
     "MultipartError",
@@ -207,6 +213,24 @@ class ResponseTooLargeError(DecodeError):
 
 class ValidationError(SectraError, ValueError):
     """A value built by the caller breaks an IA-API rule (e.g. a polygon with two points)."""
+
+
+class ImageTooLargeError(DecodeError):
+    """A tile or label image whose header declares another size than the slide's geometry, or
+    more pixels than the SDK decodes (``sectra_core.regions.MAX_TILE_PIXELS`` /
+    ``MAX_LABEL_PIXELS``); refused before a pixel is decoded. Names the slide, level and tile."""
+
+
+class ImplausibleMetadataError(DecodeError):
+    """A slide's info states a tile size, image size, level count or microns per pixel outside
+    the bounds documented in ``sectra_core.regions`` (docs/reliability.md, Security): nothing is
+    allocated from it. The message names the field, its value and the bounds."""
+
+
+class RegionTooLargeError(ValidationError):
+    """A ``read_region`` / ``read_region_mpp`` / ``get_thumbnail`` whose output (or the pixels read
+    to make it) would pass the slide's byte budget (``max_region_bytes``): read it in pieces with
+    ``iter_regions``, or raise the budget."""
 
 
 class JobCancelled(SectraError):

@@ -19,18 +19,27 @@ from __future__ import annotations
 import io
 import math
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import schemas as s
-from .errors import DecodeError, ValidationError, require
+from .errors import (
+    DecodeError,
+    ImageTooLargeError,
+    ImplausibleMetadataError,
+    RegionTooLargeError,
+    ValidationError,
+    require,
+)
 from .geometry import Pyramid
 
 __all__ = [
     "TileKey", "DEFAULT_CACHE_BYTES", "SlideLevels", "region_size", "choose", "label_images", "RegionPlan", "plan_region", "plan_mpp", "grid_mpp",
     "batches", "TILE_SIZE_SLACK", "tile_size", "sliver_stand_in", "sliver_from", "decode_tile", "decode_tile_pixels", "canvas", "paste", "stitch",
-    "to_image", "resize", "slide_properties", "numpy", "pillow",
+    "to_image", "resize", "slide_properties", "numpy", "pillow", "MIN_TILE_SIZE", "MAX_TILE_SIZE", "MAX_IMAGE_SIDE",
+    "MIN_MPP", "MAX_MPP", "MAX_TILE_PIXELS", "MAX_LABEL_PIXELS", "MAX_LABEL_SIDE", "DEFAULT_MAX_REGION_BYTES",
+    "IMAGE_FORMATS", "check_metadata", "check_budget", "RegionGrid", "LabelImages",
 ]
 
 #: A DZI tile address: (DZI level, column, row), as the clients' ``fetch_tiles`` takes it.
@@ -39,6 +48,97 @@ TileKey = tuple[int, int, int]
 
 #: Default byte budget of a remote slide's decoded-tile cache: 64 MiB, about 390 RGB tiles of 240x240.
 DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+
+
+# --- bounds on what a server's slide info may size (docs/reliability.md, Security) ----------------
+
+#: Smallest and largest ``tileSize`` a remote slide accepts (Sectra serves 240 or 256; DZI servers
+#: 254 to 1024). A smaller one would make one region thousands of requests; a larger one would
+#: make each tile in flight (``concurrency`` of them) cost more than its 2048x2048's 29 MB decoded.
+MIN_TILE_SIZE = 16
+MAX_TILE_SIZE = 2048
+#: Largest ``imageSize`` side (2**21 px: half a metre at 0.25 µm/px); with it, at most 22 levels.
+MAX_IMAGE_SIDE = 2**21
+#: Bounds of ``micronsPerPixel`` (light microscopy resolves no finer than ~0.1 µm; 1000 µm/px is a
+#: photograph of the whole slide at 75 px).
+MIN_MPP = 1e-3
+MAX_MPP = 1e3
+#: Most pixels the SDK decodes from one tile (a :data:`MAX_TILE_SIZE` tile and its slack), whatever
+#: ``PIL.Image.MAX_IMAGE_PIXELS`` is: a tile is refused from its header before this is passed.
+MAX_TILE_PIXELS = (MAX_TILE_SIZE + 2) ** 2
+#: Most pixels and longest side of a label image decoded (16.7 MP, 64 MiB as RGBA; scanners'
+#: labels are under 2 MP); a larger one is refused from its header when it is read.
+MAX_LABEL_PIXELS = 4096 * 4096
+MAX_LABEL_SIDE = 16384
+#: Default byte budget of one ``read_region`` / ``read_region_mpp`` / ``get_thumbnail`` (the RGBA
+#: pixels read, 4 bytes each, and those returned): 256 MiB, e.g. an 8192x8192 region. Set
+#: ``open_slide(..., max_region_bytes=)`` or ``slide.max_region_bytes``; past it the call raises
+#: :class:`~sectra_core.errors.RegionTooLargeError` before allocating.
+DEFAULT_MAX_REGION_BYTES = 256 * 1024 * 1024
+#: The image formats tiles and labels are decoded from (Pillow's names); anything else is refused
+#: unread, so a tile cannot reach a rarely used decoder.
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "JPEG2000")
+
+
+def check_metadata(info: s.ImageInfo) -> None:
+    """Refuse slide info outside the bounds above with
+    :class:`~sectra_core.errors.ImplausibleMetadataError` (naming the field, its value and the
+    bounds) before anything is sized from it."""
+    where = f"slide {info.id!r}"
+    tile = info.tile_size.width
+    if not MIN_TILE_SIZE <= tile <= MAX_TILE_SIZE or info.tile_size.height != tile:
+        raise ImplausibleMetadataError(
+            f"{where}: tileSize {info.tile_size.width}x{info.tile_size.height} is not a square between "
+            f"{MIN_TILE_SIZE} and {MAX_TILE_SIZE} pixels: the server's slide info cannot be trusted to size reads"
+        )
+    width, height = info.image_size.width, info.image_size.height
+    if not (1 <= width <= MAX_IMAGE_SIDE and 1 <= height <= MAX_IMAGE_SIDE):
+        raise ImplausibleMetadataError(
+            f"{where}: imageSize {width}x{height} is outside 1..{MAX_IMAGE_SIDE} pixels a side: "
+            "the server's slide info cannot be trusted to size reads"
+        )
+    mpp = info.microns_per_pixel
+    if mpp is not None and not (math.isfinite(mpp) and MIN_MPP <= mpp <= MAX_MPP):
+        raise ImplausibleMetadataError(
+            f"{where}: micronsPerPixel {mpp!r} is outside {MIN_MPP}..{MAX_MPP}: "
+            "the server's slide info cannot be trusted to size reads"
+        )
+
+
+def check_budget(width: int, height: int, budget: int, what: str) -> None:
+    """Refuse (:class:`~sectra_core.errors.RegionTooLargeError`) ``width`` x ``height`` RGBA pixels
+    past ``budget`` bytes, before they are allocated."""
+    need = 4 * width * height
+    if need > budget:
+        raise RegionTooLargeError(
+            f"{what} of {width}x{height} pixels needs {need / 2**20:.0f} MiB, over this slide's max_region_bytes "
+            f"({budget / 2**20:.0f} MiB): read it in pieces with slide.iter_regions(mpp, size, box=...), "
+            "or raise slide.max_region_bytes"
+        )
+
+
+def _open_header(data: bytes, what: str, max_size: tuple[int, int], max_pixels: int) -> Any:
+    """``PIL.Image.open`` of ``data`` (reads the header only), refused unless its pixel size is
+    within ``max_size`` and ``max_pixels``: Pillow's own bomb check depends on a global others set."""
+    import warnings
+
+    image = pillow()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", image.DecompressionBombWarning)  # our limits decide, below
+            opened = image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
+    except image.DecompressionBombError as exc:  # Pillow's global limit is lower than ours: it wins
+        raise ImageTooLargeError(f"{what} is refused by Pillow's MAX_IMAGE_PIXELS: {exc}") from None
+    except (OSError, ValueError) as exc:  # PIL.UnidentifiedImageError is an OSError
+        raise DecodeError(f"{what} is not an image Pillow can decode ({len(data)} bytes): {exc}") from None
+    width, height = opened.size
+    if width > max_size[0] or height > max_size[1] or width * height > max_pixels:
+        opened.close()
+        raise ImageTooLargeError(
+            f"{what} declares {width}x{height} pixels, more than the {max_size[0]}x{max_size[1]} "
+            f"(at most {max_pixels} pixels) it may be: refused before decoding"
+        )
+    return opened
 
 
 def numpy() -> Any:
@@ -171,33 +271,80 @@ def plan_mpp(levels: SlideLevels, mpp: float, size: Iterable[int]) -> tuple[int,
     return level, (max(1, round(width * scale)), max(1, round(height * scale)))
 
 
-def grid_mpp(
-    levels: SlideLevels, mpp: float, size: Iterable[int], box: Iterable[int] | None = None,
-) -> tuple[int, tuple[int, int], list[tuple[int, int]]]:
+class RegionGrid(Sequence[range]):
     """The regions that tile ``box`` (level-0 ``(x, y, width, height)``; the whole slide by default)
-    at ``mpp`` µm/px in ``size`` pixels, row by row: ``(level, pixels to read there, level-0 corners)``.
+    at ``mpp`` µm/px in ``size`` pixels, row by row, computed on demand: a slide of 10^6 x 10^6
+    pixels is 15 million regions, never held at once.
 
+    As a sequence it holds the *windows* a whole-slide iteration fetches ahead of the caller:
+    consecutive region indices, as many as keep a window at most ``max_tiles`` tiles (a region
+    needing more gets a window of its own). :meth:`corner` and :meth:`plan` give region ``i``.
     Corners step by ``size`` at ``mpp`` in level-0 pixels (rounded), so neighbouring regions
     neither overlap nor leave gaps; the last row and column may reach past the slide (transparent).
     """
-    width, height = region_size(size)
-    level, source = plan_mpp(levels, mpp, (width, height))
-    full_w, full_h = levels.level_dimensions[0]
-    if box is None:
-        x0, y0, bw, bh = 0, 0, full_w, full_h
-    else:
-        try:
-            x0, y0, bw, bh = (int(v) for v in box)
-        except (TypeError, ValueError):
-            raise ValidationError(f"box is (x, y, width, height) in level-0 pixels, got {box!r}") from None
-        if bw < 1 or bh < 1:
-            raise ValidationError(f"box must be at least 1x1 level-0 pixels, got {bw}x{bh}")
-    base = levels.pyramid.microns_per_pixel
-    assert base is not None  # plan_mpp refused an uncalibrated slide
-    step_x, step_y = width * mpp / base, height * mpp / base  # level-0 pixels per region
-    columns, rows = math.ceil(bw / step_x - 1e-9), math.ceil(bh / step_y - 1e-9)
-    corners = [(x0 + round(i * step_x), y0 + round(j * step_y)) for j in range(rows) for i in range(columns)]
-    return level, source, corners
+
+    def __init__(
+        self, levels: SlideLevels, mpp: float, size: Iterable[int], box: Iterable[int] | None = None,
+        max_tiles: int = 64,
+    ) -> None:
+        width, height = region_size(size)
+        self.levels = levels
+        self.size = (width, height)
+        self.level, self.source = plan_mpp(levels, mpp, (width, height))
+        full_w, full_h = levels.level_dimensions[0]
+        if box is None:
+            x0, y0, bw, bh = 0, 0, full_w, full_h
+        else:
+            try:
+                x0, y0, bw, bh = (int(v) for v in box)
+            except (TypeError, ValueError):
+                raise ValidationError(f"box is (x, y, width, height) in level-0 pixels, got {box!r}") from None
+            if bw < 1 or bh < 1:
+                raise ValidationError(f"box must be at least 1x1 level-0 pixels, got {bw}x{bh}")
+        base = levels.pyramid.microns_per_pixel
+        assert base is not None  # plan_mpp refused an uncalibrated slide
+        self.origin = (x0, y0)
+        self.step = (width * mpp / base, height * mpp / base)  # level-0 pixels per region
+        self.columns = math.ceil(bw / self.step[0] - 1e-9)
+        self.rows = math.ceil(bh / self.step[1] - 1e-9)
+        self.total = self.columns * self.rows
+        # The most tiles one region can meet: the windows hold as many regions as fit max_tiles.
+        tile = levels.pyramid.tile_size
+        per_region = (math.ceil(self.source[0] / tile) + 1) * (math.ceil(self.source[1] / tile) + 1)
+        self.per_window = max(1, max_tiles // per_region)
+
+    def corner(self, index: int) -> tuple[int, int]:
+        """Level-0 top-left corner of region ``index`` (row by row)."""
+        j, i = divmod(index, self.columns)
+        return self.origin[0] + round(i * self.step[0]), self.origin[1] + round(j * self.step[1])
+
+    def plan(self, index: int) -> RegionPlan:
+        """The tiles region ``index`` needs (:func:`plan_region` at this grid's level)."""
+        return plan_region(self.levels, self.corner(index), self.level, self.source)
+
+    def __len__(self) -> int:
+        return (self.total + self.per_window - 1) // self.per_window  # windows, the last maybe short
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        start = index * self.per_window
+        return range(start, min(self.total, start + self.per_window))
+
+
+def grid_mpp(
+    levels: SlideLevels, mpp: float, size: Iterable[int], box: Iterable[int] | None = None,
+) -> tuple[int, tuple[int, int], list[tuple[int, int]]]:
+    """:class:`RegionGrid`'s regions as a list: ``(level, pixels to read there, level-0 corners)``.
+
+    Holds every corner at once: a whole-slide iteration uses the grid itself.
+    """
+    grid = RegionGrid(levels, mpp, size, box)
+    return grid.level, grid.source, [grid.corner(i) for i in range(grid.total)]
 
 
 def batches(plans: Sequence[RegionPlan], max_tiles: int) -> list[range]:
@@ -229,23 +376,29 @@ def tile_size(pyramid: Pyramid, key: TileKey) -> tuple[int, int]:
     return pyramid.tile_box(*key)[2:]
 
 
-def _open_tile(data: bytes, key: TileKey | None, size: tuple[int, int] | None = None) -> Any:
-    """A tile's bytes decoded by Pillow: a loaded ``PIL.Image`` in mode RGB, ``size`` when given."""
-    image = pillow()  # outside the try: a MissingExtraError is a ValueError too
-    where = f"tile {key}" if key is not None else "a tile"
+def _open_tile(data: bytes, key: TileKey | None, size: tuple[int, int] | None = None, *,
+               bound: tuple[int, int] | None = None, slide: str | None = None) -> Any:
+    """A tile's bytes decoded by Pillow: a loaded ``PIL.Image`` in mode RGB, ``size`` when given.
+
+    The header is read first: a tile more than :data:`TILE_SIZE_SLACK` pixels off ``size`` (or,
+    without one, larger than ``bound`` or :data:`MAX_TILE_SIZE`) is refused with
+    :class:`~sectra_core.errors.ImageTooLargeError` before a pixel is decoded.
+    """
+    where = (f"slide {slide!r}, " if slide else "") + (f"tile {key}" if key is not None else "a tile")
+    limit = size or bound or (MAX_TILE_SIZE, MAX_TILE_SIZE)
+    slack = (limit[0] + TILE_SIZE_SLACK, limit[1] + TILE_SIZE_SLACK)
+    tile = _open_header(data, where, slack, min(MAX_TILE_PIXELS, slack[0] * slack[1]))
+    if size is not None and not _fits(tile.size, size):  # checked before decoding a single pixel
+        raise ImageTooLargeError(
+            f"{where} is {tile.size[0]}x{tile.size[1]} pixels where the slide's geometry (spec §6) "
+            f"puts a {size[0]}x{size[1]} tile (key: DZI level, column, row): the server serves another pyramid "
+            "than its slide info states; refused before decoding"
+        )
     try:
-        tile = image.open(io.BytesIO(data))
-        if size is not None and not _fits(tile.size, size):  # checked before decoding a single pixel
-            raise DecodeError(
-                f"{where} is {tile.size[0]}x{tile.size[1]} pixels where the slide's geometry (spec §6) "
-                f"puts a {size[0]}x{size[1]} tile: the server serves another pyramid than its slide info states"
-            )
         tile.load()
         # JPEG tiles decode to RGB already: converting would copy every tile once more.
         tile = tile if tile.mode == "RGB" else tile.convert("RGB")
-    except (OSError, ValueError) as exc:  # PIL.UnidentifiedImageError is an OSError
-        if isinstance(exc, DecodeError):
-            raise
+    except (OSError, ValueError) as exc:
         raise DecodeError(f"{where} is not an image Pillow can decode ({len(data)} bytes): {exc}") from None
     if size is not None and tile.size != size:
         tile = _fit(tile, size)
@@ -290,10 +443,12 @@ def sliver_stand_in(pyramid: Pyramid, key: TileKey) -> TileKey | None:
     return level, col - 1 if thin_x else col, row - 1 if thin_y else row
 
 
-def sliver_from(data: bytes, size: tuple[int, int], key: TileKey | None = None) -> bytes:
-    """A ``size`` tile made of the last columns/rows of another tile's bytes (its neighbour's,
-    see :func:`sliver_stand_in`), PNG-encoded so it decodes like any tile."""
-    tile = _open_tile(data, key)
+def sliver_from(data: bytes, size: tuple[int, int], key: TileKey | None = None, *,
+                source: tuple[int, int] | None = None, slide: str | None = None) -> bytes:
+    """A ``size`` tile made of the last columns/rows of another tile's bytes (its neighbour's at
+    ``key``, see :func:`sliver_stand_in`; ``source`` its size from the slide info, refused from its
+    header when it is more than :data:`TILE_SIZE_SLACK` off), PNG-encoded so it decodes like any tile."""
+    tile = _open_tile(data, key, source, slide=slide)
     width, height = tile.size
     piece = tile.crop((max(0, width - size[0]), max(0, height - size[1]), width, height))
     out = io.BytesIO()
@@ -305,7 +460,8 @@ def _fits(got: tuple[int, int], size: tuple[int, int]) -> bool:
     return all(abs(g - w) <= TILE_SIZE_SLACK for g, w in zip(got, size))
 
 
-def decode_tile(data: bytes, key: TileKey | None = None, size: tuple[int, int] | None = None) -> Any:
+def decode_tile(data: bytes, key: TileKey | None = None, size: tuple[int, int] | None = None, *,
+                slide: str | None = None) -> Any:
     """A tile's bytes (JPEG, PNG, anything Pillow reads) → an ``(h, w, 3)`` uint8 array.
 
     With ``size`` (``(width, height)``, from :func:`tile_size`) the tile is fitted to it: a tile up
@@ -313,11 +469,12 @@ def decode_tile(data: bytes, key: TileKey | None = None, size: tuple[int, int] |
     :class:`~sectra_core.errors.DecodeError`. Thread-safe and mostly GIL-free (Pillow's decoders
     release it), so the transports run it in worker threads as each tile arrives.
     """
-    return numpy().asarray(_open_tile(data, key, size))
+    return numpy().asarray(_open_tile(data, key, size, slide=slide))
 
 
 def decode_tile_pixels(
     data: bytes, key: TileKey | None = None, *, rgb: bool = True, size: tuple[int, int] | None = None,
+    slide: str | None = None,
 ) -> tuple[Any, Any]:
     """One decode of a tile, in the two forms a remote slide uses: ``(pixels, rgb)``.
 
@@ -331,7 +488,7 @@ def decode_tile_pixels(
     Thread-safe, as :func:`decode_tile`.
     """
     np = numpy()
-    tile = _open_tile(data, key, size)
+    tile = _open_tile(data, key, size, slide=slide)
     width, height = tile.size
     pixels = np.frombuffer(tile.tobytes("raw", "RGBX"), dtype=np.uint8).reshape(height, width, 4)
     return pixels, np.asarray(tile) if rgb else None
@@ -345,16 +502,44 @@ def choose(what: str, wanted: str | None, available: list[Any]) -> str | None:
     raise ValidationError(f"{what} {wanted!r} does not exist on this slide; it has {ids!r}")
 
 
-def label_images(label: s.LabelImage | None) -> dict[str, Any]:
-    """OpenSlide's ``associated_images`` from ``/slides/{id}/label`` (spec §4.8): ``{"label": RGBA image}``
-    or ``{}`` when the slide has no label."""
-    if label is None:
-        return {}
-    try:
-        with pillow().open(io.BytesIO(label.data)) as opened:
-            return {"label": opened.convert("RGBA")}  # OpenSlide returns associated images as RGBA
-    except (OSError, ValueError) as exc:
-        raise DecodeError(f"the label image ({label.content_type}) is not an image Pillow can decode: {exc}") from None
+class LabelImages(Mapping[str, Any]):
+    """OpenSlide's ``associated_images`` of a remote slide: ``{"label": RGBA image}`` (or empty),
+    decoded only when read, as OpenSlide's are (opening a slide never decodes its label).
+
+    The label's header is read first: one over :data:`MAX_LABEL_SIDE` a side or
+    :data:`MAX_LABEL_PIXELS` in all raises :class:`~sectra_core.errors.ImageTooLargeError`.
+    """
+
+    def __init__(self, label: s.LabelImage | None, slide: str | None = None) -> None:
+        self._label, self._slide = label, slide
+
+    def __getitem__(self, name: str) -> Any:
+        if name != "label" or self._label is None:
+            raise KeyError(name)
+        what = (f"slide {self._slide!r}: " if self._slide else "") + f"the label image ({self._label.content_type})"
+        opened = _open_header(self._label.data, what, (MAX_LABEL_SIDE, MAX_LABEL_SIDE), MAX_LABEL_PIXELS)
+        try:
+            with opened:
+                return opened.convert("RGBA")  # OpenSlide returns associated images as RGBA
+        except (OSError, ValueError) as exc:
+            raise DecodeError(f"{what} is not an image Pillow can decode: {exc}") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name == "label" and self._label is not None  # Mapping's default would decode it
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(["label"] if self._label is not None else [])
+
+    def __len__(self) -> int:
+        return 0 if self._label is None else 1
+
+    def __repr__(self) -> str:
+        return f"<associated images {list(self)}>"
+
+
+def label_images(label: s.LabelImage | None, slide: str | None = None) -> LabelImages:
+    """OpenSlide's ``associated_images`` from ``/slides/{id}/label`` (spec §4.8): see :class:`LabelImages`."""
+    return LabelImages(label, slide)
 
 
 def canvas(plan: RegionPlan) -> Any:

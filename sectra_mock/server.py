@@ -42,7 +42,15 @@ from .context import MockContext, MockHandler, MockRequest
 from .demo_slides import DEMO_ACCESSION, DEMO_SLIDES, ensure_demo_slides
 from .faults import Fault, FaultInjector, Faults
 from .payloads import DiskFile, FileSource, SyntheticFile
-from .slides import DEFAULT_MPP, SlideFileError, TileCache, open_slide_files, synthetic_marker, tile_cache_bytes_from_env
+from .slides import (
+    DEFAULT_MPP,
+    SlideFileError,
+    SlideTooLargeError,
+    TileCache,
+    open_slide_files,
+    synthetic_marker,
+    tile_cache_bytes_from_env,
+)
 from .viewer import register_viewer
 from .state import MAX_RESULTS_PER_SLIDE, MAX_STORED_RESULT_BYTES, MockState, disk_files, plausible_image_info
 
@@ -249,11 +257,18 @@ class MockSectraServer(AppCaller):
         if old is not None and old.image is not None:
             self.tile_cache.drop(slide_id)
         reasons: list[str] = []
-        image = open_slide_files(paths, self.tile_size, reasons=reasons)
+        try:
+            image = open_slide_files(paths, self.tile_size, reasons=reasons)
+        except SlideTooLargeError as exc:  # a slide, but its tiles would cost gigabytes each
+            image = None
+            self.warn(f"slide {slide_id!r}: refused as a slide: {exc}; served as files with synthetic metadata "
+                      "and one-colour tiles")
+        else:
+            if image is None:
+                why = f" ({reasons[0]})" if reasons else ""
+                self.warn(f"slide {slide_id!r}: {', '.join(p.name for p in paths[:3])} is not a slide OpenSlide can "
+                          f"read{why}; served as files with synthetic metadata and one-colour tiles")
         if image is None:
-            why = f" ({reasons[0]})" if reasons else ""
-            self.warn(f"slide {slide_id!r}: {', '.join(p.name for p in paths[:3])} is not a slide OpenSlide can "
-                      f"read{why}; served as files with synthetic metadata and one-colour tiles")
             synthetic = synthetic_marker(base, paths) if info is None else base
             self.state.add_slide(synthetic, label=b"" if old is None else old.label, files=sources)
             return synthetic

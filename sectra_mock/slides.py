@@ -47,7 +47,7 @@ from .stored_formats import stored_tile_format
 __all__ = [
     "TILE_FORMATS", "DEFAULT_TILE_CACHE_BYTES", "TileCache", "SlideImage", "open_slide_files",
     "tile_cache_bytes_from_env", "solid_tile", "synthetic_marker", "AVAILABLE_TILE_FORMATS", "READ_AHEAD",
-    "JPEG_QUALITY", "encode_image", "DEFAULT_MPP", "SlideFileError",
+    "JPEG_QUALITY", "encode_image", "DEFAULT_MPP", "SlideFileError", "SlideTooLargeError", "MAX_TILE_READ_BYTES",
 ]
 
 log = logging.getLogger("sectra_mock")
@@ -80,6 +80,14 @@ READ_AHEAD = 3
 #: Sectra client requires ``micronsPerPixel``. ``add_slide_files(..., mpp=)``, ``MockSectraServer
 #: (default_mpp=)`` and ``sectra mock serve --default-mpp`` choose another; the server warns naming the file.
 DEFAULT_MPP = 0.25
+
+#: The most RGBA bytes the mock reads from a file to cut one DZI tile (64 MiB: a 4096x4096
+#: region). DeepZoom cuts each tile from the file's level nearest below it, so a file without
+#: downsampled levels (a single-level TIFF, or one declaring dimensions its data do not have) would
+#: read the whole level for each low-resolution tile: gigabytes a tile. Such a file is refused at
+#: ``add_slide_files`` / ``--slides-dir`` (:class:`SlideTooLargeError`, a warning naming the file)
+#: and served as files with synthetic tiles; build a pyramid (``vips tiffsave --tile --pyramid``).
+MAX_TILE_READ_BYTES = 64 * 1024 * 1024
 
 #: OpenSlide vendor → the ``fileFormat`` MIME type reported for it.
 _FILE_FORMATS = {
@@ -136,6 +144,12 @@ class SlideFileError(SectraError):
     error and warns once per file (see ``sectra_mock.handlers.tile``)."""
 
 
+class SlideTooLargeError(SlideFileError):
+    """A slide file whose tiles the mock cannot cut within :data:`MAX_TILE_READ_BYTES` a tile
+    (no downsampled levels, or dimensions past what a client accepts); the message names the file,
+    the level and what to do."""
+
+
 class SlideImage:
     """One whole-slide image opened with OpenSlide: its metadata, DZI tiles and label.
 
@@ -143,7 +157,7 @@ class SlideImage:
     tile size does not matter. Not created directly: use :func:`open_slide_files`.
     """
 
-    def __init__(self, path: Path, slide: Any, tile_size: int) -> None:
+    def __init__(self, path: Path, slide: Any, tile_size: int, *, max_read_bytes: int = MAX_TILE_READ_BYTES) -> None:
         from openslide.deepzoom import DeepZoomGenerator
 
         self.path = path
@@ -152,6 +166,7 @@ class SlideImage:
         # limit_bounds=False: Sectra's imageSize is the full level-0 size, and the pyramid
         # maths of spec §6 start from it; overlap 0 (spec §4.7).
         self._dz = DeepZoomGenerator(slide, tile_size=tile_size, overlap=0, limit_bounds=False)
+        self._check_reads(max_read_bytes)
         self._background = "#" + slide.properties.get("openslide.background-color", "ffffff")
         self._level_tiles: list[tuple[int, int]] = [(int(c), int(r)) for c, r in self._dz.level_tiles]
         # Reads in progress (any number at once); close() waits until there are none.
@@ -171,6 +186,26 @@ class SlideImage:
 
     def __repr__(self) -> str:
         return f"<SlideImage {self.path.name} {self.vendor} {self._slide.dimensions}>"
+
+    def _check_reads(self, budget: int) -> None:
+        """Refuse (:class:`SlideTooLargeError`) a file whose largest tile read passes ``budget``
+        bytes, or whose size no client accepts; from the file's declared levels, reading no pixel."""
+        from sectra_core.regions import MAX_IMAGE_SIDE
+
+        width, height = self.dimensions
+        if not (1 <= width <= MAX_IMAGE_SIDE and 1 <= height <= MAX_IMAGE_SIDE):
+            raise SlideTooLargeError(f"{self.path.name} declares {width}x{height} pixels, outside the 1..{MAX_IMAGE_SIDE} "
+                                     "a side a client accepts (sectra_core.regions.MAX_IMAGE_SIDE)")
+        for level in range(self._dz.level_count):
+            # Tile (0, 0) is the level's largest (edge tiles are smaller).
+            _location, slide_level, (w, h) = self._dz.get_tile_coordinates(level, (0, 0))
+            if 4 * w * h > budget:
+                raise SlideTooLargeError(
+                    f"{self.path.name}: a tile of DZI level {level} would read {w}x{h} pixels ({4 * w * h / 2**20:.0f} MiB) "
+                    f"from its level {slide_level} of {self._slide.level_count}, over the mock's {budget / 2**20:.0f} MiB a "
+                    "tile (sectra_mock.slides.MAX_TILE_READ_BYTES): the file has no downsampled levels for it (or "
+                    "declares a size its data lack); give it a pyramid, e.g. vips tiffsave IN OUT --tile --pyramid"
+                )
 
     @property
     def dimensions(self) -> tuple[int, int]:
@@ -425,7 +460,8 @@ def open_slide_files(files: Sequence[Path], tile_size: int = 240, *, reasons: li
     For a multi-file format (DICOM WSI, MIRAX) any one file opens the whole slide; files are tried
     in order. A missing ``openslide`` package (the ``slides`` extra) is logged once and treated as
     "not a slide", so the mock still serves the files. Why each file was refused (its name and
-    OpenSlide's error) is appended to ``reasons``.
+    OpenSlide's error) is appended to ``reasons``. A slide the mock cannot cut tiles from within
+    :data:`MAX_TILE_READ_BYTES` a tile raises :class:`SlideTooLargeError`.
     """
     from sectra_core.errors import MissingExtraError, NotSlideFileError
     from sectra_transports.downloaded import pick_slide
@@ -442,6 +478,9 @@ def open_slide_files(files: Sequence[Path], tile_size: int = 240, *, reasons: li
         return None
     try:
         return SlideImage(path, slide, tile_size)
+    except SlideTooLargeError:  # the caller warns with its own words: the file is a slide, refused
+        slide.close()
+        raise
     except Exception as exc:  # OpenSlide opened it, but its levels or properties are unusable
         slide.close()
         if reasons is not None:

@@ -56,14 +56,21 @@ class AsyncRemoteSlide:
         self, client: AsyncSlideReader, info: s.ImageInfo, label: s.LabelImage | None, *,
         focal_plane: str | None = None, optical_path: str | None = None, ext: str = "jpg",
         concurrency: int = 16, cache_bytes: int = regions.DEFAULT_CACHE_BYTES,
+        max_region_bytes: int = regions.DEFAULT_MAX_REGION_BYTES,
     ) -> None:
+        # Nothing is sized from the server's numbers before they are checked (docs/reliability.md).
+        regions.check_metadata(info)
         self._client = client
         self.info = info
         self.slide_id = info.id
         self.pyramid = Pyramid.from_image_info(info)
         self.levels = regions.SlideLevels(self.pyramid)
         self.properties: Mapping[str, str] = regions.slide_properties(info, self.levels)
-        self.associated_images: Mapping[str, Any] = regions.label_images(label)
+        # Decoded when read, never here: a label can be large, and the caller may never ask.
+        self.associated_images: Mapping[str, Any] = regions.label_images(label, info.id)
+        #: Byte budget of one read_region / read_region_mpp / get_thumbnail (RGBA, 4 bytes a
+        #: pixel): past it they raise RegionTooLargeError before allocating (use iter_regions).
+        self.max_region_bytes = max_region_bytes
         self.color_profile = None  # Sectra does not say which colour space its tiles are in
         self.ext = ext
         self.concurrency = concurrency
@@ -152,7 +159,8 @@ class AsyncRemoteSlide:
                 stand_in = regions.sliver_stand_in(self.pyramid, key)
                 if stand_in is None:
                     raise
-                return regions.sliver_from(await get(stand_in), regions.tile_size(self.pyramid, key), stand_in)
+                return regions.sliver_from(await get(stand_in), regions.tile_size(self.pyramid, key), stand_in,
+                                           source=regions.tile_size(self.pyramid, stand_in), slide=self.slide_id)
 
         def decode(key: regions.TileKey, data: bytes) -> None:
             # The cache keeps the compact RGB form; the paste gets the four-byte one (see
@@ -160,13 +168,16 @@ class AsyncRemoteSlide:
             # Fitted to the place the slide info's geometry gives it (a server's edge tile may be
             # a pixel short or long): no transparent line inside the slide (issue 24).
             pixels, rgb = regions.decode_tile_pixels(
-                data, key, rgb=self.cache.max_bytes > 0, size=regions.tile_size(self.pyramid, key),
+                data, key, rgb=self.cache.max_bytes > 0, size=regions.tile_size(self.pyramid, key), slide=self.slide_id,
             )
             if rgb is not None:
                 self.cache.put((where, key), rgb, rgb.nbytes)
             on_tile(key, pixels)
 
-        await async_fetch_each(fetch, decode, missing, self.concurrency, "sectra-region")
+        # Tiles in flight are decoded in parallel, about 7 bytes a pixel each (RGB and RGBX):
+        # no more at once than max_region_bytes holds, however large the server's tiles.
+        in_flight = min(self.concurrency, max(1, self.max_region_bytes // (7 * self.pyramid.tile_size**2)))
+        await async_fetch_each(fetch, decode, missing, in_flight, "sectra-region")
 
     async def _tiles(self, keys: Iterable[regions.TileKey]) -> dict[regions.TileKey, Any]:
         found: dict[regions.TileKey, Any] = {}
@@ -179,8 +190,12 @@ class AsyncRemoteSlide:
         """OpenSlide's ``read_region``: ``location`` in level-0 pixels, ``size`` at ``level``.
 
         An RGBA ``PIL.Image`` (``(h, w, 4)`` uint8 numpy array with ``as_array=True``), fully
-        transparent outside the slide. Each tile is pasted as soon as it is decoded.
+        transparent outside the slide. Each tile is pasted as soon as it is decoded. A region over
+        ``max_region_bytes`` raises :class:`~sectra_core.errors.RegionTooLargeError` (use
+        :meth:`iter_regions`).
         """
+        width, height = regions.region_size(size)
+        regions.check_budget(width, height, self.max_region_bytes, "read_region")
         plan = regions.plan_region(self.levels, location, level, size)
         out = regions.canvas(plan)
         await self._load(plan.tiles, lambda key, pixels: regions.paste(plan, self.pyramid, out, key, pixels))
@@ -192,9 +207,13 @@ class AsyncRemoteSlide:
         """A region of ``size`` pixels at ``mpp`` µm/px, its top-left at level-0 ``location``.
 
         Reads the coarsest level that is at least that fine and resizes (Lanczos) when the level
-        is finer than asked; as :meth:`read_region` otherwise.
+        is finer than asked; as :meth:`read_region` otherwise (the pixels read count against
+        ``max_region_bytes`` too).
         """
+        width, height = regions.region_size(size)
+        regions.check_budget(width, height, self.max_region_bytes, "read_region_mpp")
         level, source = regions.plan_mpp(self.levels, mpp, size)
+        regions.check_budget(*source, self.max_region_bytes, f"read_region_mpp at {mpp} um/px reads a region that")
         region = await self.read_region(location, level, source, as_array=True)
         array = regions.resize(region, regions.region_size(size))
         return array if as_array else regions.to_image(array)
@@ -202,8 +221,10 @@ class AsyncRemoteSlide:
     async def get_thumbnail(self, size: tuple[int, int]) -> Any:
         """An RGB ``PIL.Image`` fitting in ``size``, on white (OpenSlide's ``get_thumbnail``)."""
         width, height = regions.region_size(size)
+        regions.check_budget(width, height, self.max_region_bytes, "get_thumbnail")
         downsample = max(dim / thumb for dim, thumb in zip(self.dimensions, (width, height)))
         level = self.get_best_level_for_downsample(downsample)
+        regions.check_budget(*self.level_dimensions[level], self.max_region_bytes, f"get_thumbnail reads level {level}, which")
         tile = await self.read_region((0, 0), level, self.level_dimensions[level])
         thumb = regions.pillow().new("RGB", tile.size, "#ffffff")
         thumb.paste(tile, None, tile)
@@ -219,23 +240,34 @@ class AsyncRemoteSlide:
 
         ``async with slide.iter_regions(0.5) as regions: async for (x, y), pixels in regions:``;
         ``(x, y)`` is the region's level-0 corner, ``pixels`` what :meth:`read_region_mpp` returns
-        there. Tiles are fetched ahead of the caller in windows of ``prefetch`` tiles (default
-        ``4 * concurrency``), the next window while the caller works on this one, so memory stays
-        bounded by two windows whatever the slide's size.
+        there. Tiles are fetched ahead of the caller in windows of at most ``prefetch`` tiles
+        (default ``4 * concurrency``; fewer where that many would pass ``max_region_bytes``
+        decoded), the next window while the caller works on this one, so memory
+        stays bounded by two windows whatever the slide's size; the regions themselves are computed
+        as they are reached, so the first comes at once on any slide.
         """
-        level, source, corners = regions.grid_mpp(self.levels, mpp, size, box)
-        plans = [regions.plan_region(self.levels, corner, level, source) for corner in corners]
-        windows = regions.batches(plans, prefetch or 4 * self.concurrency)
-        out_size = regions.region_size(size)
+        # Regions and windows are computed as they are reached: nothing is sized by the slide's
+        # size, so the first region comes as fast on a 10^6 x 10^6 slide as on a small one.
+        # A window holds at most max_region_bytes of decoded tiles, however large the tiles.
+        tile_bytes = 4 * self.pyramid.tile_size**2
+        window = min(prefetch or 4 * self.concurrency, max(1, self.max_region_bytes // tile_bytes))
+        grid = regions.RegionGrid(self.levels, mpp, size, box, window)
+        regions.check_budget(*grid.source, self.max_region_bytes, f"iter_regions at {mpp} um/px reads regions that")
+        out_size = grid.size
 
-        async def fetch(window: range) -> dict[regions.TileKey, Any]:
-            return await self._tiles(key for i in window for key in plans[i].tiles)
+        async def fetch(window: range) -> tuple[list[regions.RegionPlan], dict[regions.TileKey, Any]]:
+            plans = [grid.plan(i) for i in window]
+            return plans, await self._tiles(key for plan in plans for key in plan.tiles)
 
-        def emit(window: range, tiles: dict[regions.TileKey, Any]) -> Iterable[tuple[tuple[int, int], Any]]:
-            for i in window:
-                array = regions.resize(regions.stitch(plans[i], self.pyramid, tiles), out_size)
-                yield corners[i], array if as_array else regions.to_image(array)
+        def emit(
+            window: range, fetched: tuple[list[regions.RegionPlan], dict[regions.TileKey, Any]],
+        ) -> Iterable[tuple[tuple[int, int], Any]]:
+            plans, tiles = fetched
+            for i, plan in zip(window, plans):
+                array = regions.resize(regions.stitch(plan, self.pyramid, tiles), out_size)
+                yield grid.corner(i), array if as_array else regions.to_image(array)
 
+        windows = grid
         return async_fetch_ahead(fetch, windows, emit)
 
     # --- lifecycle -------------------------------------------------------------------------------

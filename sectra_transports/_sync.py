@@ -26,7 +26,7 @@ from sectra_core.errors import TransportError
 from sectra_core.io.files import Download, OnExists, Progress, case_folders
 from sectra_core.http import BodyReader, HttpRequest, HttpResponse, ResponseLimits, check_whole_body, keep_streaming
 from sectra_core.endpoints import Operation
-from sectra_core.regions import DEFAULT_CACHE_BYTES
+from sectra_core.regions import DEFAULT_CACHE_BYTES, DEFAULT_MAX_REGION_BYTES
 from sectra_core.plugins import Plugins, default_plugins
 from sectra_core.retry import RetryPolicy, Sleep
 from sectra_core.flows import ClientState, Credentials, Flow, Locked
@@ -280,16 +280,20 @@ class SectraClient:
     def open_slide(
         self, slide_id: str, *, focal_plane: str | None = None, optical_path: str | None = None,
         ext: str = "jpg", concurrency: int = 16, cache_bytes: int = DEFAULT_CACHE_BYTES,
+        max_region_bytes: int = DEFAULT_MAX_REGION_BYTES,
     ) -> RemoteSlide:
         """The slide as an ``openslide.OpenSlide`` look-alike read over the IA-API (docs/pixels.md).
 
         Reads ``/info`` and the label now; tiles as regions need them, ``concurrency`` at a time,
         kept decoded in an LRU of ``cache_bytes``. ``focal_plane``/``optical_path``: ids from the
         slide info (default: the server's). ``ext``: the tile format (``"png"`` for lossless).
+        ``max_region_bytes``: the most RGBA bytes one region or thumbnail may need (past it:
+        ``RegionTooLargeError``, read it with ``iter_regions``). Slide info outside the documented
+        bounds raises ``ImplausibleMetadataError`` (docs/reliability.md, Security).
         """
         return RemoteSlide.open(
             self, slide_id, focal_plane=focal_plane, optical_path=optical_path, ext=ext,
-            concurrency=concurrency, cache_bytes=cache_bytes,
+            concurrency=concurrency, cache_bytes=cache_bytes, max_region_bytes=max_region_bytes,
         )
 
     def download_slide_files(

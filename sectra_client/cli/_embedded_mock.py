@@ -15,21 +15,44 @@ from ._common import UsageError
 __all__ = ["slides_from_dir", "warn_if_exposed", "load_slides_dir", "app_url", "invoke_app", "print_check"]
 
 
-def slides_from_dir(folder: Path) -> dict[str, list[Path]]:
+def slides_from_dir(folder: Path, refused: list[str] | None = None) -> dict[str, list[Path]]:
     """A folder of slides: each sub-folder is a slide (its files), each top-level file a one-file
-    slide named by its stem. Hidden entries are ignored."""
+    slide named by its stem. Hidden entries are ignored.
+
+    Symbolic links are resolved, and whatever resolves outside ``folder`` (a link to ``/etc``, a
+    sub-folder linked elsewhere) is left out, a line saying so appended to ``refused``: the mock
+    serves only what lies in the folder it was given. The paths returned are the resolved ones,
+    so a link changed later cannot lead out either.
+    """
     if not folder.is_dir():
         raise ConfigurationError(f"{folder} is not a folder")
+    root = folder.resolve()
+
+    def inside(entry: Path) -> Path | None:
+        try:
+            target = entry.resolve(strict=True)
+            target.relative_to(root)
+        except (OSError, RuntimeError, ValueError):  # a dangling or looping link, or one out of the folder
+            if refused is not None:
+                refused.append(f"{entry.relative_to(folder)} is a link that leads outside {folder.name}/ "
+                               "(or nowhere): not served; copy the file into the folder instead")
+            return None
+        return target
+
     slides: dict[str, list[Path]] = {}
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
             continue
-        if entry.is_dir():
-            files = sorted(p for p in entry.iterdir() if p.is_file() and not p.name.startswith("."))
+        target = inside(entry)
+        if target is None:
+            continue
+        if target.is_dir():
+            files = [t for t in (inside(p) for p in sorted(entry.iterdir()) if not p.name.startswith("."))
+                     if t is not None and t.is_file()]
             if files:
                 slides[entry.name] = files
-        elif entry.is_file():
-            slides[entry.stem] = [entry]
+        elif target.is_file():
+            slides[entry.stem] = [target]
     return slides
 
 
@@ -53,7 +76,11 @@ def warn_if_exposed(host: str, err: TextIO) -> None:
 
 def load_slides_dir(server: Any, folder: str | None, out: TextIO) -> dict[str, list[Path]]:
     """Add a ``--slides-dir`` to ``server`` and say, per slide, what the mock made of it."""
-    slides = slides_from_dir(Path(folder)) if folder else {}
+    refused: list[str] = []
+    slides = slides_from_dir(Path(folder), refused) if folder else {}
+    for line in refused:
+        server.warn(f"--slides-dir: {line}")
+        out.write(f"  warning: --slides-dir: {line}\n")
     for slide_id, files in slides.items():
         told = len(server.warnings)
         info = server.add_slide_files(slide_id, files)

@@ -33,6 +33,7 @@ from ..errors import (
 from ..http import HttpRequest, HttpResponse
 
 __all__ = [
+    "check_callback_token",
     "parse_invocation",
     "parse_image_notification",
     "response_headers",
@@ -303,14 +304,45 @@ def _json_body(headers: Mapping[str, str], body: bytes) -> bytes:
     return body
 
 
+def check_callback_token(token: str) -> str:
+    """``token`` if it can be sent as a bearer token in an HTTP header, else :class:`ValidationError`
+    naming the problem (never the token): empty, a line break, another control character, a
+    character outside ASCII, or a space at either end. Checked when an invocation is parsed, so
+    such a token is a 400, not a failure of the client the handler gets."""
+    problem = None
+    if not token.strip():
+        problem = "is empty"
+    elif any(c in "\r\n" for c in token):
+        problem = "contains a line break"
+    elif any(ord(c) > 0x7E for c in token):
+        problem = "contains a non-ASCII character"
+    elif any(ord(c) < 0x20 or ord(c) == 0x7F for c in token):
+        problem = "contains a control character"
+    elif token != token.strip():
+        problem = "starts or ends with a space"
+    if problem is not None:
+        raise ValidationError(
+            f"callbackInfo.token {problem} ({len(token)} characters): a bearer token is sent in an HTTP header, "
+            "which takes printable ASCII only; send the token Sectra issued, unchanged"
+        )
+    return token
+
+
 def parse_invocation(headers: Mapping[str, str], body: bytes) -> s.Invocation:
-    """Decode an invocation Sectra POSTed to the app (spec §5.3): create, modify, cancel or delete."""
-    return s.decode(_INVOCATION, _json_body(headers, body), "invocation")
+    """Decode an invocation Sectra POSTed to the app (spec §5.3): create, modify, cancel or delete.
+
+    Its ``callbackInfo.token`` is checked (:func:`check_callback_token`)."""
+    message = s.decode(_INVOCATION, _json_body(headers, body), "invocation")
+    check_callback_token(message.callback_info.token)
+    return message
 
 
 def parse_image_notification(headers: Mapping[str, str], body: bytes) -> s.ImageNotification:
-    """Decode an image notification POSTed to ``{appUrl}/imagenotification`` (spec §5.3.6)."""
-    return s.decode(_NOTIFICATION, _json_body(headers, body), "image notification")
+    """Decode an image notification POSTed to ``{appUrl}/imagenotification`` (spec §5.3.6); its
+    ``callbackInfo.token`` is checked as an invocation's."""
+    message = s.decode(_NOTIFICATION, _json_body(headers, body), "image notification")
+    check_callback_token(message.callback_info.token)
+    return message
 
 
 def response_headers(api_version: str, software_version: str) -> dict[str, str]:

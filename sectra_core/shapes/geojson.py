@@ -428,8 +428,10 @@ def _features(collection: Mapping[str, Any] | Iterable[Any]) -> list[dict[str, A
             features = [collection]
         else:
             raise ValidationError(f"expected a GeoJSON FeatureCollection or Feature, got type {kind!r}")
-    else:
+    elif isinstance(collection, Iterable) and not isinstance(collection, (str, bytes)):
         features = list(collection)  # QuPath's "export as a list of features"
+    else:
+        raise ValidationError(f"expected a GeoJSON FeatureCollection, Feature or list of Features, got {type(collection).__name__}")
     if not isinstance(features, list):
         raise ValidationError("a FeatureCollection's 'features' must be a list")
     for i, feature in enumerate(features):
@@ -455,7 +457,38 @@ def _class_of(props: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return name, _css(props.get("color")) or colour
 
 
+def _position(value: Any, where: str) -> list[float]:
+    """A GeoJSON position ``[x, y]`` (an altitude, ``[x, y, z]``, is dropped) as two finite floats,
+    else :class:`ValidationError` naming where it is and what a position is."""
+    if (isinstance(value, (list, tuple)) and len(value) in (2, 3)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        x, y = float(value[0]), float(value[1])
+        if math.isfinite(x) and math.isfinite(y):
+            return [x, y]
+    raise ValidationError(f"{where}: {_short(value)} is not a position: a position is [x, y] (two finite numbers, "
+                          "level-0 pixels; an altitude may follow)")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _positions(part: Any, where: str) -> list[list[float]]:
+    if not isinstance(part, list):
+        raise ValidationError(f"{where}: {_short(part)} is not a list of positions ([[x, y], ...])")
+    return [_position(p, where) for p in part]
+
+
 def _rings(geometry: Mapping[str, Any], where: str) -> tuple[str, list[Any]]:
+    """``(kind, parts)`` of a geometry, every position checked (:func:`_position`)."""
+    kind, parts = _raw_rings(geometry, where)
+    if kind == "points":
+        return kind, [_position(p, where) for p in parts]
+    return kind, [_positions(p, where) for p in parts]
+
+
+def _raw_rings(geometry: Mapping[str, Any], where: str) -> tuple[str, list[Any]]:
     kind, coords = geometry.get("type"), geometry.get("coordinates")
     if not isinstance(coords, list):
         raise ValidationError(f"{where}: a {kind} geometry needs 'coordinates'")
@@ -522,8 +555,16 @@ def _primitive_result(
         builder = groups[key][0]
         if sectra.get("kind") == "arc" and isinstance(sectra.get("arc"), Mapping):
             arc = sectra["arc"]
-            center = pyramid.to_sectra(*arc["center"])
-            builder.arc(center, arc["radius"] / pyramid.width, arc["startAngle"], arc["endAngle"], style=style)
+            try:
+                cx, cy = _position(arc["center"], f"{where}: sectra.arc.center")
+                center = pyramid.to_sectra(cx, cy)
+                radius, start, end = (float(arc[k]) for k in ("radius", "startAngle", "endAngle"))
+            except (KeyError, TypeError, ValueError) as exc:
+                if isinstance(exc, ValidationError):
+                    raise
+                raise ValidationError(f"{where}: sectra.arc needs center [x, y], radius, startAngle and endAngle "
+                                      f"(numbers): {type(exc).__name__}: {exc}") from None
+            builder.arc(center, radius / pyramid.width, start, end, style=style)
             continue
         kind, parts = _rings(feature["geometry"], where)
         if kind == "polygons":
@@ -564,6 +605,8 @@ def _primitive_result(
 
 
 def _gallery_result(features: list[dict[str, Any]], pyramid: Pyramid, settings: Mapping[str, Any]) -> s.PatchCollectionResult:
+    if not isinstance(settings, Mapping):
+        raise ValidationError(f"sectra.gallery is an object of patch-gallery settings (tags, patchSize...), got {_short(settings)}")
     try:
         template = msgspec.convert(dict(settings), s.PatchContent)
     except msgspec.ValidationError as exc:
@@ -638,6 +681,8 @@ def from_geojson(
             context = {k: v for k, v in context.items() if k != HOLES_KEY}  # it had holes; they are gone
     if display_properties is None:
         display_properties = meta.get("displayProperties") or {}
+        if not isinstance(display_properties, Mapping):
+            raise ValidationError(f"sectra.displayProperties is an object of names and values, got {_short(display_properties)}")
     result = s.Result(
         slide_id=slide_id,
         display_result=display_result if display_result is not None else meta.get("displayResult"),

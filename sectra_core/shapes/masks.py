@@ -66,6 +66,24 @@ def _simplify(ring: Any, max_points: int, tolerance: float) -> Any:
     return poly
 
 
+def _label_boxes(np: Any, array: Any) -> dict[int, tuple[int, int, int, int]]:
+    """Every nonzero label's bounding box ``(row0, row1, col0, col1)`` (inclusive), in one pass
+    over the nonzero pixels (a stable integer sort groups them by label)."""
+    flat = array.reshape(-1)
+    index = np.flatnonzero(flat)
+    if index.size == 0:
+        return {}
+    labels = flat[index].astype(np.int64)
+    rows, cols = np.divmod(index, array.shape[1])
+    order = np.argsort(labels, kind="stable")  # raster order kept within a label: rows ascend
+    labels, rows, cols = labels[order], rows[order], cols[order]
+    starts = np.flatnonzero(np.concatenate(([True], labels[1:] != labels[:-1])))
+    ends = np.concatenate((starts[1:], [labels.size])) - 1
+    col0, col1 = np.minimum.reduceat(cols, starts), np.maximum.reduceat(cols, starts)
+    return {int(v): (int(a), int(b), int(c), int(d))
+            for v, a, b, c, d in zip(labels[starts], rows[starts], rows[ends], col0, col1)}
+
+
 def polygons_from_mask(
     mask: Any, downsample: float = 1.0, *, origin: tuple[float, float] = (0.0, 0.0),
     values: Mapping[int, Any] | None = None, holes: bool = True, max_points: int = 500,
@@ -97,7 +115,8 @@ def polygons_from_mask(
         raise ValidationError(f"a mask holds bools or integer labels, got dtype {array.dtype}")
     if not (downsample > 0 and max_points >= 3):
         raise ValidationError("downsample must be > 0 and max_points >= 3")
-    wanted = sorted(int(v) for v in (values if values is not None else np.unique(array)) if int(v) != 0)
+    boxes = _label_boxes(np, array)
+    wanted = sorted(int(v) for v in values if int(v) != 0) if values is not None else sorted(boxes)
     ox, oy = origin
     out: list[MaskPolygon] = []
 
@@ -107,10 +126,19 @@ def polygons_from_mask(
 
     smallest = max(min_area, 1e-9)
     for value in wanted:
-        binary = (array == value).astype(np.uint8)
+        if value not in boxes:
+            continue  # a value asked for that the mask does not hold
+        # Only the label's bounding box, with a zero border (so an outline along the box's edge
+        # is traced as at the mask's edge): the work is the box's pixels, not the mask's, so a
+        # mask of many cells costs one pass, not one pass per cell.
+        r0, r1, c0, c1 = boxes[value]
+        binary = np.zeros((r1 - r0 + 3, c1 - c0 + 3), np.uint8)
+        binary[1:-1, 1:-1] = array[r0:r1 + 1, c0:c1 + 1] == value
         # RETR_CCOMP: two levels, outer outlines and their holes (an island inside a hole is an
-        # outer outline again); CHAIN_APPROX_SIMPLE drops collinear pixels.
-        contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+        # outer outline again); CHAIN_APPROX_SIMPLE drops collinear pixels. ``offset`` puts the
+        # box's pixels back at their place in the mask.
+        contours, hierarchy = cv2.findContours(binary, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE,
+                                               offset=(c0 - 1, r0 - 1))
         if hierarchy is None:
             continue
         rings = [c.reshape(-1, 2).astype(float) for c in contours]

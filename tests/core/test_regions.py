@@ -130,3 +130,24 @@ def test_the_four_byte_paste_gives_the_same_pixels_as_the_rgb_one() -> None:
     paste(plan, levels.pyramid, fast, key, garbage)
     assert np.array_equal(slow, fast) and fast[0, 0, 3] == 255 and fast[-1, -1, 3] == 0
     assert np.array_equal(fast[:190, :140, :3], rgb[50:, 100:])
+
+
+def test_the_region_grid_of_a_giant_slide_is_computed_on_demand() -> None:
+    """Issue 27: iter_regions over 10^6 x 10^6 pixels held 15 million plans before its first region."""
+    import tracemalloc
+
+    from sectra_core.regions import RegionGrid
+
+    levels = SlideLevels(Pyramid(1_000_000, 1_000_000, 256, 0.25))
+    tracemalloc.start()
+    grid = RegionGrid(levels, 0.25, (256, 256), max_tiles=64)
+    first = grid.plan(0)
+    window = grid[0]
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 1_000_000  # bytes: nothing sized by the slide
+    assert grid.total == 3907 * 3907 and len(grid) == -(-grid.total // grid.per_window)
+    assert first.tiles == ((20, 0, 0),) and window == range(0, grid.per_window)
+    assert grid.corner(3907) == (0, 256) and grid[len(grid) - 1].stop == grid.total
+    small = SlideLevels(Pyramid(1000, 700, 256, 0.25))
+    assert [grid_mpp(small, 0.5, (128, 128))[2][i] for i in range(3)] == [RegionGrid(small, 0.5, (128, 128)).corner(i) for i in range(3)]
