@@ -36,6 +36,24 @@ def test_the_sqlite_file_is_created_0600_and_a_loose_one_tightened(tmp_path: Pat
     assert "readable by others" in caplog.text
 
 
+def test_no_permission_change_follows_a_symlink(tmp_path: Path) -> None:
+    """A link planted where the queue's file goes is refused: its target keeps its mode and its bytes."""
+    target = tmp_path / "someone-elses.txt"
+    target.write_bytes(b"not a queue")
+    os.chmod(target, 0o644)
+    link = tmp_path / "jobs.db"
+    link.symlink_to(target)
+    with pytest.raises(ConfigurationError, match="symbolic link"):
+        HueyJobRunner(f"sqlite:///{link}", name="app")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert target.read_bytes() == b"not a queue"
+    dangling = tmp_path / "dangling.db"
+    dangling.symlink_to(tmp_path / "nowhere" / "x.db")
+    with pytest.raises(ConfigurationError, match="symbolic link"):
+        HueyJobRunner(f"sqlite:///{dangling}", name="app")
+    assert not (tmp_path / "nowhere").exists()
+
+
 def test_bad_queue_urls_and_settings_say_what_to_write(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="sqlite:// .* or redis://"):
         HueyJobRunner("amqp://user:secret@host/", name="app")

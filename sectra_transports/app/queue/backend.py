@@ -48,11 +48,25 @@ def require_huey() -> Any:
 
 
 def _private_file(path: Path) -> None:
-    """Create ``path`` 0600 if missing; tighten it (with a warning) if others may read it."""
+    """Create ``path`` 0600 if missing; tighten it (with a warning) if others may read it.
+
+    Never through a symbolic link (issue 27): whoever can plant a link where the queue's file
+    goes would otherwise have this process chmod, and Huey then write, a file of the link's choosing.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     try:
-        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        if path.is_symlink():
+            raise ConfigurationError(
+                f"the queue file {path} is a symbolic link: give the real file's path (sqlite:///{path.resolve()})"
+            ) from None
+        raise ConfigurationError(f"the queue file {path} cannot be opened: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigurationError(f"the queue file {path} is not a regular file")
+        mode = stat.S_IMODE(info.st_mode)
         if mode & 0o077:
             log.warning("queue file %s was readable by others (mode %o): set to 0600, it holds callback tokens", path, mode)
             os.fchmod(fd, 0o600)
@@ -100,7 +114,10 @@ class QueueBackend:
                 raise ConfigurationError(f"queue URL {url!r} names no file; write sqlite:////absolute/path/jobs.db")
             given = Path(raw).expanduser()
             self.relative = not given.is_absolute()
-            self.path: Path | None = given.resolve()
+            # The folders resolved (app and worker compare this path), the file itself not: a link
+            # there is refused by _private_file rather than followed.
+            absolute = Path(os.path.abspath(given))
+            self.path: Path | None = absolute.parent.resolve() / absolute.name
             _private_file(self.path)
             secret = queue_secret("sqlite", self.path, os.environ if environ is None else environ)
             self.serializer = SignedSerializer(secret)
