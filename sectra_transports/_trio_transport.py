@@ -11,8 +11,9 @@ a ``trio.lowlevel`` path, so there is none.
 A pooled connection is reused only while it is clean, as urllib3 and httpcore do: an idle
 connection whose socket has become readable (a late or stray answer, an unsolicited ``408``, the
 server's close) is closed, never read as the next answer; so is one whose answer was followed by
-more bytes. One limit, shared with httpcore: bytes of a stray TLS record that trio has already
-taken off the socket with the end of a body are not seen by that check.
+more bytes. Over TLS the check also asks the TLS layer for bytes it has already decrypted (a stray
+sent in the body's last record). One limit, shared with httpcore: a stray in a *later* TLS record
+that trio has already taken off the socket, still encrypted, with the end of a body is not seen.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ class _Connection:
     def readable(self) -> bool:
         """Whether the socket has something to read (or has been closed) while no answer is due:
         the server has sent something nobody asked for, or hung up. Either way, not reusable."""
+        if isinstance(self.stream, trio.SSLStream) and self.stream.pending():
+            # Bytes the TLS layer has already decrypted (a stray sent in the same record as the
+            # end of a body): no longer on the socket, so the poll below cannot see them.
+            return True
         if self._poller is not None:
             return bool(self._poller.poll(0))
         return bool(select.select([self.socket], [], [], 0)[0])  # pragma: no cover - Windows

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import http.client
 import logging
+import ssl
 from collections.abc import Generator
 
 import urllib3
@@ -93,6 +94,16 @@ class _HTTPConnection(urllib3.connection.HTTPConnection):
 
 class _HTTPSConnection(urllib3.connection.HTTPSConnection):
     response_class = _Response
+
+    @property
+    def is_connected(self) -> bool:
+        """urllib3's check before reuse, plus the TLS layer's own buffer: a stray answer sent in the
+        same record as the end of a body is decrypted with it and no longer on the socket, so
+        polling the socket (urllib3's check) cannot see it."""
+        sock = self.sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return False
+        return super().is_connected
 
 
 class _HTTPConnectionPool(urllib3.HTTPConnectionPool):

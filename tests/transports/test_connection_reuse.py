@@ -393,3 +393,34 @@ def test_no_slide_gets_another_slides_metadata(make_client: Callable[..., Any], 
     assert client.get_image_metadata("slide-c").id == "slide-c"
     assert [target for _, target in server.seen] == ["/info", "/slides/slide-a/info", "/slides/slide-b/info",
                                                      "/slides/slide-c/info"]
+
+
+# --- found in review (issue #25) -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["read", "streamed"])
+def test_over_tls_a_stray_in_the_last_record_of_a_large_body_retires_the_connection(
+    transport_name: str, scripted: Any, tls_ca_path: Any, stream: bool,
+) -> None:
+    """A body over 1 MiB and a stray answer in one write: over TLS the stray shares the body's
+    last record, so the client's TLS layer has decrypted it with the end of the body and the
+    socket under it has nothing left to poll. The connection must still not be reused."""
+    ca, ca_path = tls_ca_path
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    body = bytes(range(256)) * (2 * MiB // 256)
+    server = scripted([Play(body=body, frame=lambda b: answer(b) + STRAY)], tls=context)
+    got = exchange(transport_name, server, ["/a", "/b", "/c"], stream=stream, options=TransportOptions(verify=ca_path))
+    assert got == [(200, body), *honest("/b", "/c")]
+
+
+def test_an_interim_answer_with_a_content_length_adds_nothing_to_the_body(transport_name: str, scripted: Any) -> None:
+    """A 1xx answer has no content (RFC 9110 §15.2) whatever its fields say. A server that sends
+    ``100 Continue`` with ``Content-Length: 5`` and five bytes: those bytes are never part of the
+    real answer's body (refused as a malformed answer, as http.client and h11 do, or dropped)."""
+    server = scripted([Play(before=b"HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\nhello")])
+    try:
+        got = exchange(transport_name, server, ["/a"])
+    except RemoteProtocolError:
+        return
+    assert got == honest("/a")
