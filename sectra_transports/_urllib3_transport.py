@@ -73,8 +73,8 @@ class _Response(http.client.HTTPResponse):
     http.client skips ``100 Continue`` only: a ``102 Processing`` or ``103 Early Hints`` would be
     taken as the answer, and the real one left on the wire to be read as the next request's
     answer. ``begin`` reads a head only while none is read (its ``headers`` is None), so it is
-    called again for the head that follows. ``101`` (a protocol switch) is an answer, refused by
-    the core.
+    called again for the head that follows. ``101`` (a protocol switch) ends the loop; the
+    transport refuses it and drops the connection.
     """
 
     def begin(self) -> None:
@@ -179,6 +179,10 @@ class Urllib3Transport:
                 )
         finally:
             _in_flight.reset(token)
+        if raw.status == 101:
+            # The connection now speaks another protocol: never an answer, never pooled (as on trio).
+            raw.close()
+            raise RemoteProtocolError("the server switched protocols; the SDK speaks HTTP/1.1 only")
         headers = merge_headers(raw.headers.iteritems())
         try:
             # http.client reads a malformed Content-Length as "none" and reads to the close;

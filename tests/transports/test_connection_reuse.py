@@ -424,3 +424,15 @@ def test_an_interim_answer_with_a_content_length_adds_nothing_to_the_body(transp
     except RemoteProtocolError:
         return
     assert got == honest("/a")
+
+
+@pytest.mark.parametrize("upgrade", [b"Upgrade: websocket\r\nConnection: upgrade\r\n", b""], ids=["upgrade", "bare"])
+def test_a_101_is_refused_and_its_connection_is_never_reused(transport_name: str, scripted: Any, upgrade: bytes) -> None:
+    """After ``101 Switching Protocols`` the connection speaks another protocol (RFC 9110 §15.2.2)
+    the SDK never asked for: refused on both clients, as a protocol error, and the connection
+    dropped (urllib3 took the 101 as an answer with an empty body and pooled its connection)."""
+    server = scripted([Play(before=b"HTTP/1.1 101 Switching Protocols\r\n" + upgrade + b"\r\n")])
+    with pytest.raises(RemoteProtocolError):
+        exchange(transport_name, server, ["/a"])
+    assert exchange(transport_name, server, ["/b"]) == honest("/b")
+    assert server.connections == 2
