@@ -236,6 +236,10 @@ class TrioTransport:
             return HttpResponse(parser.status, headers_out, body=body, closer=_released)
         conn.body_started = False
         length = digits(headers_out.get("content-length", ""))  # the parser has checked it already
+        if parser.complete and length is not None:
+            # The parser has seen the message end: its body is what it holds (a 204's
+            # Content-Length announces nothing, RFC 9110 §15.3.5).
+            length = sum(len(chunk) for chunk in parser.chunks)
         if length is not None and "transfer-encoding" not in headers_out and request.method != "HEAD":
             sized = _SizedBody(self, key, conn, parser, length)
             return HttpResponse(parser.status, headers_out, stream=sized.stream, closer=sized.close,

@@ -445,3 +445,14 @@ def test_a_101_is_refused_and_its_connection_is_never_reused(transport_name: str
         exchange(transport_name, server, ["/a"])
     assert exchange(transport_name, server, ["/b"]) == honest("/b")
     assert server.connections == 2
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["read", "streamed"])
+def test_a_204_with_a_content_length_has_no_body(transport_name: str, scripted: Any, stream: bool) -> None:
+    """A 204 never has content (RFC 9110 §15.3.5), whatever ``Content-Length`` it carries. The trio
+    client, asked to stream, waited for the five bytes the field announced (a read timeout, or
+    the next answer's first bytes taken as this body); it must end the body where the parser
+    ends the message."""
+    server = scripted([Play(frame=lambda b: b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n")])
+    got = exchange(transport_name, server, ["/a", "/b", "/c"], stream=stream, options=TransportOptions(read_timeout=5))
+    assert got == [(204, b""), *honest("/b", "/c")]
