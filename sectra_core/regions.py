@@ -290,10 +290,13 @@ def sliver_stand_in(pyramid: Pyramid, key: TileKey) -> TileKey | None:
     return level, col - 1 if thin_x else col, row - 1 if thin_y else row
 
 
-def sliver_from(data: bytes, size: tuple[int, int], key: TileKey | None = None) -> bytes:
+def sliver_from(
+    data: bytes, size: tuple[int, int], key: TileKey | None = None, whole: tuple[int, int] | None = None,
+) -> bytes:
     """A ``size`` tile made of the last columns/rows of another tile's bytes (its neighbour's,
-    see :func:`sliver_stand_in`), PNG-encoded so it decodes like any tile."""
-    tile = _open_tile(data, key)
+    see :func:`sliver_stand_in`), PNG-encoded so it decodes like any tile. ``whole``: that tile's
+    own size by the geometry (:func:`tile_size`), checked before it is decoded, as for any tile."""
+    tile = _open_tile(data, key, whole)
     width, height = tile.size
     piece = tile.crop((max(0, width - size[0]), max(0, height - size[1]), width, height))
     out = io.BytesIO()

@@ -139,7 +139,8 @@ class AsyncRemoteSlide:
                 stand_in = regions.sliver_stand_in(self.pyramid, key)
                 if stand_in is None:
                     raise
-                return regions.sliver_from(await get(stand_in), regions.tile_size(self.pyramid, key), stand_in)
+                return regions.sliver_from(await get(stand_in), regions.tile_size(self.pyramid, key), stand_in,
+                                           regions.tile_size(self.pyramid, stand_in))
 
         def decode(key: regions.TileKey, data: bytes) -> None:
             # The cache keeps the compact RGB form; the paste gets the four-byte one (see
