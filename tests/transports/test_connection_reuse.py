@@ -80,6 +80,7 @@ class Play:
     close: bool = False
     body: bytes | None = None  # the answer's body; None: "answer to <target>"
     frame: Callable[[bytes], bytes] = answer
+    then: bytes = b""  # sent at once in a write of its own (over TLS: a record of its own)
 
 
 class Scripted:
@@ -142,6 +143,8 @@ class Scripted:
                 body = play.body if play.body is not None else f"answer to {target}".encode()
                 try:
                     conn.sendall(play.before + play.frame(body))
+                    if play.then:
+                        conn.sendall(play.then)
                     if play.after:
                         with self._done:
                             self._done.wait_for(lambda: self._read > index or self._stop.is_set(), 10)
@@ -456,3 +459,20 @@ def test_a_204_with_a_content_length_has_no_body(transport_name: str, scripted: 
     server = scripted([Play(frame=lambda b: b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n")])
     got = exchange(transport_name, server, ["/a", "/b", "/c"], stream=stream, options=TransportOptions(read_timeout=5))
     assert got == [(204, b""), *honest("/b", "/c")]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["read", "streamed"])
+def test_over_tls_a_stray_in_its_own_record_right_after_a_large_body_retires_the_connection(
+    transport_name: str, scripted: Any, tls_ca_path: Any, stream: bool,
+) -> None:
+    """The stray in a TLS record of its own, written right after a body over 1 MiB: trio's TLS
+    stream reads it off the socket (still encrypted) with the body's last record, where neither
+    the socket poll nor ``pending()`` sees it (the trio client took it as /b's answer). The
+    blocking client: http.client's reader takes it and dies with the answer."""
+    ca, ca_path = tls_ca_path
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    body = bytes(range(256)) * (2 * MiB // 256)
+    server = scripted([Play(body=body, then=STRAY)], tls=context)
+    got = exchange(transport_name, server, ["/a", "/b", "/c"], stream=stream, options=TransportOptions(verify=ca_path))
+    assert got == [(200, body), *honest("/b", "/c")]
