@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hmac
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -91,6 +92,10 @@ async def case_images_by_slide(ctx: MockContext) -> Response:
     return ctx.json(_case(ctx, accession))
 
 
+#: A number as clients write one (ASCII digits, optional sign, fraction and exponent).
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _focal_plane(given: str, ids: set[str]) -> str | None:
     """The focal plane id ``given`` names: an id as is, or a number equal to a numeric id.
 
@@ -99,6 +104,9 @@ def _focal_plane(given: str, ids: set[str]) -> str | None:
     """
     if given in ids:
         return given
+    if _PLAIN_NUMBER.fullmatch(given) is None:
+        # float() also takes full-width digits, "1_0" and blanks: no client writes those.
+        return None
     try:
         wanted = float(given)
     except ValueError:

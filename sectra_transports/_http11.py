@@ -121,6 +121,10 @@ class _LlhttpParser(ResponseParser):
             self.head_complete = True
 
     def on_body(self, body: bytes) -> None:
+        if not self.head_complete:
+            # A body on an interim 1xx answer (llhttp reads one for a 1xx it does not know, e.g.
+            # 199 with a Content-Length): 1xx answers have none (RFC 9110 §15.2); refused.
+            raise RemoteProtocolError(f"the server sent content with an interim {self.status} answer")
         self.chunks.append(body)
 
     def on_message_complete(self) -> None:

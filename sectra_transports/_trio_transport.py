@@ -11,12 +11,14 @@ a ``trio.lowlevel`` path, so there is none.
 A pooled connection is reused only while it is clean, as urllib3 and httpcore do: an idle
 connection whose socket has become readable (a late or stray answer, an unsolicited ``408``, the
 server's close) is closed, never read as the next answer; so is one whose answer was followed by
-more bytes. One limit, shared with httpcore: bytes of a stray TLS record that trio has already
-taken off the socket with the end of a body are not seen by that check.
+more bytes. Over TLS the check also asks the TLS layer for what it already holds: bytes decrypted
+with the body's last record (``pending()``), and a later record trio has already taken off the
+socket, still encrypted (:meth:`_Connection.tls_unread`; httpcore misses that one).
 """
 
 from __future__ import annotations
 
+import math
 import select
 import ssl
 from collections.abc import AsyncGenerator
@@ -65,9 +67,33 @@ class _Connection:
     def readable(self) -> bool:
         """Whether the socket has something to read (or has been closed) while no answer is due:
         the server has sent something nobody asked for, or hung up. Either way, not reusable."""
+        if isinstance(self.stream, trio.SSLStream) and self.stream.pending():
+            # Bytes the TLS layer has already decrypted (a stray sent in the same record as the
+            # end of a body): no longer on the socket, so the poll below cannot see them.
+            return True
         if self._poller is not None:
             return bool(self._poller.poll(0))
         return bool(select.select([self.socket], [], [], 0)[0])  # pragma: no cover - Windows
+
+    async def tls_unread(self) -> bool:
+        """Whether the TLS stream already holds bytes nobody asked for: a stray record read off the
+        socket (still encrypted) together with the end of a body, which neither the socket poll nor
+        ``pending()`` sees. Asks the stream for a byte in a scope whose deadline has passed: trio
+        cancels it when it next schedules, so a record the stream holds is decrypted and comes at
+        once, while an empty socket ends the ask at its first wait, before anything is read (the
+        socket's own bytes are the poll's to see)."""
+        if self.plain:
+            return False
+        try:
+            with trio.CancelScope() as scope:
+                # Set after entering: a scope entered past its deadline is cancelled at once,
+                # before the stream could look at what it holds.
+                scope.deadline = -math.inf
+                await self.stream.receive_some(1)
+                return True  # a byte, or b"": the close
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return True
+        return False
 
     async def receive_some(self, size: int) -> bytes:
         """Up to ``size`` bytes, what one read brings; b"" at the end."""
@@ -157,7 +183,7 @@ class TrioTransport:
         idle = self._idle.get(key)
         while idle:
             conn = idle.pop()
-            if conn.readable():
+            if conn.readable() or await conn.tls_unread():
                 # Something arrived while it sat idle (a stray answer, a 408, the close): it is
                 # not the answer to the request about to be sent.
                 await conn.aclose()
@@ -231,6 +257,10 @@ class TrioTransport:
             return HttpResponse(parser.status, headers_out, body=body, closer=_released)
         conn.body_started = False
         length = digits(headers_out.get("content-length", ""))  # the parser has checked it already
+        if parser.complete and length is not None:
+            # The parser has seen the message end: its body is what it holds (a 204's
+            # Content-Length announces nothing, RFC 9110 §15.3.5).
+            length = sum(len(chunk) for chunk in parser.chunks)
         if length is not None and "transfer-encoding" not in headers_out and request.method != "HEAD":
             sized = _SizedBody(self, key, conn, parser, length)
             return HttpResponse(parser.status, headers_out, stream=sized.stream, closer=sized.close,

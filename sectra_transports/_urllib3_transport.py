@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import http.client
 import logging
+import ssl
 from collections.abc import Generator
 
 import urllib3
@@ -72,8 +73,8 @@ class _Response(http.client.HTTPResponse):
     http.client skips ``100 Continue`` only: a ``102 Processing`` or ``103 Early Hints`` would be
     taken as the answer, and the real one left on the wire to be read as the next request's
     answer. ``begin`` reads a head only while none is read (its ``headers`` is None), so it is
-    called again for the head that follows. ``101`` (a protocol switch) is an answer, refused by
-    the core.
+    called again for the head that follows. ``101`` (a protocol switch) ends the loop; the
+    transport refuses it and drops the connection.
     """
 
     def begin(self) -> None:
@@ -93,6 +94,16 @@ class _HTTPConnection(urllib3.connection.HTTPConnection):
 
 class _HTTPSConnection(urllib3.connection.HTTPSConnection):
     response_class = _Response
+
+    @property
+    def is_connected(self) -> bool:
+        """urllib3's check before reuse, plus the TLS layer's own buffer: a stray answer sent in the
+        same record as the end of a body is decrypted with it and no longer on the socket, so
+        polling the socket (urllib3's check) cannot see it."""
+        sock = self.sock
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return False
+        return super().is_connected
 
 
 class _HTTPConnectionPool(urllib3.HTTPConnectionPool):
@@ -168,6 +179,10 @@ class Urllib3Transport:
                 )
         finally:
             _in_flight.reset(token)
+        if raw.status == 101:
+            # The connection now speaks another protocol: never an answer, never pooled (as on trio).
+            raw.close()
+            raise RemoteProtocolError("the server switched protocols; the SDK speaks HTTP/1.1 only")
         headers = merge_headers(raw.headers.iteritems())
         try:
             # http.client reads a malformed Content-Length as "none" and reads to the close;

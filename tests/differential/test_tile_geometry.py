@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import tifffile
+import trio
 import urllib3
 from PIL import Image
 
@@ -27,6 +28,7 @@ from sectra_core.geometry import Pyramid
 from sectra_core.retry import NO_RETRY
 from sectra_mock import MockSectraServer
 from sectra_mock.slides import SlideImage
+from sectra_transports.trio import AsyncSectraClient
 from tests.conftest import TOKEN
 from tests.differential.slide_factory import MATRIX, ensure
 from tests.differential.test_matrix import _levels_sync, _levels_trio, local, reference
@@ -217,3 +219,33 @@ def test_anything_escaping_a_handler_is_a_json_error(serve: Callable[[str], Mock
                         retries=False)
     assert (r.status, r.headers["Content-Type"]) == (500, "application/json")
     assert r.json() == {"error": "the mock failed to answer (RuntimeError); its log says where"}
+
+
+@pytest.mark.parametrize("client_name", ["sync", "trio"])
+def test_a_stand_in_tile_of_another_size_is_a_decode_error(
+    serve: Callable[[str], MockSectraServer], monkeypatch: pytest.MonkeyPatch, client_name: str,
+) -> None:
+    """The neighbour fetched for a missing one-pixel edge tile is a tile from the server like any
+    other: its size is checked against the geometry before it is decoded (a hostile server's
+    small PNG of 6000x6000 pixels is not decoded into 100 MB), a DecodeError as for any tile."""
+    server = serve("levels-rounded-down")
+
+    def hostile(self: SlideImage, level: int, col: int, row: int) -> Any:
+        if (level, col, row) == (9, 1, 0):  # the stand-in for the missing sliver (9, 2, 0)
+            return Image.new("RGB", (6000, 6000), "#ffffff")
+        return _floor_tile(self, level, col, row)
+
+    monkeypatch.setattr(SlideImage, "_deepzoom_tile", hostile)
+    location, size = (480 * 2, 0), (1, 200)  # level 1 (481 wide): the last column, the sliver tile only
+    if client_name == "sync":
+        with SectraClient(server.url, TOKEN) as client, client.open_slide("sliver", ext="png") as slide:
+            with pytest.raises(DecodeError, match="6000x6000"):
+                slide.read_region(location, 1, size)
+    else:
+        async def run() -> None:
+            async with AsyncSectraClient(server.url, TOKEN) as client:
+                slide: Any = await client.open_slide("sliver", ext="png")
+                with pytest.raises(DecodeError, match="6000x6000"):
+                    await slide.read_region(location, 1, size)
+
+        trio.run(run)

@@ -160,6 +160,14 @@ def test_a_float_focal_plane_is_that_plane(mock: MockSectraServer) -> None:
         assert r.status == 404 and "no focal plane" in r.json()["error"], wrong
 
 
+def test_a_focal_plane_is_a_plain_ascii_number_or_an_id(mock: MockSectraServer) -> None:
+    """Python's ``float`` also reads full-width and Arabic-Indic digits, ``_`` separators and
+    surrounding blanks: none is a number a client writes, so none names plane "0" (review, issue 24)."""
+    for wrong in ("%EF%BC%90", "%D9%A0", "0_0", "%200", "0%20", "%090"):  # "０", "٠", "0_0", " 0", "0 ", "\t0"
+        r = send(mock, "GET", f"/images/slide-001_files/9/0_0_{wrong}.jpeg")
+        assert r.status == 404, wrong
+
+
 def test_quality_control_in_basic_scope(mock: MockSectraServer) -> None:
     # Sectra's contrib README reads qualityControl from a basic-scope info (spec §4.16).
     qc = json.loads(send(mock, "GET", "/slides/slide-001/info").data)["qualityControl"]

@@ -80,6 +80,7 @@ class Play:
     close: bool = False
     body: bytes | None = None  # the answer's body; None: "answer to <target>"
     frame: Callable[[bytes], bytes] = answer
+    then: bytes = b""  # sent at once in a write of its own (over TLS: a record of its own)
 
 
 class Scripted:
@@ -142,6 +143,8 @@ class Scripted:
                 body = play.body if play.body is not None else f"answer to {target}".encode()
                 try:
                     conn.sendall(play.before + play.frame(body))
+                    if play.then:
+                        conn.sendall(play.then)
                     if play.after:
                         with self._done:
                             self._done.wait_for(lambda index=index: self._read > index or self._stop.is_set(), 10)
@@ -393,3 +396,83 @@ def test_no_slide_gets_another_slides_metadata(make_client: Callable[..., Any], 
     assert client.get_image_metadata("slide-c").id == "slide-c"
     assert [target for _, target in server.seen] == ["/info", "/slides/slide-a/info", "/slides/slide-b/info",
                                                      "/slides/slide-c/info"]
+
+
+# --- found in review (issue #25) -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["read", "streamed"])
+def test_over_tls_a_stray_in_the_last_record_of_a_large_body_retires_the_connection(
+    transport_name: str, scripted: Any, tls_ca_path: Any, stream: bool,
+) -> None:
+    """A body over 1 MiB and a stray answer in one write: over TLS the stray shares the body's
+    last record, so the client's TLS layer has decrypted it with the end of the body and the
+    socket under it has nothing left to poll. The connection must still not be reused."""
+    ca, ca_path = tls_ca_path
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    body = bytes(range(256)) * (2 * MiB // 256)
+    server = scripted([Play(body=body, frame=lambda b: answer(b) + STRAY)], tls=context)
+    got = exchange(transport_name, server, ["/a", "/b", "/c"], stream=stream, options=TransportOptions(verify=ca_path))
+    assert got == [(200, body), *honest("/b", "/c")]
+
+
+@pytest.mark.parametrize("interim", [
+    b"HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\nhello",
+    b"HTTP/1.1 103 Early Hints\r\nContent-Length: 5\r\n\r\nhello",
+    b"HTTP/1.1 100 Continue\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    b"HTTP/1.1 199 Unassigned\r\nContent-Length: 5\r\n\r\nhello",
+    b"HTTP/1.1 150 Unassigned\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+], ids=["100-length", "103-length", "100-chunked", "199-length", "150-chunked"])
+def test_an_interim_answer_with_a_body_adds_nothing_to_the_body(transport_name: str, scripted: Any,
+                                                                interim: bytes) -> None:
+    """A 1xx answer has no content (RFC 9110 §15.2) whatever its fields say. A server that sends
+    one with ``Content-Length: 5`` (or chunked) and five bytes: those bytes are never part of the
+    real answer's body (refused as a malformed answer, as http.client and h11 do, or dropped).
+    llhttp read a body for a 1xx it does not know (``199``) and the trio client prepended it."""
+    server = scripted([Play(before=interim)])
+    try:
+        got = exchange(transport_name, server, ["/a"])
+    except RemoteProtocolError:
+        return
+    assert got == honest("/a")
+
+
+@pytest.mark.parametrize("upgrade", [b"Upgrade: websocket\r\nConnection: upgrade\r\n", b""], ids=["upgrade", "bare"])
+def test_a_101_is_refused_and_its_connection_is_never_reused(transport_name: str, scripted: Any, upgrade: bytes) -> None:
+    """After ``101 Switching Protocols`` the connection speaks another protocol (RFC 9110 §15.2.2)
+    the SDK never asked for: refused on both clients, as a protocol error, and the connection
+    dropped (urllib3 took the 101 as an answer with an empty body and pooled its connection)."""
+    server = scripted([Play(before=b"HTTP/1.1 101 Switching Protocols\r\n" + upgrade + b"\r\n")])
+    with pytest.raises(RemoteProtocolError):
+        exchange(transport_name, server, ["/a"])
+    assert exchange(transport_name, server, ["/b"]) == honest("/b")
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["read", "streamed"])
+def test_a_204_with_a_content_length_has_no_body(transport_name: str, scripted: Any, stream: bool) -> None:
+    """A 204 never has content (RFC 9110 §15.3.5), whatever ``Content-Length`` it carries. The trio
+    client, asked to stream, waited for the five bytes the field announced (a read timeout, or
+    the next answer's first bytes taken as this body); it must end the body where the parser
+    ends the message."""
+    server = scripted([Play(frame=lambda b: b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n")])
+    got = exchange(transport_name, server, ["/a", "/b", "/c"], stream=stream, options=TransportOptions(read_timeout=5))
+    assert got == [(204, b""), *honest("/b", "/c")]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["read", "streamed"])
+def test_over_tls_a_stray_in_its_own_record_right_after_a_large_body_retires_the_connection(
+    transport_name: str, scripted: Any, tls_ca_path: Any, stream: bool,
+) -> None:
+    """The stray in a TLS record of its own, written right after a body over 1 MiB: trio's TLS
+    stream reads it off the socket (still encrypted) with the body's last record, where neither
+    the socket poll nor ``pending()`` sees it (the trio client took it as /b's answer). The
+    blocking client: http.client's reader takes it and dies with the answer."""
+    ca, ca_path = tls_ca_path
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    body = bytes(range(256)) * (2 * MiB // 256)
+    server = scripted([Play(body=body, then=STRAY)], tls=context)
+    got = exchange(transport_name, server, ["/a", "/b", "/c"], stream=stream, options=TransportOptions(verify=ca_path))
+    assert got == [(200, body), *honest("/b", "/c")]
