@@ -45,6 +45,7 @@ import msgspec
 
 from sectra_core import schemas as s
 from sectra_core.errors import AuthenticationError, ConfigurationError, SectraError, UntrustedOriginError, safe_traceback
+from sectra_core.app.declaration import ACTIONS
 from sectra_core.app.jobs import JobSpec, status_result, update_flow
 from sectra_core.flows import Credentials
 
@@ -374,6 +375,9 @@ class Worker:
         self._app_warned = False
         self._stop = threading.Event()
         self._leases = _Leases(self.runner)
+        # A job may name only a function of the app's own code (the packages of its handlers).
+        handlers = [app.handler(action) for action in ACTIONS]
+        self._work_packages = {h.__module__.partition(".")[0] for h in handlers if h is not None and h.__module__}
         self.runner.executor = self.execute
         self.runner.task(queue)  # registers the task before the consumer starts
 
@@ -487,7 +491,7 @@ class Worker:
             return
         ok = False
         try:
-            work = resolve_work(record.work)
+            work = resolve_work(record.work, self._work_packages)
             token = spec.cancellation_token or f"sectra-job-{job_id}"
             spec = msgspec.structs.replace(spec, cancellation_token=token)
             with self._leases.hold(record, lambda: _mark_cancelled(token)) as beat:
