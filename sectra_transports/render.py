@@ -161,7 +161,7 @@ def draw_shapes(image: Any, shapes: Iterable[Shape], view: View, *, highlight: i
             continue
         points = [((x - vx) * scale, (y - vy) * scale) for x, y in shape.points]
         if shape.kind == "label":
-            draw.text(points[0], shape.text, fill=style.stroke, font=font)
+            draw.text(points[0], _visible_text(shape.text, points[0], out.size), fill=style.stroke, font=font)
         elif shape.kind == "polyline":
             draw.line(points, fill=style.stroke, width=width, joint=joint)
         else:  # polygon, patch
@@ -175,6 +175,19 @@ def draw_shapes(image: Any, shapes: Iterable[Shape], view: View, *, highlight: i
 #: An arc whose radius passes this many times the picture's longest side is drawn as chords:
 #: Pillow's ellipse takes a minute at 10^6 pixels (a result's radius is anyone's number).
 _HUGE_RADIUS = 4
+#: The most characters of one label line drawn (Pillow renders a whole string before placing it).
+_MAX_LABEL_CHARS = 10_000
+
+
+def _visible_text(text: str, corner: tuple[float, float], size: tuple[int, int]) -> str:
+    """The part of a label that can show: no glyph is narrower than 2 pixels nor a line lower
+    than 8, so characters and lines past the picture's right and bottom edges are dropped."""
+    x, y = corner
+    chars = min(_MAX_LABEL_CHARS, max(0, math.ceil((size[0] - x) / 2)) + 1) if math.isfinite(x) else 0
+    lines = max(0, math.ceil((size[1] - y) / 8)) + 1 if math.isfinite(y) else 0
+    return "\n".join(line[:chars] for line in text.split("\n", lines)[:lines])
+
+
 def _huge_arc(draw: Any, size: tuple[int, int], centre: tuple[float, float], r: float, shape: Shape, width: int) -> None:
     """An arc far larger than the picture, as the chords of the part the picture sees (each
     strays under half a pixel from the circle), and its fill as the sector that covers it."""

@@ -52,3 +52,9 @@ def test_a_huge_partial_arc_shows_only_its_own_angles() -> None:
     assert not any(_red(hidden.getpixel((256, y))) for y in range(0, 512))
     backwards, _ = _draw(Shape("arc", ((256.0, 256.0 - r),), DrawStyle(RED, None, 2), radius=r, start=4.71, end=3.14159))
     assert not any(_red(backwards.getpixel((256, y))) for y in range(0, 512))  # [180°, 270°) too
+
+
+def test_a_label_of_a_million_characters_is_drawn_as_far_as_it_shows() -> None:
+    out, seconds = _draw(Shape("label", ((10.0, 10.0),), DrawStyle(RED, None, 2), text="W" * 1_000_000))
+    assert seconds < 5  # unfixed: Pillow's DecompressionBombError (not the SDK's), after seconds
+    assert any(_red(out.getpixel((x, y))) for x in range(480, 512) for y in range(10, 30))
