@@ -92,3 +92,23 @@ def test_a_redis_password_in_the_url_query_is_never_shown(monkeypatch: pytest.Mo
         assert "hunter2" not in backend.display_url and "hunter2" not in backend.location
         assert "hunter2" not in repr(backend)
         backend.close()
+
+
+def test_an_unsigned_cancel_flag_planted_in_the_store_cancels_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from sectra_transports.app.queue import HueyJobRunner
+
+    monkeypatch.setenv("SECTRA_QUEUE_SECRET", "x" * 32)
+    runner = HueyJobRunner(f"sqlite:///{tmp_path}/j.db", name="queued")
+    callback = s.CallbackInfo(url="http://127.0.0.1:1/SectraPathologyServer/api", token="t")
+    record = JobRecord(job_id=uuid.uuid4().hex, work=work_ref(analyse), queue="default",
+                       spec=JobSpec("queued", "slide", callback, 1, "v1"))
+    runner.enqueue(record)
+    runner.store.write({f"cancel:{record.job_id}": b"1"})  # whoever can write the store, without the secret
+    assert not runner.cancel_requested(record.job_id)
+    running, cancelled = runner.pickup(record.job_id, record.dump().decode(), "w")
+    assert running is not None and running.state == "running" and not cancelled
+    assert "not the SDK's" in caplog.text
+    runner.store.write({f"cancel:{record.job_id}": runner.seal(b"1")})  # the SDK's own flag still works
+    assert runner.cancel_requested(record.job_id)

@@ -265,7 +265,12 @@ class HueyJobRunner(StoredJobRunner):
     def cancel_requested(self, job_id: str) -> bool:
         """Whether ``cancel`` was asked for the job."""
         [raw] = self.store.get_many([f"cancel:{job_id}"])
-        return raw is not None
+        return self.is_cancel_flag(job_id, raw)
+
+    def is_cancel_flag(self, job_id: str, raw: bytes | None) -> bool:
+        """Whether ``raw``, read at ``cancel:<job_id>``, is the SDK's own cancel flag (an unsigned
+        one is logged once and ignored: writing to the store must not cancel jobs)."""
+        return self._open(f"cancel:{job_id}", raw, bytes) is not None
 
     def announce(self) -> str:
         """Record where this app found the queue (workers compare it with theirs) and log it;
@@ -363,7 +368,7 @@ class HueyJobRunner(StoredJobRunner):
             else:
                 log.info("job %s: this delivery is not the job's current one: skipped", job_id)
                 return None, False
-        if cancel is not None:
+        if self.is_cancel_flag(job_id, cancel):
             return carried, True
         running = msgspec.structs.replace(carried, state="running", worker=worker, heartbeat=time.time())
         if not self.store.replace_if(f"job:{job_id}", expected, self.seal(running.dump())):

@@ -240,7 +240,7 @@ class _Leases:
             try:
                 flags = self.runner.store.get_many([f"cancel:{lease.record.job_id}" for lease in leases])
                 for lease, flag in zip(leases, flags):
-                    if flag is not None and not lease.cancelled:
+                    if flag is not None and not lease.cancelled and self.runner.is_cancel_flag(lease.record.job_id, flag):
                         lease.cancelled = True
                         lease.on_cancel()
                 now = time.time()
