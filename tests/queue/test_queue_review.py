@@ -4,7 +4,6 @@ given in the URL's query never reaches a log or health line."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
