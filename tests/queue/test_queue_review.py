@@ -4,6 +4,7 @@ given in the URL's query never reaches a log or health line."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -111,3 +112,38 @@ def test_an_unsigned_cancel_flag_planted_in_the_store_cancels_nothing(
     assert "not the SDK's" in caplog.text
     runner.store.write({f"cancel:{record.job_id}": runner.seal(b"1")})  # the SDK's own flag still works
     assert runner.cancel_requested(record.job_id)
+
+
+_ORPHAN = r"""
+import os, signal, sys, time
+marker = sys.argv[1]
+worker = os.fork()
+if worker == 0:  # the "sectra worker": its parent death kills its forked job processes
+    def kill_my_parent():  # runs in the job process before the SDK's hook: the worker dies there
+        parent = os.getppid()
+        os.kill(parent, signal.SIGKILL)
+        while os.getppid() == parent:
+            time.sleep(0.001)
+    os.register_at_fork(after_in_child=kill_my_parent)
+    from sectra_transports.app.queue.worker import _arm_children
+    _arm_children(os.getpid())
+    if os.fork() == 0:  # a job process, forked as Huey forks them
+        time.sleep(1.0)  # an orphan: still running after its worker died
+        open(marker, "w").close()
+        os._exit(0)
+    time.sleep(60)
+os.waitpid(worker, 0)
+time.sleep(2.0)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "register_at_fork"), reason="fork hooks (POSIX)")
+def test_a_job_process_whose_worker_dies_right_after_the_fork_does_not_run_on(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.queue.conftest import ROOT
+
+    marker = tmp_path / "orphan-ran"
+    subprocess.run([sys.executable, "-c", _ORPHAN, str(marker)], cwd=ROOT, timeout=60, check=True)
+    assert not marker.exists()

@@ -283,10 +283,17 @@ class _Outage:
 
 _OUTAGE = _Outage()
 _FORKING_WORKER: list[int] = []
+_FORKED_BY: list[int] = [0]
+
+
+def _before_fork() -> None:
+    _FORKED_BY[0] = os.getpid()
 
 
 def _after_fork_in_child() -> None:
-    if _FORKING_WORKER and os.getppid() == _FORKING_WORKER[0]:
+    # Who forked, as the parent saw itself: after the fork, getppid() already names init if the
+    # worker died in between, and such a child must exit, not run on as an orphan.
+    if _FORKING_WORKER and _FORKED_BY[0] == _FORKING_WORKER[0]:
         die_with_parent(_FORKING_WORKER[0])
 
 
@@ -294,7 +301,7 @@ def _arm_children(pid: int) -> None:
     """Every process the worker ``pid`` forks from now on (Huey's job processes and its
     scheduler) dies with it: armed in the child right after ``fork()``."""
     if not _FORKING_WORKER:
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+        os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
         _FORKING_WORKER.append(pid)
     _FORKING_WORKER[0] = pid
 
