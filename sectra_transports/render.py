@@ -146,6 +146,11 @@ def draw_shapes(image: Any, shapes: Iterable[Shape], view: View, *, highlight: i
         if shape.kind == "arc":
             (x, y), r = shape.points[0], shape.radius * scale
             cx, cy = (x - vx) * scale, (y - vy) * scale
+            if not (math.isfinite(r) and math.isfinite(cx) and math.isfinite(cy)):
+                continue
+            if r > _HUGE_RADIUS * max(out.size):
+                _huge_arc(draw, out.size, (cx, cy), r, shape, width)
+                continue
             box = (cx - r, cy - r, cx + r, cy + r)
             sweep = shape.end - shape.start
             if abs(sweep) >= 2 * math.pi - 1e-9:
@@ -156,7 +161,7 @@ def draw_shapes(image: Any, shapes: Iterable[Shape], view: View, *, highlight: i
             continue
         points = [((x - vx) * scale, (y - vy) * scale) for x, y in shape.points]
         if shape.kind == "label":
-            draw.text(points[0], shape.text, fill=style.stroke, font=font)
+            draw.text(points[0], _visible_text(shape.text, points[0], out.size), fill=style.stroke, font=font)
         elif shape.kind == "polyline":
             draw.line(points, fill=style.stroke, width=width, joint=joint)
         else:  # polygon, patch
@@ -165,6 +170,54 @@ def draw_shapes(image: Any, shapes: Iterable[Shape], view: View, *, highlight: i
             points.append(points[0])
             draw.line(points, fill=style.stroke, width=width, joint=joint)
     return out
+
+
+#: An arc whose radius passes this many times the picture's longest side is drawn as chords:
+#: Pillow's ellipse takes a minute at 10^6 pixels (a result's radius is anyone's number).
+_HUGE_RADIUS = 4
+#: The most characters of one label line drawn (Pillow renders a whole string before placing it).
+_MAX_LABEL_CHARS = 10_000
+
+
+def _visible_text(text: str, corner: tuple[float, float], size: tuple[int, int]) -> str:
+    """The part of a label that can show: no glyph is narrower than 2 pixels nor a line lower
+    than 8, so characters and lines past the picture's right and bottom edges are dropped."""
+    x, y = corner
+    chars = min(_MAX_LABEL_CHARS, max(0, math.ceil((size[0] - x) / 2)) + 1) if math.isfinite(x) else 0
+    lines = max(0, math.ceil((size[1] - y) / 8)) + 1 if math.isfinite(y) else 0
+    return "\n".join(line[:chars] for line in text.split("\n", lines)[:lines])
+
+
+def _huge_arc(draw: Any, size: tuple[int, int], centre: tuple[float, float], r: float, shape: Shape, width: int) -> None:
+    """An arc far larger than the picture, as the chords of the part the picture sees (each
+    strays under half a pixel from the circle), and its fill as the sector that covers it."""
+    (cx, cy), (w, h), pad = centre, size, width + 2
+    corners = [(-pad, -pad), (w + pad, -pad), (w + pad, h + pad), (-pad, h + pad)]
+    far = max(math.hypot(px - cx, py - cy) for px, py in corners)
+    full = abs(shape.end - shape.start) >= 2 * math.pi - 1e-9
+    if -pad <= cx <= w + pad and -pad <= cy <= h + pad or r > far + pad:
+        # The picture lies inside the circle, away from its rim: only a fill shows.
+        if full and shape.style.fill is not None and r > far:
+            draw.rectangle((0, 0, w, h), fill=shape.style.fill)
+        return
+    # Seen from the centre (outside the picture), the picture spans under half a turn.
+    base = math.atan2(corners[0][1] - cy, corners[0][0] - cx)
+    turns = [(math.atan2(py - cy, px - cx) - base + math.pi) % (2 * math.pi) - math.pi for px, py in corners]
+    lo, hi = base + min(turns), base + max(turns)
+    count = min(100_000, max(2, math.ceil((hi - lo) / (2 / math.sqrt(r))) + 1))
+    angles = [lo + (hi - lo) * i / (count - 1) for i in range(count)]
+    first, last = sorted((shape.start, shape.end))  # as draw.arc below: clockwise from the smaller
+    runs: list[list[tuple[float, float]]] = [[]]
+    for a in angles:
+        if full or (a - first) % (2 * math.pi) <= last - first:
+            runs[-1].append((cx + r * math.cos(a), cy + r * math.sin(a)))
+        elif runs[-1]:
+            runs.append([])
+    if full and shape.style.fill is not None:
+        draw.polygon([(cx, cy), *runs[0]], fill=shape.style.fill)
+    for run in runs:
+        if len(run) >= 2:
+            draw.line(run, fill=shape.style.stroke, width=width)
 
 
 def _on_white(region: Any) -> Any:

@@ -20,7 +20,7 @@ import stat
 import threading
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from sectra_core.app.declaration import QUEUE_ENV
 from sectra_core.errors import ConfigurationError
@@ -152,11 +152,15 @@ class QueueBackend:
     def display_url(self) -> str:
         """The URL without a password, for logs and health output."""
         parts = urlsplit(self.url)
-        if parts.password is None:
-            return self.url
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        return parts._replace(netloc=f"***@{host}{port}").geturl()
+        if parts.password is not None:
+            host = parts.hostname or ""
+            port = f":{parts.port}" if parts.port else ""
+            parts = parts._replace(netloc=f"***@{host}{port}")
+        if parts.query:  # redis-py also reads ?password=... (and ?username=...)
+            query = [(k, "***" if k.lower() in ("password", "username") else v)
+                     for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+            parts = parts._replace(query=urlencode(query, safe="*"))
+        return parts.geturl()
 
     @property
     def location(self) -> str:

@@ -37,7 +37,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -96,12 +96,23 @@ def work_ref(work: Any) -> str:
     return f"{module}:{qualname}"
 
 
-def resolve_work(ref: str) -> Any:
-    """The function ``ref`` (from :func:`work_ref`) names."""
+def resolve_work(ref: str, allowed: Collection[str] | None = None) -> Any:
+    """The function ``ref`` (from :func:`work_ref`) names; ConfigurationError unless it is a
+    Python function defined under exactly that name, in a module whose top-level package is in
+    ``allowed`` (None: any). A signed record is trusted data, yet it must not name ``os:system``:
+    a worker passes the packages of its app's handlers, and imports nothing outside them."""
     module, _, qualname = ref.partition(":")
+    refused = ConfigurationError(
+        f"the job names {ref!r}, which is not a work function of this app (a module-level function in "
+        f"the package of the app's handlers{'' if allowed is None else ': ' + ', '.join(sorted(allowed))})"
+    )
+    if not module or not qualname or (allowed is not None and module.partition(".")[0] not in allowed):
+        raise refused
     obj: Any = importlib.import_module(module)
     for part in qualname.split("."):
-        obj = getattr(obj, part)
+        obj = getattr(obj, part, None)
+    if not inspect.isfunction(obj) or obj.__module__ != module or obj.__qualname__ != qualname:
+        raise refused  # a class, a builtin, or a function re-exported from elsewhere
     return obj
 
 
@@ -254,7 +265,12 @@ class HueyJobRunner(StoredJobRunner):
     def cancel_requested(self, job_id: str) -> bool:
         """Whether ``cancel`` was asked for the job."""
         [raw] = self.store.get_many([f"cancel:{job_id}"])
-        return raw is not None
+        return self.is_cancel_flag(job_id, raw)
+
+    def is_cancel_flag(self, job_id: str, raw: bytes | None) -> bool:
+        """Whether ``raw``, read at ``cancel:<job_id>``, is the SDK's own cancel flag (an unsigned
+        one is logged once and ignored: writing to the store must not cancel jobs)."""
+        return self._open(f"cancel:{job_id}", raw, bytes) is not None
 
     def announce(self) -> str:
         """Record where this app found the queue (workers compare it with theirs) and log it;
@@ -352,7 +368,7 @@ class HueyJobRunner(StoredJobRunner):
             else:
                 log.info("job %s: this delivery is not the job's current one: skipped", job_id)
                 return None, False
-        if cancel is not None:
+        if self.is_cancel_flag(job_id, cancel):
             return carried, True
         running = msgspec.structs.replace(carried, state="running", worker=worker, heartbeat=time.time())
         if not self.store.replace_if(f"job:{job_id}", expected, self.seal(running.dump())):

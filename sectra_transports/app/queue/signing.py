@@ -148,12 +148,23 @@ def _private_secret(path: Path) -> bytes:
         finally:
             os.close(fd)
         return tmp_secret
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        log.warning("queue secret %s was readable by others (mode %o): set to 0600", path, mode)
-        os.chmod(path, 0o600)
     for _ in range(50):  # a process that just created it may still be writing it
-        secret = path.read_bytes().strip()
+        try:  # never through a planted link: its target would become the secret (and be chmod-ed)
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError as exc:
+            raise ConfigurationError(f"the queue secret {path} cannot be opened ({exc.strerror}): is it a "
+                                     f"symbolic link? Delete it (it is re-created) or set {SECRET_ENV}") from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ConfigurationError(f"the queue secret {path} is not a regular file: delete it or set {SECRET_ENV}")
+            mode = stat.S_IMODE(info.st_mode)
+            if mode & 0o077:
+                log.warning("queue secret %s was readable by others (mode %o): set to 0600", path, mode)
+                os.fchmod(fd, 0o600)
+            secret = os.read(fd, 4096).strip()
+        finally:
+            os.close(fd)
         if secret:
             return secret
         import time

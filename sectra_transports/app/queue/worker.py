@@ -45,6 +45,7 @@ import msgspec
 
 from sectra_core import schemas as s
 from sectra_core.errors import AuthenticationError, ConfigurationError, SectraError, UntrustedOriginError, safe_traceback
+from sectra_core.app.declaration import ACTIONS
 from sectra_core.app.jobs import JobSpec, status_result, update_flow
 from sectra_core.flows import Credentials
 
@@ -239,7 +240,7 @@ class _Leases:
             try:
                 flags = self.runner.store.get_many([f"cancel:{lease.record.job_id}" for lease in leases])
                 for lease, flag in zip(leases, flags):
-                    if flag is not None and not lease.cancelled:
+                    if flag is not None and not lease.cancelled and self.runner.is_cancel_flag(lease.record.job_id, flag):
                         lease.cancelled = True
                         lease.on_cancel()
                 now = time.time()
@@ -282,10 +283,17 @@ class _Outage:
 
 _OUTAGE = _Outage()
 _FORKING_WORKER: list[int] = []
+_FORKED_BY: list[int] = [0]
+
+
+def _before_fork() -> None:
+    _FORKED_BY[0] = os.getpid()
 
 
 def _after_fork_in_child() -> None:
-    if _FORKING_WORKER and os.getppid() == _FORKING_WORKER[0]:
+    # Who forked, as the parent saw itself: after the fork, getppid() already names init if the
+    # worker died in between, and such a child must exit, not run on as an orphan.
+    if _FORKING_WORKER and _FORKED_BY[0] == _FORKING_WORKER[0]:
         die_with_parent(_FORKING_WORKER[0])
 
 
@@ -293,7 +301,7 @@ def _arm_children(pid: int) -> None:
     """Every process the worker ``pid`` forks from now on (Huey's job processes and its
     scheduler) dies with it: armed in the child right after ``fork()``."""
     if not _FORKING_WORKER:
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+        os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
         _FORKING_WORKER.append(pid)
     _FORKING_WORKER[0] = pid
 
@@ -374,6 +382,9 @@ class Worker:
         self._app_warned = False
         self._stop = threading.Event()
         self._leases = _Leases(self.runner)
+        # A job may name only a function of the app's own code (the packages of its handlers).
+        handlers = [app.handler(action) for action in ACTIONS]
+        self._work_packages = {h.__module__.partition(".")[0] for h in handlers if h is not None and h.__module__}
         self.runner.executor = self.execute
         self.runner.task(queue)  # registers the task before the consumer starts
 
@@ -487,7 +498,7 @@ class Worker:
             return
         ok = False
         try:
-            work = resolve_work(record.work)
+            work = resolve_work(record.work, self._work_packages)
             token = spec.cancellation_token or f"sectra-job-{job_id}"
             spec = msgspec.structs.replace(spec, cancellation_token=token)
             with self._leases.hold(record, lambda: _mark_cancelled(token)) as beat:
