@@ -30,12 +30,10 @@ class UsageError(ConfigurationError):
 
 
 def sdk_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+    """The SDK's version: ``sectra_core.__version__``, the one place it is defined."""
+    from sectra_core import __version__
 
-    try:
-        return version("sectra-sdk")
-    except PackageNotFoundError:  # run from a source checkout
-        return "unknown (not installed)"
+    return __version__
 
 
 def print_json(value: Any, out: TextIO) -> None:
