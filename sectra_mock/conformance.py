@@ -20,7 +20,7 @@ from sectra_core.errors import SectraError
 
 from .app_messages import sample_input
 
-__all__ = ["Check", "FullReport", "RESULT_RULES", "check_app_full"]
+__all__ = ["Check", "FullReport", "RESULT_RULES", "check_app_full", "run_full_cli"]
 
 #: The hook point for the result rule set: each callable gets a stored result and the slide's
 #: height/width and raises :class:`~sectra_core.errors.SectraError` naming what is wrong.
@@ -200,3 +200,29 @@ def msgspec_bytes(result: s.ResultResponse) -> bytes:
     import msgspec
 
     return msgspec.json.encode(result)
+
+
+def _write_atomically(path: str, text: str) -> None:
+    import os
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".sectra-check-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def run_full_cli(mock: Any, args: Any, out: Any) -> int:
+    """``sectra app check URL --full``: run, print the table, write ``--junit``/``--json``; 1 on any failure."""
+    report = check_app_full(mock, args.url, slide_id=args.slide, deadline=args.deadline)
+    out.write(report.table())
+    if args.junit:
+        _write_atomically(args.junit, report.to_junit())
+    if args.json:
+        _write_atomically(args.json, report.to_json())
+    return 0 if report.ok else 1
