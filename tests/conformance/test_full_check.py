@@ -50,3 +50,9 @@ def test_broken_app_fails_that_check(
     report = check_app_full(sectra_mock_thread, url, deadline=2.0, **options)
     assert [c.name for c in report.failed] == [check], report.table()
     assert not report.ok and 'failures="1"' in report.to_junit()
+
+
+def test_pytest_helper(check_app_full: Any, serve_sectra_app_thread: Any) -> None:
+    url = serve_sectra_app_thread(_app(y=50.0))
+    report = check_app_full(url, deadline=2.0)
+    assert [c.name for c in report.failed] == ["stored results valid"]
