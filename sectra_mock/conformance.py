@@ -173,6 +173,26 @@ def check_app_full(
         return None if after <= before + 1 else f"the same invocation sent twice stored {after - before} results"
 
     r.run("duplicate invocation stores once", duplicate)
+
+    def survives(kind: str, **options: Any) -> Callable[[], str | None]:
+        def step() -> str | None:
+            fault = mock.faults.add(kind, None, times=1, **options)  # the app's first callback fails once
+            try:
+                answer = mock.trigger(url, application_id=app_id, slide_id=slide_id,
+                                      input=sample_input(reg.input_template, info), timeout=budget + 5)
+                problem = settles()
+            finally:
+                mock.faults.clear()
+            if problem:
+                return problem
+            stored = {str(x.id) for x in mock.get_results(app_id, slide_id)}
+            if fault.hits and str(answer.id) not in stored:
+                return f"after one {fault.status if kind == 'status' else 429} the result {answer.id} was never stored"
+            return None
+        return step
+
+    r.run("survives a 503 on a callback", survives("status", status=503))
+    r.run("survives a 429 with Retry-After", survives("rate_limit", retry_after=1))
     results = mock.get_results(app_id, slide_id)
     for result in results:
         content = result.data.result
