@@ -196,11 +196,9 @@ def check_app_full(
     results = mock.get_results(app_id, slide_id)
     for result in results:
         content = result.data.result
-        actions = content.content.actions or [] if isinstance(content, s.PatchCollectionResult) else []
+        actions = (content.content.actions or []) if isinstance(content, s.PatchCollectionResult) else []
         for action in actions:
-            r.run(f"modify (button {action.id})",
-                  lambda a=action, res=result: None if mock.modify(url, res, application_id=app_id, press=a.id,
-                                                                   timeout=budget + 5) else "no answer")
+            r.run(f"modify (button {action.id})", _press(mock, url, result, app_id, action.id, budget + 5))
 
     def cancel() -> str | None:
         answer = mock.cancel(url, application_id=app_id, slide_id=slide_id, timeout=budget + 5)
@@ -213,6 +211,14 @@ def check_app_full(
     r.run("image notification", lambda: None if isinstance(
         mock.notify(url, slide_id, app_id, timeout=budget + 5), dict) else "notification did not answer {}")
     return report
+
+
+def _press(mock: Any, url: str, result: s.ResultResponse, app_id: str, action_id: str,
+           timeout: float) -> Callable[[], str | None]:
+    def step() -> str | None:
+        answer = mock.modify(url, result, application_id=app_id, press=action_id, timeout=timeout)
+        return None if isinstance(answer, s.ResultResponse) else f"modify answered {type(answer).__name__}, not a result"
+    return step
 
 
 def msgspec_bytes(result: s.ResultResponse) -> bytes:
