@@ -164,9 +164,7 @@ def check_app_full(
 
     def duplicate() -> str | None:
         before = len(mock.get_results(app_id, slide_id))
-        invocation = mock.build_create(app_id, slide_id) if input_type == "wholeSlide" else None
-        if invocation is None:
-            return None
+        invocation = mock.build_create(app_id, slide_id, input=sample_input(reg.input_template, info))
         mock.trigger(url, invocation=invocation, timeout=budget + 5)
         mock.trigger(url, invocation=invocation, timeout=budget + 5)
         after = len(mock.get_results(app_id, slide_id))
