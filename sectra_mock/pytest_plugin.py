@@ -108,6 +108,16 @@ def sectra_mock_thread(make_sectra_mock: Callable[..., MockSectraServer]) -> Moc
 
 
 @pytest.fixture
+def check_app_full(sectra_mock_thread: MockSectraServer) -> Callable[..., Any]:
+    """``report = check_app_full(url, deadline=10)``: Sectra's whole lifecycle against the app at
+    ``url`` through ``sectra_mock_thread`` (:func:`sectra_mock.conformance.check_app_full`);
+    ``assert report.ok, report.table()``."""
+    from .conformance import check_app_full as run_checks
+
+    return lambda url, **options: run_checks(sectra_mock_thread, url, **options)
+
+
+@pytest.fixture
 async def start_sectra_mock(
     nursery: Any, sectra_mock_options: dict[str, Any], _sectra_mocks_started: list[MockSectraServer],
 ) -> AsyncIterator[Callable[..., Awaitable[MockSectraServer]]]:

@@ -24,6 +24,9 @@ def cmd_app_check(args: argparse.Namespace, out: TextIO) -> int:
     load_slides_dir(mock, args.slides_dir, out)
     with mock.run(host=args.mock_host, port=args.mock_port):
         origin = origin_of(mock.callback_info().url)
+        if args.full:  # issue #29: the whole lifecycle, see sectra_mock.conformance
+            from sectra_mock.conformance import run_full_cli
+            return run_full_cli(mock, args, out)
         report = mock.check_app(args.url, slide_id=None if args.no_invoke else args.slide)
     print_check(report, origin, out, mock_name="this check's mock", port_option="--mock-port")
     out.write("ok\n" if report.ok else f"{len(report.problems)} problem(s)\n")
@@ -42,4 +45,8 @@ def add_commands(sub: Any) -> None:
     q.add_argument("--mock-host", default="127.0.0.1", help="where the embedded mock listens (default %(default)s; 0.0.0.0: every interface)")
     q.add_argument("--mock-port", type=port_number, default=0, help="the embedded mock's port (default: any free one)")
     q.add_argument("--callback-host", help="the host name the app calls the mock back at (e.g. host.docker.internal)")
+    q.add_argument("--full", action="store_true", help="play Sectra's whole lifecycle (create, job, modify, cancel, delete, ...)")
+    q.add_argument("--deadline", type=float, default=30.0, help="--full: seconds a background job may take (default %(default)s)")
+    q.add_argument("--junit", help="--full: also write the checks as JUnit XML to this file")
+    q.add_argument("--json", help="--full: also write the checks as JSON to this file")
     q.set_defaults(func=cmd_app_check)
