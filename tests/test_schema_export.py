@@ -76,3 +76,44 @@ def test_spec_invocation_examples_match(schemas: dict[str, Any]) -> None:
 def test_schema_refuses_a_malformed_invocation(schemas: dict[str, Any]) -> None:
     with pytest.raises(jsonschema.ValidationError):
         _validate(schemas["invocation"], {"action": "create", "slideId": 42})
+
+
+def test_the_invocation_the_mock_sends_matches(schemas: dict[str, Any]) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from sectra_client import encode
+
+    bodies: list[bytes] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers["Content-Length"]))
+            bodies.append(raw)
+            inv = json.loads(raw)
+            with SectraClient(url=inv["callbackInfo"]["url"], token=inv["callbackInfo"]["token"]) as c:
+                body = encode(c.create_results(inv["applicationId"], Result(slide_id=inv["slideId"])))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+    app = ThreadingHTTPServer(("localhost", 0), Hook)
+    threading.Thread(target=app.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        server = MockSectraServer(token="dev-token")
+        with server.run(port=0):
+            server.trigger(webhook_url=f"http://localhost:{app.server_address[1]}/hook",
+                           application_id="my-app", slide_id="slide-001")
+    finally:
+        app.shutdown()
+        app.server_close()
+    assert bodies
+    for body in bodies:
+        doc = json.loads(body)
+        assert doc["action"] == "create"
+        _validate(schemas["invocation"], doc)
