@@ -9,6 +9,7 @@
     sectra mock serve [--port N] [--slides-dir D] a mock Sectra server (folder of slides; --launch ACC)
     sectra render SLIDE --app APP [-o out.png]    an app's results drawn over the slide
     sectra worker APP_REF [--workers N] [--queue Q]    run an app's queued analyses (module:attr)
+    sectra schema export DIR                      JSON Schemas of the wire (apps in other languages)
     sectra app check URL [--slide S] [--slides-dir D]  check an app's registration; fire a test create
                                                   (the app must trust the mock: --mock-port and
                                                   SECTRA_TRUSTED_CALLBACKS on the app's side)
@@ -39,7 +40,7 @@ from typing import Any, TextIO
 
 from sectra_core.errors import ConfigurationError, SectraError, TimeoutError
 
-from . import api, apps, mock, pictures, workers
+from . import api, apps, mock, pictures, schema_export, workers
 from ._common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_commands(sub)
     apps.add_commands(sub)
     workers.add_commands(sub)
+    schema_export.add_commands(sub)
     return parser
 
 
