@@ -90,6 +90,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def microns_per_pixel(text: str) -> float:
+    """A µm/px option (``--mpp``, ``--default-mpp``): a positive, finite number."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of microns per pixel") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive number of microns per pixel, e.g. 0.25")
+    return value
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)

@@ -11,21 +11,10 @@ from typing import Any, TextIO
 
 from sectra_core.errors import ConfigurationError
 
-from ._common import Parser, UsageError, port_number
+from ._common import Parser, UsageError, microns_per_pixel, port_number
 from ._embedded_mock import app_url, invoke_app, load_slides_dir, warn_if_exposed
 
 __all__ = ["add_commands", "cmd_mock_serve"]
-
-
-def _mpp(text: str) -> float:
-    """``--default-mpp``: a positive, finite number of microns per pixel."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of microns per pixel") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive number of microns per pixel, e.g. 0.25")
-    return value
 
 
 def _fault(text: str) -> Any:
@@ -92,7 +81,7 @@ def add_commands(sub: Any) -> None:
     q.add_argument("--port", type=port_number, default=8001, help="port to listen on; 0 for any free one (default %(default)s)")
     q.add_argument("--host", default="127.0.0.1", help="address to listen on (default %(default)s: this machine only)")
     q.add_argument("--slides-dir", help="folder of slides: sub-folders are slides, files are one-file slides (default: none)")
-    q.add_argument("--default-mpp", type=_mpp, default=None, metavar="UM_PER_PX",
+    q.add_argument("--default-mpp", type=microns_per_pixel, default=None, metavar="UM_PER_PX",
                    help="micronsPerPixel of a --slides-dir file without a resolution of its own; a warning names "
                         "each such file (default 0.25, sectra_mock.slides.DEFAULT_MPP)")
     q.add_argument("--token", help="the token clients must send (default: env SECTRA_TOKEN or dev-token)")

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from sectra_core.errors import ConfigurationError, SectraError
 
-from ._common import client_from
+from ._common import client_from, microns_per_pixel
 
 __all__ = ["add_commands", "cmd_render", "parse_region"]
 
@@ -38,16 +38,6 @@ def _level(text: str) -> int:
     return level
 
 
-def _mpp(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"--mpp is a positive number of µm per pixel, got {text!r}")
-    return value
-
-
 def add_commands(sub: Any, conn: argparse.ArgumentParser) -> None:
     """Add ``sectra render`` to the CLI's sub-commands (``conn``: the connection options)."""
     p = sub.add_parser("render", parents=[conn], help="an app's results drawn over the slide, as a PNG")
@@ -55,7 +45,7 @@ def add_commands(sub: Any, conn: argparse.ArgumentParser) -> None:
     p.add_argument("--result", metavar="ID", help="only this result of the app (default: all the app's results on the slide)")
     zoom = p.add_mutually_exclusive_group()
     zoom.add_argument("--level", type=_level, help="OpenSlide level to draw at (0 = full resolution; default: fit 2048 px)")
-    zoom.add_argument("--mpp", type=_mpp, help="µm per output pixel instead of a level")
+    zoom.add_argument("--mpp", type=microns_per_pixel, help="µm per output pixel instead of a level")
     p.add_argument("--region", type=parse_region, metavar="X,Y,W,H",
                    help="level-0 pixels to draw (default: the whole slide)")
     p.add_argument("-o", "--output", required=True, help="the picture to write (.png, .jpg, .tif)")
