@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 import threading
 from pathlib import Path
 from typing import Any, Final
@@ -25,7 +24,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 from sectra_core.app.declaration import QUEUE_ENV
 from sectra_core.errors import ConfigurationError
 
-from .signing import SignedSerializer, queue_secret
+from .signing import SignedSerializer, open_private, queue_secret
 from .store import JobStore, RedisJobStore, SqliteJobStore
 
 __all__ = ["QUEUE_ENV", "DEFAULT_QUEUE", "QueueBackend", "require_huey", "store_errors"]
@@ -54,24 +53,8 @@ def _private_file(path: Path) -> None:
     goes would otherwise have this process chmod, and Huey then write, a file of the link's choosing.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
-    except OSError as exc:
-        if path.is_symlink():
-            raise ConfigurationError(
-                f"the queue file {path} is a symbolic link: give the real file's path (sqlite:///{path.resolve()})"
-            ) from None
-        raise ConfigurationError(f"the queue file {path} cannot be opened: {exc.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigurationError(f"the queue file {path} is not a regular file")
-        mode = stat.S_IMODE(info.st_mode)
-        if mode & 0o077:
-            log.warning("queue file %s was readable by others (mode %o): set to 0600, it holds callback tokens", path, mode)
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
+    os.close(open_private(path, os.O_CREAT | os.O_RDWR, f"queue file {path} (it holds callback tokens)",
+                          f"give the real file's path (sqlite:///{path.resolve()})"))
 
 
 def store_errors() -> tuple[type[BaseException], ...]:

@@ -134,6 +134,30 @@ class SignedSerializer(_base()):  # type: ignore[misc]
         return Message(*[values.get(name) for name in Message._fields])
 
 
+def open_private(path: Path, flags: int, what: str, remedy: str) -> int:
+    """A descriptor of ``path`` (``flags`` plus no-follow), tightened to 0600 with a warning if
+    others may read it; ConfigurationError naming ``what`` and ``remedy`` when it is a symbolic
+    link or not a regular file (issue 27: no permission change, read or write follows a link)."""
+    try:
+        fd = os.open(path, flags | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0), 0o600)
+    except OSError as exc:
+        if path.is_symlink():
+            raise ConfigurationError(f"{what} is a symbolic link: {remedy}") from None
+        raise ConfigurationError(f"{what} cannot be opened ({exc.strerror}): {remedy}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigurationError(f"{what} is not a regular file: {remedy}")
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            log.warning("%s was readable by others (mode %o): set to 0600", what, mode)
+            os.fchmod(fd, 0o600)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _private_secret(path: Path) -> bytes:
     """The secret in ``path``, created 0600 (atomically: two processes starting together agree)."""
     try:
@@ -149,19 +173,9 @@ def _private_secret(path: Path) -> bytes:
             os.close(fd)
         return tmp_secret
     for _ in range(50):  # a process that just created it may still be writing it
-        try:  # never through a planted link: its target would become the secret (and be chmod-ed)
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-        except OSError as exc:
-            raise ConfigurationError(f"the queue secret {path} cannot be opened ({exc.strerror}): is it a "
-                                     f"symbolic link? Delete it (it is re-created) or set {SECRET_ENV}") from None
+        # Never through a planted link: its target would become the secret (and be chmod-ed).
+        fd = open_private(path, os.O_RDONLY, f"the queue secret {path}", f"delete it (it is re-created) or set {SECRET_ENV}")
         try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise ConfigurationError(f"the queue secret {path} is not a regular file: delete it or set {SECRET_ENV}")
-            mode = stat.S_IMODE(info.st_mode)
-            if mode & 0o077:
-                log.warning("queue secret %s was readable by others (mode %o): set to 0600", path, mode)
-                os.fchmod(fd, 0o600)
             secret = os.read(fd, 4096).strip()
         finally:
             os.close(fd)
