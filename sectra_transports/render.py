@@ -249,20 +249,37 @@ def render_results(
     return render_view(slide, results, level=level, region=region, mpp=mpp).image
 
 
+class _Read:
+    """What both render_view and arender_view read and draw: everything but the read itself
+    (the one call that is awaited on trio)."""
+
+    def __init__(self, slide: Any, results: s.Result | Iterable[s.Result], level: int | None,
+                 region: Region | None, mpp: float | None) -> None:
+        self.slide = slide
+        self.items = _as_list(results)
+        self.view, self.level = plan_view(slide, level=level, region=region, mpp=mpp)
+        self.location, self.size = _read_args(self.view)
+        if self.level is None:
+            assert mpp is not None  # plan_view reads by µm/px only when given one
+        self.mpp = mpp if mpp is not None else 0.0
+
+    def drawn(self, pixels: Any) -> RenderedView:
+        """The results drawn over ``pixels``, the region this read planned."""
+        shapes = _shapes(self.items, self.slide.pyramid)
+        return RenderedView(draw_shapes(_on_white(pixels), shapes, self.view), self.view, self.slide.slide_id)
+
+
 def render_view(
     slide: Any, results: s.Result | Iterable[s.Result], *, level: int | None = None, region: Region | None = None,
     mpp: float | None = None,
 ) -> RenderedView:
     """:func:`render_results` with where the picture lies (a :class:`RenderedView`)."""
-    items = _as_list(results)
-    view, read_level = plan_view(slide, level=level, region=region, mpp=mpp)
-    location, size = _read_args(view)
-    if read_level is None:
-        assert mpp is not None
-        pixels = slide.read_region_mpp(location, mpp, size)
+    read = _Read(slide, results, level, region, mpp)
+    if read.level is None:
+        pixels = slide.read_region_mpp(read.location, read.mpp, read.size)
     else:
-        pixels = slide.read_region(location, read_level, size)
-    return RenderedView(draw_shapes(_on_white(pixels), _shapes(items, slide.pyramid), view), view, slide.slide_id)
+        pixels = slide.read_region(read.location, read.level, read.size)
+    return read.drawn(pixels)
 
 
 async def arender_results(
@@ -278,12 +295,9 @@ async def arender_view(
     mpp: float | None = None,
 ) -> RenderedView:
     """:func:`render_view` on trio."""
-    items = _as_list(results)
-    view, read_level = plan_view(slide, level=level, region=region, mpp=mpp)
-    location, size = _read_args(view)
-    if read_level is None:
-        assert mpp is not None
-        pixels = await slide.read_region_mpp(location, mpp, size)
+    read = _Read(slide, results, level, region, mpp)
+    if read.level is None:
+        pixels = await slide.read_region_mpp(read.location, read.mpp, read.size)
     else:
-        pixels = await slide.read_region(location, read_level, size)
-    return RenderedView(draw_shapes(_on_white(pixels), _shapes(items, slide.pyramid), view), view, slide.slide_id)
+        pixels = await slide.read_region(read.location, read.level, read.size)
+    return read.drawn(pixels)
