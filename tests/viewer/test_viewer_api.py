@@ -83,7 +83,9 @@ async def test_overlay_has_shapes_in_level0_pixels_and_warnings_beside_results(s
     assert app["id"] == "api-app" and app["warnings"] == ["POST /applications/api-app/results: unknown fields accepted: $.extra"]
     first, second = app["results"]
     assert first["progress"] == pytest.approx(0.55) and first["status"] == "running" and first["type"] == "primitive"
-    assert first["warnings"] == [f"PUT /applications/api-app/results/{stored.id}: unknown fields accepted: $.resultVersion"]
+    # Beside the result: what the rules found when it was stored (no applicationVersion), then the PUT's.
+    assert first["warnings"][-1] == f"PUT /applications/api-app/results/{stored.id}: unknown fields accepted: $.resultVersion"
+    assert "[application-version]" in first["warnings"][0]
     polygon, label = first["shapes"]
     # y multiplied by the WIDTH (1.2 * 1536), not the height.
     assert polygon["points"][0] == [pytest.approx(0.5 * w), pytest.approx(1.2 * w)]
