@@ -205,7 +205,7 @@ class _Checker:
             distinct = {(p.x, p.y) for p in points}
             if len(distinct) < minimum:
                 self.found.add(f"{where}.points", "polygon-points",
-                               f"a polygon needs at least {minimum} distinct points, got {len(distinct)}")
+                               f"a polygon needs at least {minimum} points, all distinct; got {len(distinct)} distinct")
             elif len(points) <= MAX_INTERSECTION_POINTS:
                 crossing = _self_intersection(points)
                 if crossing is not None:
