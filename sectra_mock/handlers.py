@@ -220,13 +220,15 @@ def _result_json(ctx: MockContext, value: Any, status: int = 200) -> Response:
     return Response(body, status, content_type="application/json")
 
 
-def _findings(ctx: MockContext, body: s.Result) -> list[Finding]:
-    """The core's result rules (:mod:`sectra_core.app.rules`) against the slide the result is on."""
+async def _findings(ctx: MockContext, body: s.Result) -> list[Finding]:
+    """The core's result rules (:mod:`sectra_core.app.rules`) against the slide the result is on,
+    in a worker thread: a result of millions of points takes a second or two to check, and the
+    event loop serves tiles meanwhile."""
     try:
         image = ctx.state.slide(body.slide_id).info
     except Missing:
         image = None  # an update moving a result to an unknown slide: x and y >= 0 only
-    return check_result(body, image=image)
+    return await trio.to_thread.run_sync(lambda: check_result(body, image=image))
 
 
 def _refusal(ctx: MockContext, findings: list[Finding]) -> Response | None:
@@ -262,7 +264,7 @@ async def create_result(ctx: MockContext) -> Response:
     core's result rules (warnings; a 400 under ``strict`` for an error-level finding)."""
     body = ctx.request.body
     ctx.state.slide(body.slide_id)  # a result on an unknown slide: 404, as for every slide route
-    findings = _findings(ctx, body)
+    findings = await _findings(ctx, body)
     refused = _refusal(ctx, findings)
     if refused is not None:
         return refused
@@ -283,7 +285,7 @@ async def update_result(ctx: MockContext) -> Response:
     p, body = ctx.request.params, ctx.request.body
     if body.id is not None and str(body.id) != p["result_id"]:
         return ctx.error(400, "the body's id does not match the URL")
-    findings = _findings(ctx, body)
+    findings = await _findings(ctx, body)
     refused = _refusal(ctx, findings)
     if refused is not None:
         return refused

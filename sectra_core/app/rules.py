@@ -21,7 +21,8 @@ on-slide                   error     a point lies off the slide: ``x`` outside [
                                      when the slide's size is given
 polygon-points             error     a polygon has fewer than 3 distinct points
 polygon-self-intersection  warning   two edges of a polygon cross (checked up to
-                                     :data:`MAX_INTERSECTION_POINTS` points per polygon)
+                                     :data:`MAX_INTERSECTION_POINTS` points per polygon and
+                                     :data:`MAX_INTERSECTION_PAIRS` edge pairs per result)
 polyline-points            error     a polyline has fewer than 2 points
 arc-radius                 error     an arc's radius is not a positive number, or an angle is not
                                      finite
@@ -68,7 +69,7 @@ from .. import schemas as s
 __all__ = [
     "Finding", "Severity", "check_result", "errors", "is_css_colour", "RULES",
     "MAX_POINTS", "MAX_DISPLAY_RESULT", "MAX_PROPERTIES", "MAX_TAGS", "MAX_FINDINGS_PER_RULE",
-    "MAX_INTERSECTION_POINTS",
+    "MAX_INTERSECTION_POINTS", "MAX_INTERSECTION_PAIRS",
 ]
 
 #: ``"error"``: Sectra would refuse or misdraw it; ``"warning"``: drawn, probably not as meant.
@@ -96,6 +97,9 @@ MAX_TAGS = 5
 MAX_FINDINGS_PER_RULE = 10
 #: Polygons with more points are not checked for self-intersection (the check is quadratic).
 MAX_INTERSECTION_POINTS = 256
+#: Edge pairs compared for self-intersection in one result; polygons past it are not checked, so
+#: a result of 10,000 large polygons is checked in well under a second.
+MAX_INTERSECTION_PAIRS = 1_000_000
 
 _SLACK = 1e-9
 
@@ -173,6 +177,7 @@ class _Checker:
         self.image = image
         self.found = _Findings()
         self.points = 0
+        self.pairs_left = MAX_INTERSECTION_PAIRS
 
     def point(self, p: s.Point, where: str) -> bool:
         """Check one point; False when it is broken (already reported)."""
@@ -206,7 +211,7 @@ class _Checker:
             if len(distinct) < minimum:
                 self.found.add(f"{where}.points", "polygon-points",
                                f"a polygon needs at least {minimum} points, all distinct; got {len(distinct)} distinct")
-            elif len(points) <= MAX_INTERSECTION_POINTS:
+            elif len(points) <= MAX_INTERSECTION_POINTS and self._spend(len(points) * (len(points) - 3) // 2):
                 crossing = _self_intersection(points)
                 if crossing is not None:
                     i, j = crossing
@@ -214,6 +219,12 @@ class _Checker:
                                    f"edges {i} and {j} cross; Sectra draws it, but its area is not what it seems")
         elif len(points) < minimum:
             self.found.add(f"{where}.points", "polyline-points", f"a {kind} needs at least {minimum} points, got {len(points)}")
+
+    def _spend(self, pairs: int) -> bool:
+        if pairs > self.pairs_left:
+            return False
+        self.pairs_left -= pairs
+        return True
 
     def style(self, style: s.Style | None, where: str) -> None:
         if style is None:
