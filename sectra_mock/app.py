@@ -27,6 +27,7 @@ from sectra_core.errors import DecodeError
 from sectra_core.endpoints import Endpoint
 
 from .context import MockContext, MockHandler, MockRequest, error
+from .notices import MockWarning
 from .state import Conflict, Full, Missing
 from ._views import ServedMock
 
@@ -102,8 +103,11 @@ def _view(server: ServedMock, ep: Endpoint, handler: MockHandler) -> Callable[..
                 if server.strict_bodies:
                     return error(400, f"unknown fields: {listed}")
                 # Real servers evidently accept them (Sectra's basic example sends
-                # $.resultVersion, spec §5.6): accept, and tell the test.
-                server.warn(f"{ep.method} {request.path}: unknown fields accepted: {listed}")
+                # $.resultVersion, spec §5.6): accept, and tell the test. A handler that stores a
+                # result says so itself, naming the result's id (which a POST has only once stored).
+                if not getattr(handler, "warns_unknown_fields", False):
+                    server.warn(MockWarning(f"{ep.method} {request.path}: unknown fields accepted: {listed}",
+                                            app_id=params.get("app_id"), path=unknown[0], rule="unknown-field"))
         ctx = server.context(MockRequest(
             endpoint=ep, path=request.path, params=params, query=query, body=body, raw_json=raw_json,
             args=request.args, headers=request.headers, read_form=_read_form,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from sectra_core import schemas as s
-from sectra_core.app.builders import validate_result
+from sectra_core.app.rules import Finding, check_result
 from sectra_core.errors import SectraError
 
 from .app_messages import sample_input
@@ -23,10 +23,11 @@ from .app_messages import sample_input
 __all__ = ["Check", "FullReport", "RESULT_RULES", "check_app_full", "run_full_cli"]
 
 #: The hook point for the result rule set: each callable gets a stored result and the slide's
-#: height/width and raises :class:`~sectra_core.errors.SectraError` naming what is wrong.
-#: Today the builders' :func:`validate_result`; the conformance rules replace it at merge.
-RESULT_RULES: list[Callable[[s.Result, float], None]] = [
-    lambda result, max_y: validate_result(result, max_y=max_y),
+#: height/width and returns the rules it breaks (:class:`~sectra_core.app.rules.Finding`); an
+#: error-level finding fails the check "stored results valid". The core's rules, the same the mock
+#: checks every ``POST``/``PUT`` with and the builders raise on (:mod:`sectra_core.app.rules`).
+RESULT_RULES: list[Callable[[s.Result, float], Iterable[Finding]]] = [
+    lambda result, max_y: check_result(result, max_y=max_y),
 ]
 
 
@@ -103,10 +104,7 @@ def _validate(mock: Any, results: list[s.ResultResponse], max_y: float) -> str |
     problems = []
     for r in results:
         for rule in RESULT_RULES:
-            try:
-                rule(r, max_y)
-            except SectraError as exc:
-                problems.append(f"result {r.id}: {exc}")
+            problems += [f"result {r.id}: {f}" for f in rule(r, max_y) if f.severity == "error"]
     return "; ".join(problems) or None
 
 

@@ -19,13 +19,16 @@ import trio
 from quart import Response
 
 from sectra_core import schemas as s
+from sectra_core.app.rules import Finding, check_result
 from sectra_core.errors import ValidationError
 from sectra_core.geometry import Pyramid
 
 from . import shapes
 from .context import MockContext, MockHandler
+from .notices import MockWarning
 from .payloads import content_disposition, multipart_length, multipart_parts, random_boundary
 from .slides import TILE_FORMATS, SlideFileError, solid_tile
+from .state import Missing
 
 __all__ = ["BUILTIN_HANDLERS"]
 
@@ -217,11 +220,56 @@ def _result_json(ctx: MockContext, value: Any, status: int = 200) -> Response:
     return Response(body, status, content_type="application/json")
 
 
+async def _findings(ctx: MockContext, body: s.Result) -> list[Finding]:
+    """The core's result rules (:mod:`sectra_core.app.rules`) against the slide the result is on,
+    in a worker thread: a result of millions of points takes a second or two to check, and the
+    event loop serves tiles meanwhile."""
+    try:
+        image = ctx.state.slide(body.slide_id).info
+    except Missing:
+        image = None  # an update moving a result to an unknown slide: x and y >= 0 only
+    return await trio.to_thread.run_sync(lambda: check_result(body, image=image))
+
+
+def _refusal(ctx: MockContext, findings: list[Finding]) -> Response | None:
+    """Under ``strict``, a 400 naming every error-level finding (as the warnings would)."""
+    if not ctx.state.strict:
+        return None
+    bad = [f for f in findings if f.severity == "error"]
+    if not bad:
+        return None
+    where = f"{ctx.request.endpoint.method} {ctx.request.path}"
+    return ctx.error(400, "; ".join(f"{where}: {f}" for f in bad))
+
+
+def _warn_stored(ctx: MockContext, stored: s.ResultResponse, findings: list[Finding]) -> None:
+    """Record the unknown fields and every finding, each naming the stored result's id."""
+    app_id = ctx.request.params["app_id"]
+    where = f"{ctx.request.endpoint.method} {ctx.request.path}"
+    about = {"app_id": app_id, "slide_id": stored.slide_id, "result_id": stored.id}
+    raw = ctx.request.raw_json
+    unknown = s.unknown_fields(ctx.request.body, raw) if raw is not None else []
+    if unknown:
+        # Real servers evidently accept them (Sectra's basic example sends $.resultVersion,
+        # spec §5.6): accept, and tell the test; the path names the first.
+        listed = ", ".join(unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+        ctx.warn(MockWarning(f"{where}: unknown fields accepted: {listed}", path=unknown[0], rule="unknown-field", **about))
+    for f in findings:
+        ctx.warn(MockWarning(f"{where}: result {stored.id} on slide {stored.slide_id!r}: {f}", path=f.path,
+                             rule=f.rule, **about))
+
+
 async def create_result(ctx: MockContext) -> Response:
-    """``POST /applications/{app_id}/results``: 201 with the stored result."""
+    """``POST /applications/{app_id}/results``: 201 with the stored result, checked by the
+    core's result rules (warnings; a 400 under ``strict`` for an error-level finding)."""
     body = ctx.request.body
     ctx.state.slide(body.slide_id)  # a result on an unknown slide: 404, as for every slide route
+    findings = await _findings(ctx, body)
+    refused = _refusal(ctx, findings)
+    if refused is not None:
+        return refused
     stored = ctx.state.create_result(ctx.request.params["app_id"], body)
+    _warn_stored(ctx, stored, findings)
     return _result_json(ctx, stored, 201)
 
 
@@ -232,11 +280,23 @@ async def get_result(ctx: MockContext) -> Response:
 
 
 async def update_result(ctx: MockContext) -> Response:
-    """``PUT /applications/{app_id}/results/{result_id}``: the body's id must match the URL's."""
+    """``PUT /applications/{app_id}/results/{result_id}``: the body's id must match the URL's;
+    checked by the result rules as ``POST`` is."""
     p, body = ctx.request.params, ctx.request.body
     if body.id is not None and str(body.id) != p["result_id"]:
         return ctx.error(400, "the body's id does not match the URL")
-    return _result_json(ctx, ctx.state.update_result(p["app_id"], p["result_id"], body))
+    findings = await _findings(ctx, body)
+    refused = _refusal(ctx, findings)
+    if refused is not None:
+        return refused
+    stored = ctx.state.update_result(p["app_id"], p["result_id"], body)
+    _warn_stored(ctx, stored, findings)
+    return _result_json(ctx, stored)
+
+
+# These two record unknown fields themselves, once the stored result's id is known (sectra_mock.app).
+create_result.warns_unknown_fields = True  # type: ignore[attr-defined]
+update_result.warns_unknown_fields = True  # type: ignore[attr-defined]
 
 
 async def slide_results(ctx: MockContext) -> Response:

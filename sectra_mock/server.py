@@ -82,9 +82,13 @@ class MockSectraServer(AppCaller):
     field), with a warning naming the file.
 
     Bodies are read as tolerantly as a real server evidently reads them (spec §11.1): unknown
-    fields are accepted and recorded in :attr:`warnings` (and logged). ``strict=True`` makes them
-    a 400 and unknown applications a 404, so a client bug fails loudly. ``strict_bodies`` overrides
-    ``strict`` for bodies alone.
+    fields are accepted and recorded in :attr:`warnings` (and logged). Every stored result
+    (``POST`` and ``PUT``) is checked by the core's result rules (:mod:`sectra_core.app.rules`:
+    points on the slide, polygon sizes, tag indexes, colours, ...): each finding is a warning naming
+    the result, the JSON path and the rule. ``strict=True`` makes unknown fields a 400, a result
+    with an error-level finding a 400 with the same text (nothing stored), and unknown applications
+    a 404, so a client bug fails loudly. ``strict_bodies`` overrides ``strict`` for unknown fields
+    alone.
     ``users`` maps usernames to passwords for ``/token`` login. ``graceful_timeout``: how long a
     stop waits for requests still in flight (idle keep-alive connections close at once).
     ``latency``: seconds added before every answer, to model the network distance to a PACS.
@@ -167,8 +171,11 @@ class MockSectraServer(AppCaller):
         )
         self.max_request_bytes = max_request_bytes
         self.strict_bodies = strict if strict_bodies is None else strict_bodies
-        #: What the mock accepted but a stricter server might not (unknown fields, files that are
-        #: not slides), oldest first; tests read it. Each is logged as a warning too.
+        #: What the mock accepted but a stricter server might not (unknown fields, results breaking
+        #: a rule, files that are not slides), oldest first; tests read it. Each is logged as a
+        #: warning too. Each reads as a string; those about a result are
+        #: :class:`~sectra_mock.notices.MockWarning` (``app_id``, ``slide_id``, ``result_id``,
+        #: ``path``, ``rule``).
         self.warnings: list[str] = []
         self._warn_lock = threading.Lock()
         if tile_size < 1:
@@ -308,7 +315,8 @@ class MockSectraServer(AppCaller):
 
     def warn(self, message: str) -> None:
         """Record ``message`` in :attr:`warnings` and log it (never a token or PHI: callers pass
-        field paths, file names and slide ids only)."""
+        field paths, file names and slide ids only). A :class:`~sectra_mock.notices.MockWarning`
+        keeps what it is about (the viewer shows it beside that result)."""
         with self._warn_lock:
             self.warnings.append(message)
         log.warning("%s", message)

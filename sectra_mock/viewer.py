@@ -29,6 +29,7 @@ from sectra_core.drawing import input_shapes, patch_side, result_shapes, shape_j
 from sectra_core.geometry import Pyramid
 
 from ._views import MockForViewer
+from .notices import MockWarning
 from .context import MockRequest, error
 from .state import Missing
 
@@ -64,21 +65,37 @@ def _progress(properties: dict[str, Any]) -> float | None:
 
 
 def _warnings_for(warnings: list[str], slide_id: str) -> tuple[dict[tuple[str, str], list[str]], dict[str, list[str]], list[str]]:
-    """The mock's warnings by result (``PUT .../results/{id}``), by application (``POST``), and
-    about this slide."""
+    """The mock's warnings by result, by application, and about this slide.
+
+    A :class:`~sectra_mock.notices.MockWarning` says which result it is about, so every warning
+    about a result shows beside it, from its first ``POST`` as from a ``PUT``. A plain string (a
+    plugin's ``warn``) is placed by the request path it starts with: ``PUT .../results/{id}`` by
+    result, ``POST .../results`` by application.
+    """
     by_result: dict[tuple[str, str], list[str]] = {}
     by_app: dict[str, list[str]] = {}
     about_slide: list[str] = []
     for message in warnings:
-        match = _RESULT_PATH.match(message)
+        text = str(message)
+        if isinstance(message, MockWarning) and message.app_id is not None:
+            if message.result_id is not None:
+                by_result.setdefault((message.app_id, message.result_id), []).append(text)
+            else:
+                by_app.setdefault(message.app_id, []).append(text)
+            continue
+        if isinstance(message, MockWarning) and message.slide_id is not None:
+            if message.slide_id == slide_id:
+                about_slide.append(text)
+            continue
+        match = _RESULT_PATH.match(text)
         if match:
             app_id, result_id = match.group(1), match.group(2)
             if result_id:
-                by_result.setdefault((app_id, result_id), []).append(message)
+                by_result.setdefault((app_id, result_id), []).append(text)
             else:
-                by_app.setdefault(app_id, []).append(message)
-        elif f"slide {slide_id!r}" in message:
-            about_slide.append(message)
+                by_app.setdefault(app_id, []).append(text)
+        elif f"slide {slide_id!r}" in text:
+            about_slide.append(text)
     return by_result, by_app, about_slide
 
 

@@ -15,13 +15,13 @@ the same rules to a :class:`~sectra_core.schemas.Result` built by hand.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Union
 
 from .. import schemas as s
 from ..errors import ValidationError
 from ..geometry import Pyramid
+from .rules import check_result, errors, is_css_colour
 
 __all__ = ["PointLike", "PrimitiveBuilder", "PatchGalleryBuilder", "validate_result", "HOLES_KEY"]
 
@@ -34,10 +34,6 @@ HOLES_KEY = "polygonHoles"
 #: A point in Sectra's width-normalised coordinates: a :class:`~sectra_core.schemas.Point` or ``(x, y)``.
 PointLike = Union[s.Point, Sequence[float]]
 
-# CSS colours as Sectra's examples and the TS model use them: hex, rgb()/rgba()/hsl()/hsla(), names.
-_COLOUR = re.compile(
-    r"#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})|(?:rgba?|hsla?)\([^()]*\)|[a-zA-Z]+"
-)
 _SLACK = 1e-9
 
 
@@ -88,7 +84,7 @@ def _style(style: s.Style | None, where: str) -> None:
         return
     for name in ("stroke_style", "fill_style"):
         value = getattr(style, name)
-        if value is not None and not _COLOUR.fullmatch(value.strip()):
+        if value is not None and not is_css_colour(value):
             raise ValidationError(f"{where}: {name} {value!r} is not a CSS colour (e.g. '#FFA500')")
     if style.size is not None and style.size < 0:
         raise ValidationError(f"{where}: style size must be >= 0, got {style.size}")
@@ -339,50 +335,18 @@ class PatchGalleryBuilder(_Builder):
         )
 
 
-def _check_primitives(content: list[s.PrimitiveItem], max_y: float | None) -> None:
-    for i, item in enumerate(content):
-        at = f"data.result.content[{i}]"
-        _style(item.style, f"{at}.style")
-        for j, polygon in enumerate(item.polygons):
-            _points(polygon.points, 3, "polygon", max_y, f"{at}.polygons[{j}]")
-        for j, line in enumerate(item.polylines):
-            _points(line.points, 2, "polyline", max_y, f"{at}.polylines[{j}]")
-        for j, arc in enumerate(item.arcs):
-            _inside(_point(arc.center, f"{at}.arcs[{j}]"), max_y, f"{at}.arcs[{j}]")
-            if not (math.isfinite(arc.radius) and arc.radius > 0):
-                raise ValidationError(f"{at}.arcs[{j}]: radius must be a positive number")
-        for j, label in enumerate(item.labels):
-            _inside(_point(label.location, f"{at}.labels[{j}]"), max_y, f"{at}.labels[{j}]")
-
-
-def _check_patches(content: s.PatchContent, max_y: float | None) -> None:
-    at = "data.result.content"
-    if not content.polygons:
-        raise ValidationError(f"{at}.polygons: a patch gallery needs at least one region polygon")
-    for j, polygon in enumerate(content.polygons):
-        _points(polygon.points, 3, "polygon", max_y, f"{at}.polygons[{j}]")
-    if not content.tags:
-        raise ValidationError(f"{at}.tags: a patch gallery needs at least one tag")
-    for j, patch in enumerate(content.patches):
-        if not 0 <= patch.tag < len(content.tags):
-            raise ValidationError(f"{at}.patches[{j}]: tag index {patch.tag} is outside 0..{len(content.tags) - 1}")
-        _inside(_point(patch.position, f"{at}.patches[{j}]"), max_y, f"{at}.patches[{j}]")
-    if content.patch_size <= 0 or content.magnification <= 0:
-        raise ValidationError(f"{at}: patchSize and magnification must be positive")
-
-
-def validate_result(result: s.Result, *, max_y: float | None = None) -> None:
+def validate_result(result: s.Result, *, max_y: float | None = None, image: s.ImageInfo | None = None) -> None:
     """Raise :class:`ValidationError` (with the JSON path) if ``result`` would draw wrongly.
 
-    ``max_y`` (height/width of the slide) enables the bottom-edge check.
+    The rules are :func:`sectra_core.app.rules.check_result`'s, the same the mock checks every
+    stored result with; only findings of severity ``"error"`` raise (warnings, such as a
+    self-intersecting polygon or a missing ``applicationVersion``, do not). ``max_y`` (height/width
+    of the slide) or ``image`` (the slide's info) enables the bottom-edge check.
     """
     if not isinstance(result, s.Result):
         raise ValidationError(f"expected a Result, got {type(result).__name__}")
-    if not result.slide_id:
-        raise ValidationError("slideId: a result needs the slide it is drawn on")
-    content = result.data.result
-    if isinstance(content, s.PrimitiveResult):
-        items = content.content if isinstance(content.content, list) else [content.content]
-        _check_primitives(items, max_y)
-    elif isinstance(content, s.PatchCollectionResult):
-        _check_patches(content.content, max_y)
+    found = errors(check_result(result, max_y=max_y, image=image))
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        first = found[0]
+        raise ValidationError(f"{first.path}: {first.message} [{first.rule}]{more}")

@@ -121,8 +121,13 @@ def status_result(
     return builder.build(slide_id, text, display_properties=properties, application_version=app_version, context=context)
 
 
-def prepare_result(result: s.Result, slide_id: str, app_version: str | None) -> s.Result:
-    """Check a result the app built and fill in ``applicationVersion``; raises ValidationError."""
+def prepare_result(result: s.Result, slide_id: str, app_version: str | None, *, image: s.ImageInfo | None = None) -> s.Result:
+    """Check a result the app built and fill in ``applicationVersion``; raises ValidationError.
+
+    ``image``: the slide's info when the app already holds it, so that ``y`` is checked up to
+    height/width too. It is not fetched for the check (an extra request on every store); without
+    it ``x`` in [0, 1] and ``y >= 0`` are checked here, and the mock (and Sectra) see the rest.
+    """
     if not isinstance(result, s.Result):
         raise ValidationError(f"a handler must return a Result, got {type(result).__name__}")
     if result.application_version is None and app_version is not None:
@@ -130,18 +135,21 @@ def prepare_result(result: s.Result, slide_id: str, app_version: str | None) -> 
         result = msgspec.structs.replace(result, application_version=app_version)
     if result.slide_id != slide_id:
         raise ValidationError(f"the result is for slide {result.slide_id!r}, the invocation for {slide_id!r}")
-    validate_result(result)
+    validate_result(result, image=image)
     return result
 
 
-def store_flow(invocation: s.Invocation, result: s.Result, app_version: str | None) -> CallFlow[s.ResultResponse]:
+def store_flow(
+    invocation: s.Invocation, result: s.Result, app_version: str | None, *, image: s.ImageInfo | None = None,
+) -> CallFlow[s.ResultResponse]:
     """Store what a ``create``/``modify`` handler returned; a ResultResponse is already stored.
 
     For ``modify`` the edited result replaces the one in ``input`` (same id, its ``versionId``).
+    ``image``: the slide's info if already known (see :func:`prepare_result`).
     """
     if isinstance(result, s.ResultResponse):
         return result
-    result = prepare_result(result, invocation.slide_id, app_version)
+    result = prepare_result(result, invocation.slide_id, app_version, image=image)
     app_id = invocation.application_id
     if isinstance(invocation, s.ModifyInvocation):
         current = invocation.input

@@ -79,7 +79,7 @@ class AsyncInvocationContext(_ContextBase):
         """Store ``result`` (``create``: a new result; ``modify``: replaces the edited one)."""
         if isinstance(self.invocation, s.ImageNotification):
             return await self.client.create_results(self.application_id, self._prepared(result))
-        return await arun_calls(store_flow(self.invocation, result, self.app.app_version), self.client)
+        return await arun_calls(store_flow(self.invocation, result, self.app.app_version, image=self._info), self.client)
 
     async def start_job(self, work: Any, *, message: str = "Analysis queued", reuse: bool = False) -> s.ResultResponse:
         """Store a "queued" result now, run ``work(job)`` in the background, return the stored

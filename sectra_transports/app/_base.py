@@ -145,7 +145,7 @@ class _ContextBase:
         return self._runner
 
     def _prepared(self, result: s.Result) -> s.Result:
-        return prepare_result(result, self.slide_id, self.app.app_version)
+        return prepare_result(result, self.slide_id, self.app.app_version, image=self._info)
 
     @property
     def _slide_key(self) -> _Key:
@@ -237,7 +237,7 @@ class _JobBase:
         return (yield from self._replace_flow(status))
 
     def _finish_flow(self, result: s.Result) -> CallFlow[s.ResultResponse]:
-        return (yield from self._replace_flow(prepare_result(result, self.spec.slide_id, self.spec.app_version)))
+        return (yield from self._replace_flow(prepare_result(result, self.spec.slide_id, self.spec.app_version, image=self.info)))
 
 
 def _client_args(spec: JobSpec) -> dict[str, Any]:

@@ -80,7 +80,7 @@ class InvocationContext(_ContextBase):
         """Store ``result`` (``create``: a new result; ``modify``: replaces the edited one)."""
         if isinstance(self.invocation, s.ImageNotification):
             return self.client.create_results(self.application_id, self._prepared(result))
-        return run_calls(store_flow(self.invocation, result, self.app.app_version), self.client)
+        return run_calls(store_flow(self.invocation, result, self.app.app_version, image=self._info), self.client)
 
     def start_job(self, work: Any, *, message: str = "Analysis queued", reuse: bool = False) -> s.ResultResponse:
         """Store a "queued" result now, run ``work(job)`` in the background, return the stored

@@ -88,7 +88,7 @@ def test_validate_result_names_the_json_path() -> None:
     bad = s.Result(slide_id="x", data=s.ResultData(result=s.PatchCollectionResult(content=s.PatchContent(
         polygons=[s.Polygon(points=[s.Point(x=0, y=0), s.Point(x=0.1, y=0), s.Point(x=0.1, y=0.1)])],
         tags=["A"], patches=[s.Patch(tag=4, position=s.Point(x=0.1, y=0.1))]))))
-    with pytest.raises(ValidationError, match=r"data\.result\.content\.patches\[0\]: tag index 4"):
+    with pytest.raises(ValidationError, match=r"data\.result\.content\.patches\[0\]\.tag: tag index 4"):
         validate_result(bad)
     tall = PrimitiveBuilder().polygon([(0, 0), (1, 0), (1, 1)]).build("x", "ok without a pyramid")
     with pytest.raises(ValidationError, match=r"content\[0\]\.polygons\[0\].*height/width = 0.7500"):

@@ -115,7 +115,9 @@ def test_misspelt_result_version_is_a_warning(mock: MockSectraServer, make_mock:
     body = {"slideId": "slide-001", "displayResult": "patches", "resultVersion": "1.0",
             "data": {"context": None, "result": {"type": "patchCollection", "content": {"tags": ["A"]}}}}
     assert send(mock, "POST", "/applications/app/results/", body).status == 201
-    assert mock.warnings == ["POST /applications/app/results/: unknown fields accepted: $.resultVersion"]
+    assert mock.warnings[0] == "POST /applications/app/results/: unknown fields accepted: $.resultVersion"
+    # ... and the result rules (sectra_core.app.rules) say what the misspelling and the missing region cost.
+    assert [w.rule for w in mock.warnings] == ["unknown-field", "application-version", "gallery-region"]  # type: ignore[attr-defined]
     strict = make_mock(strict=True)
     r = send(strict, "POST", "/applications/app/results/", body)
     assert r.status == 400 and "$.resultVersion" in json.loads(r.data)["error"]

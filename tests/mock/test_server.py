@@ -43,7 +43,8 @@ def test_unknown_routes_are_json_404(mock: MockSectraServer) -> None:
 
 
 def test_unknown_fields_are_warnings_by_default_and_400_when_strict(mock: MockSectraServer, make_mock: Callable[..., MockSectraServer]) -> None:
-    good = {"slideId": "s", "displayResult": "x", "data": {"result": {"type": "primitive", "content": []}}}
+    good = {"slideId": "s", "displayResult": "x", "applicationVersion": "1.0",
+            "data": {"result": {"type": "primitive", "content": []}}}
     assert send(mock, "POST", "/applications/a/results", good).status == 201
     assert mock.warnings == []
     # The misspelling Sectra's basic example sends (spec §5.6): real servers evidently accept it.

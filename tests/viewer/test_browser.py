@@ -189,6 +189,18 @@ def test_unknown_fields_warned_beside_the_result(browser: Any, mock: MockSectraS
     assert "resultVersion" in text
 
 
+def test_rule_warnings_of_a_first_post_show_beside_the_result(browser: Any, mock: MockSectraServer, client: SectraClient) -> None:
+    # Points in pixels (the classic mistake): the warning of the result's first POST, by its id.
+    pixels = s.Result(slide_id="slide-002", display_result="in pixels", application_version="1.0", data=s.ResultData(
+        result=s.PrimitiveResult(content=[s.PrimitiveItem(polygons=[s.Polygon(points=[
+            s.Point(x=100, y=100), s.Point(x=400, y=100), s.Point(x=400, y=300)])])])))
+    stored = client.create_results("pixel-app", pixels)
+    open_slide_page(browser, mock, "slide-002")
+    selector = f".result[data-result=\"{stored.id}\"] .warnings"
+    text = wait_for(browser, f"document.querySelector('{selector} li') && document.querySelector('{selector}').textContent")
+    assert "[on-slide]" in text and "data.result.content[0].polygons[0].points[0].x" in text
+
+
 def test_gallery_patch_selected_highlights_its_region(browser: Any, mock: MockSectraServer, client: SectraClient) -> None:
     info = client.get_image_metadata(SLIDE)
     w = info.image_size.width

@@ -83,7 +83,9 @@ async def test_overlay_has_shapes_in_level0_pixels_and_warnings_beside_results(s
     assert app["id"] == "api-app" and app["warnings"] == ["POST /applications/api-app/results: unknown fields accepted: $.extra"]
     first, second = app["results"]
     assert first["progress"] == pytest.approx(0.55) and first["status"] == "running" and first["type"] == "primitive"
-    assert first["warnings"] == [f"PUT /applications/api-app/results/{stored.id}: unknown fields accepted: $.resultVersion"]
+    # Beside the result: what the rules found when it was stored (no applicationVersion), then the PUT's.
+    assert first["warnings"][-1] == f"PUT /applications/api-app/results/{stored.id}: unknown fields accepted: $.resultVersion"
+    assert "[application-version]" in first["warnings"][0]
     polygon, label = first["shapes"]
     # y multiplied by the WIDTH (1.2 * 1536), not the height.
     assert polygon["points"][0] == [pytest.approx(0.5 * w), pytest.approx(1.2 * w)]
@@ -113,3 +115,38 @@ def test_slide_list_counts_results_per_app() -> None:
     assert listed["slide-001"]["results"] == {"a": 2} and listed["slide-003"]["results"] == {"b": 1}
     assert listed["slide-002"]["results"] == {} and listed["slide-002"]["hasLabel"] is False
     assert listed["slide-001"]["mpp"] == 0.25 and listed["slide-001"]["thumbnail"].startswith("tiles/slide-001/")
+
+
+def test_every_warning_about_a_result_shows_beside_it_from_post_and_put(make_sectra_mock: Any) -> None:
+    # Issue #28's last gap: a result's first POST has no id in its path, so its warnings used to
+    # show under the application; the structured warnings name the result they concern.
+    import urllib3
+
+    mock = make_sectra_mock(token="viewer-token")
+    http = urllib3.PoolManager()
+    headers = {"Authorization": "Bearer viewer-token", "Content-Type": "application/json"}
+    pixels = [{"x": 240.0, "y": 240.0}, {"x": 720.0, "y": 240.0}, {"x": 720.0, "y": 480.0}]
+    body = {"slideId": "slide-001", "displayResult": "in pixels", "resultVersion": "1.0",  # misspelt, unknown
+            "data": {"result": {"type": "primitive", "content": [{"polygons": [{"points": pixels}]}]}}}
+    other = {**body, "applicationVersion": "1.0", "displayResult": "another"}
+    del other["resultVersion"]
+    first = json.loads(http.request("POST", f"{mock.url}/applications/warn-app/results", body=json.dumps(body).encode(),
+                                    headers=headers).data)
+    second = json.loads(http.request("POST", f"{mock.url}/applications/warn-app/results", body=json.dumps(other).encode(),
+                                     headers=headers).data)
+    good = {**other, "data": {"result": {"type": "primitive", "content": []}}}
+    r = http.request("PUT", f"{mock.url}/applications/warn-app/results/{second['id']}", body=json.dumps(
+        {**good, "data": {"result": {"type": "primitive", "content": [{"style": {"strokeStyle": "nope"}}]}}}).encode(),
+        headers=headers)
+    assert r.status == 200, r.data
+    doc = overlay(mock, "slide-001")
+    [app] = doc["apps"]
+    assert app["id"] == "warn-app" and app["warnings"] == []  # nothing left at the application level
+    by_id = {r["id"]: r["warnings"] for r in app["results"]}
+    post = by_id[str(first["id"])]
+    assert post[0] == "POST /applications/warn-app/results: unknown fields accepted: $.resultVersion"
+    assert any("[on-slide]" in w and "points[0].x" in w for w in post)
+    assert any("[application-version]" in w for w in post)
+    later = by_id[str(second["id"])]
+    assert any(w.startswith("POST ") and "[on-slide]" in w for w in later)
+    assert later[-1].startswith(f"PUT /applications/warn-app/results/{second['id']}: ") and "[style-colour]" in later[-1]
