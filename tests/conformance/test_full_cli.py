@@ -12,7 +12,7 @@ from sectra_transports.app.server import AppServer, create_app
 
 from examples.apps import patch_gallery
 
-from .test_full_check import _app
+from .apps import simple
 
 
 def _free_port() -> int:
@@ -30,7 +30,7 @@ def test_full_check_cli(tmp_path: Path) -> None:
     port = _free_port()  # the check's mock: the apps must trust it
     trusted = [f"http://127.0.0.1:{port}"]
     good = AppServer(create_app(patch_gallery.app, url_prefix="/gallery", trusted_callbacks=trusted))
-    slow = AppServer(create_app(_app(y=50.0), url_prefix="/bad", trusted_callbacks=trusted))
+    slow = AppServer(create_app(simple(y=50.0), url_prefix="/bad", trusted_callbacks=trusted))
     junit, report = tmp_path / "checks.xml", tmp_path / "checks.json"
     with good.run() as base, slow.run() as bad_base:
         code, out = _run("app", "check", f"{base}/gallery", "--full", "--mock-port", str(port), "--deadline", "5",
