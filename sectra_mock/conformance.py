@@ -151,8 +151,9 @@ def check_app_full(
         return {str(x.id) for x in mock.get_results(app_id, slide_id)}
 
     def settles() -> str | None:
-        # Settled: the stored results stay the same for a quiet spell (the app's job stopped writing).
-        end, quiet, last = time.monotonic() + deadline, min(1.0, deadline / 4), None
+        # Settled: the stored results stay the same for a quiet spell (the app's job stopped
+        # writing), longer than the toolkit's one progress update a second where the deadline allows.
+        end, quiet, last = time.monotonic() + deadline, min(1.5, deadline / 4), None
         stable_since = time.monotonic()
         while time.monotonic() < end:
             now = [msgspec_bytes(x) for x in mock.get_results(app_id, slide_id)]

@@ -93,9 +93,10 @@ def cancel_ignored() -> AnalysisApp:
     app = _new()
 
     def work(job: SyncJob) -> s.Result:
-        for step in range(15):  # 1.5 s: progress is shown at most once a second
+        job.min_interval = 0.1  # show every step: the check's quiet spell is short under deadline=2
+        for step in range(8):
             try:
-                job.progress(step / 15)
+                job.progress(step / 8)
             except JobCancelled:
                 pass  # the mistake: carries on after the user cancelled
             time.sleep(0.1)

@@ -19,7 +19,7 @@ from . import apps
                          ids=["patch_gallery", "long_running", "tissue_outline", "multi_area"])
 def test_example_apps_pass(app: Any, sectra_mock_thread: Any, serve_sectra_app_thread: Any) -> None:
     url = serve_sectra_app_thread(app)
-    report = check_app_full(sectra_mock_thread, url, deadline=10.0)
+    report = check_app_full(sectra_mock_thread, url, deadline=6.0)
     assert report.ok, report.table()
     names = {c.name for c in report.checks}
     assert {"create", "job settles within deadline", "background job reports progress", "stored results valid",
@@ -31,7 +31,7 @@ def test_example_apps_pass(app: Any, sectra_mock_thread: Any, serve_sectra_app_t
 def test_job_app_is_followed(sectra_mock_thread: Any, serve_sectra_app_thread: Any) -> None:
     """The long-running example really is checked as a job: progress seen, cancel and refusal exercised."""
     url = serve_sectra_app_thread(long_running.app)
-    report = check_app_full(sectra_mock_thread, url, deadline=10.0)
+    report = check_app_full(sectra_mock_thread, url, deadline=6.0)
     assert report.ok, report.table()
     results = sectra_mock_thread.get_results(long_running.app.application_id, "slide-001")
     texts = [r.display_result for r in results]
