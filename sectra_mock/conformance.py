@@ -257,11 +257,14 @@ def check_app_full(
 
         r.run("token refused mid-job", token_refused)
         results = mock.get_results(app_id, slide_id)
+        pressed: set[str] = set()  # each gallery button once, on the first result that has it
         for result in results:
             content = result.data.result
             actions = (content.content.actions or []) if isinstance(content, s.PatchCollectionResult) else []
             for action in actions:
-                r.run(f"modify (button {action.id})", _press(mock, url, result, app_id, action.id, budget + 5, timed))
+                if action.id not in pressed:
+                    pressed.add(action.id)
+                    r.run(f"modify (button {action.id})", _press(mock, url, result, app_id, action.id, budget + 5, timed))
 
         def cancel() -> str | None:
             # Callbacks slowed down, so the job is still running when the cancel arrives.

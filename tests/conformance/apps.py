@@ -169,3 +169,29 @@ def no_retry() -> AnalysisApp:
             raise RuntimeError(f"store failed with HTTP {exc.code}") from None
 
     return app
+
+
+def unstored_answer() -> AnalysisApp:
+    """Answers ``create`` with a result it never stored (an invented id)."""
+    app = _new()
+
+    @app.on_create
+    def create(ctx: InvocationContext) -> s.ResultResponse:
+        result = _label(ctx.slide_id, "done")
+        return s.ResultResponse(id="999999", version_id="v1", **result.content_fields())
+
+    return app
+
+
+def gallery_button_fails() -> AnalysisApp:
+    """The patch-gallery example, but pressing its button answers an error."""
+    from examples.apps import patch_gallery
+
+    app = AnalysisApp(patch_gallery.app.registration, app_version="1")
+    app.on_create(patch_gallery.create)
+
+    @app.on_modify
+    def modify(ctx: InvocationContext) -> s.ResultResponse:
+        raise RuntimeError("the button is not wired")
+
+    return app

@@ -64,12 +64,15 @@ BROKEN: list[tuple[Callable[[], AnalysisApp], str, dict[str, Any]]] = [
     (lambda: apps.notification_fails(create=False), "image notification", {"notification_only": True}),
     (apps.delete_fails, "delete", {}),
     (apps.refuses_a_tag, "create with each tag", {}),
+    (apps.unstored_answer, "create", {}),
+    (apps.gallery_button_fails, "modify (button recount)", {}),
 ]
 
 
 @pytest.mark.parametrize(("broken", "check", "options"), BROKEN, ids=[
     "point-below-slide", "slow-answer", "duplicate-stores-twice", "no-progress", "cancel-ignored",
-    "refused-token-hangs", "notification-errors", "notification-only-errors", "delete-errors", "tag-refused"])
+    "refused-token-hangs", "notification-errors", "notification-only-errors", "delete-errors", "tag-refused",
+    "unstored-answer", "gallery-button-errors"])
 def test_broken_app_fails_that_check(
     broken: Callable[[], AnalysisApp], check: str, options: dict[str, Any], sectra_mock_thread: Any,
     serve_sectra_app_thread: Any,
