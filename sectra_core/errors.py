@@ -327,8 +327,8 @@ def excerpt(body: bytes, limit: int = EXCERPT_LIMIT) -> str:
 
 #: OpenSSL's reasons when the peer answered a TLS hello with something that is not TLS (an
 #: ``HTTP/1.1 400`` from a plain-http server): ``WRONG_VERSION_NUMBER`` on OpenSSL 1.1/3.0,
-#: ``record layer failure`` on 3.2+, ``http request`` when a server got TLS.
-_PLAIN_HTTP_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST", "PACKET_LENGTH_TOO_LONG")
+#: ``record layer failure`` on 3.2+, ``packet length too long`` for some long plain answers.
+_PLAIN_HTTP_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
 
 
 def tls_error(exc: BaseException, where: str | None = None) -> ConnectError:
@@ -365,7 +365,8 @@ def status_hint(status: int, route: str, params: Any, *, base_url: str = "", inf
     if info_status == 404:
         root = _origin_and_path(base_url)
         return (f"the server answered 404 for {root}/info as well, so the base path looks wrong "
-                f"(tried {root}): use the IA-API's base URL, e.g. https://host/SectraPathologyServer/external/api")
+                f"(tried {root}), unless the server predates /info: use the IA-API's base URL, "
+                "e.g. https://host/SectraPathologyServer/external/imageanalysis/v1")
     slide = params.get("slide_id") if hasattr(params, "get") else None
     if slide and route.startswith("/slides/"):
         return f"slide {slide!r} is not on this server (check the slide id; ids are per server)"
