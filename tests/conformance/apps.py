@@ -195,3 +195,25 @@ def gallery_button_fails() -> AnalysisApp:
         raise RuntimeError("the button is not wired")
 
     return app
+
+
+def slow_first_job(seconds: float = 3.0) -> AnalysisApp:
+    """Its first background job outlasts the check's deadline (later ones are quick), showing
+    progress all along: the job never settles in time."""
+    app = _new()
+    runs: list[int] = []
+
+    async def work(job: AsyncJob) -> s.Result:
+        job.min_interval = 0.1
+        steps = int(10 * (seconds if not runs else 0.3))
+        runs.append(1)
+        for step in range(steps):
+            await job.progress(step / steps)
+            await trio.sleep(0.1)
+        return _label(job.slide_id, "done")
+
+    @app.on_create
+    async def create(ctx: AsyncInvocationContext) -> s.ResultResponse:
+        return await ctx.start_job(work)
+
+    return app

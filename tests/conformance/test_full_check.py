@@ -66,13 +66,14 @@ BROKEN: list[tuple[Callable[[], AnalysisApp], str, dict[str, Any]]] = [
     (apps.refuses_a_tag, "create with each tag", {}),
     (apps.unstored_answer, "create", {}),
     (apps.gallery_button_fails, "modify (button recount)", {}),
+    (apps.slow_first_job, "job settles within deadline", {}),
 ]
 
 
 @pytest.mark.parametrize(("broken", "check", "options"), BROKEN, ids=[
     "point-below-slide", "slow-answer", "duplicate-stores-twice", "no-progress", "cancel-ignored",
     "refused-token-hangs", "notification-errors", "notification-only-errors", "delete-errors", "tag-refused",
-    "unstored-answer", "gallery-button-errors"])
+    "unstored-answer", "gallery-button-errors", "job-outlasts-deadline"])
 def test_broken_app_fails_that_check(
     broken: Callable[[], AnalysisApp], check: str, options: dict[str, Any], sectra_mock_thread: Any,
     serve_sectra_app_thread: Any,
