@@ -150,8 +150,9 @@ def delete_fails() -> AnalysisApp:
     return app
 
 
-def no_retry() -> AnalysisApp:
-    """Stores its result with a bare urllib POST: no retry, so a 503 or 429 on it fails the create."""
+def no_retry(retry_on: frozenset[int] = frozenset()) -> AnalysisApp:
+    """Stores its result with a bare urllib POST, retried once only after the statuses in
+    ``retry_on``: any other 503 or 429 on it fails the create."""
     app = _new("fragile")
 
     @app.on_create
@@ -161,12 +162,17 @@ def no_retry() -> AnalysisApp:
         request = urllib.request.Request(
             f"{cb.url.rstrip('/')}/applications/fragile/results", data=msgspec.json.encode(result), method="POST",
             headers={"Authorization": f"Bearer {cb.token}", "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=5) as answer:
-                return msgspec.json.decode(answer.read(), type=s.ResultResponse)
-        except urllib.error.HTTPError as exc:  # a 503/429 and the app gives up: what the check must catch
-            exc.close()
-            raise RuntimeError(f"store failed with HTTP {exc.code}") from None
+        for attempt in range(2):
+            try:
+                with urllib.request.urlopen(request, timeout=5) as answer:
+                    return msgspec.json.decode(answer.read(), type=s.ResultResponse)
+            except urllib.error.HTTPError as exc:  # a 503/429 and the app gives up: what the check must catch
+                exc.close()
+                if attempt == 0 and exc.code in retry_on:
+                    time.sleep(1.0)
+                    continue
+                raise RuntimeError(f"store failed with HTTP {exc.code}") from None
+        raise AssertionError("unreachable")
 
     return app
 

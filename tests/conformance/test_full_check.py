@@ -67,13 +67,16 @@ BROKEN: list[tuple[Callable[[], AnalysisApp], str, dict[str, Any]]] = [
     (apps.unstored_answer, "create", {}),
     (apps.gallery_button_fails, "modify (button recount)", {}),
     (apps.slow_first_job, "job settles within deadline", {}),
+    (lambda: apps.no_retry(frozenset({429})), "survives a 503 on a callback", {}),
+    (lambda: apps.no_retry(frozenset({503})), "survives a 429 with Retry-After", {}),
 ]
 
 
 @pytest.mark.parametrize(("broken", "check", "options"), BROKEN, ids=[
     "point-below-slide", "slow-answer", "duplicate-stores-twice", "no-progress", "cancel-ignored",
     "refused-token-hangs", "notification-errors", "notification-only-errors", "delete-errors", "tag-refused",
-    "unstored-answer", "gallery-button-errors", "job-outlasts-deadline"])
+    "unstored-answer", "gallery-button-errors", "job-outlasts-deadline",
+    "503-not-retried", "429-not-retried"])
 def test_broken_app_fails_that_check(
     broken: Callable[[], AnalysisApp], check: str, options: dict[str, Any], sectra_mock_thread: Any,
     serve_sectra_app_thread: Any,
