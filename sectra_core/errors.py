@@ -76,6 +76,7 @@ __all__ = [
     "LocalFileError",
     "DownloadInterrupted",
     "status_error",
+    "status_hint",
     "safe_traceback",
 ]
 
@@ -174,7 +175,15 @@ class HTTPStatusError(SectraError):
             detail = f": {self.body_excerpt}"
         else:
             detail = f" ({len(body)} bytes of body withheld: they may quote patient data)"
+        #: What the SDK can tell about the likely cause and what to do ("" when nothing).
+        self.hint = ""
         super().__init__(f"{method} {path} answered HTTP {status}{detail}")
+
+    def add_hint(self, hint: str) -> None:
+        """Append ``hint`` (the likely cause, what to do) to the message; never a token or PHI."""
+        if hint and not self.hint:
+            self.hint = hint
+            self.args = (f"{self.args[0]}: {hint}", *self.args[1:])
 
 
 class AuthenticationError(HTTPStatusError):
@@ -316,10 +325,60 @@ def excerpt(body: bytes, limit: int = EXCERPT_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def tls_error(exc: BaseException) -> ConnectError:
-    """The SDK error for a failed TLS handshake: :class:`CertificateError` when verification failed."""
+#: OpenSSL's reasons when the peer answered a TLS hello with something that is not TLS (an
+#: ``HTTP/1.1 400`` from a plain-http server): ``WRONG_VERSION_NUMBER`` on OpenSSL 1.1/3.0,
+#: ``record layer failure`` on 3.2+, ``packet length too long`` for some long plain answers.
+_PLAIN_HTTP_REASONS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG")
+
+
+def tls_error(exc: BaseException, where: str | None = None) -> ConnectError:
+    """The SDK error for a failed TLS handshake: :class:`CertificateError` when verification
+    failed; a server that answered plain HTTP is named as such (``where``: its origin)."""
     import ssl
 
     if isinstance(exc, ssl.SSLCertVerificationError):
         return CertificateError(f"TLS certificate not trusted: {exc.verify_message or exc}")
+    reason = str(getattr(exc, "reason", "") or "").upper().replace(" ", "_")
+    if reason in _PLAIN_HTTP_REASONS or any(r in str(exc).upper().replace(" ", "_") for r in _PLAIN_HTTP_REASONS):
+        server = f"the server at {where}" if where else "the server"
+        return ConnectError(
+            f"TLS failed: {server} answered plain HTTP, not TLS ({reason or exc}): use http:// "
+            "(allow_http=True, for a local mock) or check the port"
+        )
     return ConnectError(f"TLS failed: {exc}")
+
+
+def status_hint(status: int, route: str, params: Any, *, base_url: str = "", info_status: int | None = None) -> str:
+    """What a status answer most likely means and what to do, for :meth:`HTTPStatusError.add_hint`.
+
+    Names the slide id (opaque, not PHI) and the base URL tried; never an accession number (in
+    ``params`` of case routes) or a token. ``info_status``: what the base URL's ``/info`` answered.
+    """
+    if status == 401:
+        return ("the server refused the token: it may have expired, have been issued for another "
+                "application, or be for another Sectra server (check the URL)")
+    if status == 403:
+        return ("the token may not do this: it may have been issued for another application "
+                "(an application's token reaches only its own results) or have expired")
+    if status != 404:
+        return ""
+    if info_status == 404:
+        root = _origin_and_path(base_url)
+        return (f"the server answered 404 for {root}/info as well, so the base path looks wrong "
+                f"(tried {root}), unless the server predates /info: use the IA-API's base URL, "
+                "e.g. https://host/SectraPathologyServer/external/imageanalysis/v1")
+    slide = params.get("slide_id") if hasattr(params, "get") else None
+    if slide and route.startswith("/slides/"):
+        return f"slide {slide!r} is not on this server (check the slide id; ids are per server)"
+    if slide and route.startswith("/images/"):
+        return f"slide {slide!r} is not on this server, or this tile is outside its pyramid"
+    return ""
+
+
+def _origin_and_path(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/')}"  # no user:password, no query

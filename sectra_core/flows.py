@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from . import schemas as s
 from .adapters import VersionAdapter, choose_adapter
-from .errors import ConfigurationError, DecodeError, TransportError, status_error
+from .errors import ConfigurationError, DecodeError, HTTPStatusError, TransportError, status_error, status_hint
 from .http import HttpRequest, HttpResponse, ResponseLimits, check_header
 from .endpoints import Operation, Recovery
 from .plugins import Plugins
@@ -88,6 +88,8 @@ class ClientState:
         self.app_version = app_version
         self.adapter: VersionAdapter | None = plugins.adapter(api_version) if api_version else None
         self.server_info: s.ApplicationInfo | None = None
+        #: What ``/info`` answered at negotiation (404 there hints at a wrong base path).
+        self.info_status: int | None = None
         self.negotiated = self.adapter is not None
         #: How requests are repeated (see :mod:`sectra_core.retry`); the clock measures its deadline.
         self.retry = retry if retry is not None else RetryPolicy()
@@ -157,8 +159,10 @@ def negotiate(state: ClientState, *, retried: bool = False) -> Flow[VersionAdapt
         "GET", state.base_url + "/info", state.auth_headers | {"Accept": "application/json"}, route="/info"
     )
     response = yield from exchange(request, state.retry, state.clock)
+    state.info_status = response.status
     if response.status in (401, 403):
         error = status_error(response.status, "GET", request.shown, response.body)
+        error.add_hint(status_hint(response.status, "/info", {}, base_url=state.base_url))
         if state.credentials is not None and not retried:
             raise TokenRejected(generation, error)
         raise error
@@ -217,7 +221,13 @@ def call(state: ClientState, op: Operation[T], *, retried: bool = False) -> Flow
             return found
     if response.status in (401, 403) and state.credentials is not None and not retried:
         raise TokenRejected(generation, status_error(response.status, request.method, request.shown, response.body))
-    value = adapter.parse_response(op, request, response)
+    try:
+        value = adapter.parse_response(op, request, response)
+    except HTTPStatusError as error:
+        error.add_hint(status_hint(
+            error.status, op.endpoint.path, op.params, base_url=state.base_url, info_status=state.info_status,
+        ))
+        raise
     if isinstance(value, s.ApplicationInfo):  # whoever reads /info refreshes what we know of the server
         state.server_info = value
     return value

@@ -110,11 +110,14 @@ def _validate(mock: Any, results: list[s.ResultResponse], max_y: float) -> str |
 
 def check_app_full(
     mock: Any, url: str, *, slide_id: str = "slide-001", deadline: float = 30.0, budget: float = 10.0,
+    notification_only: bool = False,
 ) -> FullReport:
     """Play Sectra's lifecycle against the app at ``url`` through the running ``mock``.
 
     ``deadline``: seconds a background job may take to settle (no store for a while); ``budget``:
     seconds an invocation may take to answer (Sectra documents no value, spec W3: 10 s by default).
+    ``notification_only``: the app handles image notifications only (an ``AnalysisApp`` with no
+    ``on_create``): the create, job, modify, cancel and delete checks are left out.
     """
     report = FullReport(url)
     basic = mock.check_app(url)
@@ -127,92 +130,214 @@ def check_app_full(
     app_id = reg.application_id
     info = mock.image_info(slide_id)
     max_y = info.image_size.height / info.image_size.width
+    timings: list[tuple[str, float]] = []  # every answer's time, judged by "answers within time budget"
     shared: dict[str, Any] = {}
 
-    def create() -> str | None:
+    def timed(action: str, call: Callable[[], Any], *, judged: bool = True) -> Any:
         start = time.monotonic()
-        answer = mock.trigger(url, application_id=app_id, slide_id=slide_id,
-                              input=sample_input(reg.input_template, info), timeout=budget + 5)
-        took = time.monotonic() - start
-        shared["answer"] = answer
-        if took > budget:
-            return f"answered after {took:.1f} s; Sectra waits about {budget:g} s: answer at once, work in the background"
-        stored = {str(x.id) for x in mock.get_results(app_id, slide_id)}
-        return None if str(answer.id) in stored else f"answered with result id {answer.id}, never stored here"
+        answer = call()
+        if judged:
+            timings.append((action, time.monotonic() - start))
+        return answer
 
-    if not r.run("create", create):
-        return report
+    def create(input: s.CreateInput | None = None, *, judged: bool = True) -> tuple[s.CreateInvocation, Any]:
+        invocation = mock.build_create(app_id, slide_id, input=input or sample_input(reg.input_template, info))
+        answer = timed("create", lambda: mock.trigger(url, invocation=invocation, timeout=budget + 5), judged=judged)
+        return invocation, answer
+
+    def stored_ids() -> set[str]:
+        return {str(x.id) for x in mock.get_results(app_id, slide_id)}
 
     def settles() -> str | None:
-        # Settled: the stored results stay the same for a quiet spell (the app's job stopped writing).
-        end, quiet, last, changes = time.monotonic() + deadline, min(1.0, deadline / 4), None, -1
+        # Settled: the stored results stay the same for a quiet spell (the app's job stopped
+        # writing), longer than the toolkit's one progress update a second where the deadline allows.
+        end, quiet, last = time.monotonic() + deadline, min(1.5, deadline / 4), None
         stable_since = time.monotonic()
         while time.monotonic() < end:
             now = [msgspec_bytes(x) for x in mock.get_results(app_id, slide_id)]
             if now != last:
-                last, changes, stable_since = now, changes + 1, time.monotonic()
+                last, stable_since = now, time.monotonic()
             elif time.monotonic() - stable_since >= quiet:
-                shared["updates"] = changes
                 return None
             time.sleep(0.05)
         return f"the stored result still changed after the deadline ({deadline:g} s)"
 
-    r.run("job settles within deadline", settles)
-    r.run("stored results valid", lambda: _validate(mock, mock.get_results(app_id, slide_id), max_y))
+    def counter() -> Any:
+        # A zero-second latency fault on the results' PUT route counts the app's updates (its hits).
+        return mock.faults.add("latency", "update_result", seconds=0.0, times=None)
 
-    def duplicate() -> str | None:
-        before = len(mock.get_results(app_id, slide_id))
-        invocation = mock.build_create(app_id, slide_id, input=sample_input(reg.input_template, info))
-        mock.trigger(url, invocation=invocation, timeout=budget + 5)
-        mock.trigger(url, invocation=invocation, timeout=budget + 5)
-        after = len(mock.get_results(app_id, slide_id))
-        return None if after <= before + 1 else f"the same invocation sent twice stored {after - before} results"
+    def current(result_id: str) -> s.ResultResponse | None:
+        return next((x for x in mock.get_results(app_id, slide_id) if str(x.id) == result_id), None)
 
-    r.run("duplicate invocation stores once", duplicate)
-
-    def survives(kind: str, **options: Any) -> Callable[[], str | None]:
-        def step() -> str | None:
-            fault = mock.faults.add(kind, None, times=1, **options)  # the app's first callback fails once
+    if not notification_only:
+        def first_create() -> str | None:
+            updates = counter()
             try:
-                answer = mock.trigger(url, application_id=app_id, slide_id=slide_id,
-                                      input=sample_input(reg.input_template, info), timeout=budget + 5)
-                problem = settles()
+                _, answer = create()
+                shared["answer"] = answer
+                if str(answer.id) not in stored_ids():
+                    return f"answered with result id {answer.id}, never stored here"
+                shared["settled"] = settles()
             finally:
                 mock.faults.clear()
+            shared["updates"] = updates.hits
+            return None
+
+        if not r.run("create", first_create):
+            return _finish(report, r, timings, budget)
+        if reg.input_template.type == s.InputType.TAGGED_POLYGON:
+            r.run("create with each tag", lambda: _each_tag(mock, reg, info, create))
+        r.run("job settles within deadline", lambda: shared["settled"])
+
+        def progress() -> str | None:
+            updates = shared["updates"]
+            if updates == 0:
+                return None  # answered with the final result: no background job to follow
+            if updates < 2:
+                return ("the background job replaced its result only once (the final result): "
+                        "report progress while it works (job.progress(fraction))")
+            return None
+
+        r.run("background job reports progress", progress)
+        shared["job"] = shared["updates"] > 0
+        r.run("stored results valid", lambda: _validate(mock, mock.get_results(app_id, slide_id), max_y))
+
+        def duplicate() -> str | None:
+            before = len(mock.get_results(app_id, slide_id))
+            invocation = mock.build_create(app_id, slide_id, input=sample_input(reg.input_template, info))
+            timed("create", lambda: mock.trigger(url, invocation=invocation, timeout=budget + 5))
+            timed("create", lambda: mock.trigger(url, invocation=invocation, timeout=budget + 5))
+            settles()
+            after = len(mock.get_results(app_id, slide_id))
+            return None if after <= before + 1 else f"the same invocation sent twice stored {after - before} results"
+
+        r.run("duplicate invocation stores once", duplicate)
+
+        def survives(kind: str, **options: Any) -> Callable[[], str | None]:
+            def step() -> str | None:
+                fault = mock.faults.add(kind, None, times=1, **options)  # the app's first callback fails once
+                try:
+                    _, answer = create(judged=False)  # a retried callback may take its Retry-After
+                    problem = settles()
+                finally:
+                    mock.faults.clear()
+                if problem:
+                    return problem
+                if fault.hits and str(answer.id) not in stored_ids():
+                    return f"after one {fault.status if kind == 'status' else 429} the result {answer.id} was never stored"
+                return None
+            return step
+
+        r.run("survives a 503 on a callback", survives("status", status=503))
+        r.run("survives a 429 with Retry-After", survives("rate_limit", retry_after=1))
+
+        def token_refused() -> str | None:
+            # The mock refuses the job's token on its first update (as when the token expired or
+            # was revoked mid-job): the app must end the job with a final status, not hang or die.
+            refused = mock.faults.add("status", "update_result", status=401, times=1)
+            after = counter()
+            try:
+                _, answer = create(judged=False)
+                end = time.monotonic() + deadline
+                # Without a background job nothing calls back after the answer: nothing to wait for.
+                while shared["job"] and time.monotonic() < end and not (refused.hits and after.hits):
+                    time.sleep(0.05)
+                settles()
+            finally:
+                mock.faults.clear()
+            if not refused.hits:
+                return None if not shared["job"] else "the background job never updated its result (no refusal to survive)"
+            if not after.hits:
+                return (f"after a 401 (token refused) the job stopped without a final status: result "
+                        f"{answer.id} still says {_display(current(str(answer.id)))!r}")
+            _, again = create(judged=False)
+            return None if str(again.id) in stored_ids() else "after a refused token the next create stored nothing"
+
+        r.run("token refused mid-job", token_refused)
+        results = mock.get_results(app_id, slide_id)
+        pressed: set[str] = set()  # each gallery button once, on the first result that has it
+        for result in results:
+            content = result.data.result
+            actions = (content.content.actions or []) if isinstance(content, s.PatchCollectionResult) else []
+            for action in actions:
+                if action.id not in pressed:
+                    pressed.add(action.id)
+                    r.run(f"modify (button {action.id})", _press(mock, url, result, app_id, action.id, budget + 5, timed))
+
+        def cancel() -> str | None:
+            # Callbacks slowed down, so the job is still running when the cancel arrives.
+            mock.faults.add("latency", None, seconds=0.3, times=None)
+            try:
+                invocation, answer = create(judged=False)
+                said = timed("cancel", lambda: mock.cancel(
+                    url, application_id=app_id, slide_id=slide_id,
+                    cancellation_token=invocation.cancellation_token, timeout=budget + 5))
+            finally:
+                mock.faults.clear()
+            if said != []:
+                return f"cancel answered {said!r}, Sectra expects []"
+            if not shared["job"]:
+                return None
+            problem = settles()
             if problem:
                 return problem
-            stored = {str(x.id) for x in mock.get_results(app_id, slide_id)}
-            if fault.hits and str(answer.id) not in stored:
-                return f"after one {fault.status if kind == 'status' else 429} the result {answer.id} was never stored"
+            text = _display(current(str(answer.id)))
+            if "cancel" not in text.lower():
+                return f"after cancel the result says {text!r}, not that the analysis was cancelled (e.g. 'Analysis cancelled')"
             return None
-        return step
 
-    r.run("survives a 503 on a callback", survives("status", status=503))
-    r.run("survives a 429 with Retry-After", survives("rate_limit", retry_after=1))
-    results = mock.get_results(app_id, slide_id)
-    for result in results:
-        content = result.data.result
-        actions = (content.content.actions or []) if isinstance(content, s.PatchCollectionResult) else []
-        for action in actions:
-            r.run(f"modify (button {action.id})", _press(mock, url, result, app_id, action.id, budget + 5))
+        r.run("cancel", cancel)
+        if results:
+            r.run("delete", lambda: None if timed("delete", lambda: mock.delete(
+                url, results[0], application_id=app_id, timeout=budget + 5)) == {} else "delete did not answer {}")
 
-    def cancel() -> str | None:
-        answer = mock.cancel(url, application_id=app_id, slide_id=slide_id, timeout=budget + 5)
-        return None if answer == [] else f"cancel answered {answer!r}, Sectra expects []"
+    def notification() -> str | None:
+        answer = timed("notification", lambda: mock.notify(url, slide_id, app_id, timeout=budget + 5))
+        if not isinstance(answer, dict):
+            return f"notification answered {answer!r}, Sectra expects {{}}"
+        return settles()
 
-    r.run("cancel", cancel)
-    if results:
-        r.run("delete", lambda: None if mock.delete(url, results[0], application_id=app_id, timeout=budget + 5) == {}
-              else "delete did not answer {}")
-    r.run("image notification", lambda: None if isinstance(
-        mock.notify(url, slide_id, app_id, timeout=budget + 5), dict) else "notification did not answer {}")
+    r.run("image notification", notification)
+    if notification_only:
+        r.run("stored results valid", lambda: _validate(mock, mock.get_results(app_id, slide_id), max_y))
+    return _finish(report, r, timings, budget)
+
+
+def _finish(report: FullReport, r: _Runner, timings: list[tuple[str, float]], budget: float) -> FullReport:
+    def within() -> str | None:
+        slow = [f"{action} after {took:.1f} s" for action, took in timings if took > budget]
+        if slow:
+            return (f"answered {', '.join(slow)}; Sectra waits about {budget:g} s: answer at once, "
+                    "work in the background (ctx.start_job)")
+        return None
+
+    r.run("answers within time budget", within)
     return report
 
 
+def _display(result: s.ResultResponse | None) -> str:
+    return "(gone)" if result is None else str(result.display_result or "")
+
+
+def _each_tag(mock: Any, reg: s.Registration, info: s.ImageInfo, create: Callable[..., Any]) -> str | None:
+    base = sample_input(reg.input_template, info)
+    if not isinstance(base, s.TaggedPolygonInput):
+        return None
+    problems = []
+    for index, tag in enumerate(base.content.tags or []):
+        drawn = s.TaggedPolygonInput(content=s.TaggedPolygonContent(
+            polygon=base.content.polygon, tags=base.content.tags, tag_index=index))
+        try:
+            create(drawn)
+        except SectraError as exc:
+            problems.append(f"tag {tag!r}: {type(exc).__name__}: {exc}")
+    return "; ".join(problems) or None
+
+
 def _press(mock: Any, url: str, result: s.ResultResponse, app_id: str, action_id: str,
-           timeout: float) -> Callable[[], str | None]:
+           timeout: float, timed: Callable[..., Any]) -> Callable[[], str | None]:
     def step() -> str | None:
-        answer = mock.modify(url, result, application_id=app_id, press=action_id, timeout=timeout)
+        answer = timed("modify", lambda: mock.modify(url, result, application_id=app_id, press=action_id, timeout=timeout))
         return None if isinstance(answer, s.ResultResponse) else f"modify answered {type(answer).__name__}, not a result"
     return step
 
@@ -241,7 +366,8 @@ def _write_atomically(path: str, text: str) -> None:
 
 def run_full_cli(mock: Any, args: Any, out: Any) -> int:
     """``sectra app check URL --full``: run, print the table, write ``--junit``/``--json``; 1 on any failure."""
-    report = check_app_full(mock, args.url, slide_id=args.slide, deadline=args.deadline)
+    report = check_app_full(mock, args.url, slide_id=args.slide, deadline=args.deadline, budget=args.budget,
+                            notification_only=args.notification_only)
     out.write(report.table())
     if args.junit:
         _write_atomically(args.junit, report.to_junit())

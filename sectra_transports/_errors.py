@@ -6,13 +6,14 @@ import ssl
 from typing import Literal
 
 import urllib3.exceptions as u
+import urllib3.util
 
 from sectra_core import errors
 
 __all__ = ["map_exceptions"]
 
 
-def _convert(exc: BaseException) -> errors.TransportError:
+def _convert(exc: BaseException, where: str | None = None) -> errors.TransportError:
     # urllib3 messages name host and port but not the query string; the MaxRetryError wrapper
     # (which quotes the full URL) is unwrapped before we get here.
     # NewConnectionError subclasses ConnectTimeoutError in urllib3, so it is tested first.
@@ -29,7 +30,7 @@ def _convert(exc: BaseException) -> errors.TransportError:
     if isinstance(exc, u.SSLError):
         # urllib3 keeps the ssl module's exception as its argument (and, in 2.x, as the cause).
         cause = next((a for a in (*exc.args, exc.__cause__) if isinstance(a, ssl.SSLError)), exc)
-        return errors.tls_error(cause)
+        return errors.tls_error(cause, where)
     if isinstance(exc, (u.ProtocolError, u.DecodeError, u.ResponseError)):
         return errors.RemoteProtocolError(f"the server broke the connection: {exc}")
     return errors.TransportError(f"{type(exc).__name__}: {exc}")
@@ -42,7 +43,10 @@ class _MapExceptions:
     a generator-based one costs more than the rest of this transport's own work on a small call.
     """
 
-    __slots__ = ()
+    __slots__ = ("url",)
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url
 
     def __enter__(self) -> None:
         return None
@@ -51,9 +55,11 @@ class _MapExceptions:
         if exc is None:
             return False
         if isinstance(exc, u.MaxRetryError):
-            raise _convert(exc.reason or exc) from exc.reason
+            pool = getattr(exc, "pool", None)  # public on MaxRetryError: names the server, not the path
+            where = f"{pool.scheme}://{pool.host}:{pool.port}" if pool is not None else _origin(self.url)
+            raise _convert(exc.reason or exc, where) from exc.reason
         if isinstance(exc, u.HTTPError):
-            raise _convert(exc) from exc
+            raise _convert(exc, _origin(self.url)) from exc
         if isinstance(exc, OSError):
             raise errors.ConnectError(f"network error: {exc}") from exc
         return False
@@ -62,6 +68,15 @@ class _MapExceptions:
 _MAP = _MapExceptions()
 
 
-def map_exceptions() -> _MapExceptions:
-    """Re-raise urllib3 (and raw socket) failures as :class:`sectra_core.errors.TransportError`."""
-    return _MAP
+def _origin(url: str | None) -> str | None:
+    # Scheme, host and port only: a request's path and query may hold an accession number.
+    if url is None:
+        return None
+    parts = urllib3.util.parse_url(url)
+    return f"{parts.scheme}://{parts.host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+
+def map_exceptions(url: str | None = None) -> _MapExceptions:
+    """Re-raise urllib3 (and raw socket) failures as :class:`sectra_core.errors.TransportError`;
+    ``url``: the request's, whose origin is named when the server answered plain HTTP to TLS."""
+    return _MAP if url is None else _MapExceptions(url)

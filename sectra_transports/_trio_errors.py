@@ -17,10 +17,11 @@ class _MapExceptions:
     """The context manager :func:`map_exceptions` returns (a class: it wraps every request, and a
     generator-based one costs more than the rest of the transport's own work on a small call)."""
 
-    __slots__ = ("phase",)
+    __slots__ = ("phase", "where")
 
-    def __init__(self, phase: str) -> None:
+    def __init__(self, phase: str, where: str | None = None) -> None:
         self.phase = phase
+        self.where = where
 
     def __enter__(self) -> None:
         return None
@@ -32,10 +33,10 @@ class _MapExceptions:
         if isinstance(exc, trio.TooSlowError):
             raise errors.TimeoutError(f"{phase} timed out") from exc
         if isinstance(exc, ssl.SSLError):
-            raise errors.tls_error(exc) from exc
+            raise errors.tls_error(exc, self.where) from exc
         if isinstance(exc, (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError)):
             if isinstance(exc.__cause__, ssl.SSLError):  # trio wraps a failed handshake
-                raise errors.tls_error(exc.__cause__) from exc.__cause__
+                raise errors.tls_error(exc.__cause__, self.where) from exc.__cause__
             raise errors.RemoteProtocolError(f"the server broke the connection: {exc}") from exc
         if isinstance(exc, OSError):
             if phase == "connect":
@@ -48,6 +49,9 @@ _CONNECT = _MapExceptions("connect")
 _READ = _MapExceptions("read")
 
 
-def map_exceptions(phase: str) -> _MapExceptions:
-    """Re-raise network failures during ``phase`` ("connect" or "read") as SDK transport errors."""
+def map_exceptions(phase: str, where: str | None = None) -> _MapExceptions:
+    """Re-raise network failures during ``phase`` ("connect" or "read") as SDK transport errors;
+    ``where``: the server's origin, named when it answered plain HTTP to TLS."""
+    if where is not None:
+        return _MapExceptions(phase, where)
     return _CONNECT if phase == "connect" else _READ if phase == "read" else _MapExceptions(phase)

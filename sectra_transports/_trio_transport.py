@@ -158,7 +158,7 @@ class TrioTransport:
 
     async def _connect(self, key: _Key, proxy: Proxy | None) -> _Connection:
         scheme, host, port, _ = key
-        with map_exceptions("connect"), trio.fail_after(self.options.connect_timeout):
+        with map_exceptions("connect", f"{scheme}://{host}:{port}"), trio.fail_after(self.options.connect_timeout):
             if proxy is None:
                 stream = await trio.open_tcp_stream(host, port)
             else:

@@ -159,7 +159,7 @@ class Urllib3Transport:
         the wire for the caller to stream."""
         token = _in_flight.set(request.shown)
         try:
-            with map_exceptions():
+            with map_exceptions(request.url):
                 pool, target = self._pool_for(request.url)
                 raw = pool.urlopen(
                     request.method,

@@ -207,3 +207,36 @@ def test_progress_on_a_terminal_is_a_tqdm_bar(tmp_path: Path, mock: MockSectraSe
     assert len(frames) > 1 and "100%" in frames[-1] and "B/s" in frames[-1] and "<00:00" in frames[-1], screen
     assert all(len(line) <= 100 for frame in frames for line in frame.splitlines())  # fits the width
     assert "Traceback" not in screen
+
+
+def test_fault_help_shows_times() -> None:
+    """``--fault`` hits one request unless ``times=`` says otherwise (issue #29): the help says so."""
+    from sectra_mock.faults import KINDS
+
+    helped = sectra("mock", "serve", "--help")
+    assert helped.returncode == 0, helped.stderr
+    text = " ".join(helped.stdout.split())
+    assert "times=N" in text and "times=all" in text and "ONE matching request" in text, text
+    assert all(kind in text for kind in KINDS), text
+
+
+def test_typo_in_slide_id_names_the_slide() -> None:
+    """A 404 on a slide names the slide and says it is not on the server (issue #29)."""
+    strict = MockSectraServer(token=TOKEN)  # knows its demo slides only, as a real server would
+    with strict.run(port=0):
+        result = sectra("slide", "no-such-slide-9", env={"SECTRA_URL": strict.url, "SECTRA_TOKEN": TOKEN})
+    one_line(result, EXIT_FAILURE, "slide 'no-such-slide-9' is not on this server")
+
+
+def test_wrong_token_says_it_was_refused(mock: MockSectraServer) -> None:
+    """A wrong token: the refusal and its likely causes, never the token (issue #29)."""
+    result = sectra("slide", "slide-001", env={"SECTRA_URL": mock.url, "SECTRA_TOKEN": "not-the-token-77"})
+    line = one_line(result, EXIT_FAILURE, "refused the token", "expired", "another application")
+    assert "not-the-token-77" not in result.stderr + result.stdout, line
+
+
+def test_https_against_the_http_mock_says_plain_http(mock: MockSectraServer) -> None:
+    """https:// spoken to the plain-http mock: says so and what to do (issue #29)."""
+    url = mock.url.replace("http://", "https://")
+    result = sectra("slide", "slide-001", env={"SECTRA_URL": url, "SECTRA_TOKEN": TOKEN})
+    one_line(result, EXIT_FAILURE, "answered plain HTTP", "use http://", "check the port")

@@ -47,6 +47,8 @@ def add_commands(sub: Any) -> None:
     q.add_argument("--callback-host", help="the host name the app calls the mock back at (e.g. host.docker.internal)")
     q.add_argument("--full", action="store_true", help="play Sectra's whole lifecycle (create, job, modify, cancel, delete, ...)")
     q.add_argument("--deadline", type=float, default=30.0, help="--full: seconds a background job may take (default %(default)s)")
+    q.add_argument("--budget", type=float, default=10.0, help="--full: seconds an answer may take, Sectra's time budget (default %(default)s)")
+    q.add_argument("--notification-only", action="store_true", help="--full: the app handles image notifications only (no create)")
     q.add_argument("--junit", help="--full: also write the checks as JUnit XML to this file")
     q.add_argument("--json", help="--full: also write the checks as JSON to this file")
     q.set_defaults(func=cmd_app_check)

@@ -91,7 +91,11 @@ def add_commands(sub: Any) -> None:
     q.add_argument("--latency", type=float, default=0.0, help="seconds added before every answer (default %(default)s)")
     q.add_argument("--callback-host", help="the host name put into invocations' callbackInfo (default: the bound address)")
     q.add_argument("--fault", action="append", metavar="KIND[:ROUTE][,OPT=VAL...]", type=_fault,
-                   help="inject a fault, e.g. status:image_info,status=503,times=3 (see sectra_mock.faults); repeatable")
+                   help="inject a fault; it hits ONE matching request unless times=N (N requests) or times=all "
+                        "(every one): e.g. status:image_info,status=503,times=3 or latency,seconds=0.5,times=all. "
+                        "Kinds: latency, status, rate_limit, drop, truncate, trickle, invalid_json, hostile_multipart; "
+                        "ROUTE: an endpoint name (image_info, files, ...) or a /path/pattern (see sectra_mock.faults); "
+                        "repeatable")
     q.add_argument("--session-token", help="the IDS7 user session launches carry (default: SECTRA_MOCK_SESSION_TOKEN "
                                            "or a random one, printed at start)")
     q.add_argument("--launch", action="append", metavar="REQUEST_ID",

@@ -12,7 +12,7 @@ from sectra_transports.app.server import AppServer, create_app
 
 from examples.apps import patch_gallery
 
-from .test_full_check import _app
+from .apps import simple
 
 
 def _free_port() -> int:
@@ -30,7 +30,7 @@ def test_full_check_cli(tmp_path: Path) -> None:
     port = _free_port()  # the check's mock: the apps must trust it
     trusted = [f"http://127.0.0.1:{port}"]
     good = AppServer(create_app(patch_gallery.app, url_prefix="/gallery", trusted_callbacks=trusted))
-    slow = AppServer(create_app(_app(y=50.0), url_prefix="/bad", trusted_callbacks=trusted))
+    slow = AppServer(create_app(simple(y=50.0), url_prefix="/bad", trusted_callbacks=trusted))
     junit, report = tmp_path / "checks.xml", tmp_path / "checks.json"
     with good.run() as base, slow.run() as bad_base:
         code, out = _run("app", "check", f"{base}/gallery", "--full", "--mock-port", str(port), "--deadline", "5",
@@ -43,3 +43,23 @@ def test_full_check_cli(tmp_path: Path) -> None:
         assert code == 1 and "1 failed" in out
         [failed] = [c for c in json.loads(report.read_text())["checks"] if not c["ok"]]
         assert failed["name"] == "stored results valid" and "outside the slide" in failed["detail"]
+
+
+def test_full_check_cli_budget_and_notification_only(tmp_path: Path) -> None:
+    """``--budget`` judges every answer; ``--notification-only`` checks an app without create."""
+    from examples.apps import triage
+
+    port = _free_port()
+    trusted = [f"http://127.0.0.1:{port}"]
+    slow = AppServer(create_app(simple(sleep=0.6), url_prefix="/slow", trusted_callbacks=trusted))
+    notified = AppServer(create_app(triage.app, url_prefix="/triage", trusted_callbacks=trusted))
+    report = tmp_path / "checks.json"
+    with slow.run() as slow_base, notified.run() as triage_base:
+        code, out = _run("app", "check", f"{slow_base}/slow", "--full", "--mock-port", str(port), "--deadline", "2",
+                         "--budget", "0.3", "--json", str(report))
+        assert code == 1, out
+        [failed] = [c for c in json.loads(report.read_text())["checks"] if not c["ok"]]
+        assert failed["name"] == "answers within time budget" and "0.3 s" in failed["detail"]
+        code, out = _run("app", "check", f"{triage_base}/triage", "--full", "--notification-only",
+                         "--mock-port", str(port), "--deadline", "2")
+        assert code == 0 and "image notification" in out and "create" not in out, out
