@@ -196,16 +196,18 @@ def load_target(settings: ServeSettings) -> Any:
 
 def build_asgi(app: Any, settings: ServeSettings) -> Any:
     """The ASGI callable served: the app's quart-trio app, wrapped as :class:`AsgiServer` wraps it
-    (slow bodies get 408, final sends shielded), then the proxy fix and the access log."""
+    (slow bodies get 408, final sends shielded), then the access log and the proxy fix."""
     from hypercorn.middleware import ProxyFixMiddleware
 
     from sectra_transports.app.asgi import BodyDeadline, ShieldFinalSend
     from sectra_transports.app.server import create_app
 
     asgi: Any = ShieldFinalSend(BodyDeadline(create_app(app, mode="trio", body_timeout=settings.body_timeout), settings.body_timeout))
-    if settings.proxy_hops:
+    if settings.access_log:
+        asgi = AccessLog(asgi)
+    if settings.proxy_hops:  # outermost: the access log and the app see the client the proxies vouch for
         asgi = ProxyFixMiddleware(asgi, mode=settings.proxy_mode, trusted_hops=settings.proxy_hops)  # type: ignore[arg-type]
-    return AccessLog(asgi) if settings.access_log else asgi
+    return asgi
 
 
 def hypercorn_config(settings: ServeSettings) -> Any:
