@@ -199,8 +199,11 @@ def test_settings_precedence_flags_over_env_over_dotenv(app_dir: Path) -> None:
     assert code == 0
     [access] = [e for e in map(json.loads, err.splitlines()) if e.get("path") == "/healthz"]
     assert access["client"] == "127.0.0.1"  # --proxy-hops 0 beats .env's 1: the header is not trusted
-    with serving(app_dir, "serveapp:app", "--bind", "127.0.0.1:0", env=_env(SECTRA_LOG_FORMAT="json")) as served:
+    with serving(app_dir, "serveapp:app", "--bind", "127.0.0.1:0", env=_env(SECTRA_LOG_FORMAT="json", SECTRA_URL_PREFIX="/hook")) as served:
         _get(served.url + "/healthz", headers={"X-Forwarded-For": "203.0.113.7"})
+        status, body = _get(served.url + "/hook/info")
+        assert status == 200 and b"apiVersion" in body
+        assert _get(served.url + "/info")[0] == 404  # the app lives under SECTRA_URL_PREFIX only
         code, _, err = served.stop()
     [access] = [e for e in map(json.loads, err.splitlines()) if e.get("path") == "/healthz"]
     assert access["client"] == "203.0.113.7"  # .env's SECTRA_PROXY_HOPS=1

@@ -4,7 +4,7 @@ Settings, each from a flag, else a ``SECTRA_*`` variable, else a ``.env`` file (
 default ``./.env``), else its default: ``--bind`` (``SECTRA_BIND``, comma-separated), ``--workers``
 (``SECTRA_WORKERS``), ``--certfile``/``--keyfile`` (``SECTRA_TLS_CERT``/``SECTRA_TLS_KEY``),
 ``--proxy-hops``/``--proxy-mode`` (``SECTRA_PROXY_HOPS``/``SECTRA_PROXY_MODE``), ``--max-body-bytes``
-(``SECTRA_MAX_INVOCATION_BYTES``), ``--body-timeout`` (``SECTRA_BODY_TIMEOUT``),
+(``SECTRA_MAX_INVOCATION_BYTES``), ``--url-prefix`` (``SECTRA_URL_PREFIX``), ``--body-timeout`` (``SECTRA_BODY_TIMEOUT``),
 ``--graceful-timeout`` (``SECTRA_GRACEFUL_TIMEOUT``), ``--log-format`` (``SECTRA_LOG_FORMAT``).
 The ``.env`` file's other values (``SECTRA_TRUSTED_CALLBACKS``, ``SECTRA_QUEUE``, ...) are put in
 the environment before the app's module is imported, so the app sees them too.
@@ -56,6 +56,7 @@ class ServeSettings:
     graceful_timeout: float = 30.0
     log_format: str = "text"
     access_log: bool = True
+    url_prefix: str = ""
 
 
 class JsonFormatter(logging.Formatter):
@@ -170,6 +171,9 @@ def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Se
     for path in (certfile, keyfile):
         if path and not os.path.isfile(path):
             raise UsageError(f"TLS file {path!r} does not exist")
+    prefix = (pick(args.url_prefix, "SECTRA_URL_PREFIX") or "").rstrip("/")
+    if prefix and not prefix.startswith("/"):
+        raise UsageError(f"URL prefix {prefix!r}: a path starting with /, e.g. /cell-count")
     body_timeout = pick(args.body_timeout, "SECTRA_BODY_TIMEOUT")
     graceful = pick(args.graceful_timeout, "SECTRA_GRACEFUL_TIMEOUT")
     return ServeSettings(
@@ -180,7 +184,7 @@ def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Se
         max_body_bytes=_int("max body bytes", str(body), 1) if body is not None else None,
         body_timeout=_seconds("body timeout", str(body_timeout)) if body_timeout is not None else 30.0,
         graceful_timeout=_seconds("graceful timeout", str(graceful)) if graceful is not None else 30.0,
-        log_format=log_format, access_log=not args.no_access_log,
+        log_format=log_format, access_log=not args.no_access_log, url_prefix=prefix,
     )
 
 
@@ -202,7 +206,7 @@ def build_asgi(app: Any, settings: ServeSettings) -> Any:
     from sectra_transports.app.asgi import BodyDeadline, ShieldFinalSend
     from sectra_transports.app.server import create_app
 
-    asgi: Any = ShieldFinalSend(BodyDeadline(create_app(app, mode="trio", body_timeout=settings.body_timeout), settings.body_timeout))
+    asgi: Any = ShieldFinalSend(BodyDeadline(create_app(app, mode="trio", url_prefix=settings.url_prefix, body_timeout=settings.body_timeout), settings.body_timeout))
     if settings.access_log:
         asgi = AccessLog(asgi)
     if settings.proxy_hops:  # outermost: the access log and the app see the client the proxies vouch for
@@ -329,6 +333,9 @@ def add_command(asub: Any) -> None:
                    help="on SIGTERM, how long requests in flight may take to finish (env SECTRA_GRACEFUL_TIMEOUT; default 30)")
     p.add_argument("--log-format", default=None, choices=["text", "json"],
                    help="json: one JSON object per line on stderr (env SECTRA_LOG_FORMAT; default text)")
+    p.add_argument("--url-prefix", default=None, metavar="PATH",
+                   help="serve the app under PATH, e.g. /cell-count (its registered URL ends in it; env SECTRA_URL_PREFIX; "
+                        "default: at the root). /healthz stays at the root")
     p.add_argument("--no-access-log", action="store_true", help="no line per request")
     p.add_argument("--env-file", default=None, metavar="PATH", help="the .env file read (default ./.env if it exists)")
     p.set_defaults(func=cmd_app_serve)
