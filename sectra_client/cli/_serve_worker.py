@@ -22,4 +22,5 @@ def _build() -> Any:
     return build_asgi(load_target(settings), settings)
 
 
-asgi = _build()
+#: The worker's ASGI app; None when imported outside a ``sectra app serve --workers N`` worker.
+asgi: Any = _build() if SETTINGS_ENV in os.environ else None
