@@ -276,3 +276,38 @@ def test_mistakes_are_one_line_and_exit_2(app_dir: Path, args: list[str], needle
     assert done.returncode == 2, done
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sectra: error:") and needle in lines[0], done.stderr
+
+
+def test_a_second_sigterm_stops_at_once(app_dir: Path) -> None:
+    """SIGTERM with an invocation held in flight, then SIGTERM again: the server stops without
+    waiting for it (exit 1) and says so."""
+    mock = MockSectraServer(token="t")
+    (app_dir / "hold").write_text("")
+    with mock.run():
+        env = _env(SECTRA_TRUSTED_CALLBACKS=mock.url, SECTRA_LOG_FORMAT="json")
+        with serving(app_dir, "serveapp:app", "--bind", "127.0.0.1:0", env=env) as served:
+            failures: list[BaseException] = []
+
+            def trigger() -> None:
+                try:
+                    mock.trigger(webhook_url=served.url, application_id="serve-test", slide_id="slide-001")
+                except BaseException as exc:  # the connection is cut: expected
+                    failures.append(exc)
+
+            thread = threading.Thread(target=trigger, daemon=True)
+            thread.start()
+            deadline = time.monotonic() + 60
+            while not (app_dir / "started").exists():
+                assert time.monotonic() < deadline and thread.is_alive()
+                time.sleep(0.02)
+            assert served.proc.stderr is not None
+            served.proc.send_signal(signal.SIGTERM)
+            while "finishing the requests in flight" not in served.proc.stderr.readline():
+                assert served.proc.poll() is None
+            served.proc.send_signal(signal.SIGTERM)
+            code, _, err = served.stop(signalled=True, timeout=30)
+            thread.join(60)
+    assert code == 1, err
+    messages = [json.loads(line)["message"] for line in err.splitlines() if line.strip()]
+    assert any(m.startswith("second SIGTERM: stopping now") for m in messages), messages
+    assert failures and not mock.get_results(app_id="serve-test", slide_id="slide-001")

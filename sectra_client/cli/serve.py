@@ -10,7 +10,8 @@ The ``.env`` file's other values (``SECTRA_TRUSTED_CALLBACKS``, ``SECTRA_QUEUE``
 the environment before the app's module is imported, so the app sees them too.
 
 One process (the default) serves on trio in this process: SIGTERM or Ctrl-C stops accepting,
-lets requests in flight finish (up to the graceful timeout) and exits 0. ``--workers N`` (N > 1)
+lets requests in flight finish (up to the graceful timeout) and exits 0; a second signal stops at
+once (exit 1). ``--workers N`` (N > 1)
 hands the sockets to hypercorn's own process manager (``hypercorn.run.run``), which spawns N trio
 worker processes, each importing the app through :mod:`._serve_worker`.
 """
@@ -28,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TextIO
 
-from ._common import EXIT_OK, UsageError
+from ._common import EXIT_FAILURE, EXIT_OK, UsageError
 
 __all__ = ["add_command", "cmd_app_serve", "ServeSettings", "resolve_settings", "JsonFormatter", "AccessLog", "build_asgi"]
 
@@ -244,31 +245,42 @@ def _queue_hint(app: Any, settings: ServeSettings, out: TextIO) -> None:
     )
 
 
-async def _serve_one(asgi: Any, config: Any, settings: ServeSettings, out: TextIO) -> None:
+async def _serve_one(asgi: Any, config: Any, settings: ServeSettings, out: TextIO) -> bool:
+    """Serve until a signal; True when the stop was graceful, False when a second signal cut
+    the requests in flight short."""
     import trio
     from hypercorn.trio import serve
 
     stop = trio.Event()
+    graceful = True
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
 
             async def watch() -> None:
+                nonlocal graceful
                 async for signum in signals:
-                    log.info("%s: finishing the requests in flight (up to %s s), then exiting",
-                             signal.Signals(signum).name, settings.graceful_timeout)
-                    stop.set()
-                    return
+                    name = signal.Signals(signum).name
+                    if not stop.is_set():
+                        log.info("%s: finishing the requests in flight (up to %s s), then exiting", name, settings.graceful_timeout)
+                        stop.set()
+                    else:  # a second signal: the operator does not want to wait
+                        log.warning("second %s: stopping now, without waiting for the requests in flight", name)
+                        graceful = False
+                        nursery.cancel_scope.cancel()
+                        return
+
+            async def run_server(task_status: trio.TaskStatus[list[str]]) -> None:
+                await serve(asgi, config, shutdown_trigger=stop.wait, task_status=task_status)
+                nursery.cancel_scope.cancel()  # hypercorn is done (requests in flight too): stop watching
 
             nursery.start_soon(watch)
-            binds = await nursery.start(lambda task_status: serve(asgi, config, shutdown_trigger=stop.wait, task_status=task_status))
+            binds = await nursery.start(run_server)
             for bind in binds:
                 out.write(f"serving on {bind}\n")
             out.flush()
             log.info("serving on %s", ", ".join(binds))
-            await stop.wait()
-            # hypercorn returns once the requests in flight are done; the nursery then ends `watch`.
-        nursery.cancel_scope.cancel()
-    log.info("stopped")
+    log.info("stopped" if graceful else "stopped, requests in flight cut short")
+    return graceful
 
 
 def cmd_app_serve(args: argparse.Namespace, out: TextIO) -> int:
@@ -291,8 +303,8 @@ def cmd_app_serve(args: argparse.Namespace, out: TextIO) -> int:
     if settings.workers == 1:
         import trio
 
-        trio.run(_serve_one, build_asgi(app, settings), config, settings, out)
-        return EXIT_OK
+        graceful = trio.run(_serve_one, build_asgi(app, settings), config, settings, out)
+        return EXIT_OK if graceful else EXIT_FAILURE
     # N processes: hypercorn's manager binds the sockets, spawns N trio workers that import the app
     # again (through _serve_worker, reading the settings from the environment) and on SIGTERM sets
     # their shutdown event, so each finishes its requests in flight.
