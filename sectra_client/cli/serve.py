@@ -19,6 +19,7 @@ worker processes, each importing the app through :mod:`._serve_worker`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -310,12 +311,12 @@ def cmd_app_serve(args: argparse.Namespace, out: TextIO) -> int:
     # their shutdown event, so each finishes its requests in flight.
     from hypercorn.run import run
 
-    os.environ[SETTINGS_ENV] = json.dumps(settings.__dict__)
+    os.environ[SETTINGS_ENV] = json.dumps(dataclasses.asdict(settings))
     config.application_path = "sectra_client.cli._serve_worker:asgi"
     for bind in settings.binds:
         out.write(f"serving on {'https' if settings.certfile else 'http'}://{bind}\n")
     out.flush()
-    return EXIT_OK if run(config) == 0 else 1
+    return EXIT_OK if run(config) == 0 else EXIT_FAILURE
 
 
 def add_command(asub: Any) -> None:
