@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any, TextIO
 
+from . import serve
 from ._common import Parser, port_number
 from ._embedded_mock import app_url, load_slides_dir, print_check, warn_if_exposed
 
@@ -52,3 +53,4 @@ def add_commands(sub: Any) -> None:
     q.add_argument("--junit", help="--full: also write the checks as JUnit XML to this file")
     q.add_argument("--json", help="--full: also write the checks as JSON to this file")
     q.set_defaults(func=cmd_app_check)
+    serve.add_command(asub)  # issue #31: sectra app serve MODULE:APP
