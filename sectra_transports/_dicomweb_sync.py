@@ -14,8 +14,8 @@ import os
 from collections.abc import Generator, Sequence
 from typing import Any, TypeVar
 
-from sectra_core.dicomweb import flows
-from sectra_core.dicomweb.flows import DicomWebState
+from sectra_core.dicomweb import transactions
+from sectra_core.dicomweb.transactions import DicomWebState
 from sectra_core.dicomweb.json import Dataset
 from sectra_core.dicomweb.query import Level, Query
 from sectra_core.dicomweb.stow import StowBody, StowResult
@@ -99,24 +99,24 @@ class DicomWebClient:
             query = Query(**match)
         elif match:
             raise TypeError("give a Query or keyword arguments, not both")
-        return self._drive(flows.search(self._state, level, query, study_uid=study_uid, series_uid=series_uid))
+        return self._drive(transactions.search(self._state, level, query, study_uid=study_uid, series_uid=series_uid))
 
     def retrieve_metadata(self, study_uid: str, series_uid: str, instance_uid: str | None = None) -> list[Dataset]:
         """WADO-RS: the DICOM JSON metadata of a series' instances, or of one instance."""
-        return self._drive(flows.retrieve_metadata(self._state, study_uid, series_uid, instance_uid))
+        return self._drive(transactions.retrieve_metadata(self._state, study_uid, series_uid, instance_uid))
 
     def retrieve_instances(self, study_uid: str, series_uid: str, instance_uid: str | None = None) -> list[bytes]:
         """WADO-RS: the Part 10 files of a series, or of one instance (read with ``pydicom.dcmread``)."""
-        return self._drive(flows.retrieve_instances(self._state, study_uid, series_uid, instance_uid))
+        return self._drive(transactions.retrieve_instances(self._state, study_uid, series_uid, instance_uid))
 
     def store(self, files: Sequence[str | os.PathLike[str]], *, study_uid: str | None = None) -> StowResult:
         """STOW-RS: send Part 10 files in one request, streamed from disk (one chunk in memory).
 
         Returns the stored SOP Instance UIDs once the server confirmed every one; otherwise raises
-        :class:`~sectra_core.dicomweb.errors.StowError` with ``stored`` and ``failed``. Sent once:
+        :class:`~sectra_core.dicomweb.exceptions.StowError` with ``stored`` and ``failed``. Sent once:
         repeated only after a connection that was refused (nothing can have been stored).
         """
-        return self._drive(flows.store(self._state, StowBody(files), study_uid=study_uid))
+        return self._drive(transactions.store(self._state, StowBody(files), study_uid=study_uid))
 
     # --- driving the core's flows -----------------------------------------------------------------
 

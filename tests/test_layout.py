@@ -4,7 +4,7 @@ Every ``import`` counts: in ``__init__`` modules, inside functions and under ``i
 (a type-only import is still an arrow a reader must follow, and the circle it closes is the one a
 refactoring trips over). Layers, lowest first (docs/architecture.md, "The map"):
 
-    sectra_core (the protocol)  <  sectra_core.io, sectra_core.app  <  sectra_core.shapes
+    sectra_core (the protocol)  <  sectra_core.io, sectra_core.app, sectra_core.dicomweb  <  sectra_core.shapes
     <  sectra_core.dicom  <  sectra_transports  <  sectra_transports.app  <  sectra_mock  <  sectra_client
 
 A module may import its own layer and the layers below it, never one above.
@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "sectra_core": 0,
     "sectra_core.io": 1,
     "sectra_core.app": 1,
+    "sectra_core.dicomweb": 1,  # DICOMweb, sans-IO: QIDO/WADO/STOW flows over the core's http and retry (issue #30)
     "sectra_core.shapes": 2,
     "sectra_core.dicom": 3,  # results as DICOM: reads the shapes' holes, needs highdicom (issue #30)
     "sectra_transports": 4,

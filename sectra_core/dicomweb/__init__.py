@@ -1,14 +1,14 @@
 """DICOMweb, free of I/O: QIDO-RS queries, DICOM JSON (msgspec), WADO-RS and streamed STOW-RS.
 
-The flows of :mod:`.flows` are driven by ``DicomWebClient`` (blocking) and ``AsyncDicomWebClient``
+The flows of :mod:`.transactions` are driven by ``DicomWebClient`` (blocking) and ``AsyncDicomWebClient``
 (trio) of :mod:`sectra_transports.dicomweb`, on the same transports, retries, proxy, timeouts and
 TLS rules as the IA-API clients (docs/dicomweb.md).
 """
 
 from __future__ import annotations
 
-from .errors import DicomJsonError, DicomWebError, NotDicomJsonError, StowError, StowFailure, StowFileError
-from .flows import DicomWebState, retrieve_instances, retrieve_metadata, search, store
+from .exceptions import DicomJsonError, DicomWebError, NotDicomJsonError, StowError, StowFailure, StowFileError
+from .transactions import DicomWebState, retrieve_instances, retrieve_metadata, search, store
 from .json import Attribute, Dataset, decode_dataset, decode_datasets, sequence, string, strings, tag
 from .query import Level, Query, search_path
 from .stow import StowBody, StowInstance, StowResult, parse_stow_answer, read_instance

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from .errors import DicomJsonError, NotDicomJsonError
+from .exceptions import DicomJsonError, NotDicomJsonError
 
 __all__ = [
     "Attribute",

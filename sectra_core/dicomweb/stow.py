@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import status_error
-from .errors import DicomJsonError, NotDicomJsonError, StowError, StowFailure, StowFileError
+from .exceptions import DicomJsonError, NotDicomJsonError, StowError, StowFailure, StowFileError
 from .json import Dataset, decode_dataset, sequence, string, strings
 
 __all__ = ["StowInstance", "StowBody", "StowResult", "read_instance", "parse_stow_answer", "CHUNK_BYTES"]

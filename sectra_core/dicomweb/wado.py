@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..errors import MultipartError
 from ..headers import boundary_of, parse_header_value
 from ..multipart import NEED_DATA, Finished, MultipartDecoder, PartData, PartEnded, PartStarted
-from .errors import DicomWebError
+from .exceptions import DicomWebError
 from .query import _uid
 
 __all__ = ["instance_path", "split_instances"]

@@ -125,7 +125,7 @@ def retrieve_instances(state: DicomWebState, study_uid: str, series_uid: str,
 def store(state: DicomWebState, files: Sequence[Any] | StowBody, *,
           study_uid: str | None = None) -> Generator[HttpRequest | Sleep, Any, StowResult]:
     """STOW-RS: send the files (streamed, see :class:`StowBody`); every instance must be confirmed
-    stored, else :class:`~sectra_core.dicomweb.errors.StowError` says which were and which not."""
+    stored, else :class:`~sectra_core.dicomweb.exceptions.StowError` says which were and which not."""
     body = files if isinstance(files, StowBody) else StowBody(files)
     path, route = ("/studies", "/studies") if study_uid is None else (
         search_path("series", study_uid)[0].rsplit("/", 1)[0], "/studies/{study}")
