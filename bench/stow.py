@@ -101,12 +101,6 @@ def make_slide(folder: Path, gib: float, files: int) -> list[Path]:
     return paths
 
 
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gib", type=float, default=1.0, help="the slide's size in GiB (default 1)")
@@ -168,7 +162,9 @@ def main() -> int:
                 folder = work / f"orthanc-{round_}-{name.split()[0]}"
                 folder.mkdir()
                 with orthanc(folder) as (root, port):
-                    seconds = timed(lambda: method(root, port))
+                    start = time.perf_counter()
+                    method(root, port)
+                    seconds = time.perf_counter() - start
                 best[name] = min(best.get(name, math.inf), seconds)
                 shutil.rmtree(folder, ignore_errors=True)
         print(f"STOW of {size / 2**30:.2f} GiB in {len(files)} instance(s), best of {args.rounds}:")
