@@ -1,5 +1,6 @@
 """The DICOMweb client, written once for trio; ``scripts/unasync.py`` generates the blocking
-``_dicomweb_sync.py`` from it. Import both from :mod:`sectra_transports.dicomweb`.
+``_dicomweb_sync.py`` from it. Import the trio client from :mod:`sectra_transports.trio`, the blocking
+one from :mod:`sectra_transports.urllib3` (or ``sectra_client``).
 
 The protocol (paths, query, DICOM JSON, the streamed STOW body and its answer) is the core's
 :mod:`sectra_core.dicomweb`; this client only drives its flows over the SDK's transports, so

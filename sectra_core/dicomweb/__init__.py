@@ -1,7 +1,7 @@
 """DICOMweb, free of I/O: QIDO-RS queries, DICOM JSON (msgspec), WADO-RS and streamed STOW-RS.
 
 The flows of :mod:`.transactions` are driven by ``DicomWebClient`` (blocking) and ``AsyncDicomWebClient``
-(trio) of :mod:`sectra_transports.dicomweb`, on the same transports, retries, proxy, timeouts and
+(trio) of :mod:`sectra_transports.urllib3` and :mod:`sectra_transports.trio`, on the same transports, retries, proxy, timeouts and
 TLS rules as the IA-API clients (docs/dicomweb.md).
 """
 

@@ -8,7 +8,7 @@ route (what logs and errors show) never holds them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import quote
@@ -112,7 +112,3 @@ def _check_value(key: str, value: str) -> None:
     if not isinstance(value, str) or any(ord(ch) < 0x20 for ch in value):
         raise ConfigurationError(f"QIDO {key}: a string without control characters was expected")
 
-
-def merge_includefields(*groups: Iterable[str]) -> list[str]:
-    """``includefield`` values without repeats, in order."""
-    return list(dict.fromkeys(name for group in groups for name in group))
