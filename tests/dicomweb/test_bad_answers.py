@@ -65,14 +65,22 @@ def test_stow_server_error_is_not_repeated(play_server: PlayServer, demo_dicom_f
     assert len(play_server.requests) == 1
 
 
+@pytest.mark.parametrize("kind", ["urllib3", "trio"])
 def test_stow_body_is_sized_multipart_holding_the_files_unchanged(
-    play_server: PlayServer, demo_dicom_files: list[Path]
+    play_server: PlayServer, demo_dicom_files: list[Path], kind: str
 ) -> None:
     uids = [read_instance(path).sop_instance_uid for path in demo_dicom_files]
     answer = {"00081199": {"vr": "SQ", "Value": [_ref(uid) for uid in uids]}}
     play_server.play("POST", "/studies", (200, JSON, json.dumps(answer).encode()))
-    with _client(play_server) as client:
-        assert client.store(demo_dicom_files).stored == uids
+    if kind == "urllib3":
+        with _client(play_server) as client:
+            assert client.store(demo_dicom_files).stored == uids
+    else:
+        async def main() -> None:
+            async with AsyncDicomWebClient(play_server.url, username="reader", password="s3cret-pw") as client:
+                assert (await client.store(demo_dicom_files)).stored == uids
+
+        trio.run(main)
     method, _path, headers, body = play_server.requests[0]
     assert "transfer-encoding" not in headers and int(headers["content-length"]) == len(body)
     assert headers["content-type"].startswith('multipart/related; type="application/dicom"; boundary=')
@@ -127,6 +135,38 @@ def test_qido_is_repeated_after_a_server_error_and_sends_the_contrib_clients_par
         "&includefield=00100010&includefield=StudyDescription"
     )
     assert headers["authorization"] == "Bearer tok-123" and headers["accept"] == "application/dicom+json"
+
+
+@pytest.mark.parametrize("kind", ["urllib3", "trio"])
+def test_a_file_that_changes_while_it_is_sent_is_not_reported_stored(
+    play_server: PlayServer, demo_dicom_files: list[Path], tmp_path: Path, kind: str
+) -> None:
+    copy = tmp_path / "growing.dcm"
+    copy.write_bytes(demo_dicom_files[0].read_bytes())
+    play_server.play("POST", "/studies", (200, JSON, b"{}"))
+    from sectra_core.dicomweb import StowBody, StowFileError
+
+    original = StowBody.chunks
+
+    def growing(self: StowBody):  # type: ignore[no-untyped-def]
+        for number, chunk in enumerate(original(self)):
+            if number == 1:
+                with copy.open("ab") as handle:
+                    handle.write(b"appended while sending")
+            yield chunk
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(StowBody, "chunks", growing), pytest.raises(StowFileError, match="changed size"):
+        if kind == "urllib3":
+            with _client(play_server) as client:
+                client.store([copy])
+        else:
+            async def main() -> None:
+                async with AsyncDicomWebClient(play_server.url) as client:
+                    await client.store([copy])
+
+            trio.run(main)
 
 
 def test_credentials_stay_out_of_reprs() -> None:
