@@ -4,6 +4,7 @@ HTML, JSON that is not DICOM JSON; and what they put on the wire (a streamed, si
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -148,7 +149,7 @@ def test_a_file_that_changes_while_it_is_sent_is_not_reported_stored(
 
     original = StowBody.chunks
 
-    def growing(self: StowBody):  # type: ignore[no-untyped-def]
+    def growing(self: StowBody) -> Iterator[bytes]:
         for number, chunk in enumerate(original(self)):
             if number == 1:
                 with copy.open("ab") as handle:
