@@ -29,6 +29,7 @@ FILES = [
     ("sectra_mock/_caller_async.py", "sectra_mock/_caller_sync.py"),
     ("sectra_transports/_remote_slide.py", "sectra_transports/_remote_slide_sync.py"),
     ("sectra_transports/_filler.py", "sectra_transports/_filler_sync.py"),
+    ("sectra_transports/_dicomweb_async.py", "sectra_transports/_dicomweb_sync.py"),
 ]
 
 #: Applied in order to every line; word boundaries keep ``aclose`` from touching ``aclosed``.
@@ -37,6 +38,7 @@ SUBS: list[tuple[str, str]] = [
     (r"\b_remote_slide\b", "_remote_slide_sync"),
     # Public names that keep their familiar sync spelling.
     (r"\bAsyncSectraClient\b", "SectraClient"),
+    (r"\bAsyncDicomWebClient\b", "DicomWebClient"),
     (r"\bAsyncInvocationContext\b", "InvocationContext"),
     (r"\bAsyncRemoteSlide\b", "RemoteSlide"),
     (r"\bAsyncSlideReader\b", "SlideReader"),

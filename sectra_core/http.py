@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import msgspec
@@ -19,6 +19,7 @@ from .errors import ConfigurationError, DecodeError, ResponseTooLargeError
 from .headers import content_encoding, digits
 
 __all__ = [
+    "Upload",
     "HttpRequest",
     "HttpResponse",
     "Headers",
@@ -127,6 +128,14 @@ def _check_new_header(item: tuple[str, str]) -> None:
         _CHECKED_HEADERS.add(item)
 
 
+class Upload(Protocol):
+    """A request body made while it is sent (:attr:`HttpRequest.upload`)."""
+
+    @property
+    def length(self) -> int: ...
+    def chunks(self) -> Iterator[bytes]: ...
+
+
 class HttpRequest(msgspec.Struct, frozen=True):
     """One HTTP request, as data.
 
@@ -152,6 +161,9 @@ class HttpRequest(msgspec.Struct, frozen=True):
     idempotent: bool = True
     route: str = ""
     binary: bool = False
+    #: A body sent in chunks instead of ``body`` (a STOW-RS upload): an object with ``length``
+    #: (bytes, sent as Content-Length) and ``chunks()`` (a fresh iterator of bytes per try).
+    upload: Upload | None = None
 
     def __post_init__(self) -> None:
         if self.method not in _STANDARD_METHODS and not _TOKEN.fullmatch(self.method):

@@ -52,6 +52,7 @@ from .slides import (
     tile_cache_bytes_from_env,
 )
 from .viewer import register_viewer
+from .dicomweb import register_dicomweb
 from .state import MAX_RESULTS_PER_SLIDE, MAX_STORED_RESULT_BYTES, MockState, disk_files, plausible_image_info
 
 __all__ = ["MockSectraServer"]
@@ -203,6 +204,8 @@ class MockSectraServer(AppCaller):
         #: The key of the slide viewer (``/viewer``, see :meth:`viewer_url`), random per mock.
         self.viewer_key = secrets.token_urlsafe(16)
         register_viewer(self.app, self)
+        #: The DICOMweb archive at ``/dicomweb`` (QIDO, WADO, STOW of ANN/SR; see :mod:`sectra_mock.dicomweb`).
+        self.dicomweb = register_dicomweb(self.app, self)
         #: Injected faults (see :mod:`sectra_mock.faults`): ``server.faults.add("status", "image_info")``.
         self.faults = Faults()
         for fault in faults or ():

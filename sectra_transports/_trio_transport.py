@@ -226,7 +226,9 @@ class TrioTransport:
             target = origin + target
             if route.proxy is not None and route.proxy.authorization:
                 headers.append(("Proxy-Authorization", route.proxy.authorization))
-        if request.body is not None:
+        if request.upload is not None:
+            headers.append(("Content-Length", str(request.upload.length)))
+        elif request.body is not None:
             headers.append(("Content-Length", str(len(request.body))))
         data = request_head(request.method, target, headers)
         if request.body:
@@ -284,6 +286,12 @@ class TrioTransport:
         with map_exceptions("read"):
             with trio.CancelScope(deadline=trio.current_time() + timeout) as scope:
                 await conn.stream.send_all(data)
+                if request.upload is not None:
+                    # A streamed body (STOW-RS): chunk by chunk, the deadline moved on each time.
+                    # The chunks are read from local files on this thread: no hidden worker.
+                    for chunk in request.upload.chunks():
+                        scope.deadline = trio.current_time() + timeout
+                        await conn.stream.send_all(chunk)
                 eager: bool | None = None  # read the body too? (decided once the head is in)
                 while not parser.complete:
                     if parser.head_complete:

@@ -164,12 +164,14 @@ class Urllib3Transport:
                 raw = pool.urlopen(
                     request.method,
                     target,
-                    body=request.body,
+                    # An upload goes as its chunks, sized by the Content-Length it brings.
+                    body=request.body if request.upload is None else request.upload.chunks(),
                     # Not send_headers(request), a copy per call: urllib3 2.x lets http.client
                     # add "Accept-Encoding: identity" itself when the request names no
                     # Accept-Encoding (putrequest's skip_accept_encoding), which is what
                     # send_headers adds; test_every_request_asks_for_identity reads the wire.
-                    headers=request.headers,
+                    headers=request.headers if request.upload is None
+                    else {**request.headers, "Content-Length": str(request.upload.length)},
                     preload_content=False,
                     decode_content=False,
                     redirect=False,

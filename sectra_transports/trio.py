@@ -8,8 +8,9 @@ The transport itself lives in :mod:`sectra_transports._trio_transport` and impor
 
 from __future__ import annotations
 
+from ._dicomweb_async import AsyncDicomWebClient
 from ._async import AsyncSectraClient
 from ._remote_slide import AsyncRemoteSlide
 from ._trio_transport import TrioTransport
 
-__all__ = ["TrioTransport", "AsyncSectraClient", "AsyncRemoteSlide"]
+__all__ = ["AsyncDicomWebClient", "TrioTransport", "AsyncSectraClient", "AsyncRemoteSlide"]

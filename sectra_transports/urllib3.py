@@ -8,8 +8,9 @@ The transport itself lives in :mod:`sectra_transports._urllib3_transport` and im
 
 from __future__ import annotations
 
+from ._dicomweb_sync import DicomWebClient
 from ._remote_slide_sync import RemoteSlide
 from ._sync import SectraClient
 from ._urllib3_transport import Urllib3Transport
 
-__all__ = ["Urllib3Transport", "SectraClient", "RemoteSlide"]
+__all__ = ["DicomWebClient", "Urllib3Transport", "SectraClient", "RemoteSlide"]

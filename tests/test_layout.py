@@ -4,8 +4,8 @@ Every ``import`` counts: in ``__init__`` modules, inside functions and under ``i
 (a type-only import is still an arrow a reader must follow, and the circle it closes is the one a
 refactoring trips over). Layers, lowest first (docs/architecture.md, "The map"):
 
-    sectra_core (the protocol)  <  sectra_core.io, sectra_core.app  <  sectra_core.shapes
-    <  sectra_transports  <  sectra_transports.app  <  sectra_mock  <  sectra_client
+    sectra_core (the protocol)  <  sectra_core.io, sectra_core.app, sectra_core.dicomweb  <  sectra_core.shapes
+    <  sectra_core.dicom  <  sectra_transports  <  sectra_transports.app  <  sectra_mock  <  sectra_client
 
 A module may import its own layer and the layers below it, never one above.
 """
@@ -30,11 +30,13 @@ LAYERS: dict[str, int] = {
     "sectra_core": 0,
     "sectra_core.io": 1,
     "sectra_core.app": 1,
+    "sectra_core.dicomweb": 1,  # DICOMweb, sans-IO: QIDO/WADO/STOW flows over the core's http and retry (issue #30)
     "sectra_core.shapes": 2,
-    "sectra_transports": 3,
-    "sectra_transports.app": 4,
-    "sectra_mock": 5,
-    "sectra_client": 6,
+    "sectra_core.dicom": 3,  # results as DICOM: reads the shapes' holes, needs highdicom (issue #30)
+    "sectra_transports": 4,
+    "sectra_transports.app": 5,
+    "sectra_mock": 6,
+    "sectra_client": 7,
 }
 
 #: Import cycles allowed to stay, each with the reason. Empty: every circle is a test failure.
@@ -175,7 +177,7 @@ def test_import_sectra_core_loads_the_protocol_only() -> None:
     code = (
         "import sys, sectra_core\n"
         "print(sorted(m for m in sys.modules if m.startswith(('sectra_core.app', 'sectra_core.io', "
-        "'sectra_core.shapes', 'sectra_transports', 'sectra_mock', 'sectra_client', 'urllib3', 'trio', 'quart'))))\n"
+        "'sectra_core.shapes', 'sectra_core.dicom', 'highdicom', 'pydicom', 'sectra_transports', 'sectra_mock', 'sectra_client', 'urllib3', 'trio', 'quart'))))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert done.stdout.strip() == "[]"

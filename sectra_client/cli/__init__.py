@@ -10,6 +10,9 @@
     sectra render SLIDE --app APP [-o out.png]    an app's results drawn over the slide
     sectra worker APP_REF [--workers N] [--queue Q]    run an app's queued analyses (module:attr)
     sectra schema export DIR                      JSON Schemas of the wire (apps in other languages)
+    sectra export SLIDE --app APP --format F -o FILE   a result as geojson, dicom-ann or dicom-sr
+    sectra dicom stow FILE... --url URL           store DICOM files in a DICOMweb archive (STOW-RS)
+    sectra dicom search --url URL [--patient-id ID]   search a DICOMweb archive (QIDO-RS)
     sectra app check URL [--slide S] [--slides-dir D]  check an app's registration; fire a test create
                                                   (the app must trust the mock: --mock-port and
                                                   SECTRA_TRUSTED_CALLBACKS on the app's side)
@@ -40,7 +43,7 @@ from typing import Any, TextIO
 
 from sectra_core.errors import ConfigurationError, SectraError, TimeoutError
 
-from . import api, apps, mock, pictures, schema_export, workers
+from . import api, apps, dicom, export, mock, pictures, schema_export, workers
 from ._common import (
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
@@ -71,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     apps.add_commands(sub)
     workers.add_commands(sub)
     schema_export.add_commands(sub)
+    export.add_commands(sub, conn)
+    dicom.add_commands(sub)
     return parser
 
 

@@ -46,7 +46,7 @@ from ..app.builders import HOLES_KEY, PatchGalleryBuilder, PrimitiveBuilder, val
 from ..errors import ValidationError
 from ..geometry import Pyramid
 
-__all__ = ["to_geojson", "from_geojson", "input_from_geojson", "Slide", "ARC_SEGMENTS", "GeometryWarning"]
+__all__ = ["to_geojson", "from_geojson", "input_from_geojson", "outline_holes", "Slide", "ARC_SEGMENTS", "GeometryWarning"]
 
 #: What gives the slide's size: its ``ImageInfo`` or a :class:`~sectra_core.geometry.Pyramid`.
 Slide = Union[s.ImageInfo, Pyramid]
@@ -264,6 +264,20 @@ def _hole_flags(context: Any, items: list[s.PrimitiveItem]) -> list[set[int]] | 
     warnings.warn(f"data.context[{HOLES_KEY!r}] does not fit the result's {len(items)} item(s) and their polygons "
                   "(was the content changed without it?); holes are found by nesting instead", GeometryWarning, stacklevel=3)
     return None
+
+
+def outline_holes(result: s.PrimitiveResult, context: Any, width: int) -> list[list[tuple[int, list[int]]]]:
+    """Per item of ``result``, its polygons as ``(exterior index, hole indices)``, exteriors in
+    order: the holes :func:`to_geojson` writes as interior rings (listed in ``context``, else found
+    by nesting; see the module docstring), for other exporters (``sectra_core.dicom``) to agree with
+    it. ``width``: the slide's level-0 width in pixels (the nesting tolerance is in pixels)."""
+    items = result.content if isinstance(result.content, list) else [result.content] if result.content else []
+    flags = _hole_flags(context, items)
+    out = []
+    for i, item in enumerate(items):
+        rings = [_Ring(k, [[p.x * width, p.y * width] for p in polygon.points]) for k, polygon in enumerate(item.polygons)]
+        out.append(_structure(rings, flags[i] if flags is not None else None, f"item {i}"))
+    return out
 
 
 # --- Sectra → GeoJSON ---------------------------------------------------------------------------

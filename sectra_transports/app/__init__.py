@@ -4,7 +4,7 @@
 * :mod:`.contexts`: what a handler receives (:class:`AsyncInvocationContext`, :class:`InvocationContext`).
 * :mod:`.runners`: background jobs (:class:`AsyncJob`, :class:`SyncJob`) and where they run
   (:class:`TrioJobRunner`, :class:`ExecutorJobRunner`).
-* :mod:`.calls`: drivers that send a core call flow's operations through a client.
+* :mod:`.transactions`: drivers that send a core call flow's operations through a client.
 * :mod:`.asgi`: hypercorn on trio, for an app or the mock.
 * :mod:`.queue`: jobs on ``sectra worker`` processes through a durable queue (``queue`` extra).
 
