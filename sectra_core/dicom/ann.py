@@ -69,20 +69,49 @@ class _Group:
     extra: list[tuple[Any, Any, np.ndarray]] = field(default_factory=list)  # (name, unit, values)
 
 
-def _arrays(point_lists: Sequence[Sequence[s.Point]], width: int) -> list[np.ndarray]:
-    """Width-normalised point lists → float64 arrays of level-0 (column, row), in one pass."""
-    if not point_lists:
-        return []
+def _flat(point_lists: Sequence[Sequence[s.Point]], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Width-normalised point lists → (float64 level-0 (column, row) of all points, count per list)."""
     counts = np.fromiter((len(points) for points in point_lists), dtype=np.int64, count=len(point_lists))
     flat = np.fromiter((c for points in point_lists for p in points for c in (p.x, p.y)), dtype=np.float64,
                        count=int(counts.sum()) * 2)
-    flat = flat.reshape(-1, 2) * float(width)  # spec §2.4: both axes times the width
-    return np.split(flat, np.cumsum(counts)[:-1])
+    return flat.reshape(-1, 2) * float(width), counts  # spec §2.4: both axes times the width
+
+
+def _split(flat: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
+    return np.split(flat, np.cumsum(counts)[:-1]) if len(counts) else []
+
+
+def _arrays(point_lists: Sequence[Sequence[s.Point]], width: int) -> list[np.ndarray]:
+    """Width-normalised point lists → float64 arrays of level-0 (column, row), in one pass."""
+    return _split(*_flat(point_lists, width))
+
+
+class _Rings:
+    """An item's polygons in level-0 pixels: as arrays for ANN, each without the closing point that
+    repeats its first (ANN polygons are implicitly closed, PS3.3 C.37.1.2), and, only when asked, as
+    lists for the nesting search (one ``tolist`` for all)."""
+
+    def __init__(self, polygons: Sequence[s.Polygon], width: int) -> None:
+        flat, counts = _flat([p.points for p in polygons], width)
+        starts = np.cumsum(counts) - counts
+        ends = starts + counts - 1
+        closing = np.zeros(len(counts), dtype=bool)
+        valid = counts > 3
+        closing[valid] = np.all(flat[starts[valid]] == flat[ends[valid]], axis=1)
+        keep = np.ones(len(flat), dtype=bool)
+        keep[ends[closing]] = False
+        self.flat, self.counts = flat, counts
+        self.arrays = [_open_ring(r) for r in _split(flat[keep], counts - closing)]
+
+    def lists(self) -> list[list[list[float]]]:
+        points = self.flat.tolist()
+        bounds = np.concatenate([[0], np.cumsum(self.counts)]).tolist()
+        return [points[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _open_ring(ring: np.ndarray) -> np.ndarray:
-    # ANN polygons are implicitly closed and must not repeat their first point (PS3.3 C.37.1.2).
-    while len(ring) > 3 and np.array_equal(ring[0], ring[-1]):
+    # A ring closed more than once (rare): drop every repeat of the first point at its end.
+    while len(ring) > 3 and ring[0, 0] == ring[-1, 0] and ring[0, 1] == ring[-1, 1]:
         ring = ring[:-1]
     return ring
 
@@ -130,13 +159,14 @@ def _primitive_groups(result: s.Result, content: s.PrimitiveResult, width: int) 
     items = content.content if isinstance(content.content, list) else []
     context = result.data.context if result.data is not None else None
     classes = context.get(CLASSES_KEY) if isinstance(context, dict) else None
-    structure = outline_holes(content, context, width)
+    all_rings = [_Rings(item.polygons, width) for item in items]
+    structure = outline_holes(content, context, width, pixels=lambda i: all_rings[i].lists())
     groups: list[_Group] = []
     for i, item in enumerate(items):
         cls = _class_name(i, item, classes)
         stroke = item.style.stroke_style if item.style else None
         where = f"item {i} of the result (class {cls!r})"
-        rings = _arrays([p.points for p in item.polygons], width)
+        rings = all_rings[i].arrays
         polygons = _Group(_short(cls), f"Polygons of {where}", "POLYGON", cls, stroke)
         holes = _Group(_short(f"{cls} (holes)"), f"Holes of {where}: each is cut from the annotation of group "
                        f"{cls!r} that its measurement 'holeOf' numbers (1-based)", "POLYGON", cls, stroke)
@@ -144,7 +174,7 @@ def _primitive_groups(result: s.Result, content: s.PrimitiveResult, width: int) 
         hole_of: list[int] = []
         outer_holes: list[list[int]] = []
         for exterior, hole_indices in structure[i]:
-            ring = _open_ring(rings[exterior])
+            ring = rings[exterior]
             if len(ring) < 3:
                 warnings.warn(f"{where}: polygon {exterior} has fewer than 3 distinct points; not exported",
                               GeometryWarning, stacklevel=3)
@@ -153,7 +183,7 @@ def _primitive_groups(result: s.Result, content: s.PrimitiveResult, width: int) 
             number = len(polygons.coords)
             outer_holes.append([])
             for k in hole_indices:
-                hole = _open_ring(rings[k])
+                hole = rings[k]
                 if len(hole) >= 3:
                     holes.coords.append(hole)
                     hole_of.append(number)
