@@ -276,7 +276,7 @@ def outline_holes(result: s.PrimitiveResult, context: Any, width: int, *,
     for an item whose holes are found by nesting)."""
     items = result.content if isinstance(result.content, list) else [result.content] if result.content else []
     flags = _hole_flags(context, items)
-    out = []
+    out: list[list[tuple[int, list[int]]]] = []
     for i, item in enumerate(items):
         if flags is not None and not flags[i]:
             out.append([(k, []) for k in range(len(item.polygons))])  # the list says: no hole here
