@@ -233,3 +233,38 @@ def test_dciodvfy_is_read_right(dicom_files: list[Path], tmp_path: Path) -> None
     ann.save_as(path, enforce_file_format=True)
     errors, _ = dciodvfy(path)
     assert [e for e in errors if e != SPURIOUS_Z] and any("AnnotationGroupLabel" in e for e in errors), errors
+
+
+def test_holes_agree_with_geojson_export(dicom_files: list[Path], tmp_path: Path) -> None:
+    """The same holes as GeoJSON's interior rings, for a result that lists them and one that does not."""
+    from sectra_core.shapes import to_geojson
+
+    info = s.ImageInfo(id="slide-003", is_streamable=True, image_size=s.Size(width=WIDTH, height=HEIGHT),
+                       tile_size=s.Size(width=256, height=256))
+    for listed in (True, False):
+        result = every_shape()
+        assert isinstance(result.data.context, dict)
+        if not listed:
+            del result.data.context["polygonHoles"]
+        rings = sorted(tuple(map(tuple, np.round(np.asarray(ring[:-1]), 6).tolist()))
+                       for feature in to_geojson(result, info)["features"] if feature["geometry"]["type"] == "Polygon"
+                       for ring in feature["geometry"]["coordinates"][1:])
+        groups = _groups(_written(to_dicom_ann(result, dicom_files), tmp_path, f"ann-{listed}.dcm"))
+        holes = sorted(tuple(map(tuple, np.round(ring, 6).tolist()))
+                       for label, group in groups.items() if label.endswith("(holes)")
+                       for ring in group.get_graphic_data("2D"))
+        # GeoJSON turns a hole to run clockwise; compare the rings as point sets.
+        assert [sorted(r) for r in rings] == [sorted(h) for h in holes] and len(holes) == (1 if listed else 2)
+
+
+def test_without_the_extra_the_import_names_it() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['highdicom'] = None\n"
+            "try:\n    import sectra_core.dicom\nexcept ImportError as exc:\n"
+            "    from sectra_core.errors import MissingExtraError\n"
+            "    print(type(exc).__name__, isinstance(exc, MissingExtraError), exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.startswith("MissingExtraError True") and "sectra-sdk[dicom]" in done.stdout
