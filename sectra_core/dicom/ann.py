@@ -96,7 +96,7 @@ class _Rings:
         starts = np.cumsum(counts) - counts
         ends = starts + counts - 1
         closing = np.zeros(len(counts), dtype=bool)
-        valid = counts > 3
+        valid = counts > 1
         closing[valid] = np.all(flat[starts[valid]] == flat[ends[valid]], axis=1)
         keep = np.ones(len(flat), dtype=bool)
         keep[ends[closing]] = False
@@ -111,7 +111,7 @@ class _Rings:
 
 def _open_ring(ring: np.ndarray) -> np.ndarray:
     # A ring closed more than once (rare): drop every repeat of the first point at its end.
-    while len(ring) > 3 and ring[0, 0] == ring[-1, 0] and ring[0, 1] == ring[-1, 1]:
+    while len(ring) > 1 and ring[0, 0] == ring[-1, 0] and ring[0, 1] == ring[-1, 1]:
         ring = ring[:-1]
     return ring
 
@@ -184,16 +184,19 @@ def _primitive_groups(result: s.Result, content: s.PrimitiveResult, width: int) 
             outer_holes.append([])
             for k in hole_indices:
                 hole = rings[k]
-                if len(hole) >= 3:
-                    holes.coords.append(hole)
-                    hole_of.append(number)
-                    outer_holes[-1].append(len(holes.coords) - 1)
+                if len(hole) < 3:
+                    warnings.warn(f"{where}: hole {k} has fewer than 3 distinct points; not exported",
+                                  GeometryWarning, stacklevel=3)
+                    continue
+                holes.coords.append(hole)
+                hole_of.append(number)
+                outer_holes[-1].append(len(holes.coords) - 1)
         for arc in item.arcs:
-            points, closed = _arc_points(arc, width)
             if not (arc.radius and math.isfinite(arc.radius)):
                 warnings.warn(f"{where}: an arc of radius {arc.radius!r} has no extent; not exported", GeometryWarning,
                               stacklevel=3)
                 continue
+            points, closed = _arc_points(arc, width)
             if closed:
                 polygons.coords.append(points)
                 outer_holes.append([])
@@ -207,7 +210,7 @@ def _primitive_groups(result: s.Result, content: s.PrimitiveResult, width: int) 
         for n, cut in enumerate(outer_holes):
             if cut:
                 polygons_area[n] -= holes_area[cut].sum()
-        polygons.extra.append((AREA, SQUARE_MICROMETER, polygons_area))  # pixels²: scaled in _build
+        polygons.extra.append((AREA, SQUARE_MICROMETER, polygons_area))  # pixels²: to_dicom_ann scales them to µm²
         holes.extra.append((AREA, SQUARE_MICROMETER, holes_area))
         by_text: dict[str, list[s.Point]] = {}
         for label in item.labels:

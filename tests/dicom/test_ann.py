@@ -268,3 +268,18 @@ def test_without_the_extra_the_import_names_it() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=Path(__file__).resolve().parents[2])
     assert done.stdout.startswith("MissingExtraError True") and "sectra-sdk[dicom]" in done.stdout
+
+
+def test_degenerate_shapes_warn_and_are_left_out(dicom_files: list[Path], tmp_path: Path) -> None:
+    item = s.PrimitiveItem(
+        polygons=[s.Polygon(points=[px(1, 1), px(5, 1), px(1, 1)]),  # closed, but only two distinct points
+                  s.Polygon(points=[px(10, 10), px(50, 10), px(50, 50)])],
+        arcs=[s.Arc(center=px(100, 100), radius=0.0)],
+    )
+    result = s.Result(slide_id="slide-003", data=s.ResultData(result=s.PrimitiveResult(content=[item])))
+    with pytest.warns(GeometryWarning) as caught:
+        ann = to_dicom_ann(result, dicom_files)
+    messages = " | ".join(str(w.message) for w in caught)
+    assert "polygon 0 has fewer than 3 distinct points" in messages and "arc of radius 0.0" in messages
+    [group] = _written(ann, tmp_path).get_annotation_groups()
+    np.testing.assert_allclose(group.get_graphic_data("2D")[0], [[10, 10], [50, 10], [50, 50]], atol=1e-9)
