@@ -43,6 +43,7 @@ from .. import schemas as s
 from ..drawing import parse_colour
 from ..errors import ValidationError
 from ..geometry import Pyramid
+from ..app.builders import HOLES_KEY
 from ..shapes.geojson import ARC_SEGMENTS, CLASSES_KEY, GeometryWarning, outline_holes
 from .codes import AREA, LOCAL_SCHEME, NO_UNITS, SORT_KEY, SQUARE_MICROMETER, ClassCodes, MeasurementCodes, class_codes, \
     measurement_codes
@@ -116,6 +117,68 @@ def _open_ring(ring: np.ndarray) -> np.ndarray:
     return ring
 
 
+#: Slack (level-0 pixels) of the box test below: wider than the nesting search's own, so the test
+#: never rules out a ring that search would put inside another.
+_BOX_SLACK = 1e-3
+#: Boxes spanning more grid cells than this are tested against every box instead.
+_BIG_CELLS = 16
+
+
+def _may_nest(rings: list[np.ndarray]) -> bool:
+    """Whether any ring's bounding box lies within another's: a ring the nesting search finds
+    inside another lies within its box, so without such a pair no ring is a hole and the (pure
+    Python) search can be skipped. Vectorised: each box is bucketed into the grid cells it covers,
+    and each ring's lower corner meets the boxes of its cell only."""
+    n = len(rings)
+    if n < 2:
+        return False
+    counts = np.fromiter((len(r) for r in rings), dtype=np.int64, count=n)
+    if (counts == 0).any():
+        return True  # nothing to box: let the search decide
+    xy = np.concatenate(rings)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    lo = np.minimum.reduceat(xy, starts, axis=0)
+    hi = np.maximum.reduceat(xy, starts, axis=0)
+    side = float(max(np.median(hi - lo), 1e-6))
+    origin = lo.min(axis=0) - 2 * _BOX_SLACK
+    c0 = np.floor((lo - _BOX_SLACK - origin) / side).astype(np.int64)
+    c1 = np.floor((hi + _BOX_SLACK - origin) / side).astype(np.int64)
+    span = c1 - c0 + 1
+    cells = span[:, 0] * span[:, 1]
+    big = cells > _BIG_CELLS
+
+    def within(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
+        return ((inner != outer) & (lo[outer] <= lo[inner] + _BOX_SLACK).all(axis=1)
+                & (hi[outer] >= hi[inner] - _BOX_SLACK).all(axis=1))
+
+    everyone = np.arange(n)
+    for b in np.flatnonzero(big)[:64]:  # a big box (a tissue outline) against every box
+        if within(everyone, np.full(n, b)).any():
+            return True
+    if big.sum() > 64:
+        return True  # too many to test one by one: let the search decide
+    small = np.flatnonzero(~big)
+    # Every (cell, box) pair of the small boxes, keyed by one integer per cell.
+    reps = cells[small]
+    owner = np.repeat(small, reps)
+    offset = np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps)
+    width_cells = span[owner, 0]
+    cx = c0[owner, 0] + offset % width_cells
+    cy = c0[owner, 1] + offset // width_cells
+    stride = int(c1[:, 0].max()) + 2
+    keys = cy * stride + cx
+    order = np.argsort(keys, kind="stable")
+    keys, owner = keys[order], owner[order]
+    corner = np.floor((lo - origin) / side).astype(np.int64)
+    mine = corner[:, 1] * stride + corner[:, 0]
+    first = np.searchsorted(keys, mine, side="left")
+    last = np.searchsorted(keys, mine, side="right")
+    lengths = last - first
+    inner = np.repeat(everyone, lengths)
+    outer = owner[np.repeat(first, lengths) + (np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths))]
+    return bool(within(inner, outer).any())
+
+
 def _areas(rings: list[np.ndarray]) -> np.ndarray:
     """Unsigned shoelace areas of open rings (pixels²), vectorised over all of them."""
     if not rings:
@@ -160,7 +223,11 @@ def _primitive_groups(result: s.Result, content: s.PrimitiveResult, width: int) 
     context = result.data.context if result.data is not None else None
     classes = context.get(CLASSES_KEY) if isinstance(context, dict) else None
     all_rings = [_Rings(item.polygons, width) for item in items]
-    structure = outline_holes(content, context, width, pixels=lambda i: all_rings[i].lists())
+    if not (isinstance(context, dict) and HOLES_KEY in context) and not any(_may_nest(r.arrays) for r in all_rings):
+        # No hole list and no ring within another's box: the nesting search would find no hole.
+        structure: list[list[tuple[int, list[int]]]] = [[(k, []) for k in range(len(item.polygons))] for item in items]
+    else:
+        structure = outline_holes(content, context, width, pixels=lambda i: all_rings[i].lists())
     groups: list[_Group] = []
     for i, item in enumerate(items):
         cls = _class_name(i, item, classes)

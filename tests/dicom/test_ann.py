@@ -283,3 +283,29 @@ def test_degenerate_shapes_warn_and_are_left_out(dicom_files: list[Path], tmp_pa
     assert "polygon 0 has fewer than 3 distinct points" in messages and "arc of radius 0.0" in messages
     [group] = _written(ann, tmp_path).get_annotation_groups()
     np.testing.assert_allclose(group.get_graphic_data("2D")[0], [[10, 10], [50, 10], [50, 50]], atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_box_shortcut_never_hides_a_hole(seed: int) -> None:
+    """Where ``_may_nest`` says no ring lies within another's box, the nesting search finds no hole;
+    and it says so for a grid of cells (the case it is there for)."""
+    from sectra_core.dicom.ann import _may_nest
+    from sectra_core.shapes.geojson import outline_holes
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 60))
+    centres = rng.uniform(0, 400, size=(n, 2))
+    radii = rng.choice([rng.uniform(1, 8), rng.uniform(1, 200)], size=n)  # some big outlines now and then
+    sides = rng.integers(3, 9, size=n)
+    rings = []
+    for (cx, cy), r, k in zip(centres, radii, sides):
+        angles = np.sort(rng.uniform(0, 2 * np.pi, size=k))
+        rings.append(np.column_stack([cx + r * np.cos(angles), cy + r * np.sin(angles)]))
+    item = s.PrimitiveItem(polygons=[s.Polygon(points=[s.Point(x=x / WIDTH, y=y / WIDTH) for x, y in ring]) for ring in rings])
+    [structure] = outline_holes(s.PrimitiveResult(content=[item]), None, WIDTH)
+    if not _may_nest([np.array([[p.x * WIDTH, p.y * WIDTH] for p in poly.points]) for poly in item.polygons]):
+        assert all(holes == [] for _, holes in structure)
+    grid = [np.array([[x, y], [x + 8, y], [x + 8, y + 8], [x, y + 8]], dtype=float) for x in range(0, 400, 10) for y in range(0, 300, 10)]
+    assert not _may_nest(grid)
+    assert _may_nest([*grid, np.array([[0.0, 0.0], [100.0, 0.0], [100.0, 100.0]])])  # a big outline over cells
+    assert _may_nest([*grid, np.array([[2.0, 2.0], [5.0, 2.0], [5.0, 5.0]])])  # a small one inside a cell
