@@ -43,6 +43,7 @@ from .. import schemas as s
 from ..drawing import parse_colour
 from ..errors import ValidationError
 from ..geometry import Pyramid
+from ..app.builders import HOLES_KEY
 from ..shapes.geojson import ARC_SEGMENTS, CLASSES_KEY, GeometryWarning, outline_holes
 from .codes import AREA, LOCAL_SCHEME, NO_UNITS, SORT_KEY, SQUARE_MICROMETER, ClassCodes, MeasurementCodes, class_codes, \
     measurement_codes
@@ -69,22 +70,113 @@ class _Group:
     extra: list[tuple[Any, Any, np.ndarray]] = field(default_factory=list)  # (name, unit, values)
 
 
-def _arrays(point_lists: Sequence[Sequence[s.Point]], width: int) -> list[np.ndarray]:
-    """Width-normalised point lists → float64 arrays of level-0 (column, row), in one pass."""
-    if not point_lists:
-        return []
+def _flat(point_lists: Sequence[Sequence[s.Point]], width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Width-normalised point lists → (float64 level-0 (column, row) of all points, count per list)."""
     counts = np.fromiter((len(points) for points in point_lists), dtype=np.int64, count=len(point_lists))
     flat = np.fromiter((c for points in point_lists for p in points for c in (p.x, p.y)), dtype=np.float64,
                        count=int(counts.sum()) * 2)
-    flat = flat.reshape(-1, 2) * float(width)  # spec §2.4: both axes times the width
-    return np.split(flat, np.cumsum(counts)[:-1])
+    return flat.reshape(-1, 2) * float(width), counts  # spec §2.4: both axes times the width
+
+
+def _split(flat: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
+    return np.split(flat, np.cumsum(counts)[:-1]) if len(counts) else []
+
+
+def _arrays(point_lists: Sequence[Sequence[s.Point]], width: int) -> list[np.ndarray]:
+    """Width-normalised point lists → float64 arrays of level-0 (column, row), in one pass."""
+    return _split(*_flat(point_lists, width))
+
+
+class _Rings:
+    """An item's polygons in level-0 pixels: as arrays for ANN, each without the closing point that
+    repeats its first (ANN polygons are implicitly closed, PS3.3 C.37.1.2), and, only when asked, as
+    lists for the nesting search (one ``tolist`` for all)."""
+
+    def __init__(self, polygons: Sequence[s.Polygon], width: int) -> None:
+        flat, counts = _flat([p.points for p in polygons], width)
+        starts = np.cumsum(counts) - counts
+        ends = starts + counts - 1
+        closing = np.zeros(len(counts), dtype=bool)
+        valid = counts > 1
+        closing[valid] = np.all(flat[starts[valid]] == flat[ends[valid]], axis=1)
+        keep = np.ones(len(flat), dtype=bool)
+        keep[ends[closing]] = False
+        self.flat, self.counts = flat, counts
+        self.arrays = [_open_ring(r) for r in _split(flat[keep], counts - closing)]
+
+    def lists(self) -> list[list[list[float]]]:
+        points = self.flat.tolist()
+        bounds = np.concatenate([[0], np.cumsum(self.counts)]).tolist()
+        return [points[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def _open_ring(ring: np.ndarray) -> np.ndarray:
-    # ANN polygons are implicitly closed and must not repeat their first point (PS3.3 C.37.1.2).
-    while len(ring) > 3 and np.array_equal(ring[0], ring[-1]):
+    # A ring closed more than once (rare): drop every repeat of the first point at its end.
+    while len(ring) > 1 and ring[0, 0] == ring[-1, 0] and ring[0, 1] == ring[-1, 1]:
         ring = ring[:-1]
     return ring
+
+
+#: Slack (level-0 pixels) of the box test below: wider than the nesting search's own, so the test
+#: never rules out a ring that search would put inside another.
+_BOX_SLACK = 1e-3
+#: Boxes spanning more grid cells than this are tested against every box instead.
+_BIG_CELLS = 16
+
+
+def _may_nest(rings: list[np.ndarray]) -> bool:
+    """Whether any ring's bounding box lies within another's: a ring the nesting search finds
+    inside another lies within its box, so without such a pair no ring is a hole and the (pure
+    Python) search can be skipped. Vectorised: each box is bucketed into the grid cells it covers,
+    and each ring's lower corner meets the boxes of its cell only."""
+    n = len(rings)
+    if n < 2:
+        return False
+    counts = np.fromiter((len(r) for r in rings), dtype=np.int64, count=n)
+    if (counts == 0).any():
+        return True  # nothing to box: let the search decide
+    xy = np.concatenate(rings)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    lo = np.minimum.reduceat(xy, starts, axis=0)
+    hi = np.maximum.reduceat(xy, starts, axis=0)
+    side = float(max(np.median(hi - lo), 1e-6))
+    origin = lo.min(axis=0) - 2 * _BOX_SLACK
+    c0 = np.floor((lo - _BOX_SLACK - origin) / side).astype(np.int64)
+    c1 = np.floor((hi + _BOX_SLACK - origin) / side).astype(np.int64)
+    span = c1 - c0 + 1
+    cells = span[:, 0] * span[:, 1]
+    big = cells > _BIG_CELLS
+
+    def within(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
+        return ((inner != outer) & (lo[outer] <= lo[inner] + _BOX_SLACK).all(axis=1)
+                & (hi[outer] >= hi[inner] - _BOX_SLACK).all(axis=1))
+
+    everyone = np.arange(n)
+    for b in np.flatnonzero(big)[:64]:  # a big box (a tissue outline) against every box
+        if within(everyone, np.full(n, b)).any():
+            return True
+    if big.sum() > 64:
+        return True  # too many to test one by one: let the search decide
+    small = np.flatnonzero(~big)
+    # Every (cell, box) pair of the small boxes, keyed by one integer per cell.
+    reps = cells[small]
+    owner = np.repeat(small, reps)
+    offset = np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps)
+    width_cells = span[owner, 0]
+    cx = c0[owner, 0] + offset % width_cells
+    cy = c0[owner, 1] + offset // width_cells
+    stride = int(c1[:, 0].max()) + 2
+    keys = cy * stride + cx
+    order = np.argsort(keys, kind="stable")
+    keys, owner = keys[order], owner[order]
+    corner = np.floor((lo - origin) / side).astype(np.int64)
+    mine = corner[:, 1] * stride + corner[:, 0]
+    first = np.searchsorted(keys, mine, side="left")
+    last = np.searchsorted(keys, mine, side="right")
+    lengths = last - first
+    inner = np.repeat(everyone, lengths)
+    outer = owner[np.repeat(first, lengths) + (np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths))]
+    return bool(within(inner, outer).any())
 
 
 def _areas(rings: list[np.ndarray]) -> np.ndarray:
@@ -130,13 +222,18 @@ def _primitive_groups(result: s.Result, content: s.PrimitiveResult, width: int) 
     items = content.content if isinstance(content.content, list) else []
     context = result.data.context if result.data is not None else None
     classes = context.get(CLASSES_KEY) if isinstance(context, dict) else None
-    structure = outline_holes(content, context, width)
+    all_rings = [_Rings(item.polygons, width) for item in items]
+    if not (isinstance(context, dict) and HOLES_KEY in context) and not any(_may_nest(r.arrays) for r in all_rings):
+        # No hole list and no ring within another's box: the nesting search would find no hole.
+        structure: list[list[tuple[int, list[int]]]] = [[(k, []) for k in range(len(item.polygons))] for item in items]
+    else:
+        structure = outline_holes(content, context, width, pixels=lambda i: all_rings[i].lists())
     groups: list[_Group] = []
     for i, item in enumerate(items):
         cls = _class_name(i, item, classes)
         stroke = item.style.stroke_style if item.style else None
         where = f"item {i} of the result (class {cls!r})"
-        rings = _arrays([p.points for p in item.polygons], width)
+        rings = all_rings[i].arrays
         polygons = _Group(_short(cls), f"Polygons of {where}", "POLYGON", cls, stroke)
         holes = _Group(_short(f"{cls} (holes)"), f"Holes of {where}: each is cut from the annotation of group "
                        f"{cls!r} that its measurement 'holeOf' numbers (1-based)", "POLYGON", cls, stroke)
@@ -144,7 +241,7 @@ def _primitive_groups(result: s.Result, content: s.PrimitiveResult, width: int) 
         hole_of: list[int] = []
         outer_holes: list[list[int]] = []
         for exterior, hole_indices in structure[i]:
-            ring = _open_ring(rings[exterior])
+            ring = rings[exterior]
             if len(ring) < 3:
                 warnings.warn(f"{where}: polygon {exterior} has fewer than 3 distinct points; not exported",
                               GeometryWarning, stacklevel=3)
@@ -153,17 +250,20 @@ def _primitive_groups(result: s.Result, content: s.PrimitiveResult, width: int) 
             number = len(polygons.coords)
             outer_holes.append([])
             for k in hole_indices:
-                hole = _open_ring(rings[k])
-                if len(hole) >= 3:
-                    holes.coords.append(hole)
-                    hole_of.append(number)
-                    outer_holes[-1].append(len(holes.coords) - 1)
+                hole = rings[k]
+                if len(hole) < 3:
+                    warnings.warn(f"{where}: hole {k} has fewer than 3 distinct points; not exported",
+                                  GeometryWarning, stacklevel=3)
+                    continue
+                holes.coords.append(hole)
+                hole_of.append(number)
+                outer_holes[-1].append(len(holes.coords) - 1)
         for arc in item.arcs:
-            points, closed = _arc_points(arc, width)
             if not (arc.radius and math.isfinite(arc.radius)):
                 warnings.warn(f"{where}: an arc of radius {arc.radius!r} has no extent; not exported", GeometryWarning,
                               stacklevel=3)
                 continue
+            points, closed = _arc_points(arc, width)
             if closed:
                 polygons.coords.append(points)
                 outer_holes.append([])
@@ -177,7 +277,7 @@ def _primitive_groups(result: s.Result, content: s.PrimitiveResult, width: int) 
         for n, cut in enumerate(outer_holes):
             if cut:
                 polygons_area[n] -= holes_area[cut].sum()
-        polygons.extra.append((AREA, SQUARE_MICROMETER, polygons_area))  # pixels²: scaled in _build
+        polygons.extra.append((AREA, SQUARE_MICROMETER, polygons_area))  # pixels²: to_dicom_ann scales them to µm²
         holes.extra.append((AREA, SQUARE_MICROMETER, holes_area))
         by_text: dict[str, list[s.Point]] = {}
         for label in item.labels:

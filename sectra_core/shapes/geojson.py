@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Union
 
 import msgspec
@@ -266,16 +266,25 @@ def _hole_flags(context: Any, items: list[s.PrimitiveItem]) -> list[set[int]] | 
     return None
 
 
-def outline_holes(result: s.PrimitiveResult, context: Any, width: int) -> list[list[tuple[int, list[int]]]]:
+def outline_holes(result: s.PrimitiveResult, context: Any, width: int, *,
+                  pixels: Callable[[int], list[list[list[float]]]] | None = None) -> list[list[tuple[int, list[int]]]]:
     """Per item of ``result``, its polygons as ``(exterior index, hole indices)``, exteriors in
     order: the holes :func:`to_geojson` writes as interior rings (listed in ``context``, else found
     by nesting; see the module docstring), for other exporters (``sectra_core.dicom``) to agree with
-    it. ``width``: the slide's level-0 width in pixels (the nesting tolerance is in pixels)."""
+    it. ``width``: the slide's level-0 width in pixels (the nesting tolerance is in pixels);
+    ``pixels(i)``: item ``i``'s polygons in level-0 pixels, when the caller has them (called only
+    for an item whose holes are found by nesting)."""
     items = result.content if isinstance(result.content, list) else [result.content] if result.content else []
     flags = _hole_flags(context, items)
-    out = []
+    out: list[list[tuple[int, list[int]]]] = []
     for i, item in enumerate(items):
-        rings = [_Ring(k, [[p.x * width, p.y * width] for p in polygon.points]) for k, polygon in enumerate(item.polygons)]
+        if flags is not None and not flags[i]:
+            out.append([(k, []) for k in range(len(item.polygons))])  # the list says: no hole here
+            continue
+        if pixels is not None:
+            rings = [_Ring(k, ring) for k, ring in enumerate(pixels(i))]
+        else:
+            rings = [_Ring(k, [[p.x * width, p.y * width] for p in polygon.points]) for k, polygon in enumerate(item.polygons)]
         out.append(_structure(rings, flags[i] if flags is not None else None, f"item {i}"))
     return out
 

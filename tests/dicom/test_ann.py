@@ -233,3 +233,79 @@ def test_dciodvfy_is_read_right(dicom_files: list[Path], tmp_path: Path) -> None
     ann.save_as(path, enforce_file_format=True)
     errors, _ = dciodvfy(path)
     assert [e for e in errors if e != SPURIOUS_Z] and any("AnnotationGroupLabel" in e for e in errors), errors
+
+
+def test_holes_agree_with_geojson_export(dicom_files: list[Path], tmp_path: Path) -> None:
+    """The same holes as GeoJSON's interior rings, for a result that lists them and one that does not."""
+    from sectra_core.shapes import to_geojson
+
+    info = s.ImageInfo(id="slide-003", is_streamable=True, image_size=s.Size(width=WIDTH, height=HEIGHT),
+                       tile_size=s.Size(width=256, height=256))
+    for listed in (True, False):
+        result = every_shape()
+        assert isinstance(result.data.context, dict)
+        if not listed:
+            del result.data.context["polygonHoles"]
+        rings = sorted(tuple(map(tuple, np.round(np.asarray(ring[:-1]), 6).tolist()))
+                       for feature in to_geojson(result, info)["features"] if feature["geometry"]["type"] == "Polygon"
+                       for ring in feature["geometry"]["coordinates"][1:])
+        groups = _groups(_written(to_dicom_ann(result, dicom_files), tmp_path, f"ann-{listed}.dcm"))
+        holes = sorted(tuple(map(tuple, np.round(ring, 6).tolist()))
+                       for label, group in groups.items() if label.endswith("(holes)")
+                       for ring in group.get_graphic_data("2D"))
+        # GeoJSON turns a hole to run clockwise; compare the rings as point sets.
+        assert [sorted(r) for r in rings] == [sorted(h) for h in holes] and len(holes) == (1 if listed else 2)
+
+
+def test_without_the_extra_the_import_names_it() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['highdicom'] = None\n"
+            "try:\n    import sectra_core.dicom\nexcept ImportError as exc:\n"
+            "    from sectra_core.errors import MissingExtraError\n"
+            "    print(type(exc).__name__, isinstance(exc, MissingExtraError), exc)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.startswith("MissingExtraError True") and "sectra-sdk[dicom]" in done.stdout
+
+
+def test_degenerate_shapes_warn_and_are_left_out(dicom_files: list[Path], tmp_path: Path) -> None:
+    item = s.PrimitiveItem(
+        polygons=[s.Polygon(points=[px(1, 1), px(5, 1), px(1, 1)]),  # closed, but only two distinct points
+                  s.Polygon(points=[px(10, 10), px(50, 10), px(50, 50)])],
+        arcs=[s.Arc(center=px(100, 100), radius=0.0)],
+    )
+    result = s.Result(slide_id="slide-003", data=s.ResultData(result=s.PrimitiveResult(content=[item])))
+    with pytest.warns(GeometryWarning) as caught:
+        ann = to_dicom_ann(result, dicom_files)
+    messages = " | ".join(str(w.message) for w in caught)
+    assert "polygon 0 has fewer than 3 distinct points" in messages and "arc of radius 0.0" in messages
+    [group] = _written(ann, tmp_path).get_annotation_groups()
+    np.testing.assert_allclose(group.get_graphic_data("2D")[0], [[10, 10], [50, 10], [50, 50]], atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_box_shortcut_never_hides_a_hole(seed: int) -> None:
+    """Where ``_may_nest`` says no ring lies within another's box, the nesting search finds no hole;
+    and it says so for a grid of cells (the case it is there for)."""
+    from sectra_core.dicom.ann import _may_nest
+    from sectra_core.shapes.geojson import outline_holes
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 60))
+    centres = rng.uniform(0, 400, size=(n, 2))
+    radii = rng.choice([rng.uniform(1, 8), rng.uniform(1, 200)], size=n)  # some big outlines now and then
+    sides = rng.integers(3, 9, size=n)
+    rings = []
+    for (cx, cy), r, k in zip(centres, radii, sides):
+        angles = np.sort(rng.uniform(0, 2 * np.pi, size=k))
+        rings.append(np.column_stack([cx + r * np.cos(angles), cy + r * np.sin(angles)]))
+    item = s.PrimitiveItem(polygons=[s.Polygon(points=[s.Point(x=x / WIDTH, y=y / WIDTH) for x, y in ring]) for ring in rings])
+    [structure] = outline_holes(s.PrimitiveResult(content=[item]), None, WIDTH)
+    if not _may_nest([np.array([[p.x * WIDTH, p.y * WIDTH] for p in poly.points]) for poly in item.polygons]):
+        assert all(holes == [] for _, holes in structure)
+    grid = [np.array([[x, y], [x + 8, y], [x + 8, y + 8], [x, y + 8]], dtype=float) for x in range(0, 400, 10) for y in range(0, 300, 10)]
+    assert not _may_nest(grid)
+    assert _may_nest([*grid, np.array([[0.0, 0.0], [100.0, 0.0], [100.0, 100.0]])])  # a big outline over cells
+    assert _may_nest([*grid, np.array([[2.0, 2.0], [5.0, 2.0], [5.0, 5.0]])])  # a small one inside a cell
