@@ -364,7 +364,7 @@ def to_dicom_ann(
 
     if not isinstance(result, s.Result):
         raise ValidationError(f"to_dicom_ann takes a Result, got {type(result).__name__}")
-    identity = source if isinstance(source, SlideIdentity) else slide_identity(source)
+    identity = slide_identity(source)
     width = identity.width
     expected = _result_width(slide)
     if expected is not None and expected != width:

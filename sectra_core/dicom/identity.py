@@ -122,7 +122,9 @@ def slide_identity(source: Source) -> SlideIdentity:
     """The slide's level-0 instance in ``source`` (see the module docstring): of the whole-slide
     VOLUME instances, the largest total pixel matrix. Raises :class:`DicomSourceError` when there is
     none, when the instances are of several frames of reference, or when one lacks what an
-    annotation copies from it."""
+    annotation copies from it. A :class:`SlideIdentity` is returned as it is."""
+    if isinstance(source, SlideIdentity):
+        return source
     levels = []
     seen = []
     for where, ds in _datasets(source):

@@ -56,7 +56,7 @@ def to_dicom_sr(
 
     if not isinstance(result, s.Result):
         raise ValidationError(f"to_dicom_sr takes a Result, got {type(result).__name__}")
-    identity = source if isinstance(source, SlideIdentity) else slide_identity(source)
+    identity = slide_identity(source)
     numbers = [(k, float(v)) for k, v in (result.display_properties or {}).items()
                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
     if not numbers:

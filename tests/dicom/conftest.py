@@ -4,9 +4,7 @@ SVS slide (``slide-001``) as the wrong one, a result with every kind of shape, a
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 from sectra_core import schemas as s
 from sectra_core.app.builders import HOLES_KEY
 from sectra_mock.demo_slides import ensure_demo_slides
+from tests.dicom3tools import dicom_tool
 
 #: The demo DICOM slide's level 0 (sectra_mock.demo_slides): 2000 x 1500 pixels at 0.25 µm.
 WIDTH, HEIGHT = 2000, 1500
@@ -67,16 +66,6 @@ def every_shape() -> s.Result:
         display_properties={"Tumour cells": 420, "Ratio": 0.42, "Grade": "II"},
         data=s.ResultData(context=context, result=s.PrimitiveResult(content=[tumour, stroma])),
     )
-
-
-def dicom_tool(name: str) -> str:
-    binary = shutil.which(name)
-    if binary is None:
-        reason = f"{name} is not installed: the DICOM conformance tests need it (apt-get install dicom3tools)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true, yet {reason}; .ci/run installs it")
-        pytest.skip(f"SKIPPED THE DICOM CONFORMANCE TESTS: {reason}")
-    return binary
 
 
 #: The one error the Debian build of dciodvfy (dicom3tools 1.00~20220618) reports on every 2D ANN

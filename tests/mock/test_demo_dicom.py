@@ -7,9 +7,7 @@ skip loudly, and fail under ``CI=true``.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -18,16 +16,7 @@ import openslide
 import pytest
 
 from sectra_mock.demo_slides import ensure_demo_slides
-
-
-def _tool(name: str) -> str:
-    binary = shutil.which(name)
-    if binary is None:
-        reason = f"{name} is not installed: the DICOM conformance tests need it (apt-get install dicom3tools)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true, yet {reason}; .ci/run installs it")
-        pytest.skip(f"SKIPPED THE DICOM CONFORMANCE TESTS: {reason}")
-    return binary
+from tests.dicom3tools import dicom_tool
 
 
 def _verify(binary: str, *files: Path) -> tuple[list[str], list[str]]:
@@ -47,7 +36,7 @@ def instances() -> list[Path]:
 
 
 def test_every_instance_passes_dciodvfy(instances: list[Path]) -> None:
-    dciodvfy = _tool("dciodvfy")
+    dciodvfy = dicom_tool("dciodvfy")
     for part in instances:
         errors, warnings = _verify(dciodvfy, part)
         assert errors == [], f"{part.name}: {len(errors)} error(s):\n" + "\n".join(errors)
@@ -55,7 +44,7 @@ def test_every_instance_passes_dciodvfy(instances: list[Path]) -> None:
 
 
 def test_instances_agree_with_each_other(instances: list[Path]) -> None:
-    errors, _ = _verify(_tool("dcentvfy"), *instances)  # patient, study, series, frame of reference
+    errors, _ = _verify(dicom_tool("dcentvfy"), *instances)  # patient, study, series, frame of reference
     assert errors == []
 
 
@@ -64,7 +53,7 @@ def test_dciodvfy_is_read_right(instances: list[Path], tmp_path: Path) -> None:
     the IOD requires counts as errors (so a silent or reworded dciodvfy fails the tests above)."""
     import pydicom
 
-    dciodvfy = _tool("dciodvfy")
+    dciodvfy = dicom_tool("dciodvfy")
     ds = pydicom.dcmread(instances[1])
     del ds.DimensionOrganizationSequence
     del ds.TotalPixelMatrixOriginSequence
